@@ -1,0 +1,78 @@
+/* client.h: a small WebSocket client for gateways (one libwebsockets adapter: client_lws.c).
+ * Used by clawpair-fake-node, clawpair-ctl, clawpair-conformance and the integration tests.
+ * Single-threaded: every call that waits pumps the shared event loop, so many connections can
+ * live on one context and make progress while any one of them is waited on. */
+#ifndef CLAWPAIR_CLIENT_H
+#define CLAWPAIR_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct client_ctx;
+struct client_conn;
+
+struct client_ctx_opts {
+	unsigned max_conns;  /* fds to plan for; 0: 64 */
+	size_t max_frame;    /* largest frame accepted from a gateway; 0: 32 MiB */
+};
+
+struct client_conn_opts {
+	const char *url;          /* ws://HOST:PORT[/path] */
+	const char *xff;          /* X-Forwarded-For value, or NULL */
+	const char *host_header;  /* overrides Host, or NULL */
+	const char *origin;       /* Origin header, or NULL (default: none sent) */
+	int connect_timeout_ms;   /* 0: 5000 */
+};
+
+enum client_item_kind {
+	CLIENT_ITEM_TEXT = 1, /* a text frame from the gateway */
+	CLIENT_ITEM_CLOSE,    /* the connection is closed (by the gateway, or failed) */
+};
+
+struct client_item {
+	enum client_item_kind kind;
+	char *text;          /* TEXT: malloc'd, NUL-terminated; NULL for CLOSE */
+	size_t len;
+	int close_code;      /* CLOSE: code from the close frame; 1006 when none was received */
+	char close_reason[128];
+	uint64_t at_ms;      /* monotonic ms when it arrived (client_now_ms clock) */
+};
+
+struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts);
+void client_ctx_destroy(struct client_ctx *ctx);   /* NULL-safe; closes every conn */
+
+uint64_t client_now_ms(void); /* CLOCK_MONOTONIC in ms */
+
+/* Opens a WebSocket and waits until it is established. Returns 0 and *out, or -1 with a
+ * one-line reason in err (refused, timeout, HTTP status of a refused upgrade, bad URL). */
+int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
+		   struct client_conn **out, char *err, size_t errsz);
+
+/* Starts opening without waiting (for swarms); the conn reports CLOSE if it fails. */
+int client_connect_async(struct client_ctx *ctx, const struct client_conn_opts *opts,
+			 struct client_conn **out);
+bool client_is_open(const struct client_conn *c);   /* established and not closed */
+
+/* Queues a frame. binary=false sends text. Returns 0, or -1 if the conn is closed. */
+int client_send(struct client_conn *c, const void *data, size_t len, bool binary);
+int client_send_text(struct client_conn *c, const char *text); /* strlen(text) bytes */
+
+/* Next received item, waiting up to timeout_ms while pumping the loop for all conns.
+ * Returns 1 with *item filled, 0 on timeout. After a CLOSE item the conn yields no more. */
+int client_next(struct client_conn *c, int timeout_ms, struct client_item *item);
+void client_item_finish(struct client_item *item);
+
+/* Pumps the loop once, waiting at most timeout_ms; for callers that poll many conns. */
+void client_service(struct client_ctx *ctx, int timeout_ms);
+/* Items queued on c right now, without pumping. */
+size_t client_pending_items(const struct client_conn *c);
+
+/* Sends a close frame with code and reason (code 0: drop the TCP connection without one). */
+void client_close(struct client_conn *c, int code, const char *reason);
+void client_conn_destroy(struct client_conn *c);   /* NULL-safe; closes if still open */
+
+/* Local address/port of the TCP connection ("" if unknown). */
+const char *client_local_address(const struct client_conn *c);
+
+#endif
