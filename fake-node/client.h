@@ -23,6 +23,9 @@ struct client_conn_opts {
 	const char *host_header;  /* overrides Host, or NULL */
 	const char *origin;       /* Origin header, or NULL (default: none sent) */
 	int connect_timeout_ms;   /* 0: 5000 */
+	const char *netns;        /* open the TCP connection from inside this network namespace
+				   * (a name under /run/netns, or a path); NULL: this one.
+				   * Needs CAP_SYS_ADMIN. */
 };
 
 enum client_item_kind {
@@ -37,6 +40,9 @@ struct client_item {
 	int close_code;      /* CLOSE: code from the close frame; 1006 when none was received */
 	char close_reason[128];
 	uint64_t at_ms;      /* monotonic ms when it arrived (client_now_ms clock) */
+	bool binary;         /* TEXT: the gateway sent a binary message */
+	bool local_close;    /* CLOSE: this side ended the connection (client_close, a failed
+			      * connect, a timeout or an oversize frame); close_code then says why */
 };
 
 struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts);
@@ -74,5 +80,10 @@ void client_conn_destroy(struct client_conn *c);   /* NULL-safe; closes if still
 
 /* Local address/port of the TCP connection ("" if unknown). */
 const char *client_local_address(const struct client_conn *c);
+
+/* Monotonic ms when the WebSocket was established, 0 if it never was. */
+uint64_t client_connected_at_ms(const struct client_conn *c);
+/* HTTP status of the upgrade response (101 when established, e.g. 403 when refused; 0 if none). */
+int client_http_status(const struct client_conn *c);
 
 #endif

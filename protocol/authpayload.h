@@ -11,13 +11,13 @@ struct authpayload_params {
 	const char *device_id;
 	const char *client_id;
 	const char *client_mode;
-	const char *role;          /* effective role ("operator" when omitted) */
+	const char *role; /* effective role ("operator" when omitted) */
 	const char *const *scopes; /* as sent, joined with ',' in order; NULL or n_scopes 0: "" */
 	size_t n_scopes;
 	int64_t signed_at_ms;
-	const char *token;         /* auth.token as sent, or NULL for "" */
-	const char *nonce;         /* v2, v3 */
-	const char *platform;      /* v3, normalized by authpayload_normalize_meta */
+	const char *token; /* auth.token as sent, or NULL for "" */
+	const char *nonce; /* v2, v3; NULL for "" */
+	const char *platform; /* v3, normalized by authpayload_normalize_meta */
 	const char *device_family; /* v3 */
 };
 

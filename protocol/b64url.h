@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 /* Characters needed to encode n bytes, without padding, plus the NUL. */
-#define B64URL_ENCODED_SIZE(n) ((((n) * 4) + 2) / 3 + 1)
+#define B64URL_ENCODED_SIZE(n) ((((n)*4) + 2) / 3 + 1)
 
 /* Encodes len bytes as unpadded base64url into out (NUL-terminated).
  * Returns the string length, or -1 if outsz is too small. */

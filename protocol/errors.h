@@ -12,10 +12,10 @@ enum cp_err {
 
 struct cp_err_info {
 	enum cp_err err;
-	const char *name;         /* "CP_ERR_PAIRING_EXPIRED" */
-	const char *wire_code;    /* "NOT_PAIRED", or NULL when no res is sent */
+	const char *name; /* "CP_ERR_PAIRING_EXPIRED" */
+	const char *wire_code; /* "NOT_PAIRED", or NULL when no res is sent */
 	const char *details_code; /* "PAIRING_EXPIRED" */
-	int close_code;           /* 0: the connection stays open */
+	int close_code; /* 0: the connection stays open */
 	const char *close_reason; /* at most 120 bytes */
 	const char *message;
 };

@@ -14,15 +14,15 @@ enum frame_type { FRAME_REQ = 1, FRAME_RES, FRAME_EVENT };
 
 struct frame {
 	enum frame_type type;
-	cJSON *root;        /* owns everything below */
-	const char *id;     /* req, res */
+	cJSON *root; /* owns everything below */
+	const char *id; /* req, res */
 	const char *method; /* req */
-	const char *event;  /* event */
-	cJSON *params;      /* req: may be NULL */
-	bool ok;            /* res */
-	cJSON *payload;     /* res, event: may be NULL */
-	cJSON *error;       /* res: may be NULL */
-	int64_t seq;        /* event: -1 when absent */
+	const char *event; /* event */
+	cJSON *params; /* req: may be NULL */
+	bool ok; /* res */
+	cJSON *payload; /* res, event: may be NULL */
+	cJSON *error; /* res: may be NULL */
+	int64_t seq; /* event: -1 when absent */
 };
 
 /* Parses one text frame of len bytes (need not be NUL-terminated; an embedded NUL is an error).
@@ -38,7 +38,8 @@ char *frame_build_req(const char *id, const char *method, cJSON *params);
 char *frame_build_res_ok(const char *id, cJSON *payload);
 /* Error res from the table: {code: wire_code, message, details: {code: details_code, ...extra}}.
  * message overrides the table's message when not NULL. extra_details is merged into details. */
-char *frame_build_res_err(const char *id, enum cp_err err, const char *message, cJSON *extra_details);
+char *frame_build_res_err(const char *id, enum cp_err err, const char *message,
+                          cJSON *extra_details);
 /* seq < 0 leaves it out. */
 char *frame_build_event(const char *event, cJSON *payload, int64_t seq);
 

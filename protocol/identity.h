@@ -10,9 +10,9 @@
 #define IDENTITY_SK_BYTES 64
 #define IDENTITY_SEED_BYTES 32
 #define IDENTITY_SIG_BYTES 64
-#define IDENTITY_DEVICE_ID_LEN 64  /* lowercase hex SHA-256 of the raw key */
-#define IDENTITY_PK_B64_LEN 43     /* unpadded base64url of 32 bytes */
-#define IDENTITY_SIG_B64_LEN 86    /* unpadded base64url of 64 bytes */
+#define IDENTITY_DEVICE_ID_LEN 64 /* lowercase hex SHA-256 of the raw key */
+#define IDENTITY_PK_B64_LEN 43 /* unpadded base64url of 32 bytes */
+#define IDENTITY_SIG_B64_LEN 86 /* unpadded base64url of 64 bytes */
 #define IDENTITY_FINGERPRINT_LEN 19 /* "xxxx:xxxx:xxxx:xxxx", first 16 hex chars of the deviceId */
 
 struct identity {

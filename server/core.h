@@ -15,30 +15,30 @@ struct store;
 enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG_DEBUG };
 
 struct core_config {
-	const char *token;                     /* shared gateway token; NULL: none accepted */
-	const char *const *trusted_proxies;    /* exact peer IPs whose X-Forwarded-For is believed */
+	const char *token; /* shared gateway token; NULL: none accepted */
+	const char *const *trusted_proxies; /* exact peer IPs whose X-Forwarded-For is believed */
 	size_t n_trusted_proxies;
-	uint64_t pending_ttl_ms;               /* 0: 300000 */
-	uint64_t handshake_timeout_ms;         /* 0: 10000 */
-	uint64_t tick_interval_ms;             /* 0: 30000 */
-	unsigned max_pending;                  /* held-open connects in total; 0: 10240 */
-	unsigned max_pending_per_ip;           /* held-open connects per client IP; 0: 32 */
-	unsigned max_preauth_per_ip;           /* sockets before connect per client IP; 0: 64 */
-	size_t max_payload;                    /* frame cap in bytes; 0: 524288 */
-	bool no_local_auto_approve;            /* local devices need approval too */
-	bool compat_6836;                      /* behave like OpenClaw 2026.1.30 (tests only) */
-	const char *server_version;            /* hello-ok server.version */
-	const char *server_host;               /* hello-ok server.host */
+	uint64_t pending_ttl_ms; /* 0: 300000 */
+	uint64_t handshake_timeout_ms; /* 0: 10000 */
+	uint64_t tick_interval_ms; /* 0: 30000 */
+	unsigned max_pending; /* held-open connects in total; 0: 10240 */
+	unsigned max_pending_per_ip; /* held-open connects per client IP; 0: 32 */
+	unsigned max_preauth_per_ip; /* sockets before connect per client IP; 0: 64 */
+	size_t max_payload; /* frame cap in bytes; 0: 524288 */
+	bool no_local_auto_approve; /* local devices need approval too */
+	bool compat_6836; /* behave like OpenClaw 2026.1.30 (tests only) */
+	const char *server_version; /* hello-ok server.version */
+	const char *server_host; /* hello-ok server.host */
 };
 
 /* What the adapter knows about the peer at upgrade time. Strings may be NULL. */
 struct core_peer {
-	const char *ip;             /* socket peer address, e.g. "127.0.0.1", "::1", "10.77.0.2" */
-	const char *host;           /* Host header */
-	const char *xff;            /* X-Forwarded-For */
-	const char *real_ip;        /* X-Real-IP */
+	const char *ip; /* socket peer address, e.g. "127.0.0.1", "::1", "10.77.0.2" */
+	const char *host; /* Host header */
+	const char *xff; /* X-Forwarded-For */
+	const char *real_ip; /* X-Real-IP */
 	const char *forwarded_host; /* X-Forwarded-Host */
-	const char *origin;         /* Origin */
+	const char *origin; /* Origin */
 };
 
 struct core_io {
@@ -46,22 +46,25 @@ struct core_io {
 	/* Queue one text frame for the connection whose adapter pointer is conn_user. */
 	void (*send)(void *user, void *conn_user, const char *text, size_t len);
 	/* Close after the frames already queued are flushed. The core sends nothing more on this
-	 * connection; the adapter still calls core_conn_closed once the socket is gone. */
+	 * connection; the adapter still calls core_conn_closed once the socket is gone (later, never
+	 * from inside this callback). */
 	void (*close)(void *user, void *conn_user, int code, const char *reason);
 	void (*log)(void *user, enum core_log_level level, const char *line);
 };
 
 /* now_ms is wall-clock milliseconds since the epoch everywhere (signedAt, expiresAtMs, ts). */
 int core_create(const struct core_config *cfg, const struct core_io *io, struct store *store,
-		uint64_t now_ms, struct core **out);
+                uint64_t now_ms, struct core **out);
 void core_destroy(struct core *core); /* NULL-safe; does not close sockets (see core_shutdown) */
 
-/* A WebSocket was established: the core sends connect.challenge (or closes, over a limit). */
+/* A WebSocket was established: the core sends connect.challenge (or closes, over a limit or while
+ * shutting down: the conn is still returned and core_conn_closed is still due). NULL only when
+ * out of memory: the adapter then drops the socket itself. */
 struct core_conn *core_conn_open(struct core *core, void *conn_user, const struct core_peer *peer,
-				 uint64_t now_ms);
+                                 uint64_t now_ms);
 /* One complete message. binary=true messages are invalid frames. */
 void core_conn_message(struct core *core, struct core_conn *conn, const char *data, size_t len,
-		       bool binary, uint64_t now_ms);
+                       bool binary, uint64_t now_ms);
 /* The socket is gone (either side closed). Frees conn. */
 void core_conn_closed(struct core *core, struct core_conn *conn, uint64_t now_ms);
 
@@ -74,12 +77,12 @@ uint64_t core_run_timers(struct core *core, uint64_t now_ms);
 void core_shutdown(struct core *core, uint64_t now_ms);
 
 struct core_stats {
-	unsigned conns;          /* open connections */
-	unsigned preauth;        /* before a successful or pending connect */
-	unsigned held_open;      /* pending connects held open */
-	unsigned authed;         /* past hello-ok */
+	unsigned conns; /* open connections */
+	unsigned preauth; /* before a successful or pending connect */
+	unsigned held_open; /* pending connects held open */
+	unsigned authed; /* past hello-ok */
 	size_t pending_requests; /* in the store */
-	size_t paired_devices;   /* in the store */
+	size_t paired_devices; /* in the store */
 };
 void core_get_stats(const struct core *core, struct core_stats *out);
 

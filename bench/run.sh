@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# run.sh: builds clawpair in release mode and measures it (bench/README.md explains every figure).
+# Prints a table and writes bench/results/latest.json.
+set -euo pipefail
+
+usage() {
+	cat <<'EOF'
+usage: bench/run.sh [options]
+  --sizes "100 1000 10000"   population sizes (paired devices / held-open nodes)
+  --openclaw-lab DIR         an OpenClaw lab directory (v<VERSION>/node_modules/openclaw and
+                             v<VERSION>/.node naming the node binary); without it OpenClaw is skipped
+  --openclaw-version V       default 2026.1.30
+  --openclaw-sizes "100 1000"  sizes measured against OpenClaw (its store rewrites grow with N)
+  --parallel K               handshakes in flight on the client loop (default 32)
+  --seconds S                duration of each handshake run (default 10)
+  --idle-seconds S           idle CPU window with everybody held (default 10)
+  --samples M                approvals timed per size (default 1000)
+  --skip-build               use bench/build-release as it is
+  --quick                    sizes "100 1000", 3 s runs, 3 s idle windows
+EOF
+}
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+src="$(cd "$here/.." && pwd)"
+bdir="$here/build-release"
+sizes="100 1000 10000"
+oc_lab=""
+oc_version="2026.1.30"
+oc_sizes="100 1000"
+parallel=32
+seconds=10
+idle=10
+samples=1000
+skip_build=0
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--sizes) sizes="$2"; shift ;;
+	--openclaw-lab) oc_lab="$2"; shift ;;
+	--openclaw-version) oc_version="$2"; shift ;;
+	--openclaw-sizes) oc_sizes="$2"; shift ;;
+	--parallel) parallel="$2"; shift ;;
+	--seconds) seconds="$2"; shift ;;
+	--idle-seconds) idle="$2"; shift ;;
+	--samples) samples="$2"; shift ;;
+	--skip-build) skip_build=1 ;;
+	--quick) sizes="100 1000"; oc_sizes="100 1000"; seconds=3; idle=3 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 64 ;;
+	esac
+	shift
+done
+
+log() { echo "bench: $*" >&2; }
+
+# --- build ---------------------------------------------------------------------------------
+if [[ $skip_build -eq 0 ]]; then
+	if [[ ! -f "$bdir/build.ninja" ]]; then
+		meson setup "$bdir" "$src" -Dbuildtype=release -Dtests=false >/dev/null
+	fi
+	ninja -C "$bdir" -j2 >/dev/null
+fi
+gateway="$bdir/server/clawpair-gateway"
+bench="$bdir/bench/clawpair-bench"
+conformance="$bdir/conformance/clawpair-conformance"
+for exe in "$gateway" "$bench"; do
+	[[ -x "$exe" ]] || { log "missing $exe (is bench/ wired into meson.build?)"; exit 2; }
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/clawpair-bench.XXXXXX")"
+results="$work/results.jsonl"
+: >"$results"
+gw_pid=""
+oc_pid=""
+cleanup() {
+	if [[ -n "$gw_pid" ]]; then stop_ref; fi
+	if [[ -n "$oc_pid" ]]; then stop_openclaw; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+token="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+
+record() { # kind target n json
+	python3 - "$1" "$2" "$3" "$4" >>"$results" <<'PY'
+import json, sys
+kind, target, n, raw = sys.argv[1:5]
+try:
+    d = json.loads(raw)
+except ValueError:
+    d = {"error": raw[:200]}
+d.update(kind=kind, target=target, n=int(n))
+print(json.dumps(d))
+PY
+}
+
+# --- the reference gateway -----------------------------------------------------------------
+gw_url=""
+start_ref() { # state dir
+	local d="$1" i
+	mkdir -p "$d"
+	"$gateway" --listen 127.0.0.1:0 --state-dir "$d/state" --token "$token" \
+		--no-local-auto-approve --max-pending 20000 --max-pending-per-ip 20000 \
+		--pending-ttl 3600 >"$d/stdout" 2>"$d/stderr" &
+	gw_pid=$!
+	for ((i = 0; i < 200; i++)); do
+		gw_url="$(sed -n 's/.*listening on \(ws:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' "$d/stdout" | head -1)"
+		[[ -n "$gw_url" ]] && return 0
+		kill -0 "$gw_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	log "reference gateway did not start: $(tail -3 "$d/stderr")"
+	return 1
+}
+stop_ref() {
+	[[ -n "$gw_pid" ]] || return 0
+	kill -TERM "$gw_pid" 2>/dev/null || true
+	wait "$gw_pid" 2>/dev/null || true
+	gw_pid=""
+}
+
+# --- OpenClaw (optional) -------------------------------------------------------------------
+oc_port=""
+oc_dir=""
+oc_node=""
+openclaw_available() {
+	[[ -n "$oc_lab" ]] || { log "OpenClaw skipped: no --openclaw-lab given"; return 1; }
+	oc_dir="$oc_lab/v$oc_version"
+	if [[ ! -f "$oc_dir/node_modules/openclaw/openclaw.mjs" || ! -f "$oc_dir/.node" ]]; then
+		log "OpenClaw skipped: openclaw@$oc_version is not installed in $oc_lab"
+		return 1
+	fi
+	oc_node="$(cat "$oc_dir/.node")"
+	[[ -x "$oc_node" ]] || { log "OpenClaw skipped: node binary $oc_node missing"; return 1; }
+}
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+start_openclaw() { # state dir
+	local d="$1" i
+	oc_port="$(free_port)"
+	mkdir -p "$d/home" "$d/state" "$d/tmp"
+	# Token auth on loopback, nothing optional started; the config schema is closed, so only
+	# keys 2026.1.30 knows.
+	cat >"$d/state/openclaw.json" <<EOF
+{"gateway": {"mode": "local", "port": $oc_port, "bind": "loopback",
+             "auth": {"mode": "token", "token": "$token"}},
+ "update": {"checkOnStart": false},
+ "logging": {"file": "$d/openclaw.log"}}
+EOF
+	(
+		cd "$d"
+		exec env HOME="$d/home" TMPDIR="$d/tmp" OPENCLAW_STATE_DIR="$d/state" \
+			OPENCLAW_CONFIG_PATH="$d/state/openclaw.json" OPENCLAW_NO_RESPAWN=1 \
+			OPENCLAW_NO_AUTO_UPDATE=1 OPENCLAW_DISABLE_BONJOUR=1 OPENCLAW_SKIP_CHANNELS=1 \
+			OPENCLAW_SKIP_PROVIDERS=1 OPENCLAW_SKIP_GMAIL_WATCHER=1 \
+			OPENCLAW_SKIP_BROWSER_CONTROL_SERVER=1 OPENCLAW_SKIP_CANVAS_HOST=1 \
+			OPENCLAW_SKIP_CRON=1 OPENCLAW_SKIP_STARTUP_MODEL_PREWARM=1 \
+			PATH="$(dirname "$oc_node"):$PATH" \
+			setsid "$oc_node" "$oc_dir/node_modules/openclaw/openclaw.mjs" gateway run \
+			--port "$oc_port" --bind loopback --token "$token" </dev/null >"$d/gateway.log" 2>&1
+	) &
+	oc_pid=$!
+	# Ready once it logs that it listens (the port alone opens a little earlier).
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$oc_pid" 2>/dev/null || { log "OpenClaw exited: $(tail -3 "$d/gateway.log")"; oc_pid=""; return 1; }
+		if sed 's/\x1b\[[0-9;]*m//g' "$d/gateway.log" | grep -qE '\[gateway\] (ready$|listening on ws://)'; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	log "OpenClaw did not become ready in 150 s"
+	stop_openclaw
+	return 1
+}
+stop_openclaw() {
+	[[ -n "$oc_pid" ]] || return 0
+	kill -TERM "$oc_pid" 2>/dev/null || true
+	local i
+	for ((i = 0; i < 40; i++)); do kill -0 "$oc_pid" 2>/dev/null || break; sleep 0.25; done
+	kill -KILL "$oc_pid" 2>/dev/null || true
+	# setsid made it a process group leader; its workers go with it
+	kill -TERM -- "-$oc_pid" 2>/dev/null || true
+	wait "$oc_pid" 2>/dev/null || true
+	oc_pid=""
+}
+
+# --- measurements --------------------------------------------------------------------------
+log "Ed25519 verify ceiling"
+record verify ceiling 1 "$("$bench" verify --seconds 3)"
+
+seed=4096
+for n in $sizes; do
+	log "reference: pairing $n devices through device.pair.approve"
+	start_ref "$work/ref-hs-$n"
+	seed=$((seed + 100000))
+	out="$("$bench" pair --url "$gw_url" --token "$token" --count "$n" --approve \
+		--seed-base "$seed" --seconds 600 || true)"
+	record pair ref "$n" "$out"
+	log "reference: handshake throughput, $n paired devices, $parallel in flight, ${seconds}s"
+	record handshake ref "$n" "$("$bench" handshake --url "$gw_url" --token "$token" \
+		--count "$n" --seed-base "$seed" --parallel "$parallel" --seconds "$seconds" || true)"
+	stop_ref
+
+	log "reference: $n nodes held pending (idle ${idle}s, $samples approvals timed)"
+	start_ref "$work/ref-hold-$n"
+	seed=$((seed + 100000))
+	record hold ref "$n" "$("$bench" hold --url "$gw_url" --token "$token" --count "$n" \
+		--pid "$gw_pid" --seed-base "$seed" --idle-seconds "$idle" --samples "$samples" \
+		--seconds 600 || true)"
+	stop_ref
+done
+
+if openclaw_available; then
+	for n in $oc_sizes; do
+		log "OpenClaw $oc_version: pairing $n devices (loopback: silently auto-approved)"
+		if ! start_openclaw "$work/oc-$n"; then
+			record handshake openclaw "$n" '{"error":"OpenClaw did not start"}'
+			continue
+		fi
+		seed=$((seed + 100000))
+		out="$("$bench" pair --url "ws://127.0.0.1:$oc_port" --token "$token" --count "$n" \
+			--sig 2 --parallel 8 --seed-base "$seed" --seconds 900 || true)"
+		record pair openclaw "$n" "$out"
+		log "OpenClaw $oc_version: handshake throughput, $n paired devices"
+		record handshake openclaw "$n" "$("$bench" handshake --url "ws://127.0.0.1:$oc_port" \
+			--token "$token" --count "$n" --sig 2 --seed-base "$seed" --parallel "$parallel" \
+			--seconds "$seconds" || true)"
+		stop_openclaw
+	done
+fi
+
+if [[ -x "$conformance" ]]; then
+	log "conformance suite against the reference gateway"
+	t0=$(date +%s.%N)
+	rc=0
+	"$conformance" --gateway "$gateway" --report "$work/conformance" >"$work/conformance.out" 2>&1 || rc=$?
+	t1=$(date +%s.%N)
+	summary="$(tail -1 "$work/conformance.out" | tr -d '"\\' | cut -c1-160)"
+	record suite ref 0 "{\"seconds\":$(python3 -c "print(round($t1-$t0,3))"),\"exit\":$rc,\"summary\":\"$summary\"}"
+else
+	log "conformance suite skipped: $conformance not built"
+fi
+
+# --- report --------------------------------------------------------------------------------
+mkdir -p "$here/results"
+python3 "$here/report.py" "$results" "$here/results/latest.json" \
+	--meta "parallel=$parallel" "seconds=$seconds" "idle_seconds=$idle" "samples=$samples" \
+	"openclaw_version=$oc_version" "cpus=$(nproc)" "kernel=$(uname -r)" \
+	"cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"

@@ -1,0 +1,102 @@
+/* conformance.h: cases, results and run summary shared by the runner, its reports and its tests. */
+#ifndef CLAWPAIR_CONFORMANCE_H
+#define CLAWPAIR_CONFORMANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+/* Order matters: reports list verdict counts in this order. */
+enum conf_verdict {
+	CONF_PASS = 0,
+	CONF_FAIL,
+	CONF_NON_STRICT, /* a SHOULD-level case failed */
+	CONF_INFO, /* a MAY-level case failed: recorded only */
+	CONF_XFAIL, /* failed as the expectations file says it does */
+	CONF_SKIP,
+	CONF_VERDICT__COUNT
+};
+
+const char *conf_verdict_name(enum conf_verdict v);
+
+/* One scenario file. Strings are owned; json is the whole parsed file. */
+struct conf_case {
+	char *id, *title, *requirement, *level, *sentence, *diagnose;
+	char *group; /* the first id segment ("hold"), the JUnit testsuite */
+	char *path;
+	cJSON *json;
+};
+
+struct conf_cases {
+	struct conf_case *v;
+	size_t n;
+};
+
+/* Loads every *.json under dir (recursively), sorted by group order then id. Returns 0, or -1
+ * with a one-line reason in err (unreadable dir, malformed file, missing field, duplicate id). */
+int conf_cases_load(const char *dir, struct conf_cases *out, char *err, size_t errsz);
+void conf_cases_finish(struct conf_cases *cs);
+
+/* A case id matches a pattern when it equals it, has it as a "/"-prefix, or fnmatch()es it
+ * (patterns with * ? [). */
+bool conf_case_matches(const char *id, const char *pattern);
+/* Included when it matches one of inc (or inc is empty) and none of exc. */
+bool conf_case_selected(const char *id, const char *const *inc, size_t ninc, const char *const *exc,
+                        size_t nexc);
+
+/* Known failures of one implementation: case id (or pattern) with a reason. */
+struct conf_expectation {
+	char *pattern, *reason;
+};
+struct conf_expectations {
+	struct conf_expectation *v;
+	size_t n;
+};
+/* JSON ({"expected-fail": [{"id", "reason"}]} or {"ID": "reason", ...}) or TSV (id TAB reason;
+ * '#' comments). Returns 0 or -1 with err. */
+int conf_expectations_load(const char *path, struct conf_expectations *out, char *err,
+                           size_t errsz);
+void conf_expectations_finish(struct conf_expectations *e);
+/* Reason for id, or NULL. */
+const char *conf_expectations_find(const struct conf_expectations *e, const char *id);
+
+struct conf_result {
+	const struct conf_case *c;
+	enum conf_verdict verdict;
+	uint64_t duration_ms;
+	int close_code; /* close code seen at the failing step, 0 if none */
+	char *message; /* one line: the diagnosis or why it failed/skipped */
+	char *expected, *actual;
+	char *xfail_reason; /* CONF_XFAIL: from the expectations file */
+	int failed_step; /* -1 when none */
+	char **frames; /* transcript lines "[+12 ms] n1 < {...}" */
+	size_t n_frames;
+};
+
+void conf_result_finish(struct conf_result *r);
+/* Appends a transcript line (copied). */
+int conf_result_add_frame(struct conf_result *r, const char *line);
+
+struct conf_run {
+	const char *tool_version;
+	const char *gateway_url;
+	const char *started; /* ISO 8601 UTC */
+	bool strict;
+	uint64_t duration_ms;
+	struct conf_result *results;
+	size_t n;
+	size_t counts[CONF_VERDICT__COUNT];
+};
+
+void conf_run_count(struct conf_run *run);
+/* 0: nothing failed; 1: a FAIL, or a NON-STRICT under strict. */
+int conf_run_exit_status(const struct conf_run *run);
+
+/* Reports. Each returns 0, or -1 (errno set) when the file cannot be written. */
+int report_json_write(const struct conf_run *run, const char *path);
+int report_junit_write(const struct conf_run *run, const char *path);
+int report_html_write(const struct conf_run *run, const char *path);
+
+#endif

@@ -1,0 +1,107 @@
+/* report_json.c: the machine-readable report (one object per case, verdict counts on top). */
+#include "conformance.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frames may hold any bytes; the report must stay valid UTF-8. */
+static cJSON *clean_str(const char *s)
+{
+	struct strbuf b;
+	cJSON *j;
+
+	strbuf_init(&b);
+	strbuf_add_utf8_clean(&b, s ? s : "");
+	j = cJSON_CreateString(b.p ? b.p : "");
+	strbuf_finish(&b);
+	return j;
+}
+
+static cJSON *str_or_null(const char *s)
+{
+	return s ? clean_str(s) : cJSON_CreateNull();
+}
+
+static cJSON *case_json(const struct conf_result *r)
+{
+	cJSON *o = cJSON_CreateObject(), *frames;
+	size_t i;
+
+	if (!o)
+		return NULL;
+	cJSON_AddStringToObject(o, "id", r->c->id);
+	cJSON_AddStringToObject(o, "title", r->c->title);
+	cJSON_AddStringToObject(o, "group", r->c->group);
+	cJSON_AddStringToObject(o, "requirement", r->c->requirement);
+	cJSON_AddStringToObject(o, "level", r->c->level);
+	cJSON_AddStringToObject(o, "sentence", r->c->sentence);
+	cJSON_AddStringToObject(o, "verdict", conf_verdict_name(r->verdict));
+	cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
+	if (r->close_code)
+		cJSON_AddNumberToObject(o, "close_code", r->close_code);
+	else
+		cJSON_AddNullToObject(o, "close_code");
+	cJSON_AddItemToObject(o, "message", str_or_null(r->message));
+	cJSON_AddItemToObject(o, "expected", str_or_null(r->expected));
+	cJSON_AddItemToObject(o, "actual", str_or_null(r->actual));
+	if (r->failed_step >= 0)
+		cJSON_AddNumberToObject(o, "failed_step", r->failed_step);
+	if (r->xfail_reason)
+		cJSON_AddStringToObject(o, "expected_fail_reason", r->xfail_reason);
+	frames = cJSON_AddArrayToObject(o, "frames");
+	for (i = 0; frames && i < r->n_frames; i++)
+		cJSON_AddItemToArray(frames, clean_str(r->frames[i]));
+	return o;
+}
+
+int report_json_write(const struct conf_run *run, const char *path)
+{
+	cJSON *root = cJSON_CreateObject(), *summary, *cases;
+	char *text = NULL;
+	FILE *f = NULL;
+	size_t i;
+	int rc = -1;
+
+	if (!root)
+		goto out;
+	cJSON_AddStringToObject(root, "tool", "clawpair-conformance");
+	cJSON_AddStringToObject(root, "version", run->tool_version ? run->tool_version : "");
+	cJSON_AddStringToObject(root, "gateway", run->gateway_url ? run->gateway_url : "");
+	cJSON_AddStringToObject(root, "started", run->started ? run->started : "");
+	cJSON_AddBoolToObject(root, "strict", run->strict);
+	cJSON_AddNumberToObject(root, "duration_ms", (double)run->duration_ms);
+	cJSON_AddNumberToObject(root, "exit_status", conf_run_exit_status(run));
+	summary = cJSON_AddObjectToObject(root, "summary");
+	cJSON_AddNumberToObject(summary, "total", (double)run->n);
+	for (i = 0; i < CONF_VERDICT__COUNT; i++)
+		cJSON_AddNumberToObject(summary, conf_verdict_name((enum conf_verdict)i),
+		                        (double)run->counts[i]);
+	cases = cJSON_AddArrayToObject(root, "cases");
+	for (i = 0; cases && i < run->n; i++)
+		cJSON_AddItemToArray(cases, case_json(&run->results[i]));
+	text = cJSON_Print(root);
+	if (!text) {
+		errno = ENOMEM;
+		goto out;
+	}
+	f = fopen(path, "w");
+	if (!f)
+		goto out;
+	if (fputs(text, f) < 0 || fputc('\n', f) == EOF)
+		goto out;
+	if (fclose(f) != 0) {
+		f = NULL;
+		goto out;
+	}
+	f = NULL;
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	free(text);
+	cJSON_Delete(root);
+	return rc;
+}

@@ -1,0 +1,132 @@
+/* report_junit.c: JUnit XML for CI (one testsuite per case group). */
+#include "conformance.h"
+#include "report_util.h"
+#include "strbuf.h"
+
+#include <string.h>
+
+static bool counts_as_failure(const struct conf_run *run, enum conf_verdict v)
+{
+	return v == CONF_FAIL || (v == CONF_NON_STRICT && run->strict);
+}
+
+static void add_details(struct strbuf *b, const struct conf_result *r)
+{
+	size_t i;
+
+	strbuf_add(b, "Requirement: ");
+	strbuf_add_markup(b, r->c->requirement);
+	strbuf_add(b, " (");
+	strbuf_add_markup(b, r->c->level);
+	strbuf_add(b, ")\n");
+	strbuf_add_markup(b, r->c->sentence);
+	strbuf_add(b, "\n");
+	if (r->message) {
+		strbuf_add_markup(b, r->message);
+		strbuf_add(b, "\n");
+	}
+	if (r->expected) {
+		strbuf_add(b, "Expected: ");
+		strbuf_add_markup(b, r->expected);
+		strbuf_add(b, "\n");
+	}
+	if (r->actual) {
+		strbuf_add(b, "Actual: ");
+		strbuf_add_markup(b, r->actual);
+		strbuf_add(b, "\n");
+	}
+	for (i = 0; i < r->n_frames; i++) {
+		strbuf_add_markup(b, r->frames[i]);
+		strbuf_add(b, "\n");
+	}
+}
+
+static void add_case(struct strbuf *b, const struct conf_run *run, const struct conf_result *r)
+{
+	strbuf_add(b, "    <testcase classname=\"clawpair.");
+	strbuf_add_markup_attr(b, r->c->group);
+	strbuf_add(b, "\" name=\"");
+	strbuf_add_markup_attr(b, r->c->id);
+	strbuf_addf(b, "\" time=\"%.3f\">\n", (double)r->duration_ms / 1000.0);
+	if (counts_as_failure(run, r->verdict)) {
+		strbuf_addf(b, "      <failure type=\"%s\" message=\"",
+		            conf_verdict_name(r->verdict));
+		strbuf_add_markup_attr(b, r->message ? r->message : "failed");
+		strbuf_add(b, "\">");
+		add_details(b, r);
+		strbuf_add(b, "</failure>\n");
+	} else if (r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL) {
+		strbuf_add(b, "      <skipped message=\"");
+		if (r->verdict == CONF_XFAIL) {
+			strbuf_add(b, "expected failure: ");
+			strbuf_add_markup_attr(b, r->xfail_reason);
+			strbuf_add(b, "; ");
+		}
+		strbuf_add_markup_attr(b, r->message ? r->message : "skipped");
+		strbuf_add(b, "\"/>\n");
+	}
+	if (r->verdict != CONF_PASS && r->verdict != CONF_SKIP) {
+		strbuf_addf(b, "      <system-out>%s\n", conf_verdict_name(r->verdict));
+		add_details(b, r);
+		strbuf_add(b, "</system-out>\n");
+	}
+	strbuf_add(b, "    </testcase>\n");
+}
+
+int report_junit_write(const struct conf_run *run, const char *path)
+{
+	struct strbuf b;
+	size_t i, j, failures = 0, skipped = 0;
+	int rc;
+
+	strbuf_init(&b);
+	for (i = 0; i < run->n; i++) {
+		failures += counts_as_failure(run, run->results[i].verdict);
+		skipped += run->results[i].verdict == CONF_SKIP ||
+		           run->results[i].verdict == CONF_XFAIL;
+	}
+	strbuf_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+	strbuf_addf(&b,
+	            "<testsuites name=\"clawpair-conformance\" tests=\"%zu\" failures=\"%zu\" "
+	            "skipped=\"%zu\" errors=\"0\" time=\"%.3f\">\n",
+	            run->n, failures, skipped, (double)run->duration_ms / 1000.0);
+	/* results are sorted by group, but do not rely on it: a suite per distinct group */
+	for (i = 0; i < run->n; i++) {
+		const char *g = run->results[i].c->group;
+		size_t tests = 0, fl = 0, sk = 0;
+		uint64_t ms = 0;
+		bool seen = false;
+
+		for (j = 0; j < i && !seen; j++)
+			seen = strcmp(run->results[j].c->group, g) == 0;
+		if (seen)
+			continue;
+		for (j = i; j < run->n; j++) {
+			const struct conf_result *r = &run->results[j];
+
+			if (strcmp(r->c->group, g) != 0)
+				continue;
+			tests++;
+			fl += counts_as_failure(run, r->verdict);
+			sk += r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL;
+			ms += r->duration_ms;
+		}
+		strbuf_add(&b, "  <testsuite name=\"");
+		strbuf_add_markup_attr(&b, g);
+		strbuf_addf(&b,
+		            "\" tests=\"%zu\" failures=\"%zu\" skipped=\"%zu\" errors=\"0\" "
+		            "time=\"%.3f\" timestamp=\"",
+		            tests, fl, sk, (double)ms / 1000.0);
+		strbuf_add_markup_attr(&b, run->started ? run->started : "");
+		strbuf_add(&b, "\">\n");
+		for (j = i; j < run->n; j++) {
+			if (strcmp(run->results[j].c->group, g) == 0)
+				add_case(&b, run, &run->results[j]);
+		}
+		strbuf_add(&b, "  </testsuite>\n");
+	}
+	strbuf_add(&b, "</testsuites>\n");
+	rc = report_write_file(&b, path);
+	strbuf_finish(&b);
+	return rc;
+}

@@ -1,0 +1,10 @@
+/* report_util.h: helpers shared by the report writers. */
+#ifndef CLAWPAIR_REPORT_UTIL_H
+#define CLAWPAIR_REPORT_UTIL_H
+
+#include "strbuf.h"
+
+/* Writes b to path (truncating). Returns 0 or -1 (errno set; ENOMEM when b ran out). */
+int report_write_file(const struct strbuf *b, const char *path);
+
+#endif

@@ -1,0 +1,520 @@
+/* core.c: the I/O-free core's connections: open (locality, challenge), message dispatch, close,
+ * timers (handshake timeout, pending expiry, ticks), shutdown, and the send/fail helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "core_internal.h"
+
+void core_logf(struct core *core, enum core_log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!core->io.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	core->io.log(core->io.user, level, line);
+}
+
+void core_send_text(struct core *core, struct core_conn *conn, char *text)
+{
+	if (!text) {
+		core_logf(core, CORE_LOG_ERROR, "conn %s: out of memory building a frame",
+		          conn->id);
+		return;
+	}
+	if (!conn->closing)
+		core->io.send(core->io.user, conn->user, text, strlen(text));
+	free(text);
+}
+
+void core_send_event(struct core *core, struct core_conn *conn, const char *event, cJSON *payload,
+                     bool with_seq)
+{
+	if (conn->closing) {
+		cJSON_Delete(payload);
+		return;
+	}
+	core_send_text(core, conn, frame_build_event(event, payload, with_seq ? ++conn->seq : -1));
+}
+
+void core_send_ok(struct core *core, struct core_conn *conn, const char *id, cJSON *payload)
+{
+	if (conn->closing) {
+		cJSON_Delete(payload);
+		return;
+	}
+	core_send_text(core, conn, frame_build_res_ok(id, payload));
+}
+
+void core_close(struct core *core, struct core_conn *conn, int code, const char *reason)
+{
+	char cut[128];
+
+	if (conn->closing)
+		return;
+	frame_close_reason(reason ? reason : "", cut, sizeof(cut));
+	conn->closing = true;
+	core->io.close(core->io.user, conn->user, code, cut);
+}
+
+void core_fail(struct core *core, struct core_conn *conn, const char *id, enum cp_err err,
+               const char *message, cJSON *extra, const char *close_reason)
+{
+	const struct cp_err_info *info = cp_err_info(err);
+
+	if (!info || conn->closing) {
+		cJSON_Delete(extra);
+		return;
+	}
+	core_logf(core, CORE_LOG_WARN, "conn %s ip %s: rejected: %s: %s", conn->id, conn->ip,
+	          info->details_code, message ? message : info->message);
+	if (info->wire_code && id)
+		core_send_text(core, conn, frame_build_res_err(id, err, message, extra));
+	else
+		cJSON_Delete(extra);
+	if (info->close_code)
+		core_close(core, conn, info->close_code,
+		           close_reason ? close_reason : info->close_reason);
+}
+
+void core_uuid(char out[CORE_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t b[16];
+	size_t o = 0;
+
+	randombytes_buf(b, sizeof(b));
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+void core_token(char out[CORE_TOKEN_LEN + 1])
+{
+	uint8_t b[CORE_TOKEN_LEN / 2];
+
+	randombytes_buf(b, sizeof(b));
+	sodium_bin2hex(out, CORE_TOKEN_LEN + 1, b, sizeof(b));
+}
+
+int core_utf8_cut(const char *s, size_t max)
+{
+	size_t len = strnlen(s, max + 1);
+
+	if (len <= max)
+		return (int)len;
+	len = max;
+	while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+		len--;
+	return (int)len;
+}
+
+bool core_ip_is_loopback(const char *ip)
+{
+	if (!ip)
+		return false;
+	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+	       strncasecmp(ip, "::ffff:127.", 11) == 0;
+}
+
+void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload)
+{
+	for (struct core_conn *c = core->conns; c; c = c->next) {
+		if (c->closing || c->state != CONN_AUTHED || c->is_node)
+			continue;
+		if (!core_conn_has_scope(c, "operator.pairing") &&
+		    !core_conn_has_scope(c, "operator.admin"))
+			continue;
+		core_send_event(core, c, event, cJSON_Duplicate(payload, true), true);
+	}
+	cJSON_Delete(payload);
+}
+
+struct core_conn *core_find_held(struct core *core, const char *request_id,
+                                 const struct core_conn *except)
+{
+	for (struct core_conn *c = core->conns; c; c = c->next)
+		if (c != except && !c->closing && c->state == CONN_HELD &&
+		    strcmp(c->request_id, request_id) == 0)
+			return c;
+	return NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void free_config(struct core *core)
+{
+	free((char *)core->cfg.token);
+	free((char *)core->cfg.server_version);
+	free((char *)core->cfg.server_host);
+	for (size_t i = 0; core->trusted && i < core->cfg.n_trusted_proxies; i++)
+		free(core->trusted[i]);
+	free(core->trusted);
+}
+
+int core_create(const struct core_config *cfg, const struct core_io *io, struct store *store,
+                uint64_t now_ms, struct core **out)
+{
+	struct core *core;
+
+	*out = NULL;
+	if (!cfg || !io || !io->send || !io->close || !store || sodium_init() < 0)
+		return -1;
+	core = calloc(1, sizeof(*core));
+	if (!core)
+		return -1;
+	core->cfg = *cfg;
+	core->cfg.token = dup_or_null(cfg->token);
+	core->cfg.server_version = strdup(cfg->server_version ? cfg->server_version : "dev");
+	core->cfg.server_host = strdup(cfg->server_host ? cfg->server_host : "clawpair");
+	core->cfg.trusted_proxies = NULL;
+	if (cfg->n_trusted_proxies) {
+		core->trusted = calloc(cfg->n_trusted_proxies, sizeof(char *));
+		if (!core->trusted)
+			goto fail;
+		for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+			if (!(core->trusted[i] = strdup(cfg->trusted_proxies[i])))
+				goto fail;
+	}
+	core->cfg.trusted_proxies = (const char *const *)core->trusted;
+	if ((cfg->token && !core->cfg.token) || !core->cfg.server_version || !core->cfg.server_host)
+		goto fail;
+	if (!core->cfg.pending_ttl_ms)
+		core->cfg.pending_ttl_ms = 300000;
+	if (!core->cfg.handshake_timeout_ms)
+		core->cfg.handshake_timeout_ms = 10000;
+	if (!core->cfg.tick_interval_ms)
+		core->cfg.tick_interval_ms = 30000;
+	if (!core->cfg.max_pending)
+		core->cfg.max_pending = 10240;
+	if (!core->cfg.max_pending_per_ip)
+		core->cfg.max_pending_per_ip = 32;
+	if (!core->cfg.max_preauth_per_ip)
+		core->cfg.max_preauth_per_ip = 64;
+	if (!core->cfg.max_payload)
+		core->cfg.max_payload = 524288;
+	core->io = *io;
+	core->store = store;
+	core->started_ms = now_ms;
+	core->next_tick_ms = now_ms + core->cfg.tick_interval_ms;
+	*out = core;
+	return 0;
+fail:
+	free_config(core);
+	free(core);
+	return -1;
+}
+
+static void conn_free(struct core_conn *conn)
+{
+	free(conn->connect_id);
+	cJSON_Delete(conn->scopes);
+	free(conn);
+}
+
+void core_destroy(struct core *core)
+{
+	if (!core)
+		return;
+	while (core->conns) {
+		struct core_conn *c = core->conns;
+
+		core->conns = c->next;
+		conn_free(c);
+	}
+	free_config(core);
+	free(core);
+}
+
+static bool nonempty(const char *s)
+{
+	if (!s)
+		return false;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return *s != '\0';
+}
+
+/* Copies the first comma-separated entry of a header value, trimmed. */
+static void first_entry(const char *v, char *out, size_t outsz)
+{
+	const char *end;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	end = v;
+	while (*end && *end != ',')
+		end++;
+	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	snprintf(out, outsz, "%.*s", (int)(end - v), v);
+}
+
+static bool is_trusted_proxy(const struct core *core, const char *ip)
+{
+	const char *v4 = strncasecmp(ip, "::ffff:", 7) == 0 ? ip + 7 : NULL;
+
+	for (size_t i = 0; i < core->cfg.n_trusted_proxies; i++)
+		if (strcmp(core->trusted[i], ip) == 0 || (v4 && strcmp(core->trusted[i], v4) == 0))
+			return true;
+	return false;
+}
+
+static void resolve_peer(const struct core *core, struct core_conn *conn,
+                         const struct core_peer *peer)
+{
+	const char *ip = peer && peer->ip ? peer->ip : "";
+
+	snprintf(conn->peer_ip, sizeof(conn->peer_ip), "%s", ip);
+	snprintf(conn->ip, sizeof(conn->ip), "%s", ip);
+	if (!peer) {
+		conn->local = false;
+		return;
+	}
+	if (is_trusted_proxy(core, ip)) {
+		if (nonempty(peer->xff))
+			first_entry(peer->xff, conn->ip, sizeof(conn->ip));
+		else if (nonempty(peer->real_ip))
+			first_entry(peer->real_ip, conn->ip, sizeof(conn->ip));
+		conn->local = core_ip_is_loopback(conn->ip);
+		return;
+	}
+	/* Proxy headers from a peer nobody vouches for: the real client is unknown, so not local. */
+	conn->local = core_ip_is_loopback(ip) && !nonempty(peer->xff) && !nonempty(peer->real_ip) &&
+	              !nonempty(peer->forwarded_host);
+}
+
+struct core_conn *core_conn_open(struct core *core, void *conn_user, const struct core_peer *peer,
+                                 uint64_t now_ms)
+{
+	struct core_conn *conn = calloc(1, sizeof(*conn));
+	unsigned preauth_same_ip = 0;
+	cJSON *payload;
+
+	if (!conn)
+		return NULL;
+	conn->user = conn_user;
+	conn->state = CONN_PREAUTH;
+	core_uuid(conn->id);
+	core_uuid(conn->nonce);
+	resolve_peer(core, conn, peer);
+	conn->handshake_deadline = now_ms + core->cfg.handshake_timeout_ms;
+	for (struct core_conn *c = core->conns; c; c = c->next)
+		if (!c->closing && c->state == CONN_PREAUTH && strcmp(c->ip, conn->ip) == 0)
+			preauth_same_ip++;
+	conn->next = core->conns;
+	if (core->conns)
+		core->conns->prev = conn;
+	core->conns = conn;
+	core_logf(core, CORE_LOG_DEBUG, "conn %s open: peer %s client %s%s", conn->id,
+	          conn->peer_ip, conn->ip, conn->local ? " (local)" : "");
+	if (core->shutting_down) {
+		core_fail(core, conn, NULL, CP_ERR_SHUTDOWN, NULL, NULL, NULL);
+		return conn;
+	}
+	if (preauth_same_ip >= core->cfg.max_preauth_per_ip) {
+		core_fail(core, conn, NULL, CP_ERR_PREAUTH_LIMIT_IP, NULL, NULL, NULL);
+		return conn;
+	}
+	payload = cJSON_CreateObject();
+	if (payload) {
+		cJSON_AddStringToObject(payload, "nonce", conn->nonce);
+		cJSON_AddNumberToObject(payload, "ts", (double)now_ms);
+	}
+	core_send_event(core, conn, "connect.challenge", payload, false);
+	return conn;
+}
+
+void core_conn_message(struct core *core, struct core_conn *conn, const char *data, size_t len,
+                       bool binary, uint64_t now_ms)
+{
+	struct frame f;
+	const char *why = NULL;
+
+	if (!core || !conn || conn->closing)
+		return;
+	if (len > core->cfg.max_payload) {
+		core_fail(core, conn, NULL, CP_ERR_PAYLOAD_TOO_LARGE, NULL, NULL, NULL);
+		return;
+	}
+	if (binary || !data) {
+		core_fail(core, conn, NULL, CP_ERR_INVALID_FRAME, "binary message", NULL, NULL);
+		return;
+	}
+	if (frame_parse(data, len, &f, &why) < 0) {
+		core_fail(core, conn, NULL, CP_ERR_INVALID_FRAME, why, NULL, NULL);
+		return;
+	}
+	if (f.type != FRAME_REQ) {
+		core_fail(core, conn, NULL, CP_ERR_INVALID_FRAME, "not a request", NULL, NULL);
+		goto done;
+	}
+	switch (conn->state) {
+	case CONN_PREAUTH:
+		if (strcmp(f.method, "connect") != 0)
+			core_fail(core, conn, f.id, CP_ERR_INVALID_HANDSHAKE, NULL, NULL, NULL);
+		else
+			core_handle_connect(core, conn, &f, now_ms);
+		break;
+	case CONN_HELD:
+		/* Waiting for an operator: nothing but the outcome may happen on this socket. */
+		if (strcmp(f.method, "connect") == 0)
+			core_fail(core, conn, f.id, CP_ERR_CONNECT_AGAIN, NULL, NULL, NULL);
+		else
+			core_fail(core, conn, f.id, CP_ERR_UNAUTHORIZED_ROLE,
+			          "unauthorized: pairing pending", NULL, NULL);
+		break;
+	case CONN_AUTHED:
+		core_handle_request(core, conn, &f, now_ms);
+		break;
+	}
+done:
+	frame_finish(&f);
+}
+
+void core_conn_closed(struct core *core, struct core_conn *conn, uint64_t now_ms)
+{
+	(void)now_ms;
+	if (!core || !conn)
+		return;
+	/* A held request outlives its socket: the device may come back before the TTL. */
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		core->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	core_logf(core, CORE_LOG_DEBUG, "conn %s closed", conn->id);
+	conn_free(conn);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t run_expiry(struct core *core, uint64_t now_ms)
+{
+	uint64_t next = UINT64_MAX;
+	size_t n = store_count(core->store, STORE_PENDING), n_due = 0;
+	char(*due)[CORE_UUID_LEN + 1] = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		const cJSON *rec = store_at(core->store, STORE_PENDING, i);
+		uint64_t exp = core_json_u64(rec, "expiresAtMs");
+
+		if (exp > now_ms) {
+			next = min_u64(next, exp);
+			continue;
+		}
+		if (!due && !(due = calloc(n, sizeof(*due))))
+			return now_ms + 1000;
+		snprintf(due[n_due++], sizeof(due[0]), "%s", core_json_str(rec, "requestId"));
+	}
+	for (size_t i = 0; i < n_due; i++)
+		if (core_expire_request(core, due[i], now_ms) < 0)
+			next = min_u64(next, now_ms + 1000); /* store write failed: retry soon */
+	free(due);
+
+	/* OpenClaw's separate node store has the same TTL, and nothing answers for it. */
+	n = store_count(core->store, STORE_COMPAT_NODE_PENDING);
+	for (size_t i = 0; i < n;) {
+		const cJSON *rec = store_at(core->store, STORE_COMPAT_NODE_PENDING, i);
+		uint64_t exp = core_json_u64(rec, "expiresAtMs");
+
+		if (exp > now_ms) {
+			next = min_u64(next, exp);
+			i++;
+			continue;
+		}
+		if (store_remove(core->store, STORE_COMPAT_NODE_PENDING,
+		                 core_json_str(rec, "requestId")) != 0) {
+			next = min_u64(next, now_ms + 1000);
+			i++;
+			continue;
+		}
+		n--;
+	}
+	return next;
+}
+
+uint64_t core_run_timers(struct core *core, uint64_t now_ms)
+{
+	uint64_t next;
+
+	if (!core)
+		return UINT64_MAX;
+	for (struct core_conn *c = core->conns; c; c = c->next)
+		if (!c->closing && c->state == CONN_PREAUTH && now_ms >= c->handshake_deadline)
+			core_fail(core, c, NULL, CP_ERR_HANDSHAKE_TIMEOUT, NULL, NULL, NULL);
+	next = run_expiry(core, now_ms);
+	if (now_ms >= core->next_tick_ms) {
+		for (struct core_conn *c = core->conns; c; c = c->next) {
+			cJSON *p;
+
+			if (c->closing || c->state == CONN_PREAUTH)
+				continue;
+			p = cJSON_CreateObject();
+			if (p)
+				cJSON_AddNumberToObject(p, "ts", (double)now_ms);
+			core_send_event(core, c, "tick", p, true);
+		}
+		core->next_tick_ms = now_ms + core->cfg.tick_interval_ms;
+	}
+	next = min_u64(next, core->next_tick_ms);
+	for (struct core_conn *c = core->conns; c; c = c->next)
+		if (!c->closing && c->state == CONN_PREAUTH)
+			next = min_u64(next, c->handshake_deadline);
+	return next;
+}
+
+void core_shutdown(struct core *core, uint64_t now_ms)
+{
+	(void)now_ms;
+	if (!core)
+		return;
+	core->shutting_down = true;
+	for (struct core_conn *c = core->conns; c; c = c->next) {
+		if (c->closing)
+			continue;
+		core_fail(core, c, c->state == CONN_HELD ? c->connect_id : NULL, CP_ERR_SHUTDOWN,
+		          NULL, NULL, NULL);
+	}
+}
+
+void core_get_stats(const struct core *core, struct core_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!core)
+		return;
+	for (const struct core_conn *c = core->conns; c; c = c->next) {
+		out->conns++;
+		if (c->closing)
+			continue;
+		if (c->state == CONN_PREAUTH)
+			out->preauth++;
+		else if (c->state == CONN_HELD)
+			out->held_open++;
+		else
+			out->authed++;
+	}
+	out->pending_requests = store_count(core->store, STORE_PENDING);
+	out->paired_devices = store_count(core->store, STORE_PAIRED);
+}

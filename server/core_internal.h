@@ -1,0 +1,126 @@
+/* core_internal.h: state and helpers shared by the core's files (core.c: connections and timers,
+ * core_connect.c: the handshake, core_pairing.c: pending requests and pairing records,
+ * core_methods.c: requests after the handshake). Not part of the adapter contract. */
+#ifndef CLAWPAIR_CORE_INTERNAL_H
+#define CLAWPAIR_CORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "core.h"
+#include "errors.h"
+#include "frame.h"
+#include "identity.h"
+#include "store.h"
+
+#define CORE_UUID_LEN 36
+#define CORE_TOKEN_LEN 32
+#define CORE_IP_MAX 64
+#define CORE_SKEW_MS 120000
+#define CORE_MAX_BUFFERED_BYTES 1572864
+#define CORE_PROTOCOL_EXPECTED 4
+
+enum conn_state { CONN_PREAUTH, CONN_HELD, CONN_AUTHED };
+
+struct core_conn {
+	struct core_conn *prev, *next;
+	void *user;
+	enum conn_state state;
+	bool closing; /* close requested: the core sends nothing more */
+	char id[CORE_UUID_LEN + 1];
+	char peer_ip[CORE_IP_MAX];
+	char ip[CORE_IP_MAX]; /* client ip: the peer, or the proxy's word for a trusted proxy */
+	bool local;
+	char nonce[CORE_UUID_LEN + 1];
+	uint64_t handshake_deadline;
+	int64_t seq; /* last event seq sent */
+
+	/* From the accepted (or held) connect. */
+	char *connect_id;
+	int protocol;
+	bool is_node;
+	char role[16];
+	cJSON *scopes; /* effective scopes, array of strings */
+	bool has_device;
+	char device_id[IDENTITY_DEVICE_ID_LEN + 1];
+	char public_key[IDENTITY_PK_B64_LEN + 1]; /* normalized */
+	char request_id[CORE_UUID_LEN + 1]; /* held-open request */
+};
+
+struct core {
+	struct core_config cfg; /* defaults applied; strings owned */
+	char **trusted;
+	struct core_io io;
+	struct store *store;
+	struct core_conn *conns;
+	uint64_t started_ms;
+	uint64_t next_tick_ms;
+	bool shutting_down;
+};
+
+/* core.c */
+void core_logf(struct core *core, enum core_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+void core_send_text(struct core *core, struct core_conn *conn, char *text);
+void core_send_event(struct core *core, struct core_conn *conn, const char *event, cJSON *payload,
+                     bool with_seq);
+void core_send_ok(struct core *core, struct core_conn *conn, const char *id, cJSON *payload);
+/* Rejects an input: logs it once, sends the table's error res when id is given and the row has a
+ * wire code, and closes when the row has a close code. message, extra and close_reason may be
+ * NULL (table defaults); extra is consumed. */
+void core_fail(struct core *core, struct core_conn *conn, const char *id, enum cp_err err,
+               const char *message, cJSON *extra, const char *close_reason);
+void core_close(struct core *core, struct core_conn *conn, int code, const char *reason);
+void core_uuid(char out[CORE_UUID_LEN + 1]);
+void core_token(char out[CORE_TOKEN_LEN + 1]);
+bool core_ip_is_loopback(const char *ip);
+/* Length of s cut to at most max bytes without splitting a UTF-8 sequence (for messages that
+ * quote client input). */
+int core_utf8_cut(const char *s, size_t max);
+/* Sends a pairing event to every authenticated operator with operator.pairing or operator.admin.
+ * Consumes payload. */
+void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload);
+struct core_conn *core_find_held(struct core *core, const char *request_id,
+                                 const struct core_conn *except);
+
+/* core_connect.c */
+void core_handle_connect(struct core *core, struct core_conn *conn, const struct frame *f,
+                         uint64_t now_ms);
+/* Answers conn's connect with hello-ok (issuing or reusing a device token) and marks it authed. */
+void core_finish_hello(struct core *core, struct core_conn *conn, uint64_t now_ms);
+
+/* core_pairing.c */
+const char *core_json_str(const cJSON *obj, const char *key);
+uint64_t core_json_u64(const cJSON *obj, const char *key);
+bool core_json_array_has(const cJSON *arr, const char *s);
+bool core_conn_has_scope(const struct core_conn *conn, const char *scope);
+bool core_is_node_request(const cJSON *rec);
+/* Writes the paired record for request rec (taken from the pending table when in_store). On
+ * success *device_out (may be NULL) gets a copy of the stored record. Returns 0 or -1. */
+int core_pair_request(struct core *core, const cJSON *rec, bool in_store, uint64_t now_ms,
+                      cJSON **device_out);
+/* After a pairing is on disk: device.pair.resolved (+ node.pair.resolved), and hello-ok for the
+ * connect held for request_id. */
+void core_announce_approved(struct core *core, const char *request_id, const char *device_id,
+                            bool node_role, uint64_t now_ms);
+void core_announce_resolved(struct core *core, const char *request_id, const char *device_id,
+                            bool node_role, const char *decision, uint64_t now_ms);
+/* Removes an expired request, fails its held connect, announces decision "expired". */
+int core_expire_request(struct core *core, const char *request_id, uint64_t now_ms);
+/* Device token for conn's role: reuses a live one covering the conn's scopes, else issues one.
+ * *auth_out gets the hello-ok auth object. Returns 0 or -1 (store write failed). */
+int core_ensure_token(struct core *core, struct core_conn *conn, uint64_t now_ms, cJSON **auth_out);
+bool core_device_token_ok(struct core *core, const char *device_id, const char *public_key,
+                          const char *role, const char *token);
+bool core_token_eq(const char *a, const char *b);
+cJSON *core_redact_paired(const cJSON *paired);
+cJSON *core_node_summary(const cJSON *paired);
+
+/* core_methods.c */
+void core_handle_request(struct core *core, struct core_conn *conn, const struct frame *f,
+                         uint64_t now_ms);
+
+#endif

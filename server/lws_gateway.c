@@ -1,0 +1,618 @@
+/* lws_gateway.c: the libwebsockets adapter: sockets, send queues, message reassembly and the timer
+ * around the I/O-free core. The only file of the gateway that includes libwebsockets.h. */
+#include "lws_gateway.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+#include "core.h"
+#include "errors.h"
+
+/* Matches hello-ok policy.maxBufferedBytes: a peer that lets more pile up is closed. */
+#define MAX_BUFFERED_BYTES 1572864
+#define RX_CHUNK 16384
+#define RX_KEEP 65536 /* a reassembly buffer above this is freed after its message */
+#define HDR_MAX 512
+#define DEFAULT_MAX_PAYLOAD 524288
+#define HTTP_BODY "clawpair-gateway\n"
+
+struct out_frame {
+	struct out_frame *next;
+	size_t len;
+	unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
+};
+
+/* Per WebSocket (and per plain HTTP request; those use none of the queue fields). */
+struct session {
+	struct gateway *gw;
+	struct lws *wsi;
+	struct core_conn *conn;
+	bool established;
+	bool closing;  /* a close is decided: no more frames are queued */
+	int close_code;
+	char close_reason[124];
+	struct out_frame *head, *tail;
+	size_t queued;
+	/* the message being reassembled */
+	char *rx;
+	size_t rx_len, rx_cap;
+	bool rx_in_msg, rx_binary, rx_over;
+	bool http_root; /* plain HTTP: the request was for "/" */
+};
+
+struct gateway {
+	struct lws_context *ctx;
+	struct lws_vhost **vhosts;
+	size_t n_vhosts;
+	struct core *core;
+	enum core_log_level log_level;
+	size_t max_payload;
+	lws_sorted_usec_list_t timer;
+	uint64_t timer_at; /* wall-clock ms the timer is set for; UINT64_MAX: not set */
+	lws_sorted_usec_list_t wake;
+	unsigned sessions; /* established WebSockets */
+	bool stopping;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static const char *level_name(enum core_log_level level)
+{
+	switch (level) {
+	case CORE_LOG_ERROR:
+		return "error";
+	case CORE_LOG_WARN:
+		return "warn";
+	case CORE_LOG_INFO:
+		return "info";
+	default:
+		return "debug";
+	}
+}
+
+static void log_line(enum core_log_level threshold, enum core_log_level level, const char *line)
+{
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+
+	if (level > threshold)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ %s %s\n", when, ts.tv_nsec / 1000000L, level_name(level), line);
+}
+
+void gateway_log(struct gateway *gw, enum core_log_level level, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!gw || level > gw->log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_line(gw->log_level, level, line);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+	(void)level;
+	fprintf(stderr, "lws: %s", line);
+}
+
+/* --- timer --- */
+
+static void timer_cb(lws_sorted_usec_list_t *sul);
+
+static void timer_set(struct gateway *gw, uint64_t at_ms)
+{
+	uint64_t now = wall_ms();
+	lws_usec_t us;
+
+	if (at_ms == UINT64_MAX) {
+		lws_sul_cancel(&gw->timer);
+		gw->timer_at = UINT64_MAX;
+		return;
+	}
+	gw->timer_at = at_ms;
+	us = at_ms > now ? (lws_usec_t)(at_ms - now) * LWS_US_PER_MS : 1;
+	lws_sul_schedule(gw->ctx, 0, &gw->timer, timer_cb, us);
+}
+
+static void timer_cb(lws_sorted_usec_list_t *sul)
+{
+	struct gateway *gw = lws_container_of(sul, struct gateway, timer);
+
+	gw->timer_at = UINT64_MAX;
+	timer_set(gw, core_run_timers(gw->core, wall_ms()));
+}
+
+/* Any call into the core may create a deadline (a handshake timer, a pending TTL) that is sooner
+ * than the one the timer is set for; the core only tells us when asked, so ask on the next turn
+ * of the loop. Bursts of calls share that one run. */
+static void timer_kick(struct gateway *gw)
+{
+	if (gw->stopping)
+		return;
+	if (gw->timer_at != UINT64_MAX && gw->timer_at <= wall_ms())
+		return;
+	timer_set(gw, 0);
+}
+
+/* --- send queue --- */
+
+static void queue_free(struct session *s)
+{
+	while (s->head) {
+		struct out_frame *f = s->head;
+
+		s->head = f->next;
+		free(f);
+	}
+	s->tail = NULL;
+	s->queued = 0;
+}
+
+static void session_close(struct session *s, int code, const char *reason)
+{
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->close_code = code;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason ? reason : "");
+	if (s->wsi)
+		lws_callback_on_writable(s->wsi);
+}
+
+static void io_send(void *user, void *conn_user, const char *text, size_t len)
+{
+	struct gateway *gw = user;
+	struct session *s = conn_user;
+	struct out_frame *f;
+
+	if (!s || s->closing || !s->wsi)
+		return;
+	if (s->queued + len > MAX_BUFFERED_BYTES) {
+		const struct cp_err_info *e = cp_err_info(CP_ERR_SLOW_CONSUMER);
+
+		gateway_log(gw, CORE_LOG_WARN, "closing a slow consumer (%zu bytes queued)",
+			    s->queued);
+		/* What is queued will not reach it in time anyway; the close goes out first. */
+		queue_free(s);
+		session_close(s, e->close_code, e->close_reason);
+		return;
+	}
+	f = malloc(sizeof(*f) + LWS_PRE + len);
+	if (!f) {
+		gateway_log(gw, CORE_LOG_ERROR, "out of memory queueing %zu bytes", len);
+		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+		return;
+	}
+	f->next = NULL;
+	f->len = len;
+	memcpy(f->buf + LWS_PRE, text, len);
+	if (s->tail)
+		s->tail->next = f;
+	else
+		s->head = f;
+	s->tail = f;
+	s->queued += len;
+	lws_callback_on_writable(s->wsi);
+}
+
+static void io_close(void *user, void *conn_user, int code, const char *reason)
+{
+	(void)user;
+	if (conn_user)
+		session_close(conn_user, code, reason);
+}
+
+static void io_log(void *user, enum core_log_level level, const char *line)
+{
+	struct gateway *gw = user;
+
+	log_line(gw->log_level, level, line);
+}
+
+/* --- receive --- */
+
+static int rx_append(struct session *s, const void *in, size_t len)
+{
+	if (s->rx_len + len > s->rx_cap) {
+		size_t cap = s->rx_cap ? s->rx_cap : RX_CHUNK;
+		char *p;
+
+		while (cap < s->rx_len + len)
+			cap *= 2;
+		p = realloc(s->rx, cap);
+		if (!p)
+			return -1;
+		s->rx = p;
+		s->rx_cap = cap;
+	}
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	return 0;
+}
+
+static void rx_reset(struct session *s)
+{
+	s->rx_len = 0;
+	s->rx_in_msg = false;
+	s->rx_over = false;
+	if (s->rx_cap > RX_KEEP) {
+		free(s->rx);
+		s->rx = NULL;
+		s->rx_cap = 0;
+	}
+}
+
+static void on_receive(struct session *s, const void *in, size_t len)
+{
+	struct gateway *gw = s->gw;
+	bool final = lws_is_final_fragment(s->wsi);
+
+	if (!s->rx_in_msg) {
+		s->rx_in_msg = true;
+		s->rx_binary = lws_frame_is_binary(s->wsi);
+	}
+	if (s->closing || s->rx_over)
+		goto out;
+	if (s->rx_len + len > gw->max_payload) {
+		/* Over the cap: the core answers a length above max_payload (it never reads the
+		 * data then), and the rest of the message is dropped as it arrives. */
+		s->rx_over = true;
+		core_conn_message(gw->core, s->conn, NULL, gw->max_payload + 1, s->rx_binary,
+				  wall_ms());
+		timer_kick(gw);
+		goto out;
+	}
+	if (rx_append(s, in, len) < 0) {
+		gateway_log(gw, CORE_LOG_ERROR, "out of memory reassembling a message");
+		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+		goto out;
+	}
+	if (final) {
+		core_conn_message(gw->core, s->conn, s->rx ? s->rx : "", s->rx_len, s->rx_binary,
+				  wall_ms());
+		timer_kick(gw);
+	}
+out:
+	if (final)
+		rx_reset(s);
+}
+
+/* --- peer facts --- */
+
+static char *hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
+{
+	char buf[HDR_MAX];
+	int n = lws_hdr_total_length(wsi, tok);
+
+	if (n <= 0 || n >= (int)sizeof(buf) || lws_hdr_copy(wsi, buf, sizeof(buf), tok) < 0)
+		return NULL;
+	return strdup(buf);
+}
+
+static char *hdr_custom_dup(struct lws *wsi, const char *name)
+{
+	char buf[HDR_MAX];
+	int n = lws_hdr_custom_length(wsi, name, (int)strlen(name));
+
+	if (n <= 0 || n >= (int)sizeof(buf) ||
+	    lws_hdr_custom_copy(wsi, buf, sizeof(buf), name, (int)strlen(name)) < 0)
+		return NULL;
+	return strdup(buf);
+}
+
+/* An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; proxies are configured and
+ * matched by their plain address. */
+static void peer_ip(struct lws *wsi, char *out, size_t outsz)
+{
+	const char *mapped = "::ffff:";
+
+	out[0] = '\0';
+	lws_get_peer_simple(wsi, out, outsz);
+	if (strncasecmp(out, mapped, strlen(mapped)) == 0 && strchr(out + strlen(mapped), '.'))
+		memmove(out, out + strlen(mapped), strlen(out + strlen(mapped)) + 1);
+}
+
+static int on_established(struct session *s, struct gateway *gw, struct lws *wsi)
+{
+	char ip[64];
+	struct core_peer peer = {0};
+	char *host, *xff, *real_ip, *fwd_host, *origin;
+
+	s->gw = gw;
+	s->wsi = wsi;
+	s->established = true;
+	gw->sessions++;
+	peer_ip(wsi, ip, sizeof(ip));
+	host = hdr_dup(wsi, WSI_TOKEN_HOST);
+	xff = hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+	origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN);
+	real_ip = hdr_custom_dup(wsi, "x-real-ip:");
+	fwd_host = hdr_custom_dup(wsi, "x-forwarded-host:");
+	peer.ip = ip;
+	peer.host = host;
+	peer.xff = xff;
+	peer.real_ip = real_ip;
+	peer.forwarded_host = fwd_host;
+	peer.origin = origin;
+	s->conn = core_conn_open(gw->core, s, &peer, wall_ms());
+	free(host);
+	free(xff);
+	free(origin);
+	free(real_ip);
+	free(fwd_host);
+	timer_kick(gw);
+	return s->conn ? 0 : -1;
+}
+
+/* --- plain HTTP --- */
+
+static int http_reply(struct lws *wsi, const char *uri)
+{
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+					  *end = buf + sizeof(buf) - 1;
+	bool root = uri && strcmp(uri, "/") == 0;
+	const char *body = root ? HTTP_BODY : "not found\n";
+
+	if (lws_add_http_common_headers(wsi, root ? HTTP_STATUS_OK : HTTP_STATUS_NOT_FOUND,
+					"text/plain", strlen(body), &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return 1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int http_body(struct lws *wsi, bool root)
+{
+	const char *body = root ? HTTP_BODY : "not found\n";
+	unsigned char buf[LWS_PRE + 64];
+	size_t len = strlen(body);
+
+	memcpy(buf + LWS_PRE, body, len);
+	if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+		return 1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* --- the protocol callback --- */
+
+static int on_writeable(struct session *s)
+{
+	struct out_frame *f = s->head;
+
+	if (!f) {
+		if (s->closing) {
+			lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+					 (unsigned char *)s->close_reason, strlen(s->close_reason));
+			return -1;
+		}
+		return 0;
+	}
+	s->head = f->next;
+	if (!s->head)
+		s->tail = NULL;
+	s->queued -= f->len;
+	if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) {
+		free(f);
+		return -1;
+	}
+	free(f);
+	/* One frame per turn: lws holds back WRITEABLE until a partial write is out, so the close
+	 * below never overtakes a frame. */
+	if (s->head || s->closing)
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		    size_t len)
+{
+	struct session *s = user;
+	struct lws_context *ctx = lws_get_context(wsi);
+	struct gateway *gw = ctx ? lws_context_user(ctx) : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		if (!s)
+			return 1;
+		s->http_root = in && strcmp((const char *)in, "/") == 0;
+		return http_reply(wsi, in);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return s ? http_body(wsi, s->http_root) : -1;
+	case LWS_CALLBACK_ESTABLISHED:
+		if (!s || !gw)
+			return -1;
+		return on_established(s, gw, wsi);
+	case LWS_CALLBACK_RECEIVE:
+		if (!s || !s->conn)
+			return -1;
+		on_receive(s, in, len);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!s || !s->established)
+			return 0;
+		return on_writeable(s);
+	case LWS_CALLBACK_CLOSED:
+		if (!s || !s->established)
+			return 0;
+		s->established = false;
+		s->closing = true;
+		s->wsi = NULL;
+		gw->sessions--;
+		queue_free(s);
+		free(s->rx);
+		s->rx = NULL;
+		if (s->conn) {
+			core_conn_closed(gw->core, s->conn, wall_ms());
+			s->conn = NULL;
+			timer_kick(gw);
+		}
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+/* First in the list, so clients that ask for no subprotocol (OpenClaw's) get it. */
+static const struct lws_protocols protocols[] = {
+	{"clawpair", callback, sizeof(struct session), RX_CHUNK, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* --- lifecycle --- */
+
+int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *err, size_t errsz)
+{
+	struct lws_context_creation_info info;
+	struct core_io io = {0};
+	struct gateway *gw;
+
+	*out = NULL;
+	gw = calloc(1, sizeof(*gw));
+	if (!gw) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	gw->log_level = opts->log_level;
+	gw->timer_at = UINT64_MAX;
+	gw->max_payload = opts->core->max_payload ? opts->core->max_payload : DEFAULT_MAX_PAYLOAD;
+	io.user = gw;
+	io.send = io_send;
+	io.close = io_close;
+	io.log = io_log;
+	if (core_create(opts->core, &io, opts->store, wall_ms(), &gw->core) < 0) {
+		snprintf(err, errsz, "cannot create the pairing core");
+		goto fail;
+	}
+
+	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
+			  lws_log_emit);
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info.user = gw;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	gw->ctx = lws_create_context(&info);
+	if (!gw->ctx) {
+		snprintf(err, errsz, "cannot create the libwebsockets context");
+		goto fail;
+	}
+	gw->vhosts = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->vhosts));
+	if (!gw->vhosts) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < opts->n_listen; i++) {
+		const struct gateway_listen *l = &opts->listen[i];
+		bool v6 = strchr(l->host, ':') != NULL;
+		bool any = strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
+		char name[32];
+
+		memset(&info, 0, sizeof(info));
+		snprintf(name, sizeof(name), "listen%zu", i);
+		info.vhost_name = name;
+		info.port = l->port;
+		info.iface = any ? NULL : l->host;
+		info.protocols = protocols;
+		info.user = gw;
+		if (!v6)
+			info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+		else if (strcmp(l->host, "::") == 0)
+			info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY;
+		gw->vhosts[i] = lws_create_vhost(gw->ctx, &info);
+		if (!gw->vhosts[i]) {
+			snprintf(err, errsz, "cannot listen on %s%s%s:%d", v6 ? "[" : "", l->host,
+				 v6 ? "]" : "", l->port);
+			goto fail;
+		}
+		gw->n_vhosts++;
+	}
+	timer_set(gw, core_run_timers(gw->core, wall_ms()));
+	*out = gw;
+	return 0;
+fail:
+	gateway_destroy(gw);
+	return -1;
+}
+
+void gateway_destroy(struct gateway *gw)
+{
+	if (!gw)
+		return;
+	gw->stopping = true;
+	/* Destroying the context closes what is left, which calls back into the core. */
+	if (gw->ctx)
+		lws_context_destroy(gw->ctx);
+	core_destroy(gw->core);
+	free(gw->vhosts);
+	free(gw);
+}
+
+int gateway_listen_port(const struct gateway *gw, size_t i)
+{
+	if (!gw || i >= gw->n_vhosts)
+		return -1;
+	return lws_get_vhost_listen_port(gw->vhosts[i]);
+}
+
+void gateway_wake(struct gateway *gw)
+{
+	if (gw && gw->ctx)
+		lws_cancel_service(gw->ctx);
+}
+
+static void wake_cb(lws_sorted_usec_list_t *sul)
+{
+	(void)sul;
+}
+
+int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
+{
+	uint64_t deadline;
+	int rc = 0;
+
+	while (!*stop) {
+		if (lws_service(gw->ctx, 0) < 0) {
+			gateway_log(gw, CORE_LOG_ERROR, "event loop failed");
+			rc = -1;
+			break;
+		}
+	}
+	gateway_log(gw, CORE_LOG_INFO, "shutting down: closing %u connection(s)", gw->sessions);
+	gw->stopping = true;
+	lws_sul_cancel(&gw->timer);
+	gw->timer_at = UINT64_MAX;
+	core_shutdown(gw->core, wall_ms());
+	deadline = wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
+	while (rc == 0 && gw->sessions > 0 && wall_ms() < deadline) {
+		/* Bounds each wait so the deadline is seen even when no socket moves. */
+		lws_sul_schedule(gw->ctx, 0, &gw->wake, wake_cb, 50 * LWS_US_PER_MS);
+		if (lws_service(gw->ctx, 0) < 0)
+			rc = -1;
+	}
+	lws_sul_cancel(&gw->wake);
+	if (gw->sessions > 0)
+		gateway_log(gw, CORE_LOG_WARN, "%u connection(s) still open after %d ms: dropped",
+			    gw->sessions, flush_ms);
+	return rc;
+}

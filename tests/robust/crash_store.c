@@ -1,0 +1,484 @@
+/* crash_store.c: SIGKILLs the gateway at random moments of an approval storm, hundreds of times,
+ * and checks after each restart that the store loads, every acknowledged approval is paired
+ * (PERSIST-3), and no pending request vanished without being resolved (PERSIST-1). */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "loadkit.h"
+
+#define MAX_REQS 8192
+#define LOW_WATER 40
+#define REFILL 60
+#define STORM_APPROVALS 24
+#define STORM_NEW_NODES 6
+#define MAX_INFLIGHT 32
+
+/* REQ_STALE: paired, yet its request is still listed (the store writes paired.json before
+ * pending.json, so a kill in between leaves the request behind; it must stay paired). */
+enum req_state { REQ_NONE = 0, REQ_PENDING, REQ_ACKED, REQ_RESOLVED_UNACKED, REQ_STALE };
+
+struct req {
+	struct loadkit_node node;
+	enum req_state state;
+	bool in_storm; /* an approval for it was sent in the current trial */
+	bool hello_seen;
+};
+
+struct run {
+	char exe[4096];
+	char state_dir[256];
+	char log_path[512];
+	const char *token;
+	int scale; /* 10 under valgrind */
+	struct client_ctx *ctx;
+	struct loadkit_gateway gw;
+	struct loadkit_op op;
+	struct req *reqs;
+	size_t n_reqs;
+	uint32_t next_seed;
+	/* figures */
+	unsigned acked, unacked_resolved, stale, kills, trials, approvals_sent, answered_errors;
+	char failure[512];
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void note_failure(struct run *r, const char *fmt, ...)
+{
+	if (r->failure[0])
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->failure, sizeof(r->failure), fmt, ap);
+	va_end(ap);
+}
+
+static struct req *find_device(struct run *r, const char *device_id)
+{
+	for (size_t i = 0; i < r->n_reqs; i++)
+		if (strcmp(r->reqs[i].node.id.device_id, device_id) == 0)
+			return &r->reqs[i];
+	return NULL;
+}
+
+static struct loadkit_node_opts node_opts(struct run *r)
+{
+	struct loadkit_node_opts o = {.url = r->gw.url, .token = r->token, .sig_version = 3};
+	return o;
+}
+
+static void step_nodes(struct run *r)
+{
+	struct loadkit_node_opts o = node_opts(r);
+	for (size_t i = 0; i < r->n_reqs; i++) {
+		struct req *q = &r->reqs[i];
+		if (!q->node.conn)
+			continue;
+		loadkit_node_step(&q->node, &o);
+		if (q->node.state == LOADKIT_PENDING && q->state == REQ_NONE && q->node.request_id[0])
+			q->state = REQ_PENDING;
+		if (q->node.hello_count > 0)
+			q->hello_seen = true;
+	}
+}
+
+static void on_res(void *user, const struct loadkit_res *res)
+{
+	struct run *r = user;
+	/* Approval ids are the index of the request + 1000000 (see storm). */
+	if (res->id < 1000000)
+		return;
+	size_t idx = (size_t)(res->id - 1000000);
+	if (idx >= r->n_reqs)
+		return;
+	struct req *q = &r->reqs[idx];
+	if (res->ok) {
+		q->state = REQ_ACKED;
+		r->acked++;
+	} else {
+		r->answered_errors++;
+		note_failure(r, "approve of %s answered %s", q->node.request_id, res->error_code);
+	}
+}
+
+static void pump(struct run *r, int ms)
+{
+	client_service(r->ctx, ms);
+	step_nodes(r);
+	if (r->op.conn)
+		loadkit_op_step(&r->op);
+}
+
+/* Opens n new nodes (at most MAX_INFLIGHT handshakes at once) and waits for connect.pending. */
+static void add_nodes(struct run *r, size_t n)
+{
+	struct loadkit_node_opts o = node_opts(r);
+	size_t first = r->n_reqs, started = 0;
+	if (r->n_reqs + n > MAX_REQS)
+		n = MAX_REQS - r->n_reqs;
+	uint64_t deadline = client_now_ms() + 20000u * (uint64_t)r->scale;
+	while (client_now_ms() < deadline) {
+		size_t inflight = 0, done = 0;
+		for (size_t i = first; i < first + started; i++) {
+			enum loadkit_node_state s = r->reqs[i].node.state;
+			if (s == LOADKIT_OPENING || s == LOADKIT_SENT)
+				inflight++;
+			else
+				done++;
+		}
+		while (started < n && inflight < MAX_INFLIGHT) {
+			struct req *q = &r->reqs[first + started];
+			memset(q, 0, sizeof(*q));
+			loadkit_node_init(&q->node, r->next_seed++);
+			loadkit_node_start(r->ctx, &q->node, &o);
+			started++;
+			r->n_reqs++;
+			inflight++;
+		}
+		if (done == n)
+			break;
+		pump(r, 5);
+	}
+	for (size_t i = first; i < r->n_reqs; i++)
+		if (r->reqs[i].state != REQ_PENDING)
+			note_failure(r, "node %zu did not get connect.pending (state %d, close %d, %s)", i,
+			     r->reqs[i].node.state, r->reqs[i].node.close_code,
+			     r->reqs[i].node.error_code);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The values of key in the array's objects, sorted for bsearch (borrowed from arr). */
+static const char **sorted_values(cJSON *arr, const char *key, size_t *n)
+{
+	const char **v = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*v));
+	cJSON *e;
+	*n = 0;
+	if (!v)
+		return NULL;
+	cJSON_ArrayForEach(e, arr)
+	{
+		cJSON *s = cJSON_GetObjectItemCaseSensitive(e, key);
+		if (cJSON_IsString(s))
+			v[(*n)++] = s->valuestring;
+	}
+	qsort(v, *n, sizeof(*v), cmp_str);
+	return v;
+}
+
+static bool has(const char **v, size_t n, const char *s)
+{
+	return bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+/* Compares the store after a restart with what the clients were told. */
+static void check_store(struct run *r, size_t *n_pending)
+{
+	cJSON *payload = NULL;
+	char err[256] = "";
+	if (loadkit_op_call_wait(r->ctx, &r->op, "device.pair.list", NULL, 10000 * r->scale,
+				 &payload, err, sizeof(err)) != 0) {
+		note_failure(r, "device.pair.list failed: %s", err);
+		return;
+	}
+	cJSON *pending = cJSON_GetObjectItemCaseSensitive(payload, "pending");
+	cJSON *paired = cJSON_GetObjectItemCaseSensitive(payload, "paired");
+	if (!cJSON_IsArray(pending) || !cJSON_IsArray(paired)) {
+		note_failure(r, "device.pair.list payload lacks pending/paired arrays");
+		cJSON_Delete(payload);
+		return;
+	}
+	size_t n_rids = 0, n_devs = 0;
+	const char **rids = sorted_values(pending, "requestId", &n_rids);
+	const char **devs = sorted_values(paired, "deviceId", &n_devs);
+	*n_pending = 0;
+	for (size_t i = 0; rids && devs && i < r->n_reqs; i++) {
+		struct req *q = &r->reqs[i];
+		const char *dev = q->node.id.device_id;
+		bool is_paired = has(devs, n_devs, dev);
+		bool is_pending = has(rids, n_rids, q->node.request_id);
+		switch (q->state) {
+		case REQ_ACKED:
+		case REQ_RESOLVED_UNACKED:
+			if (!is_paired)
+				note_failure(r, "trial %u: approval of %s was acknowledged (ok:true) but device "
+					"%.16s is not paired after the restart",
+				     r->trials, q->node.request_id, dev);
+			if (is_pending)
+				note_failure(r, "trial %u: approved request %s is pending again", r->trials,
+				     q->node.request_id);
+			break;
+		case REQ_STALE:
+			if (!is_paired)
+				note_failure(r, "trial %u: device %.16s was paired and is not any more",
+					     r->trials, dev);
+			break;
+		case REQ_PENDING:
+			if (is_pending && is_paired) {
+				q->state = REQ_STALE;
+				r->stale++;
+			} else if (is_paired) {
+				/* The approval reached the disk but the ok died with the gateway. */
+				q->state = REQ_RESOLVED_UNACKED;
+				r->unacked_resolved++;
+			} else if (!is_pending)
+				note_failure(r, "trial %u: pending request %s (device %.16s) vanished", r->trials,
+				     q->node.request_id, dev);
+			else
+				(*n_pending)++;
+			if (q->hello_seen && !is_paired)
+				note_failure(r, "trial %u: node %.16s got hello-ok but is not paired", r->trials,
+				     dev);
+			break;
+		case REQ_NONE:
+			/* Its connect.pending never arrived; if the store holds the request anyway,
+			 * adopt it so it must not vanish from now on. */
+			if (q->node.request_id[0] == '\0') {
+				cJSON *e;
+				cJSON_ArrayForEach(e, pending)
+				{
+					cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "deviceId");
+					cJSON *rid = cJSON_GetObjectItemCaseSensitive(e, "requestId");
+					if (cJSON_IsString(d) && cJSON_IsString(rid) &&
+					    strcmp(d->valuestring, dev) == 0) {
+						snprintf(q->node.request_id, sizeof(q->node.request_id),
+							 "%s", rid->valuestring);
+						q->state = REQ_PENDING;
+						(*n_pending)++;
+					}
+				}
+			}
+			break;
+		}
+	}
+	/* Nothing unknown may appear either. */
+	cJSON *e;
+	cJSON_ArrayForEach(e, pending)
+	{
+		cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "deviceId");
+		if (!cJSON_IsString(d) || !find_device(r, d->valuestring))
+			note_failure(r, "trial %u: unknown pending record in the store", r->trials);
+	}
+	free(rids);
+	free(devs);
+	cJSON_Delete(payload);
+}
+
+static void drop_nodes(struct run *r)
+{
+	for (size_t i = 0; i < r->n_reqs; i++) {
+		struct req *q = &r->reqs[i];
+		if (q->node.conn) {
+			client_conn_destroy(q->node.conn);
+			q->node.conn = NULL;
+		}
+		if (q->node.state == LOADKIT_OPENING || q->node.state == LOADKIT_SENT)
+			q->node.state = LOADKIT_FAILED;
+	}
+}
+
+static int start_gateway(struct run *r)
+{
+	char err[256] = "";
+	const char *args[] = {"--state-dir",
+			      r->state_dir,
+			      "--token",
+			      r->token,
+			      "--no-local-auto-approve",
+			      "--log-level",
+			      "warn",
+			      "--pending-ttl",
+			      "86400",
+			      "--max-pending",
+			      "100000",
+			      "--max-pending-per-ip",
+			      "100000",
+			      NULL};
+	if (loadkit_gateway_start(&r->gw, r->exe, args, 0, r->log_path, 10000 * r->scale, err,
+				  sizeof(err)) != 0) {
+		note_failure(r, "trial %u: gateway did not start (store unreadable?): %s", r->trials, err);
+		return -1;
+	}
+	if (loadkit_op_connect(r->ctx, &r->op, r->gw.url, r->token, NULL, 0, 10000 * r->scale, err,
+			       sizeof(err)) != 0) {
+		note_failure(r, "trial %u: operator connect: %s", r->trials, err);
+		return -1;
+	}
+	r->op.on_res = on_res;
+	r->op.user = r;
+	return 0;
+}
+
+/* One trial: approvals and new nodes in flight, SIGKILL after kill_after_us (0: let it run). */
+static uint64_t storm(struct run *r, uint64_t kill_after_us)
+{
+	struct loadkit_node_opts o = node_opts(r);
+	size_t sent = 0;
+	uint64_t t0 = loadkit_now_us();
+	size_t start = (size_t)rand() % (r->n_reqs ? r->n_reqs : 1);
+	for (size_t k = 0; k < r->n_reqs && sent < STORM_APPROVALS; k++) {
+		size_t i = (start + k) % r->n_reqs;
+		struct req *q = &r->reqs[i];
+		if (q->state != REQ_PENDING)
+			continue;
+		cJSON *p = cJSON_CreateObject();
+		cJSON_AddStringToObject(p, "requestId", q->node.request_id);
+		/* The res id encodes the request index (see on_res). */
+		r->op.next_id = 1000000 + i - 1;
+		if (loadkit_op_call(&r->op, "device.pair.approve", p) == 0)
+			break;
+		sent++;
+	}
+	r->op.next_id = 0;
+	r->approvals_sent += (unsigned)sent;
+	for (size_t k = 0; k < STORM_NEW_NODES && r->n_reqs < MAX_REQS; k++) {
+		struct req *q = &r->reqs[r->n_reqs++];
+		memset(q, 0, sizeof(*q));
+		loadkit_node_init(&q->node, r->next_seed++);
+		loadkit_node_start(r->ctx, &q->node, &o);
+	}
+	unsigned before = r->acked;
+	for (;;) {
+		uint64_t now = loadkit_now_us();
+		if (kill_after_us && now - t0 >= kill_after_us)
+			break;
+		if (!kill_after_us && r->acked - before >= sent && now - t0 > 20000)
+			break;
+		if (now - t0 > 10000000ull * (uint64_t)r->scale)
+			break;
+		pump(r, 1);
+	}
+	uint64_t elapsed = loadkit_now_us() - t0;
+	if (kill_after_us) {
+		kill(r->gw.pid, SIGKILL);
+		r->kills++;
+	}
+	int st = loadkit_gateway_stop(&r->gw, kill_after_us ? SIGKILL : SIGTERM, 10000 * r->scale);
+	if (!kill_after_us && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		note_failure(r, "graceful stop: gateway exit status %d", st);
+	/* Answers already on the wire before the kill still count: drain them. */
+	uint64_t drain_end = client_now_ms() + 200;
+	while (!r->op.closed && client_now_ms() < drain_end)
+		pump(r, 5);
+	loadkit_op_close(&r->op);
+	drop_nodes(r);
+	return elapsed;
+}
+
+static void test_crash_storm(void **state)
+{
+	(void)state;
+	struct run *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	r->reqs = calloc(MAX_REQS, sizeof(*r->reqs));
+	assert_non_null(r->reqs);
+	r->token = "crash-token";
+	r->scale = getenv("CLAWPAIR_VALGRIND") ? 10 : 1;
+	const char *build = getenv("CLAWPAIR_BUILD_ROOT");
+	snprintf(r->exe, sizeof(r->exe), "%s/server/clawpair-gateway", build ? build : "build");
+	unsigned trials = r->scale > 1 ? 20 : 200;
+	if (getenv("CLAWPAIR_CRASH_TRIALS"))
+		trials = (unsigned)atoi(getenv("CLAWPAIR_CRASH_TRIALS"));
+	unsigned seed = getenv("CLAWPAIR_CRASH_SEED") ? (unsigned)atoi(getenv("CLAWPAIR_CRASH_SEED"))
+						      : (unsigned)getpid();
+	srand(seed);
+	char tmpl[] = "/tmp/clawpair-crash.XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	snprintf(r->state_dir, sizeof(r->state_dir), "%s/state", tmpl);
+	snprintf(r->log_path, sizeof(r->log_path), "%s/gateway.log", tmpl);
+	struct client_ctx_opts co = {.max_conns = 4096};
+	r->ctx = client_ctx_create(&co);
+	assert_non_null(r->ctx);
+	identity_global_init();
+
+	/* Calibrate: one storm that runs to completion tells how long a storm lasts. */
+	uint64_t storm_us = 0;
+	size_t n_pending = 0;
+	if (start_gateway(r) == 0) {
+		add_nodes(r, REFILL);
+		storm_us = storm(r, 0);
+	}
+	printf("# seed %u, calibration storm %.1f ms, %u trials\n", seed, (double)storm_us / 1000.0,
+	       trials);
+	if (storm_us < 2000)
+		storm_us = 2000;
+
+	uint64_t t_begin = loadkit_now_us();
+	for (r->trials = 1; r->trials <= trials && !r->failure[0]; r->trials++) {
+		if (start_gateway(r) != 0)
+			break;
+		check_store(r, &n_pending);
+		if (r->failure[0])
+			break;
+		if (n_pending < LOW_WATER) {
+			add_nodes(r, REFILL);
+			if (r->failure[0])
+				break;
+		}
+		/* Uniform over the storm, a little past its end, and sometimes right away. */
+		uint64_t at = (uint64_t)rand() % (storm_us * 3 / 2) + 1;
+		if (rand() % 10 == 0)
+			at = 1;
+		storm(r, at);
+	}
+	/* Final restart: the last kill must leave a loadable, consistent store too. */
+	if (!r->failure[0] && start_gateway(r) == 0) {
+		check_store(r, &n_pending);
+		loadkit_op_close(&r->op);
+		int st = loadkit_gateway_stop(&r->gw, SIGTERM, 10000 * r->scale);
+		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+			note_failure(r, "final graceful stop: exit status %d", st);
+	}
+	double secs = (double)(loadkit_now_us() - t_begin) / 1e6;
+	printf("# %u kills in %.1f s; %u approvals sent, %u acknowledged (all found paired), %u "
+	       "applied without ack (%u of them left a stale pending record), %zu requests still "
+	       "pending, %zu nodes\n",
+	       r->kills, secs, r->approvals_sent, r->acked, r->unacked_resolved + r->stale, r->stale,
+	       n_pending, r->n_reqs);
+	if (r->gw.pid > 0)
+		loadkit_gateway_stop(&r->gw, SIGKILL, 5000);
+	loadkit_op_close(&r->op);
+	drop_nodes(r);
+	client_ctx_destroy(r->ctx);
+	if (r->failure[0])
+		printf("# gateway log kept in %s\n", r->log_path);
+	else
+		nftw(tmpl, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	char failure[512];
+	snprintf(failure, sizeof(failure), "%s", r->failure);
+	unsigned kills = r->kills;
+	free(r->reqs);
+	free(r);
+	if (failure[0])
+		fail_msg("%s", failure);
+	assert_true(kills >= trials);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crash_storm),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

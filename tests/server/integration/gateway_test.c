@@ -1,0 +1,758 @@
+/* gateway_test.c: the real clawpair-gateway over real WebSockets: held-open pairing outcomes, exact
+ * frames and close codes, limits, hostile input, restart, shutdown, and clawpair-ctl end to end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "errors.h"
+#include "harness.h"
+
+#define REMOTE_IP "10.77.0.2"
+
+struct fixture {
+	struct client_ctx *ctx;
+	struct h_gateway gw;
+	struct h_conn op, op2, node, node2;
+	struct identity id;
+};
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	if (!fx || identity_global_init() < 0)
+		return -1;
+	fx->gw.pid = -1;
+	fx->ctx = client_ctx_create(NULL);
+	if (!fx->ctx || identity_generate(&fx->id) < 0)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	h_close(&fx->op);
+	h_close(&fx->op2);
+	h_close(&fx->node);
+	h_close(&fx->node2);
+	client_ctx_destroy(fx->ctx);
+	h_gateway_cleanup(&fx->gw);
+	free(fx);
+	return 0;
+}
+
+static void start(struct fixture *fx, const char *const *extra)
+{
+	assert_int_equal(h_gateway_start(&fx->gw, NULL, extra), 0);
+}
+
+/* SIGTERM must give exit status 0 (99 would be a valgrind error). */
+static void stop_ok(struct fixture *fx)
+{
+	assert_int_equal(h_gateway_stop(&fx->gw), 0);
+}
+
+static const char *const pairing_scopes[] = {"operator.pairing", "operator.read", NULL};
+
+static void assert_err_row(const cJSON *res, const char *connect_id, enum cp_err err)
+{
+	const struct cp_err_info *e = cp_err_info(err);
+
+	assert_non_null(res);
+	assert_string_equal(h_str(res, "type"), "res");
+	assert_string_equal(h_str(res, "id"), connect_id);
+	assert_false(h_is_res_ok(res));
+	assert_string_equal(h_err_code(res), e->wire_code);
+	assert_string_equal(h_err_details_code(res), e->details_code);
+}
+
+static void assert_closed_with(struct h_conn *hc, enum cp_err err, int timeout_ms)
+{
+	const struct cp_err_info *e = cp_err_info(err);
+
+	assert_int_equal(h_wait_close(hc, timeout_ms), e->close_code);
+	assert_string_equal(hc->close_reason, e->close_reason);
+}
+
+/* The node's connect is held: connect.pending (no seq, no res) with the record's facts. Returns
+ * the requestId (static buffer of the fixture's caller). */
+static void expect_pending(struct h_conn *node, const struct identity *id, bool is_repair,
+			   char rid[64])
+{
+	cJSON *ev = h_next_non_tick(node, h_ms(3000));
+	char fp[IDENTITY_FINGERPRINT_LEN + 1];
+
+	assert_non_null(ev);
+	assert_string_equal(h_str(ev, "type"), "event");
+	assert_string_equal(h_str(ev, "event"), "connect.pending");
+	assert_null(h_get(ev, "seq"));
+	assert_non_null(h_str(ev, "payload.requestId"));
+	assert_int_equal(strlen(h_str(ev, "payload.requestId")), 36);
+	assert_string_equal(h_str(ev, "payload.deviceId"), id->device_id);
+	identity_fingerprint(id->pk, fp);
+	assert_string_equal(h_str(ev, "payload.fingerprint"), fp);
+	assert_true(cJSON_IsNumber(h_get(ev, "payload.expiresAtMs")));
+	assert_true(is_repair ? cJSON_IsTrue(h_get(ev, "payload.isRepair"))
+			      : cJSON_IsFalse(h_get(ev, "payload.isRepair")));
+	snprintf(rid, 64, "%s", h_str(ev, "payload.requestId"));
+	cJSON_Delete(ev);
+}
+
+static void expect_hello_with_token(struct h_conn *node)
+{
+	cJSON *res = h_wait_res(node, node->connect_id, h_ms(3000));
+
+	assert_non_null(res);
+	assert_true(h_is_res_ok(res));
+	assert_string_equal(h_str(res, "payload.type"), "hello-ok");
+	assert_non_null(h_str(res, "payload.auth.deviceToken"));
+	assert_true(strlen(h_str(res, "payload.auth.deviceToken")) >= 32);
+	assert_string_equal(h_str(res, "payload.auth.role"), "node");
+	cJSON_Delete(res);
+}
+
+static cJSON *rid_params(const char *rid)
+{
+	cJSON *p = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(p, "requestId", rid);
+	return p;
+}
+
+static bool list_has(const cJSON *res, const char *rid)
+{
+	const cJSON *pending = h_get(res, "payload.pending"), *it;
+
+	cJSON_ArrayForEach(it, pending)
+	{
+		const char *r = h_str(it, "requestId");
+
+		if (r && strcmp(r, rid) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void approve_flow(void **state, const char *method, int sig_version)
+{
+	struct fixture *fx = *state;
+	struct h_node_opts o = {.sig_version = sig_version};
+	char rid[64];
+	cJSON *ev, *res;
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, &o, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+
+	/* The operator hears of it, with the same requestId on both event names. */
+	ev = h_wait_event(&fx->op, "device.pair.requested", h_ms(3000));
+	assert_non_null(ev);
+	assert_string_equal(h_str(ev, "payload.requestId"), rid);
+	assert_string_equal(h_str(ev, "payload.deviceId"), fx->id.device_id);
+	assert_string_equal(h_str(ev, "payload.remoteIp"), REMOTE_IP);
+	assert_true(cJSON_IsNumber(h_get(ev, "seq")));
+	cJSON_Delete(ev);
+	ev = h_wait_event(&fx->op, "node.pair.requested", h_ms(3000));
+	assert_non_null(ev);
+	assert_string_equal(h_str(ev, "payload.requestId"), rid);
+	cJSON_Delete(ev);
+
+	/* Both lists show it under the same id. */
+	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(3000));
+	assert_true(h_is_res_ok(res));
+	assert_true(list_has(res, rid));
+	cJSON_Delete(res);
+	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	assert_true(list_has(res, rid));
+	cJSON_Delete(res);
+
+	/* Held: nothing but ticks, and the socket stays open. */
+	assert_true(h_quiet(&fx->node, NULL, h_ms(800)));
+
+	res = h_call(&fx->op, method, rid_params(rid), h_ms(3000));
+	assert_non_null(res);
+	assert_true(h_is_res_ok(res));
+	assert_string_equal(h_str(res, "payload.requestId"), rid);
+	cJSON_Delete(res);
+
+	expect_hello_with_token(&fx->node);
+	ev = h_wait_event(&fx->op, "device.pair.resolved", h_ms(3000));
+	assert_non_null(ev);
+	assert_string_equal(h_str(ev, "payload.requestId"), rid);
+	assert_string_equal(h_str(ev, "payload.decision"), "approved");
+	cJSON_Delete(ev);
+
+	/* Paired now: the node's requests are served on the same socket. */
+	res = h_call(&fx->node, "node.event", NULL, h_ms(3000));
+	assert_non_null(res);
+	cJSON_Delete(res);
+	assert_false(fx->node.closed);
+	stop_ok(fx);
+}
+
+static void test_approve_by_node_pair_approve(void **state)
+{
+	approve_flow(state, "node.pair.approve", 3);
+}
+
+static void test_approve_by_device_pair_approve_v2(void **state)
+{
+	approve_flow(state, "device.pair.approve", 2);
+}
+
+static void test_reject(void **state)
+{
+	struct fixture *fx = *state;
+	char rid[64];
+	cJSON *res, *ev;
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+	res = h_call(&fx->op, "node.pair.reject", rid_params(rid), h_ms(3000));
+	assert_true(h_is_res_ok(res));
+	cJSON_Delete(res);
+
+	res = h_wait_res(&fx->node, fx->node.connect_id, h_ms(3000));
+	assert_err_row(res, "c1", CP_ERR_PAIRING_REJECTED);
+	cJSON_Delete(res);
+	assert_closed_with(&fx->node, CP_ERR_PAIRING_REJECTED, h_ms(3000));
+
+	ev = h_wait_event(&fx->op, "device.pair.resolved", h_ms(3000));
+	assert_string_equal(h_str(ev, "payload.decision"), "rejected");
+	cJSON_Delete(ev);
+	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	assert_false(list_has(res, rid));
+	cJSON_Delete(res);
+	stop_ok(fx);
+}
+
+static void test_expiry(void **state)
+{
+	struct fixture *fx = *state;
+	const char *extra[] = {"--pending-ttl", "1", NULL};
+	char rid[64];
+	cJSON *res, *ev;
+
+	start(fx, extra);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+
+	res = h_wait_res(&fx->node, "c1", h_ms(4000));
+	assert_err_row(res, "c1", CP_ERR_PAIRING_EXPIRED);
+	cJSON_Delete(res);
+	assert_closed_with(&fx->node, CP_ERR_PAIRING_EXPIRED, h_ms(3000));
+
+	ev = h_wait_event(&fx->op, "device.pair.resolved", h_ms(3000));
+	assert_non_null(ev);
+	assert_string_equal(h_str(ev, "payload.requestId"), rid);
+	assert_string_equal(h_str(ev, "payload.decision"), "expired");
+	cJSON_Delete(ev);
+	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	assert_int_equal(cJSON_GetArraySize(h_get(res, "payload.pending")), 0);
+	cJSON_Delete(res);
+	stop_ok(fx);
+}
+
+static void test_second_connection_supersedes(void **state)
+{
+	struct fixture *fx = *state;
+	char rid1[64], rid2[64];
+	cJSON *res;
+
+	start(fx, NULL);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid1);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node2), 0);
+
+	res = h_wait_res(&fx->node, "c1", h_ms(3000));
+	assert_err_row(res, "c1", CP_ERR_PAIRING_SUPERSEDED);
+	cJSON_Delete(res);
+	assert_closed_with(&fx->node, CP_ERR_PAIRING_SUPERSEDED, h_ms(3000));
+
+	expect_pending(&fx->node2, &fx->id, false, rid2);
+	assert_string_equal(rid1, rid2);
+	assert_true(h_quiet(&fx->node2, NULL, h_ms(300)));
+	stop_ok(fx);
+}
+
+/* Pairs fx->id through an approval; leaves op connected. */
+static void pair_node(struct fixture *fx)
+{
+	char rid[64];
+	cJSON *res;
+
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+	res = h_call(&fx->op, "device.pair.approve", rid_params(rid), h_ms(3000));
+	assert_true(h_is_res_ok(res));
+	cJSON_Delete(res);
+	expect_hello_with_token(&fx->node);
+	h_close(&fx->node);
+	memset(&fx->node, 0, sizeof(fx->node));
+}
+
+static void test_key_change_is_repair(void **state)
+{
+	struct fixture *fx = *state;
+	struct identity other;
+	char path[512], rid[64], *text = NULL, *out;
+	cJSON *paired, *rec;
+	FILE *f;
+	long n;
+	int rc;
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	pair_node(fx);
+	h_close(&fx->op);
+	memset(&fx->op, 0, sizeof(fx->op));
+	stop_ok(fx);
+
+	/* The store now binds the device id to another key (as after a key rotation on the
+	 * device, or a record imported from elsewhere). */
+	assert_int_equal(identity_generate(&other), 0);
+	snprintf(path, sizeof(path), "%s/paired.json", fx->gw.state_dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	rewind(f);
+	text = calloc(1, (size_t)n + 1);
+	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	paired = cJSON_Parse(text);
+	free(text);
+	rec = cJSON_GetObjectItemCaseSensitive(paired, fx->id.device_id);
+	assert_non_null(rec);
+	cJSON_ReplaceItemInObjectCaseSensitive(rec, "publicKey", cJSON_CreateString(other.pk_b64));
+	out = cJSON_Print(paired);
+	cJSON_Delete(paired);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(out, f);
+	fclose(f);
+	free(out);
+
+	{
+		char dir[256];
+		bool own = fx->gw.own_state;
+
+		snprintf(dir, sizeof(dir), "%s", fx->gw.state_dir);
+		rc = h_gateway_start(&fx->gw, dir, NULL);
+		fx->gw.own_state = own;
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	/* Local and remote alike: a key change is never accepted silently. */
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, NULL, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, true, rid);
+	assert_true(h_quiet(&fx->node, NULL, h_ms(500)));
+	{
+		cJSON *ev = h_wait_event(&fx->op, "device.pair.requested", h_ms(3000));
+
+		assert_non_null(ev);
+		assert_true(cJSON_IsTrue(h_get(ev, "payload.isRepair")));
+		cJSON_Delete(ev);
+	}
+	stop_ok(fx);
+}
+
+static void test_operator_without_pairing_scope(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const read_only[] = {"operator.read", NULL};
+	char rid[64];
+	cJSON *res;
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, read_only, &fx->op), 0);
+	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	assert_non_null(res);
+	assert_false(h_is_res_ok(res));
+	assert_string_equal(h_err_details_code(res), "MISSING_SCOPE");
+	cJSON_Delete(res);
+	res = h_call(&fx->op, "node.pair.approve", rid_params("x"), h_ms(3000));
+	assert_string_equal(h_err_details_code(res), "MISSING_SCOPE");
+	cJSON_Delete(res);
+
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+	/* No pairing event of any kind reaches it; the connection is still served. */
+	assert_true(h_quiet(&fx->op, NULL, h_ms(800)));
+	res = h_call(&fx->op, "node.list", NULL, h_ms(3000));
+	assert_true(h_is_res_ok(res));
+	cJSON_Delete(res);
+	stop_ok(fx);
+}
+
+static void test_two_operators_race(void **state)
+{
+	struct fixture *fx = *state;
+	char rid[64], id1[32], id2[32];
+	cJSON *r1, *r2;
+	int oks;
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op2), 0);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+
+	assert_int_equal(h_send_req(&fx->op, "node.pair.approve", rid_params(rid), id1), 0);
+	assert_int_equal(h_send_req(&fx->op2, "device.pair.approve", rid_params(rid), id2), 0);
+	r1 = h_wait_res(&fx->op, id1, h_ms(3000));
+	r2 = h_wait_res(&fx->op2, id2, h_ms(3000));
+	assert_non_null(r1);
+	assert_non_null(r2);
+	oks = h_is_res_ok(r1) + h_is_res_ok(r2);
+	assert_int_equal(oks, 1);
+	assert_string_equal(h_err_details_code(h_is_res_ok(r1) ? r2 : r1), "UNKNOWN_REQUEST_ID");
+	cJSON_Delete(r1);
+	cJSON_Delete(r2);
+
+	expect_hello_with_token(&fx->node);
+	assert_true(h_quiet(&fx->node, NULL, h_ms(300)));
+	stop_ok(fx);
+}
+
+static void test_restart_keeps_pending(void **state)
+{
+	struct fixture *fx = *state;
+	char rid1[64], rid2[64], dir[256];
+	cJSON *res;
+	bool own;
+
+	start(fx, NULL);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid1);
+	stop_ok(fx);
+	res = h_wait_res(&fx->node, "c1", h_ms(3000));
+	assert_err_row(res, "c1", CP_ERR_SHUTDOWN);
+	cJSON_Delete(res);
+	assert_closed_with(&fx->node, CP_ERR_SHUTDOWN, h_ms(3000));
+
+	snprintf(dir, sizeof(dir), "%s", fx->gw.state_dir);
+	own = fx->gw.own_state;
+	assert_int_equal(h_gateway_start(&fx->gw, dir, NULL), 0);
+	fx->gw.own_state = own;
+	h_close(&fx->node);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid2);
+	assert_string_equal(rid1, rid2);
+
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	res = h_call(&fx->op, "node.pair.approve", rid_params(rid2), h_ms(3000));
+	assert_true(h_is_res_ok(res));
+	cJSON_Delete(res);
+	expect_hello_with_token(&fx->node);
+	stop_ok(fx);
+}
+
+static void test_compat_6836(void **state)
+{
+	struct fixture *fx = *state;
+	const char *extra[] = {"--compat-6836", NULL};
+	const struct cp_err_info *e = cp_err_info(CP_ERR_PAIRING_REQUIRED);
+	cJSON *res, *ev;
+	char rid[64];
+
+	start(fx, extra);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	res = h_next_non_tick(&fx->node, h_ms(3000));
+	assert_err_row(res, "c1", CP_ERR_PAIRING_REQUIRED);
+	assert_string_equal(h_str(res, "error.message"), "pairing required");
+	assert_non_null(h_str(res, "error.details.requestId"));
+	snprintf(rid, sizeof(rid), "%s", h_str(res, "error.details.requestId"));
+	cJSON_Delete(res);
+	assert_int_equal(h_wait_close(&fx->node, h_ms(3000)), 1008);
+	assert_string_equal(fx->node.close_reason, e->close_reason);
+
+	ev = h_wait_event(&fx->op, "device.pair.requested", h_ms(3000));
+	assert_non_null(ev);
+	assert_string_equal(h_str(ev, "payload.requestId"), rid);
+	cJSON_Delete(ev);
+	/* The bug: the node tools look at another store. */
+	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(3000));
+	assert_true(h_is_res_ok(res));
+	assert_int_equal(cJSON_GetArraySize(h_get(res, "payload.pending")), 0);
+	cJSON_Delete(res);
+	res = h_call(&fx->op, "node.pair.approve", rid_params(rid), h_ms(3000));
+	assert_false(h_is_res_ok(res));
+	assert_string_equal(h_err_details_code(res), "UNKNOWN_REQUEST_ID");
+	cJSON_Delete(res);
+	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	assert_true(list_has(res, rid));
+	cJSON_Delete(res);
+	stop_ok(fx);
+}
+
+static void test_sigterm_held_open(void **state)
+{
+	struct fixture *fx = *state;
+	char rid[64];
+	cJSON *res;
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+	stop_ok(fx);
+	res = h_wait_res(&fx->node, "c1", h_ms(3000));
+	assert_err_row(res, "c1", CP_ERR_SHUTDOWN);
+	cJSON_Delete(res);
+	assert_closed_with(&fx->node, CP_ERR_SHUTDOWN, h_ms(3000));
+	/* Operators are closed with 1001 too. */
+	assert_int_equal(h_wait_close(&fx->op, h_ms(3000)), 1001);
+}
+
+static void test_handshake_timeout(void **state)
+{
+	struct fixture *fx = *state;
+	const char *extra[] = {"--handshake-timeout", "300", NULL};
+	uint64_t t0;
+	uint64_t took;
+
+	start(fx, extra);
+	assert_int_equal(h_open(fx->ctx, &fx->gw, NULL, &fx->node), 0);
+	t0 = client_now_ms();
+	assert_int_equal(h_challenge(&fx->node, h_ms(3000)), 0);
+	assert_closed_with(&fx->node, CP_ERR_HANDSHAKE_TIMEOUT, h_ms(3000));
+	took = client_now_ms() - t0;
+	assert_true(took >= 200);
+	assert_true(took < (uint64_t)h_ms(2000));
+	stop_ok(fx);
+}
+
+static void test_oversize_frame(void **state)
+{
+	struct fixture *fx = *state;
+	size_t big = 524288 + 4096;
+	char *buf = malloc(big);
+	cJSON *res;
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	assert_int_equal(h_open(fx->ctx, &fx->gw, NULL, &fx->node), 0);
+	assert_int_equal(h_challenge(&fx->node, h_ms(3000)), 0);
+	assert_non_null(buf);
+	memset(buf, 'x', big);
+	assert_int_equal(client_send(fx->node.c, buf, big, false), 0);
+	free(buf);
+	assert_closed_with(&fx->node, CP_ERR_PAYLOAD_TOO_LARGE, h_ms(5000));
+
+	/* A frame exactly at the cap is not "too large" (it is just not JSON). */
+	buf = malloc(524288);
+	assert_non_null(buf);
+	memset(buf, ' ', 524288);
+	assert_int_equal(h_open(fx->ctx, &fx->gw, NULL, &fx->node2), 0);
+	assert_int_equal(h_challenge(&fx->node2, h_ms(3000)), 0);
+	assert_int_equal(client_send(fx->node2.c, buf, 524288, false), 0);
+	free(buf);
+	assert_closed_with(&fx->node2, CP_ERR_INVALID_FRAME, h_ms(5000));
+
+	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	assert_true(h_is_res_ok(res));
+	cJSON_Delete(res);
+	stop_ok(fx);
+}
+
+static void test_garbage_frames(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct {
+		const char *data;
+		size_t len;
+		bool binary;
+	} cases[] = {
+		{"not json", 8, false},
+		{"{\"type\":\"req\"}", 14, false},
+		{"[]", 2, false},
+		{"{\"type\":\"event\",\"event\":\"x\"}", 28, false},
+		{"\xff\xfe{}", 4, false},
+		{"{\"type\":\"req\",\"id\":\"1\",\"method\":\"connect\"}", 43, true},
+		{"", 0, false},
+	};
+
+	start(fx, NULL);
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct h_conn hc;
+		cJSON *res;
+
+		assert_int_equal(h_open(fx->ctx, &fx->gw, REMOTE_IP, &hc), 0);
+		assert_int_equal(h_challenge(&hc, h_ms(3000)), 0);
+		assert_int_equal(client_send(hc.c, cases[i].data, cases[i].len, cases[i].binary), 0);
+		assert_closed_with(&hc, CP_ERR_INVALID_FRAME, h_ms(3000));
+		h_close(&hc);
+		/* The operator is not disturbed. */
+		res = h_call(&fx->op, "node.pair.list", NULL, h_ms(3000));
+		assert_true(h_is_res_ok(res));
+		cJSON_Delete(res);
+	}
+	/* A valid frame with another method first: INVALID_HANDSHAKE res + 1008. */
+	{
+		struct h_conn hc;
+		cJSON *res;
+
+		assert_int_equal(h_open(fx->ctx, &fx->gw, REMOTE_IP, &hc), 0);
+		assert_int_equal(h_challenge(&hc, h_ms(3000)), 0);
+		res = h_call(&hc, "node.pair.list", NULL, h_ms(3000));
+		assert_err_row(res, "r1", CP_ERR_INVALID_HANDSHAKE);
+		cJSON_Delete(res);
+		assert_closed_with(&hc, CP_ERR_INVALID_HANDSHAKE, h_ms(3000));
+		h_close(&hc);
+	}
+	stop_ok(fx);
+}
+
+static char *ctl(const struct fixture *fx, int *status, const char *a1, const char *a2,
+		 const char *a3, const char *a4, const char *a5)
+{
+	char *argv[16];
+	size_t n = 0;
+	char *out = NULL;
+
+	if (h_valgrind()) {
+		argv[n++] = "valgrind";
+		argv[n++] = "--error-exitcode=99";
+		argv[n++] = "--leak-check=full";
+		argv[n++] = "--errors-for-leak-kinds=definite";
+		argv[n++] = "-q";
+	}
+	argv[n++] = (char *)h_build_path("server/clawpair-ctl");
+	argv[n++] = "--url";
+	argv[n++] = (char *)fx->gw.url;
+	argv[n++] = "--token";
+	argv[n++] = H_TOKEN;
+	argv[n++] = (char *)a1;
+	argv[n++] = (char *)a2;
+	argv[n++] = (char *)a3;
+	argv[n++] = (char *)a4;
+	argv[n++] = (char *)a5;
+	argv[n] = NULL;
+	*status = h_run(argv, h_ms(10000), &out);
+	return out;
+}
+
+static void test_ctl_pending_approve(void **state)
+{
+	struct fixture *fx = *state;
+	char rid[64], fp[IDENTITY_FINGERPRINT_LEN + 1];
+	char *out;
+	int st;
+	cJSON *j;
+
+	start(fx, NULL);
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+	identity_fingerprint(fx->id.pk, fp);
+
+	out = ctl(fx, &st, "pending", NULL, NULL, NULL, NULL);
+	assert_int_equal(st, 0);
+	assert_non_null(strstr(out, rid));
+	assert_non_null(strstr(out, fp));
+	assert_non_null(strstr(out, REMOTE_IP));
+	assert_non_null(strstr(out, "node"));
+	free(out);
+
+	out = ctl(fx, &st, "--json", "pending", NULL, NULL, NULL);
+	assert_int_equal(st, 0);
+	j = cJSON_Parse(out);
+	assert_non_null(j);
+	{
+		/* --json prints the gateway's payload as is: {pending:[...], paired:[...]} */
+		cJSON *wrapped = cJSON_CreateObject();
+
+		cJSON_AddItemToObject(wrapped, "payload", j);
+		assert_true(list_has(wrapped, rid));
+		cJSON_Delete(wrapped);
+	}
+	free(out);
+
+	/* A wrong fingerprint: the gateway says no, the request stays. */
+	out = ctl(fx, &st, "approve", rid, "--fingerprint", "0000:0000:0000:0000", NULL);
+	assert_int_equal(st, 1);
+	free(out);
+	assert_true(h_quiet(&fx->node, NULL, h_ms(200)));
+
+	out = ctl(fx, &st, "approve", rid, "--fingerprint", fp, NULL);
+	assert_int_equal(st, 0);
+	free(out);
+	expect_hello_with_token(&fx->node);
+
+	out = ctl(fx, &st, "devices", NULL, NULL, NULL, NULL);
+	assert_int_equal(st, 0);
+	assert_non_null(strstr(out, fx->id.device_id));
+	free(out);
+
+	out = ctl(fx, &st, "reject", rid, NULL, NULL, NULL);
+	assert_int_equal(st, 1);
+	free(out);
+	stop_ok(fx);
+
+	/* Gateway gone: unreachable is a usage-class failure. */
+	out = ctl(fx, &st, "pending", NULL, NULL, NULL, NULL);
+	assert_int_equal(st, 2);
+	free(out);
+}
+
+static void test_http_get(void **state)
+{
+	struct fixture *fx = *state;
+	char url[128], *out;
+	char *argv[] = {"curl", "-s", "-i", url, NULL};
+	int st;
+
+	start(fx, NULL);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", fx->gw.port);
+	st = h_run(argv, h_ms(5000), &out);
+	if (st == 127) {
+		free(out);
+		stop_ok(fx);
+		skip();
+	}
+	assert_int_equal(st, 0);
+	assert_non_null(strstr(out, "200"));
+	assert_non_null(strstr(out, "clawpair-gateway\n"));
+	free(out);
+	stop_ok(fx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_approve_by_node_pair_approve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_approve_by_device_pair_approve_v2, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_connection_supersedes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_change_is_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_operator_without_pairing_scope, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_operators_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_keeps_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compat_6836, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_held_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oversize_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ctl_pending_approve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_http_get, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("gateway integration", tests, NULL, NULL);
+}

@@ -1,0 +1,1684 @@
+/* test_core.c: drives the I/O-free pairing core with a fake clock, real Ed25519 identities and a
+ * real store in a temp dir, and checks every frame and close it emits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "authpayload.h"
+#include "core.h"
+#include "identity.h"
+#include "store.h"
+
+#define T0 1795479066100ULL
+#define TOKEN "shared-secret-token"
+#define MAX_CLIENTS 48
+#define MAX_FRAMES 64
+
+struct client {
+	struct env *env;
+	struct core_conn *conn;
+	char ip[64];
+	cJSON *frames[MAX_FRAMES];
+	size_t n, pos;
+	bool closed, reaped;
+	int close_code;
+	char close_reason[128];
+	char nonce[64];
+	int next_id;
+	char last_id[32];
+	char connect_id[32];
+};
+
+struct env {
+	char dir[64];
+	struct store *store;
+	struct core *core;
+	struct core_config cfg;
+	const char *trusted[2];
+	struct core_io io;
+	uint64_t now;
+	struct client clients[MAX_CLIENTS];
+	size_t n_clients;
+	int warns;
+	char last_warn[1024];
+};
+
+/* ---- harness ---- */
+
+static void io_send(void *user, void *conn_user, const char *text, size_t len)
+{
+	struct client *c = conn_user;
+	cJSON *j;
+
+	(void)user;
+	assert_false(c->closed); /* nothing after a close */
+	assert_true(c->n < MAX_FRAMES);
+	j = cJSON_ParseWithLength(text, len);
+	assert_non_null(j);
+	c->frames[c->n++] = j;
+}
+
+static void io_close(void *user, void *conn_user, int code, const char *reason)
+{
+	struct client *c = conn_user;
+
+	(void)user;
+	assert_false(c->closed);
+	c->closed = true;
+	c->close_code = code;
+	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+	assert_true(strlen(reason) <= 120);
+}
+
+static void io_log(void *user, enum core_log_level level, const char *line)
+{
+	struct env *e = user;
+
+	if (level == CORE_LOG_WARN) {
+		e->warns++;
+		snprintf(e->last_warn, sizeof(e->last_warn), "%s", line);
+	}
+	if (getenv("CLAWPAIR_TEST_VERBOSE"))
+		fprintf(stderr, "# log %d: %s\n", level, line);
+}
+
+static struct core_config base_cfg(void)
+{
+	struct core_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.token = TOKEN;
+	cfg.server_version = "test";
+	cfg.server_host = "unit";
+	return cfg;
+}
+
+static void env_start_core(struct env *e)
+{
+	char err[256] = "";
+
+	assert_int_equal(store_open(e->dir, &e->store, err, sizeof(err)), 0);
+	e->io.user = e;
+	e->io.send = io_send;
+	e->io.close = io_close;
+	e->io.log = io_log;
+	assert_int_equal(core_create(&e->cfg, &e->io, e->store, e->now, &e->core), 0);
+}
+
+static struct env *env_new(const struct core_config *cfg)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	assert_non_null(e);
+	snprintf(e->dir, sizeof(e->dir), "/tmp/clawpair-core-XXXXXX");
+	assert_non_null(mkdtemp(e->dir));
+	e->cfg = cfg ? *cfg : base_cfg();
+	e->now = T0;
+	env_start_core(e);
+	return e;
+}
+
+static void client_reset(struct client *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		cJSON_Delete(c->frames[i]);
+	c->n = c->pos = 0;
+}
+
+/* What the adapter does once a socket is gone. */
+static void reap(struct env *e)
+{
+	for (size_t i = 0; i < e->n_clients; i++) {
+		struct client *c = &e->clients[i];
+
+		if (c->closed && !c->reaped) {
+			core_conn_closed(e->core, c->conn, e->now);
+			c->reaped = true;
+		}
+	}
+}
+
+static void env_stop_core(struct env *e)
+{
+	for (size_t i = 0; i < e->n_clients; i++) {
+		struct client *c = &e->clients[i];
+
+		if (!c->reaped) {
+			core_conn_closed(e->core, c->conn, e->now);
+			c->reaped = true;
+		}
+	}
+	core_destroy(e->core);
+	e->core = NULL;
+	store_close(e->store);
+	e->store = NULL;
+}
+
+static void rm_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	char sub[512];
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+		unlink(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+static void env_free(struct env *e)
+{
+	env_stop_core(e);
+	for (size_t i = 0; i < e->n_clients; i++)
+		client_reset(&e->clients[i]);
+	rm_dir(e->dir);
+	free(e);
+}
+
+static const cJSON *jget(const cJSON *o, const char *path)
+{
+	char buf[256], *save = NULL, *tok;
+	const cJSON *cur = o;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (tok = strtok_r(buf, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save)) {
+		if (cJSON_IsArray(cur))
+			cur = cJSON_GetArrayItem(cur, atoi(tok));
+		else
+			cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+	}
+	return cur;
+}
+
+static const char *jstr(const cJSON *o, const char *path)
+{
+	const cJSON *v = jget(o, path);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double jnum(const cJSON *o, const char *path)
+{
+	const cJSON *v = jget(o, path);
+
+	assert_true(cJSON_IsNumber(v));
+	return v->valuedouble;
+}
+
+static const cJSON *next_frame(struct client *c)
+{
+	if (c->pos >= c->n) {
+		print_error("client %s: expected a frame, got none\n", c->ip);
+		fail();
+	}
+	return c->frames[c->pos++];
+}
+
+static void expect_no_frame(struct client *c)
+{
+	if (c->pos < c->n) {
+		char *t = cJSON_PrintUnformatted(c->frames[c->pos]);
+
+		print_error("client %s: unexpected frame %s\n", c->ip, t);
+		free(t);
+		fail();
+	}
+}
+
+static const cJSON *expect_event(struct client *c, const char *name, int seq)
+{
+	const cJSON *f = next_frame(c);
+
+	assert_string_equal(jstr(f, "type"), "event");
+	assert_string_equal(jstr(f, "event"), name);
+	if (seq < 0)
+		assert_null(jget(f, "seq"));
+	else
+		assert_int_equal((int)jnum(f, "seq"), seq);
+	return jget(f, "payload");
+}
+
+static const cJSON *expect_ok(struct client *c, const char *id)
+{
+	const cJSON *f = next_frame(c);
+
+	assert_string_equal(jstr(f, "type"), "res");
+	assert_string_equal(jstr(f, "id"), id);
+	if (!cJSON_IsTrue(jget(f, "ok"))) {
+		char *t = cJSON_PrintUnformatted(f);
+
+		print_error("expected ok, got %s\n", t);
+		free(t);
+		fail();
+	}
+	return jget(f, "payload");
+}
+
+static const cJSON *expect_err(struct client *c, const char *id, const char *wire,
+                               const char *dcode)
+{
+	const cJSON *f = next_frame(c);
+
+	assert_string_equal(jstr(f, "type"), "res");
+	assert_string_equal(jstr(f, "id"), id);
+	assert_true(cJSON_IsFalse(jget(f, "ok")));
+	assert_string_equal(jstr(f, "error.code"), wire);
+	assert_string_equal(jstr(f, "error.details.code"), dcode);
+	return jget(f, "error");
+}
+
+static void expect_closed(struct client *c, int code)
+{
+	assert_true(c->closed);
+	assert_int_equal(c->close_code, code);
+}
+
+static struct client *open_peer(struct env *e, const struct core_peer *peer)
+{
+	struct client *c;
+	const cJSON *p;
+
+	assert_true(e->n_clients < MAX_CLIENTS);
+	c = &e->clients[e->n_clients++];
+	memset(c, 0, sizeof(*c));
+	c->env = e;
+	snprintf(c->ip, sizeof(c->ip), "%s", peer->ip ? peer->ip : "");
+	c->conn = core_conn_open(e->core, c, peer, e->now);
+	assert_non_null(c->conn);
+	if (c->closed)
+		return c;
+	p = expect_event(c, "connect.challenge", -1);
+	snprintf(c->nonce, sizeof(c->nonce), "%s", jstr(p, "nonce"));
+	assert_int_equal(jnum(p, "ts"), (double)e->now);
+	return c;
+}
+
+static struct client *open_client(struct env *e, const char *ip)
+{
+	struct core_peer peer = {.ip = ip, .host = "gateway.test"};
+
+	return open_peer(e, &peer);
+}
+
+static void send_text(struct client *c, const char *text)
+{
+	core_conn_message(c->env->core, c->conn, text, strlen(text), false, c->env->now);
+}
+
+/* Sends a req with a fresh id; params_json is JSON text (or NULL). Returns the id. */
+static const char *call(struct client *c, const char *method, const char *params_json)
+{
+	char buf[4096];
+
+	snprintf(c->last_id, sizeof(c->last_id), "r%d", ++c->next_id);
+	snprintf(buf, sizeof(buf), "{\"type\":\"req\",\"id\":\"%s\",\"method\":\"%s\"%s%s}",
+	         c->last_id, method, params_json ? ",\"params\":" : "",
+	         params_json ? params_json : "");
+	send_text(c, buf);
+	return c->last_id;
+}
+
+enum sig_kind { SIG_V3 = 0, SIG_V2, SIG_V1, SIG_BAD, SIG_NONE };
+
+struct copts {
+	const char *role; /* NULL: omitted (operator) */
+	const struct identity *id;
+	const char *token; /* NULL: no auth */
+	const char *device_token;
+	const char *scopes[4];
+	int n_scopes; /* -1: omitted */
+	enum sig_kind sig;
+	const char *nonce; /* NULL: the challenge's; "-": omitted */
+	int64_t skew_ms; /* signedAt = now + skew */
+	const char *dev_id; /* overrides device.id */
+	const char *pubkey; /* overrides device.publicKey */
+	int min_proto, max_proto;
+	const char *extra; /* extra top-level "key":value text */
+};
+
+static char *connect_text(struct client *c, const struct copts *o, const char *req_id)
+{
+	cJSON *params = cJSON_CreateObject(), *client, *req;
+	const char *role = o->role ? o->role : "operator";
+	const char *nonce = o->nonce ? o->nonce : c->nonce;
+	const char *tok = o->token ? o->token : o->device_token;
+	char *text;
+
+	cJSON_AddNumberToObject(params, "minProtocol", o->min_proto ? o->min_proto : 3);
+	cJSON_AddNumberToObject(params, "maxProtocol", o->max_proto ? o->max_proto : 4);
+	client = cJSON_AddObjectToObject(params, "client");
+	cJSON_AddStringToObject(client, "id", o->id ? "openclaw-android" : "cli");
+	cJSON_AddStringToObject(client, "displayName", "Unit Node");
+	cJSON_AddStringToObject(client, "version", "1.0.0");
+	cJSON_AddStringToObject(client, "platform", "Android");
+	cJSON_AddStringToObject(client, "deviceFamily", "Phone");
+	cJSON_AddStringToObject(client, "mode", o->id && o->role ? "node" : "cli");
+	if (o->role)
+		cJSON_AddStringToObject(params, "role", o->role);
+	if (o->n_scopes >= 0) {
+		cJSON *s = cJSON_AddArrayToObject(params, "scopes");
+
+		for (int i = 0; i < o->n_scopes; i++)
+			cJSON_AddItemToArray(s, cJSON_CreateString(o->scopes[i]));
+	}
+	if (o->token || o->device_token) {
+		cJSON *a = cJSON_AddObjectToObject(params, "auth");
+
+		if (o->token)
+			cJSON_AddStringToObject(a, "token", o->token);
+		if (o->device_token)
+			cJSON_AddStringToObject(a, "deviceToken", o->device_token);
+	}
+	if (o->id) {
+		cJSON *d = cJSON_AddObjectToObject(params, "device");
+		int64_t signed_at = (int64_t)c->env->now + o->skew_ms;
+		char sig[IDENTITY_SIG_B64_LEN + 8] = "AAAA", plat[64], fam[64];
+		struct authpayload_params ap = {
+		        .device_id = o->id->device_id,
+		        .client_id = "openclaw-android",
+		        .client_mode = o->role ? "node" : "cli",
+		        .role = role,
+		        .scopes = o->scopes,
+		        .n_scopes = o->n_scopes > 0 ? (size_t)o->n_scopes : 0,
+		        .signed_at_ms = signed_at,
+		        .token = tok,
+		        .nonce = strcmp(nonce, "-") ? nonce : NULL,
+		        .platform = plat,
+		        .device_family = fam,
+		};
+
+		authpayload_normalize_meta("Android", plat, sizeof(plat));
+		authpayload_normalize_meta("Phone", fam, sizeof(fam));
+		if (o->sig != SIG_NONE) {
+			enum authpayload_version v = o->sig == SIG_V2   ? AUTHPAYLOAD_V2
+			                             : o->sig == SIG_V1 ? AUTHPAYLOAD_V1
+			                                                : AUTHPAYLOAD_V3;
+			char *payload = authpayload_build(v, &ap);
+
+			assert_non_null(payload);
+			assert_int_equal(identity_sign(o->id, payload, sig, sizeof(sig)), 0);
+			free(payload);
+			if (o->sig == SIG_BAD)
+				sig[5] = sig[5] == 'A' ? 'B' : 'A';
+		}
+		cJSON_AddStringToObject(d, "id", o->dev_id ? o->dev_id : o->id->device_id);
+		cJSON_AddStringToObject(d, "publicKey", o->pubkey ? o->pubkey : o->id->pk_b64);
+		cJSON_AddStringToObject(d, "signature", sig);
+		cJSON_AddNumberToObject(d, "signedAt", (double)signed_at);
+		if (strcmp(nonce, "-") != 0)
+			cJSON_AddStringToObject(d, "nonce", nonce);
+	}
+	req = cJSON_CreateObject();
+	cJSON_AddStringToObject(req, "type", "req");
+	cJSON_AddStringToObject(req, "id", req_id);
+	cJSON_AddStringToObject(req, "method", "connect");
+	cJSON_AddItemToObject(req, "params", params);
+	text = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	if (o->extra) {
+		/* Splice raw extra keys into params: {"...,"params":{EXTRA,...}} */
+		char *p = strstr(text, "\"params\":{");
+		size_t at = (size_t)(p - text) + strlen("\"params\":{");
+		char *out = malloc(strlen(text) + strlen(o->extra) + 2);
+
+		memcpy(out, text, at);
+		strcpy(out + at, o->extra);
+		strcat(out, ",");
+		strcat(out, text + at);
+		free(text);
+		text = out;
+	}
+	return text;
+}
+
+static const char *do_connect(struct client *c, const struct copts *o)
+{
+	char *text;
+
+	snprintf(c->connect_id, sizeof(c->connect_id), "c%d", ++c->next_id);
+	text = connect_text(c, o, c->connect_id);
+	send_text(c, text);
+	free(text);
+	return c->connect_id;
+}
+
+static struct copts node_opts(const struct identity *id)
+{
+	struct copts o = {.role = "node", .id = id, .token = TOKEN, .n_scopes = 0};
+
+	return o;
+}
+
+/* An operator with the shared token and no device; scopes as given (NULL: omitted). */
+static struct client *operator(struct env *e, const char *s1, const char *s2)
+{
+	struct client *c = open_client(e, "127.0.0.1");
+	struct copts o = {.token = TOKEN, .n_scopes = -1};
+	const cJSON *h;
+
+	if (s1) {
+		o.scopes[0] = s1;
+		o.scopes[1] = s2;
+		o.n_scopes = s2 ? 2 : 1;
+	}
+	do_connect(c, &o);
+	h = expect_ok(c, c->connect_id);
+	assert_string_equal(jstr(h, "type"), "hello-ok");
+	assert_null(jget(h, "auth"));
+	return c;
+}
+
+static void ident(struct identity *id, uint8_t seed_byte)
+{
+	uint8_t seed[IDENTITY_SEED_BYTES];
+
+	memset(seed, seed_byte, sizeof(seed));
+	assert_int_equal(identity_from_seed(id, seed), 0);
+}
+
+/* A remote node connects and is held; returns its requestId in rid. */
+static struct client *held_node(struct env *e, const struct identity *id, const char *ip,
+                                char rid[64])
+{
+	struct client *c = open_client(e, ip);
+	struct copts o = node_opts(id);
+	const cJSON *p;
+
+	do_connect(c, &o);
+	p = expect_event(c, "connect.pending", -1);
+	snprintf(rid, 64, "%s", jstr(p, "requestId"));
+	assert_false(c->closed);
+	expect_no_frame(c);
+	return c;
+}
+
+static void expect_hello_device(struct client *c, const char *role)
+{
+	const cJSON *h = expect_ok(c, c->connect_id);
+
+	assert_string_equal(jstr(h, "type"), "hello-ok");
+	assert_string_equal(jstr(h, "auth.role"), role);
+	assert_int_equal(strlen(jstr(h, "auth.deviceToken")), 32);
+	assert_int_equal(strspn(jstr(h, "auth.deviceToken"), "0123456789abcdef"), 32);
+}
+
+static size_t array_len(const cJSON *a)
+{
+	return cJSON_IsArray(a) ? (size_t)cJSON_GetArraySize(a) : (size_t)-1;
+}
+
+/* ---- tests ---- */
+
+static void test_challenge(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct client *c = open_client(e, "10.0.0.5");
+	const char *n = c->nonce;
+
+	(void)state;
+	assert_int_equal(strlen(n), 36);
+	assert_int_equal(n[14], '4');
+	assert_non_null(strchr("89ab", n[19]));
+	assert_int_equal(n[8], '-');
+	assert_int_equal(strspn(n, "0123456789abcdef-"), 36);
+	expect_no_frame(c);
+	env_free(e);
+}
+
+static void test_operator_hello(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct client *c = open_client(e, "10.0.0.5");
+	struct copts o = {.token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
+	const cJSON *h;
+
+	(void)state;
+	do_connect(c, &o);
+	h = expect_ok(c, c->connect_id);
+	assert_string_equal(jstr(h, "type"), "hello-ok");
+	assert_int_equal((int)jnum(h, "protocol"), 4);
+	assert_string_equal(jstr(h, "server.version"), "test");
+	assert_string_equal(jstr(h, "server.host"), "unit");
+	assert_int_equal(strlen(jstr(h, "server.connId")), 36);
+	assert_true(array_len(jget(h, "features.methods")) >= 12);
+	assert_true(array_len(jget(h, "features.events")) >= 7);
+	assert_int_equal((int)jnum(h, "policy.maxPayload"), 524288);
+	assert_int_equal((int)jnum(h, "policy.maxBufferedBytes"), 1572864);
+	assert_int_equal((int)jnum(h, "policy.tickIntervalMs"), 30000);
+	assert_int_equal((int)jnum(h, "snapshot.stateVersion.presence"), 0);
+	assert_null(jget(h, "auth"));
+	/* Scopes as sent: read only, so pairing methods are refused, node.list is not. */
+	expect_err(c, call(c, "device.pair.list", "{}"), "INVALID_REQUEST", "MISSING_SCOPE");
+	assert_false(c->closed);
+	assert_true(cJSON_IsArray(jget(expect_ok(c, call(c, "node.list", NULL)), "nodes")));
+	/* Protocol 3 only: hello-ok says 3. */
+	{
+		struct client *c3 = open_client(e, "10.0.0.5");
+		struct copts o3 = {.token = TOKEN, .n_scopes = -1, .min_proto = 3, .max_proto = 3};
+
+		do_connect(c3, &o3);
+		h = expect_ok(c3, c3->connect_id);
+		assert_int_equal((int)jnum(h, "protocol"), 3);
+		/* Omitted scopes: operator.admin. */
+		expect_ok(c3, call(c3, "device.pair.list", NULL));
+	}
+	env_free(e);
+}
+
+struct hs_case {
+	const char *name;
+	const char *dcode;
+	const char *wire; /* NULL: no res */
+	int close;
+};
+
+static void check_hs(struct env *e, struct client *c, const struct hs_case *k, const char *id)
+{
+	int warns = e->warns;
+
+	(void)warns;
+	if (k->wire) {
+		const cJSON *err = expect_err(c, id, k->wire, k->dcode);
+
+		assert_non_null(jstr(err, "message"));
+	}
+	expect_no_frame(c);
+	expect_closed(c, k->close);
+	assert_non_null(strstr(e->last_warn, k->dcode));
+	assert_non_null(strstr(e->last_warn, c->ip));
+}
+
+static void hs(struct env *e, const struct hs_case *k, struct copts o)
+{
+	struct client *c = open_client(e, "10.0.0.9");
+	int warns = e->warns;
+
+	do_connect(c, &o);
+	check_hs(e, c, k, c->connect_id);
+	assert_int_equal(e->warns, warns + 1); /* logged once */
+	reap(e);
+}
+
+static void test_handshake_errors(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, other;
+	struct client *c;
+	char big[600000];
+
+	(void)state;
+	ident(&id, 1);
+	ident(&other, 2);
+
+	/* Frame level. */
+	c = open_client(e, "10.0.0.9");
+	send_text(c, "{not json");
+	expect_no_frame(c);
+	expect_closed(c, 1008);
+	assert_string_equal(c->close_reason, "invalid request frame");
+	c = open_client(e, "10.0.0.9");
+	core_conn_message(e->core, c->conn, "{}", 2, true, e->now);
+	expect_closed(c, 1008);
+	c = open_client(e, "10.0.0.9");
+	memset(big, ' ', sizeof(big));
+	core_conn_message(e->core, c->conn, big, sizeof(big), false, e->now);
+	expect_closed(c, 1009);
+	expect_no_frame(c);
+	c = open_client(e, "10.0.0.9");
+	call(c, "device.pair.list", "{}");
+	expect_err(c, c->last_id, "INVALID_REQUEST", "INVALID_HANDSHAKE");
+	expect_closed(c, 1008);
+	assert_string_equal(c->close_reason, "invalid handshake: first request must be connect");
+	reap(e);
+
+	{
+		static const struct hs_case k = {"params", "INVALID_CONNECT_PARAMS",
+		                                 "INVALID_REQUEST", 1008};
+		struct copts o = node_opts(&id);
+		const cJSON *err;
+
+		o.extra = "\"bogus\":1";
+		c = open_client(e, "10.0.0.9");
+		do_connect(c, &o);
+		err = expect_err(c, c->connect_id, "INVALID_REQUEST", "INVALID_CONNECT_PARAMS");
+		assert_true(strncmp(jstr(err, "message"), "invalid connect params: ", 24) == 0);
+		expect_closed(c, 1008);
+		assert_true(strncmp(c->close_reason, "invalid connect params: ", 24) == 0);
+		(void)k;
+	}
+	{
+		struct copts o = node_opts(&id);
+		const cJSON *err;
+
+		o.min_proto = 1;
+		o.max_proto = 2;
+		c = open_client(e, "10.0.0.9");
+		do_connect(c, &o);
+		err = expect_err(c, c->connect_id, "INVALID_REQUEST", "PROTOCOL_MISMATCH");
+		assert_int_equal((int)jnum(err, "details.expectedProtocol"), 4);
+		expect_closed(c, 1002);
+		reap(e);
+	}
+	{
+		static const struct hs_case k = {"role", "INVALID_ROLE", "INVALID_REQUEST", 1008};
+		struct copts o = {.role = "admin", .token = TOKEN, .n_scopes = -1};
+
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"nodev", "DEVICE_IDENTITY_REQUIRED", "NOT_PAIRED",
+		                                 1008};
+		struct copts o = {.role = "node", .token = TOKEN, .n_scopes = 0};
+
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"pk", "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+		                                 "INVALID_REQUEST", 1008};
+		struct copts o = node_opts(&id);
+
+		o.pubkey = "AAAA";
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"id", "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+		                                 "INVALID_REQUEST", 1008};
+		struct copts o = node_opts(&id);
+
+		o.dev_id = other.device_id;
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"skew", "DEVICE_AUTH_SIGNATURE_EXPIRED",
+		                                 "INVALID_REQUEST", 1008};
+		struct copts o = node_opts(&id);
+
+		o.skew_ms = -120001;
+		hs(e, &k, o);
+		o.skew_ms = 120001;
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"nonce", "DEVICE_AUTH_NONCE_REQUIRED",
+		                                 "INVALID_REQUEST", 1008};
+		struct copts o = node_opts(&id);
+
+		o.nonce = "-";
+		o.sig = SIG_V1;
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"nonce2", "DEVICE_AUTH_NONCE_MISMATCH",
+		                                 "INVALID_REQUEST", 1008};
+		struct copts o = node_opts(&id);
+
+		o.nonce = "00000000-0000-4000-8000-000000000000";
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"sig", "DEVICE_AUTH_SIGNATURE_INVALID",
+		                                 "INVALID_REQUEST", 1008};
+		struct copts o = node_opts(&id);
+
+		o.sig = SIG_BAD;
+		hs(e, &k, o);
+		/* v1 is not accepted, even signed correctly. */
+		o.sig = SIG_V1;
+		hs(e, &k, o);
+		/* Signed by another key. */
+		o.sig = SIG_V3;
+		o.id = &other;
+		o.dev_id = id.device_id;
+		o.pubkey = id.pk_b64;
+		hs(e, &k, o);
+	}
+	{
+		static const struct hs_case k = {"tok", "AUTH_TOKEN_MISSING", "INVALID_REQUEST",
+		                                 1008};
+		struct copts o = node_opts(&id);
+		struct copts op = {.n_scopes = -1};
+
+		o.token = NULL;
+		hs(e, &k, o);
+		hs(e, &k, op);
+	}
+	{
+		static const struct hs_case k = {"tok2", "AUTH_TOKEN_MISMATCH", "INVALID_REQUEST",
+		                                 1008};
+		struct copts o = node_opts(&id);
+		struct copts op = {.n_scopes = -1, .token = "shared-secret-tokeN"};
+
+		o.token = "nope";
+		hs(e, &k, o);
+		hs(e, &k, op);
+	}
+	/* The edges that pass: skew 120000, v2 and v3 signatures. */
+	{
+		struct copts o = node_opts(&id);
+		char rid[64];
+
+		o.skew_ms = 120000;
+		o.sig = SIG_V2;
+		c = open_client(e, "10.0.0.9");
+		do_connect(c, &o);
+		snprintf(rid, sizeof(rid), "%s",
+		         jstr(expect_event(c, "connect.pending", -1), "requestId"));
+		assert_false(c->closed);
+	}
+	assert_int_equal(store_count(e->store, STORE_PENDING), 1);
+	env_free(e);
+}
+
+static void approve_flow(bool via_node)
+{
+	struct env *e = env_new(NULL);
+	struct identity id;
+	struct client *op, *n, *n2;
+	char rid[64], params[256], token[64];
+	const cJSON *p, *list;
+
+	ident(&id, 7);
+	op = operator(e, "operator.pairing", NULL);
+	n = held_node(e, &id, "10.0.0.5", rid);
+	p = jget(n->frames[1], "payload");
+	assert_string_equal(jstr(p, "deviceId"), id.device_id);
+	assert_int_equal((uint64_t)jnum(p, "expiresAtMs"), e->now + 300000);
+	assert_true(cJSON_IsFalse(jget(p, "isRepair")));
+	assert_int_equal(strlen(jstr(p, "fingerprint")), 19);
+
+	/* EVT-1/2 and EVT-3: requested events with seq 1, 2. */
+	p = expect_event(op, "device.pair.requested", 1);
+	assert_string_equal(jstr(p, "requestId"), rid);
+	assert_string_equal(jstr(p, "publicKey"), id.pk_b64);
+	assert_string_equal(jstr(p, "role"), "node");
+	assert_string_equal(jstr(p, "remoteIp"), "10.0.0.5");
+	p = expect_event(op, "node.pair.requested", 2);
+	assert_string_equal(jstr(p, "requestId"), rid);
+	assert_string_equal(jstr(p, "nodeId"), id.device_id);
+
+	/* STORE-1/2: both lists show the one request. */
+	list = expect_ok(op, call(op, "device.pair.list", "{}"));
+	assert_int_equal(array_len(jget(list, "pending")), 1);
+	assert_string_equal(jstr(list, "pending.0.requestId"), rid);
+	list = expect_ok(op, call(op, "node.pair.list", "{}"));
+	assert_int_equal(array_len(jget(list, "pending")), 1);
+	assert_string_equal(jstr(list, "pending.0.requestId"), rid);
+	assert_string_equal(jstr(list, "pending.0.nodeId"), id.device_id);
+
+	/* HOLD-2: ticks reach the held socket. */
+	e->now += 30000;
+	core_run_timers(e->core, e->now);
+	assert_int_equal((uint64_t)jnum(expect_event(n, "tick", 1), "ts"), e->now);
+	expect_event(op, "tick", 3);
+	assert_false(n->closed);
+
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid);
+	p = expect_ok(op, call(op, via_node ? "node.pair.approve" : "device.pair.approve", params));
+	assert_string_equal(jstr(p, "requestId"), rid);
+	if (via_node) {
+		assert_string_equal(jstr(p, "node.nodeId"), id.device_id);
+	} else {
+		assert_string_equal(jstr(p, "device.deviceId"), id.device_id);
+		assert_string_equal(jstr(p, "device.tokens.0.role"), "node");
+		assert_null(jget(p, "device.tokens.0.token")); /* summaries only */
+	}
+	p = expect_event(op, "device.pair.resolved", 4);
+	assert_string_equal(jstr(p, "decision"), "approved");
+	assert_string_equal(jstr(p, "requestId"), rid);
+	assert_string_equal(jstr(p, "deviceId"), id.device_id);
+	p = expect_event(op, "node.pair.resolved", 5);
+	assert_string_equal(jstr(p, "decision"), "approved");
+
+	/* HOLD-3: the same connect id, on the same socket. */
+	expect_hello_device(n, "node");
+	snprintf(token, sizeof(token), "%s",
+	         jstr(jget(n->frames[n->pos - 1], "payload"), "auth.deviceToken"));
+	assert_false(n->closed);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
+	/* PERSIST-3: on disk when the ok went out. */
+	{
+		char path[128], buf[8192];
+		FILE *fp;
+		size_t len;
+
+		snprintf(path, sizeof(path), "%s/paired.json", e->dir);
+		fp = fopen(path, "r");
+		assert_non_null(fp);
+		len = fread(buf, 1, sizeof(buf) - 1, fp);
+		fclose(fp);
+		buf[len] = '\0';
+		assert_non_null(strstr(buf, id.device_id));
+		assert_non_null(strstr(buf, token));
+	}
+	/* The node is authenticated now: node methods work, nothing else. */
+	expect_ok(n, call(n, "node.event", "{}"));
+	expect_err(n, call(n, "node.pair.list", "{}"), "INVALID_REQUEST", "UNAUTHORIZED_ROLE");
+	/* node.list shows it connected. */
+	{
+		struct client *rd = operator(e, "operator.read", NULL);
+
+		p = expect_ok(rd, call(rd, "node.list", "{}"));
+		assert_string_equal(jstr(p, "nodes.0.nodeId"), id.device_id);
+		assert_true(cJSON_IsTrue(jget(p, "nodes.0.connected")));
+		assert_true(cJSON_IsTrue(jget(p, "nodes.0.paired")));
+		assert_string_equal(jstr(p, "nodes.0.remoteIp"), "10.0.0.5");
+	}
+	/* WIRE-11: the device token replaces the shared token on reconnect. */
+	n2 = open_client(e, "10.0.0.6");
+	{
+		struct copts o = node_opts(&id);
+
+		o.token = token;
+		do_connect(n2, &o);
+		expect_hello_device(n2, "node");
+		assert_string_equal(
+		        jstr(jget(n2->frames[n2->pos - 1], "payload"), "auth.deviceToken"), token);
+	}
+	env_free(e);
+}
+
+static void test_hold_approve_device(void **state)
+{
+	(void)state;
+	approve_flow(false);
+}
+
+static void test_hold_approve_node(void **state)
+{
+	(void)state;
+	approve_flow(true);
+}
+
+static void test_reject(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id;
+	struct client *op, *n;
+	char rid[64], params[128];
+	const cJSON *p;
+
+	(void)state;
+	ident(&id, 8);
+	op = operator(e, "operator.admin", NULL);
+	n = held_node(e, &id, "10.0.0.5", rid);
+	expect_event(op, "device.pair.requested", 1);
+	expect_event(op, "node.pair.requested", 2);
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid);
+	p = expect_ok(op, call(op, "node.pair.reject", params));
+	assert_string_equal(jstr(p, "requestId"), rid);
+	p = expect_event(op, "device.pair.resolved", 3);
+	assert_string_equal(jstr(p, "decision"), "rejected");
+	expect_event(op, "node.pair.resolved", 4);
+	expect_err(n, n->connect_id, "NOT_PAIRED", "PAIRING_REJECTED");
+	expect_closed(n, 4403);
+	assert_string_equal(n->close_reason, "pairing rejected");
+	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
+	/* A rejected id is unknown afterwards. */
+	expect_err(op, call(op, "device.pair.reject", params), "INVALID_REQUEST",
+	           "UNKNOWN_REQUEST_ID");
+	env_free(e);
+}
+
+static void test_expiry(void **state)
+{
+	struct core_config cfg = base_cfg();
+	struct env *e;
+	struct identity id;
+	struct client *op, *n;
+	char rid[64];
+	const cJSON *p;
+	uint64_t next;
+
+	(void)state;
+	cfg.pending_ttl_ms = 5000;
+	e = env_new(&cfg);
+	ident(&id, 9);
+	op = operator(e, "operator.pairing", NULL);
+	n = held_node(e, &id, "10.0.0.5", rid);
+	expect_event(op, "device.pair.requested", 1);
+	expect_event(op, "node.pair.requested", 2);
+	next = core_run_timers(e->core, e->now);
+	assert_int_equal(next, e->now + 5000);
+	e->now += 4999;
+	core_run_timers(e->core, e->now);
+	expect_no_frame(n);
+	e->now += 1;
+	core_run_timers(e->core, e->now);
+	expect_err(n, n->connect_id, "NOT_PAIRED", "PAIRING_EXPIRED");
+	expect_closed(n, 4408);
+	p = expect_event(op, "device.pair.resolved", 3);
+	assert_string_equal(jstr(p, "decision"), "expired");
+	assert_string_equal(jstr(p, "requestId"), rid);
+	expect_event(op, "node.pair.resolved", 4);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
+
+	/* A request whose node went away stays listed until the TTL, then goes too. */
+	reap(e);
+	n = held_node(e, &id, "10.0.0.5", rid);
+	core_conn_closed(e->core, n->conn, e->now);
+	n->reaped = true;
+	n->closed = true;
+	e->now += 4000;
+	core_run_timers(e->core, e->now);
+	assert_non_null(store_get(e->store, STORE_PENDING, rid));
+	e->now += 1000;
+	core_run_timers(e->core, e->now);
+	assert_null(store_get(e->store, STORE_PENDING, rid));
+	env_free(e);
+}
+
+static void test_supersede_and_reconnect(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id;
+	struct client *op, *n1, *n2, *n3;
+	char rid[64], rid2[64], rid3[64];
+	const cJSON *p;
+
+	(void)state;
+	ident(&id, 10);
+	op = operator(e, "operator.pairing", NULL);
+	n1 = held_node(e, &id, "10.0.0.5", rid);
+	expect_event(op, "device.pair.requested", 1);
+	expect_event(op, "node.pair.requested", 2);
+
+	/* HOLD-6 + RECON-1: a newer socket takes over, same requestId, later expiry. */
+	e->now += 10000;
+	n2 = held_node(e, &id, "10.0.0.7", rid2);
+	assert_string_equal(rid2, rid);
+	p = jget(n2->frames[1], "payload");
+	assert_int_equal((uint64_t)jnum(p, "expiresAtMs"), e->now + 300000);
+	expect_err(n1, n1->connect_id, "NOT_PAIRED", "PAIRING_SUPERSEDED");
+	expect_closed(n1, 4409);
+	expect_no_frame(op); /* not a new request */
+	assert_int_equal((uint64_t)jnum(store_get(e->store, STORE_PENDING, rid), "expiresAtMs"),
+	                 e->now + 300000);
+	reap(e);
+
+	/* The socket goes away; a reconnect finds the same request. */
+	core_conn_closed(e->core, n2->conn, e->now);
+	n2->reaped = n2->closed = true;
+	e->now += 20000;
+	n3 = held_node(e, &id, "10.0.0.8", rid3);
+	assert_string_equal(rid3, rid);
+	assert_int_equal((uint64_t)jnum(jget(n3->frames[1], "payload"), "expiresAtMs"),
+	                 e->now + 300000);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 1);
+	expect_no_frame(op);
+	env_free(e);
+}
+
+static void test_repair(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, other;
+	struct client *op, *n;
+	cJSON *rec;
+	char rid[64], params[160];
+	const cJSON *p;
+
+	(void)state;
+	ident(&id, 11);
+	ident(&other, 12);
+	/* The store knows this deviceId under another key. */
+	rec = cJSON_CreateObject();
+	cJSON_AddStringToObject(rec, "deviceId", id.device_id);
+	cJSON_AddStringToObject(rec, "publicKey", other.pk_b64);
+	cJSON_AddStringToObject(rec, "role", "node");
+	cJSON_AddItemToObject(rec, "roles", cJSON_CreateStringArray((const char *[]){"node"}, 1));
+	assert_int_equal(store_put(e->store, STORE_PAIRED, rec), 0);
+
+	op = operator(e, "operator.pairing", NULL);
+	/* KEY-3: even local, even with auto-approve on: held, isRepair. */
+	n = open_client(e, "127.0.0.1");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+	}
+	p = expect_event(n, "connect.pending", -1);
+	assert_true(cJSON_IsTrue(jget(p, "isRepair")));
+	snprintf(rid, sizeof(rid), "%s", jstr(p, "requestId"));
+	assert_false(n->closed);
+	p = expect_event(op, "device.pair.requested", 1);
+	assert_true(cJSON_IsTrue(jget(p, "isRepair")));
+	expect_event(op, "node.pair.requested", 2);
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid);
+	expect_ok(op, call(op, "device.pair.approve", params));
+	expect_hello_device(n, "node");
+	assert_string_equal(jstr(store_get(e->store, STORE_PAIRED, id.device_id), "publicKey"),
+	                    id.pk_b64);
+	env_free(e);
+}
+
+static void test_key_binding(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, other;
+	struct client *op, *n;
+	char rid[64], params[400], fp[IDENTITY_FINGERPRINT_LEN + 1];
+	const cJSON *p;
+
+	(void)state;
+	ident(&id, 13);
+	ident(&other, 14);
+	op = operator(e, "operator.pairing", NULL);
+	n = held_node(e, &id, "10.0.0.5", rid);
+	expect_event(op, "device.pair.requested", 1);
+	expect_event(op, "node.pair.requested", 2);
+
+	/* KEY-1: wrong key or wrong fingerprint: refused, still pending. */
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\",\"publicKey\":\"%s\"}", rid,
+	         other.pk_b64);
+	expect_err(op, call(op, "device.pair.approve", params), "INVALID_REQUEST",
+	           "PAIRING_PUBLIC_KEY_MISMATCH");
+	identity_fingerprint(other.pk, fp);
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\",\"fingerprint\":\"%s\"}", rid, fp);
+	expect_err(op, call(op, "node.pair.approve", params), "INVALID_REQUEST",
+	           "PAIRING_PUBLIC_KEY_MISMATCH");
+	assert_non_null(store_get(e->store, STORE_PENDING, rid));
+	expect_no_frame(n);
+	assert_false(n->closed);
+	p = expect_ok(op, call(op, "device.pair.list", NULL));
+	assert_string_equal(jstr(p, "pending.0.requestId"), rid);
+
+	/* Closed params. */
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\",\"nodeId\":\"x\"}", rid);
+	expect_err(op, call(op, "device.pair.approve", params), "INVALID_REQUEST",
+	           "INVALID_PARAMS");
+	expect_err(op, call(op, "device.pair.approve", "{}"), "INVALID_REQUEST", "INVALID_PARAMS");
+
+	/* The right fingerprint (any case, separators ignored). */
+	identity_fingerprint(id.pk, fp);
+	for (char *q = fp; *q; q++)
+		if (*q >= 'a' && *q <= 'f')
+			*q = (char)(*q - 'a' + 'A');
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\",\"fingerprint\":\"%s\"}", rid, fp);
+	expect_ok(op, call(op, "device.pair.approve", params));
+	expect_hello_device(n, "node");
+	env_free(e);
+}
+
+static void test_key2_recheck(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, other;
+	struct client *op;
+	cJSON *rec;
+
+	(void)state;
+	ident(&id, 15);
+	ident(&other, 16);
+	/* A tampered pending record: deviceId of one key, publicKey of another. */
+	rec = cJSON_CreateObject();
+	cJSON_AddStringToObject(rec, "requestId", "11111111-1111-4111-8111-111111111111");
+	cJSON_AddStringToObject(rec, "deviceId", id.device_id);
+	cJSON_AddStringToObject(rec, "publicKey", other.pk_b64);
+	cJSON_AddStringToObject(rec, "role", "node");
+	cJSON_AddNumberToObject(rec, "ts", (double)e->now);
+	cJSON_AddNumberToObject(rec, "expiresAtMs", (double)e->now + 60000);
+	assert_int_equal(store_put(e->store, STORE_PENDING, rec), 0);
+	op = operator(e, "operator.pairing", NULL);
+	expect_err(op,
+	           call(op, "device.pair.approve",
+	                "{\"requestId\":\"11111111-1111-4111-8111-111111111111\"}"),
+	           "INVALID_REQUEST", "PAIRING_PUBLIC_KEY_MISMATCH");
+	assert_int_equal(store_count(e->store, STORE_PAIRED), 0);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 1);
+	env_free(e);
+}
+
+static void test_unknown_request(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, opdev;
+	struct client *op, *n, *od;
+	char rid[64], rid_op[64], params[128];
+	const cJSON *err;
+
+	(void)state;
+	ident(&id, 17);
+	ident(&opdev, 18);
+	op = operator(e, "operator.pairing", NULL);
+	n = held_node(e, &id, "10.0.0.5", rid);
+	(void)n;
+	/* An operator with a device is held too (operator-role request). */
+	od = open_client(e, "10.0.0.6");
+	{
+		struct copts o = {
+		        .id = &opdev, .token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
+
+		do_connect(od, &o);
+	}
+	snprintf(rid_op, sizeof(rid_op), "%s",
+	         jstr(expect_event(od, "connect.pending", -1), "requestId"));
+	expect_event(op, "device.pair.requested", 1);
+	expect_event(op, "node.pair.requested", 2);
+	assert_string_equal(jstr(expect_event(op, "device.pair.requested", 3), "role"), "operator");
+	expect_no_frame(op); /* an operator request has no node event */
+
+	err = expect_err(op, call(op, "device.pair.approve", "{\"requestId\":\"nope\"}"),
+	                 "INVALID_REQUEST", "UNKNOWN_REQUEST_ID");
+	assert_int_equal(array_len(jget(err, "details.pendingRequestIds")), 2);
+	/* node.* resolves node requests only: the operator request is not one. */
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid_op);
+	err = expect_err(op, call(op, "node.pair.approve", params), "INVALID_REQUEST",
+	                 "UNKNOWN_REQUEST_ID");
+	assert_int_equal(array_len(jget(err, "details.pendingRequestIds")), 1);
+	assert_string_equal(jstr(err, "details.pendingRequestIds.0"), rid);
+	/* node.pair.list lists only the node one; device.pair.list both, newest first. */
+	err = expect_ok(op, call(op, "node.pair.list", NULL));
+	assert_int_equal(array_len(jget(err, "pending")), 1);
+	err = expect_ok(op, call(op, "device.pair.list", NULL));
+	assert_int_equal(array_len(jget(err, "pending")), 2);
+	/* device.* resolves it; the held operator gets hello-ok with its scopes. */
+	expect_ok(op, call(op, "device.pair.approve", params));
+	expect_hello_device(od, "operator");
+	env_free(e);
+}
+
+static void test_events_scoped_and_sequenced(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity a, b, c3;
+	struct client *pairing, *admin, *reader, *na, *nb;
+	char rid[64];
+
+	(void)state;
+	ident(&a, 19);
+	ident(&b, 20);
+	ident(&c3, 21);
+	pairing = operator(e, "operator.pairing", NULL);
+	admin = operator(e, NULL, NULL); /* omitted scopes: operator.admin */
+	reader = operator(e, "operator.read", "operator.write");
+	na = held_node(e, &a, "10.0.0.5", rid);
+	nb = held_node(e, &b, "10.0.0.6", rid);
+	(void)na;
+	(void)nb;
+	expect_event(pairing, "device.pair.requested", 1);
+	expect_event(pairing, "node.pair.requested", 2);
+	expect_event(pairing, "device.pair.requested", 3);
+	expect_event(pairing, "node.pair.requested", 4);
+	expect_event(admin, "device.pair.requested", 1);
+	expect_event(admin, "node.pair.requested", 2);
+	expect_event(admin, "device.pair.requested", 3);
+	expect_no_frame(reader);
+	expect_no_frame(na); /* the nodes hear nothing of each other */
+	/* An operator that joins later starts at 1. */
+	{
+		struct client *late = operator(e, "operator.pairing", NULL);
+		struct client *nc;
+
+		nc = held_node(e, &c3, "10.0.0.7", rid);
+		(void)nc;
+		expect_event(late, "device.pair.requested", 1);
+		expect_event(late, "node.pair.requested", 2);
+	}
+	env_free(e);
+}
+
+static void test_limits(void **state)
+{
+	struct core_config cfg = base_cfg();
+	struct env *e;
+	struct identity ids[6];
+	struct client *c;
+	char rid[64];
+
+	(void)state;
+	cfg.max_pending_per_ip = 2;
+	cfg.max_pending = 3;
+	cfg.max_preauth_per_ip = 2;
+	e = env_new(&cfg);
+	for (int i = 0; i < 6; i++)
+		ident(&ids[i], (uint8_t)(30 + i));
+	held_node(e, &ids[0], "10.0.0.5", rid);
+	held_node(e, &ids[1], "10.0.0.5", rid);
+	/* LIMIT-2 */
+	c = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&ids[2]);
+
+		do_connect(c, &o);
+	}
+	expect_err(c, c->connect_id, "UNAVAILABLE", "PENDING_LIMIT_IP");
+	expect_closed(c, 4430);
+	/* The same device reconnecting from that address replaces its socket: allowed. */
+	held_node(e, &ids[0], "10.0.0.5", rid);
+	/* LIMIT-3 */
+	held_node(e, &ids[3], "10.0.0.6", rid);
+	c = open_client(e, "10.0.0.7");
+	{
+		struct copts o = node_opts(&ids[4]);
+
+		do_connect(c, &o);
+	}
+	expect_err(c, c->connect_id, "UNAVAILABLE", "PENDING_LIMIT_TOTAL");
+	expect_closed(c, 4503);
+	reap(e);
+	/* Pre-auth sockets per address. */
+	open_client(e, "10.9.9.9");
+	open_client(e, "10.9.9.9");
+	c = open_client(e, "10.9.9.9");
+	expect_closed(c, 4429);
+	expect_no_frame(c);
+	c = open_client(e, "10.9.9.8");
+	assert_false(c->closed);
+	/* LIMIT-4: handshake timeout, no res. */
+	e->now += 10000;
+	core_run_timers(e->core, e->now);
+	expect_closed(c, 4008);
+	assert_string_equal(c->close_reason, "handshake timeout");
+	expect_no_frame(c);
+	env_free(e);
+}
+
+static void test_local_auto_approve(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, id2;
+	struct client *op, *n;
+	const cJSON *p;
+
+	(void)state;
+	ident(&id, 40);
+	ident(&id2, 41);
+	op = operator(e, "operator.pairing", NULL);
+	n = open_client(e, "127.0.0.1");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+	}
+	expect_hello_device(n, "node");
+	p = expect_event(op, "device.pair.resolved", 1);
+	assert_string_equal(jstr(p, "decision"), "approved");
+	assert_string_equal(jstr(p, "deviceId"), id.device_id);
+	expect_event(op, "node.pair.resolved", 2);
+	expect_no_frame(op); /* no requested event */
+	assert_non_null(store_get(e->store, STORE_PAIRED, id.device_id));
+
+	/* LOCAL-2: proxy headers from an untrusted loopback peer: not local, held. */
+	{
+		struct core_peer peer = {.ip = "127.0.0.1", .xff = "10.1.2.3"};
+		struct copts o = node_opts(&id2);
+
+		n = open_peer(e, &peer);
+		do_connect(n, &o);
+		p = expect_event(n, "connect.pending", -1);
+		assert_false(n->closed);
+	}
+	env_free(e);
+
+	{
+		struct core_config cfg = base_cfg();
+		struct copts o = node_opts(&id);
+
+		cfg.no_local_auto_approve = true;
+		e = env_new(&cfg);
+		n = open_client(e, "::1");
+		do_connect(n, &o);
+		expect_event(n, "connect.pending", -1);
+		assert_false(n->closed);
+		env_free(e);
+	}
+}
+
+static void test_trusted_proxy(void **state)
+{
+	struct core_config cfg = base_cfg();
+	struct env *e;
+	struct identity id, id2;
+	struct client *n;
+	const char *trusted[] = {"127.0.0.1"};
+	const cJSON *rec;
+
+	(void)state;
+	ident(&id, 42);
+	ident(&id2, 43);
+	cfg.trusted_proxies = trusted;
+	cfg.n_trusted_proxies = 1;
+	e = env_new(&cfg);
+	{
+		struct core_peer peer = {.ip = "127.0.0.1", .xff = " 10.1.2.3 , 127.0.0.1"};
+		struct copts o = node_opts(&id);
+		char rid[64];
+
+		n = open_peer(e, &peer);
+		do_connect(n, &o);
+		snprintf(rid, sizeof(rid), "%s",
+		         jstr(expect_event(n, "connect.pending", -1), "requestId"));
+		rec = store_get(e->store, STORE_PENDING, rid);
+		assert_string_equal(jstr(rec, "remoteIp"), "10.1.2.3");
+	}
+	{
+		/* The proxy says the client is loopback: local, auto-approved. */
+		struct core_peer peer = {.ip = "::ffff:127.0.0.1", .xff = "127.0.0.1"};
+		struct copts o = node_opts(&id2);
+
+		n = open_peer(e, &peer);
+		do_connect(n, &o);
+		expect_hello_device(n, "node");
+	}
+	{
+		/* X-Real-IP when there is no XFF. */
+		struct core_peer peer = {.ip = "127.0.0.1", .real_ip = "192.168.1.4"};
+		struct identity id3;
+		struct copts o;
+		char rid[64];
+
+		ident(&id3, 44);
+		o = node_opts(&id3);
+		n = open_peer(e, &peer);
+		do_connect(n, &o);
+		snprintf(rid, sizeof(rid), "%s",
+		         jstr(expect_event(n, "connect.pending", -1), "requestId"));
+		assert_string_equal(jstr(store_get(e->store, STORE_PENDING, rid), "remoteIp"),
+		                    "192.168.1.4");
+	}
+	env_free(e);
+}
+
+static void test_compat_6836(void **state)
+{
+	struct core_config cfg = base_cfg();
+	struct env *e;
+	struct identity id;
+	struct client *op, *n;
+	char rid[64], params[128];
+	const cJSON *err, *p;
+
+	(void)state;
+	cfg.compat_6836 = true;
+	e = env_new(&cfg);
+	ident(&id, 50);
+	op = operator(e, "operator.pairing", NULL);
+	n = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+	}
+	err = expect_err(n, n->connect_id, "NOT_PAIRED", "PAIRING_REQUIRED");
+	assert_string_equal(jstr(err, "message"), "pairing required");
+	snprintf(rid, sizeof(rid), "%s", jstr(err, "details.requestId"));
+	expect_closed(n, 1008);
+	assert_string_equal(n->close_reason, "pairing required");
+	p = expect_event(op, "device.pair.requested", 1);
+	assert_string_equal(jstr(p, "requestId"), rid);
+	expect_no_frame(op); /* no node.pair.requested in 1.30 */
+
+	p = expect_ok(op, call(op, "node.pair.list", "{}"));
+	assert_int_equal(array_len(jget(p, "pending")), 0);
+	assert_int_equal(array_len(jget(p, "paired")), 0);
+	p = expect_ok(op, call(op, "device.pair.list", "{}"));
+	assert_string_equal(jstr(p, "pending.0.requestId"), rid);
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid);
+	expect_err(op, call(op, "node.pair.approve", params), "INVALID_REQUEST",
+	           "UNKNOWN_REQUEST_ID");
+
+	/* Reconnect: same requestId (1.30's dedupe), still closed. */
+	reap(e);
+	n = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+	}
+	err = expect_err(n, n->connect_id, "NOT_PAIRED", "PAIRING_REQUIRED");
+	assert_string_equal(jstr(err, "details.requestId"), rid);
+	expect_closed(n, 1008);
+
+	expect_ok(op, call(op, "device.pair.approve", params));
+	p = expect_event(op, "device.pair.resolved", 2);
+	assert_string_equal(jstr(p, "decision"), "approved");
+	reap(e);
+	n = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+	}
+	expect_hello_device(n, "node");
+	env_free(e);
+}
+
+static void test_shutdown(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id;
+	struct client *op, *n, *pre, *late;
+	char rid[64];
+
+	(void)state;
+	ident(&id, 60);
+	op = operator(e, "operator.pairing", NULL);
+	n = held_node(e, &id, "10.0.0.5", rid);
+	pre = open_client(e, "10.0.0.9");
+	core_shutdown(e->core, e->now);
+	expect_err(n, n->connect_id, "UNAVAILABLE", "GATEWAY_SHUTDOWN");
+	expect_closed(n, 1001);
+	expect_closed(pre, 1001);
+	expect_no_frame(pre);
+	expect_closed(op, 1001);
+	late = open_client(e, "10.0.0.9");
+	expect_closed(late, 1001);
+	/* HOLD-7 + PERSIST-1: the request survives, and a restart finds it. */
+	env_stop_core(e);
+	env_start_core(e);
+	assert_non_null(store_get(e->store, STORE_PENDING, rid));
+	{
+		char rid2[64];
+
+		e->now += 1000;
+		held_node(e, &id, "10.0.0.5", rid2);
+		assert_string_equal(rid2, rid);
+	}
+	env_free(e);
+}
+
+static void test_methods_and_scopes(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct client *op;
+	const cJSON *err;
+
+	(void)state;
+	op = operator(e, "operator.pairing", NULL);
+	err = expect_err(op, call(op, "foo.bar", "{}"), "INVALID_REQUEST", "UNKNOWN_METHOD");
+	assert_string_equal(jstr(err, "message"), "unknown method: foo.bar");
+	expect_err(op, call(op, "connect", "{}"), "INVALID_REQUEST", "CONNECT_ALREADY_DONE");
+	expect_err(op, call(op, "node.list", "{}"), "INVALID_REQUEST", "MISSING_SCOPE");
+	expect_err(op, call(op, "device.pair.list", "{\"x\":1}"), "INVALID_REQUEST",
+	           "INVALID_PARAMS");
+	expect_err(op, call(op, "device.pair.list", "[]"), "INVALID_REQUEST", "INVALID_PARAMS");
+	expect_err(op, call(op, "device.pair.remove", "{\"deviceId\":\"none\"}"), "INVALID_REQUEST",
+	           "UNKNOWN_DEVICE_ID");
+	expect_err(op, call(op, "device.token.rotate", "{\"deviceId\":\"none\",\"role\":\"node\"}"),
+	           "INVALID_REQUEST", "UNKNOWN_DEVICE_ID");
+	assert_false(op->closed);
+	/* An invalid frame after the handshake still closes (WIRE-1). */
+	send_text(op, "{\"type\":\"req\"}");
+	expect_closed(op, 1008);
+	env_free(e);
+}
+
+static void test_tokens_and_remove(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id;
+	struct client *op, *n, *n2;
+	char params[256], tok[64], newtok[64];
+	const cJSON *p;
+
+	(void)state;
+	ident(&id, 70);
+	op = operator(e, "operator.pairing", NULL);
+	n = open_client(e, "127.0.0.1"); /* local: auto-approved */
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+	}
+	expect_hello_device(n, "node");
+	snprintf(tok, sizeof(tok), "%s",
+	         jstr(jget(n->frames[n->pos - 1], "payload"), "auth.deviceToken"));
+	expect_event(op, "device.pair.resolved", 1);
+	expect_event(op, "node.pair.resolved", 2);
+
+	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\",\"role\":\"node\"}", id.device_id);
+	p = expect_ok(op, call(op, "device.token.rotate", params));
+	snprintf(newtok, sizeof(newtok), "%s", jstr(p, "token"));
+	assert_int_equal(strlen(newtok), 32);
+	assert_string_not_equal(newtok, tok);
+	assert_string_equal(jstr(p, "role"), "node");
+	assert_int_equal((uint64_t)jnum(p, "rotatedAtMs"), e->now);
+
+	/* The old device token no longer authenticates; the new one does. */
+	{
+		struct copts o = node_opts(&id);
+
+		o.token = tok;
+		n2 = open_client(e, "10.0.0.5");
+		do_connect(n2, &o);
+		expect_err(n2, n2->connect_id, "INVALID_REQUEST", "AUTH_TOKEN_MISMATCH");
+		o.token = newtok;
+		n2 = open_client(e, "10.0.0.5");
+		do_connect(n2, &o);
+		expect_hello_device(n2, "node");
+		/* auth.deviceToken (2026.9.6's field) works too. */
+		o.token = NULL;
+		o.device_token = newtok;
+		n2 = open_client(e, "10.0.0.5");
+		do_connect(n2, &o);
+		expect_hello_device(n2, "node");
+	}
+	p = expect_ok(op, call(op, "device.token.revoke", params));
+	assert_int_equal((uint64_t)jnum(p, "revokedAtMs"), e->now);
+	{
+		struct copts o = node_opts(&id);
+
+		o.token = newtok;
+		n2 = open_client(e, "10.0.0.5");
+		do_connect(n2, &o);
+		expect_err(n2, n2->connect_id, "INVALID_REQUEST", "AUTH_TOKEN_MISMATCH");
+	}
+	/* device.pair.list shows token summaries without secrets. */
+	p = expect_ok(op, call(op, "device.pair.list", NULL));
+	assert_string_equal(jstr(p, "paired.0.deviceId"), id.device_id);
+	assert_true(jnum(p, "paired.0.tokens.0.revokedAtMs") > 0);
+	assert_null(jget(p, "paired.0.tokens.0.token"));
+
+	/* Removal closes the device's live sessions. */
+	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\"}", id.device_id);
+	expect_ok(op, call(op, "device.pair.remove", params));
+	expect_closed(n, 4410);
+	assert_null(store_get(e->store, STORE_PAIRED, id.device_id));
+	env_free(e);
+}
+
+static void test_held_socket_and_local_resolution(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id;
+	struct client *op, *od, *n;
+	struct core_stats st;
+	char rid[64];
+	const cJSON *p, *dev;
+
+	(void)state;
+	ident(&id, 80);
+	op = operator(e, "operator.pairing", NULL);
+	/* The device first connects remotely as an operator: held. */
+	od = open_client(e, "10.0.0.6");
+	{
+		struct copts o = {
+		        .id = &id, .token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
+
+		do_connect(od, &o);
+	}
+	snprintf(rid, sizeof(rid), "%s",
+	         jstr(expect_event(od, "connect.pending", -1), "requestId"));
+	expect_event(op, "device.pair.requested", 1);
+	core_get_stats(e->core, &st);
+	assert_int_equal(st.held_open, 1);
+	assert_int_equal(st.authed, 1);
+	assert_int_equal(st.pending_requests, 1);
+	/* Nothing but the outcome happens on a held socket; it stays open. */
+	expect_err(od, call(od, "device.pair.list", "{}"), "INVALID_REQUEST", "UNAUTHORIZED_ROLE");
+	expect_err(od, call(od, "connect", "{}"), "INVALID_REQUEST", "CONNECT_ALREADY_DONE");
+	assert_false(od->closed);
+
+	/* The same device on loopback as a node: approved silently, and that resolves the one
+	 * request, so the held operator socket gets its hello-ok too. */
+	n = open_client(e, "127.0.0.1");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+	}
+	expect_hello_device(n, "node");
+	p = expect_event(op, "device.pair.resolved", 2);
+	assert_string_equal(jstr(p, "requestId"), rid);
+	expect_hello_device(od, "operator");
+	dev = store_get(e->store, STORE_PAIRED, id.device_id);
+	assert_non_null(dev);
+	assert_int_equal(array_len(jget(dev, "roles")), 2);
+	assert_non_null(jget(dev, "tokens.node.token"));
+	assert_non_null(jget(dev, "tokens.operator.token"));
+	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
+	core_get_stats(e->core, &st);
+	assert_int_equal(st.held_open, 0);
+	assert_int_equal(st.authed, 3);
+	assert_int_equal(st.paired_devices, 1);
+	env_free(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_challenge),
+	        cmocka_unit_test(test_operator_hello),
+	        cmocka_unit_test(test_handshake_errors),
+	        cmocka_unit_test(test_hold_approve_device),
+	        cmocka_unit_test(test_hold_approve_node),
+	        cmocka_unit_test(test_reject),
+	        cmocka_unit_test(test_expiry),
+	        cmocka_unit_test(test_supersede_and_reconnect),
+	        cmocka_unit_test(test_repair),
+	        cmocka_unit_test(test_key_binding),
+	        cmocka_unit_test(test_key2_recheck),
+	        cmocka_unit_test(test_unknown_request),
+	        cmocka_unit_test(test_events_scoped_and_sequenced),
+	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_local_auto_approve),
+	        cmocka_unit_test(test_trusted_proxy),
+	        cmocka_unit_test(test_compat_6836),
+	        cmocka_unit_test(test_shutdown),
+	        cmocka_unit_test(test_methods_and_scopes),
+	        cmocka_unit_test(test_tokens_and_remove),
+	        cmocka_unit_test(test_held_socket_and_local_resolution),
+	};
+
+	if (identity_global_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
