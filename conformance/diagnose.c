@@ -149,8 +149,17 @@ char *conf_diagnose(const char *diagnose, const struct conf_failure *f)
 {
 	char *d = NULL;
 
-	if (!diagnose || !f || !f->step)
+	if (!f || !f->step)
 		return NULL;
+	if (!diagnose) {
+		/* any case: a connect that should have been held, closed as OpenClaw does */
+		const cJSON *op = cJSON_GetObjectItemCaseSensitive(f->step, "do");
+
+		if (cJSON_IsString(op) && !strcmp(op->valuestring, "connect") && f->close_code &&
+		    f->close_reason && strstr(f->close_reason, "pairing required"))
+			return hold_open(f);
+		return NULL;
+	}
 	/* a unified-list case may also trip over the 1008 close first, and vice versa */
 	if (!strcmp(diagnose, "unified-list"))
 		d = unified_list(f);

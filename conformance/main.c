@@ -12,6 +12,7 @@
 #include "identity.h"
 #include "node.h"
 #include "runner.h"
+#include "strbuf.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "0"
@@ -65,7 +66,8 @@ static void usage(FILE *f)
 	        "                         state); persistence cases SKIP without it\n"
 	        "  --pending-ttl-ms N     the gateway's pending TTL; expiry cases SKIP without it\n"
 	        "  --max-pending N        the gateway's total pending cap, when it was started small\n"
-	        "  --slow                 also run cases that wait for a tick (up to 30 s each)\n"
+	        "  --tick-interval-ms N   the gateway's tick interval; tick cases run when N <= 10000\n"
+	        "  --slow                 also run tick cases against a 30 s tick interval\n"
 	        "  --cases-dir DIR        case files (default: env CLAWPAIR_CASES_DIR, else %s)\n"
 	        "  --all-frames           keep the frames of passing cases in the reports\n"
 	        "  -v, --verbose          print the frames of failing cases\n"
@@ -120,6 +122,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	        {"pending-ttl-ms", required_argument, NULL, O_TTL},
 	        {"max-pending", required_argument, NULL, O_MAXP},
 	        {"slow", no_argument, NULL, O_SLOW},
+	        {"tick-interval-ms", required_argument, NULL, O_TICK},
 	        {"cases-dir", required_argument, NULL, O_DIR},
 	        {"all-frames", no_argument, NULL, O_ALL},
 	        {"verbose", no_argument, NULL, 'v'},
@@ -403,20 +406,38 @@ static void now_iso(char *out, size_t outsz)
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Prints at most max bytes of s, valid UTF-8 only, cut on a character boundary. */
+static void print_clean(const char *prefix, const char *s, size_t max)
+{
+	struct strbuf b;
+	size_t n;
+
+	strbuf_init(&b);
+	strbuf_add_utf8_clean(&b, s ? s : "");
+	n = b.len;
+	if (n > max) {
+		n = max;
+		while (n > 0 && ((unsigned char)b.p[n] & 0xc0) == 0x80)
+			n--;
+	}
+	printf("%s%.*s%s\n", prefix, (int)n, b.p ? b.p : "", n < b.len ? "..." : "");
+	strbuf_finish(&b);
+}
+
 static void print_failure(const struct conf_result *r, bool verbose)
 {
 	printf("        -> %s (%s): %s\n", r->c->requirement, r->c->level, r->c->sentence);
 	if (r->xfail_reason)
 		printf("        known failure: %s\n", r->xfail_reason);
 	if (r->message)
-		printf("        %.400s%s\n", r->message, strlen(r->message) > 400 ? "..." : "");
+		print_clean("        ", r->message, 400);
 	if (r->expected)
-		printf("        Expected: %.400s\n", r->expected);
+		print_clean("        Expected: ", r->expected, 400);
 	if (r->actual)
-		printf("        Actual:   %.400s\n", r->actual);
+		print_clean("        Actual:   ", r->actual, 400);
 	if (verbose) {
 		for (size_t i = 0; i < r->n_frames; i++)
-			printf("          %.400s\n", r->frames[i]);
+			print_clean("          ", r->frames[i], 400);
 	}
 }
 

@@ -13,52 +13,52 @@ struct client_ctx;
 struct client_conn;
 
 struct client_ctx_opts {
-	unsigned max_conns;  /* fds to plan for; 0: 64 */
-	size_t max_frame;    /* largest frame accepted from a gateway; 0: 32 MiB */
+	unsigned max_conns; /* fds to plan for; 0: 64 */
+	size_t max_frame; /* largest frame accepted from a gateway; 0: 32 MiB */
 };
 
 struct client_conn_opts {
-	const char *url;          /* ws://HOST:PORT[/path] */
-	const char *xff;          /* X-Forwarded-For value, or NULL */
-	const char *host_header;  /* overrides Host, or NULL */
-	const char *origin;       /* Origin header, or NULL (default: none sent) */
-	int connect_timeout_ms;   /* 0: 5000 */
-	const char *netns;        /* open the TCP connection from inside this network namespace
+	const char *url; /* ws://HOST:PORT[/path] */
+	const char *xff; /* X-Forwarded-For value, or NULL */
+	const char *host_header; /* overrides Host, or NULL */
+	const char *origin; /* Origin header, or NULL (default: none sent) */
+	int connect_timeout_ms; /* 0: 5000 */
+	const char *netns; /* open the TCP connection from inside this network namespace
 				   * (a name under /run/netns, or a path); NULL: this one.
 				   * Needs CAP_SYS_ADMIN. */
 };
 
 enum client_item_kind {
 	CLIENT_ITEM_TEXT = 1, /* a text frame from the gateway */
-	CLIENT_ITEM_CLOSE,    /* the connection is closed (by the gateway, or failed) */
+	CLIENT_ITEM_CLOSE, /* the connection is closed (by the gateway, or failed) */
 };
 
 struct client_item {
 	enum client_item_kind kind;
-	char *text;          /* TEXT: malloc'd, NUL-terminated; NULL for CLOSE */
+	char *text; /* TEXT: malloc'd, NUL-terminated; NULL for CLOSE */
 	size_t len;
-	int close_code;      /* CLOSE: code from the close frame; 1006 when none was received */
+	int close_code; /* CLOSE: code from the close frame; 1006 when none was received */
 	char close_reason[128];
-	uint64_t at_ms;      /* monotonic ms when it arrived (client_now_ms clock) */
-	bool binary;         /* TEXT: the gateway sent a binary message */
-	bool local_close;    /* CLOSE: this side ended the connection (client_close, a failed
+	uint64_t at_ms; /* monotonic ms when it arrived (client_now_ms clock) */
+	bool binary; /* TEXT: the gateway sent a binary message */
+	bool local_close; /* CLOSE: this side ended the connection (client_close, a failed
 			      * connect, a timeout or an oversize frame); close_code then says why */
 };
 
 struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts);
-void client_ctx_destroy(struct client_ctx *ctx);   /* NULL-safe; closes every conn */
+void client_ctx_destroy(struct client_ctx *ctx); /* NULL-safe; closes every conn */
 
 uint64_t client_now_ms(void); /* CLOCK_MONOTONIC in ms */
 
 /* Opens a WebSocket and waits until it is established. Returns 0 and *out, or -1 with a
  * one-line reason in err (refused, timeout, HTTP status of a refused upgrade, bad URL). */
 int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
-		   struct client_conn **out, char *err, size_t errsz);
+                   struct client_conn **out, char *err, size_t errsz);
 
 /* Starts opening without waiting (for swarms); the conn reports CLOSE if it fails. */
 int client_connect_async(struct client_ctx *ctx, const struct client_conn_opts *opts,
-			 struct client_conn **out);
-bool client_is_open(const struct client_conn *c);   /* established and not closed */
+                         struct client_conn **out);
+bool client_is_open(const struct client_conn *c); /* established and not closed */
 
 /* Queues a frame. binary=false sends text. Returns 0, or -1 if the conn is closed. */
 int client_send(struct client_conn *c, const void *data, size_t len, bool binary);
@@ -76,7 +76,7 @@ size_t client_pending_items(const struct client_conn *c);
 
 /* Sends a close frame with code and reason (code 0: drop the TCP connection without one). */
 void client_close(struct client_conn *c, int code, const char *reason);
-void client_conn_destroy(struct client_conn *c);   /* NULL-safe; closes if still open */
+void client_conn_destroy(struct client_conn *c); /* NULL-safe; closes if still open */
 
 /* Local address/port of the TCP connection ("" if unknown). */
 const char *client_local_address(const struct client_conn *c);

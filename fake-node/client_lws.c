@@ -41,8 +41,8 @@ struct client_conn {
 	struct client_conn *prev, *next; /* ctx->conns */
 	struct lws *wsi;
 
-	char *host;   /* host part of the URL */
-	char *path;   /* "/..." */
+	char *host; /* host part of the URL */
+	char *path; /* "/..." */
 	char *authority;
 	char *host_header;
 	char *xff;
@@ -50,14 +50,14 @@ struct client_conn {
 	int port;
 
 	bool established;
-	bool finished;      /* a CLOSE item was queued: no more items */
-	bool close_queued;  /* client_close was called: close after the queue drains */
-	int close_code;     /* what client_close asked for */
+	bool finished; /* a CLOSE item was queued: no more items */
+	bool close_queued; /* client_close was called: close after the queue drains */
+	int close_code; /* what client_close asked for */
 	char close_reason[124];
-	bool peer_closed;   /* a close frame arrived from the gateway */
+	bool peer_closed; /* a close frame arrived from the gateway */
 	int peer_code;
 	char peer_reason[128];
-	bool local_abort;   /* this side ended it: local_code/local_reason say why */
+	bool local_abort; /* this side ended it: local_code/local_reason say why */
 	int local_code;
 	char local_reason[128];
 	int http_status;
@@ -70,7 +70,7 @@ struct client_conn {
 	struct in_item *in_head, *in_tail;
 	size_t n_items;
 
-	unsigned char *rx;  /* reassembly of a fragmented message */
+	unsigned char *rx; /* reassembly of a fragmented message */
 	size_t rx_len, rx_cap;
 	bool rx_binary;
 };
@@ -162,21 +162,21 @@ static void finish(struct client_conn *c, struct lws *wsi)
 	if (c->local_abort) {
 		it->item.close_code = c->local_code;
 		snprintf(it->item.close_reason, sizeof(it->item.close_reason), "%s",
-			 c->local_reason);
+		         c->local_reason);
 		it->item.local_close = true;
 	} else if (c->peer_closed) {
 		it->item.close_code = c->peer_code;
 		snprintf(it->item.close_reason, sizeof(it->item.close_reason), "%s",
-			 c->peer_reason);
+		         c->peer_reason);
 	} else if (c->close_queued) {
 		it->item.close_code = c->close_code ? c->close_code : 1006;
 		snprintf(it->item.close_reason, sizeof(it->item.close_reason), "%s",
-			 c->close_reason);
+		         c->close_reason);
 		it->item.local_close = true;
 	} else {
 		it->item.close_code = 1006;
 		snprintf(it->item.close_reason, sizeof(it->item.close_reason), "%s",
-			 "connection lost without a close frame");
+		         "connection lost without a close frame");
 	}
 	push_item(c, it);
 }
@@ -204,13 +204,13 @@ static void note_local_address(struct client_conn *c, struct lws *wsi)
 
 		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
 		snprintf(c->local_addr, sizeof(c->local_addr), "%s:%u", ip,
-			 (unsigned)ntohs(sin->sin_port));
+		         (unsigned)ntohs(sin->sin_port));
 	} else if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
 		snprintf(c->local_addr, sizeof(c->local_addr), "[%s]:%u", ip,
-			 (unsigned)ntohs(sin6->sin6_port));
+		         (unsigned)ntohs(sin6->sin6_port));
 	}
 }
 
@@ -244,7 +244,7 @@ static int on_receive(struct client_conn *c, struct lws *wsi, const void *in, si
 		/* returning -1 from here makes lws 4.1 write past its rx buffer: close from
 		 * the writeable callback instead */
 		snprintf(why, sizeof(why), "message from the gateway exceeds %zu bytes",
-			 c->ctx->max_frame);
+		         c->ctx->max_frame);
 		set_local_abort(c, 1009, why);
 		c->close_queued = true;
 		c->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
@@ -293,7 +293,7 @@ static int on_writeable(struct client_conn *c, struct lws *wsi)
 
 	if (f) {
 		int n = lws_write(wsi, f->buf + LWS_PRE, f->len,
-				  f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+		                  f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
 
 		c->out_head = f->next;
 		if (!c->out_head)
@@ -309,14 +309,14 @@ static int on_writeable(struct client_conn *c, struct lws *wsi)
 	}
 	if (c->close_queued) {
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason, strlen(c->close_reason));
+		                 (unsigned char *)c->close_reason, strlen(c->close_reason));
 		return -1;
 	}
 	return 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-		    size_t len)
+                    size_t len)
 {
 	struct client_conn *c = user;
 	struct client_ctx *ctx = NULL;
@@ -388,7 +388,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			if (b && len >= 2) {
 				c->peer_code = (b[0] << 8) | b[1];
 				copy_reason(c->peer_reason, sizeof(c->peer_reason),
-					    (const char *)b + 2, len - 2);
+				            (const char *)b + 2, len - 2);
 			}
 		}
 		break;
@@ -396,13 +396,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (c) {
 			char why[128];
 			unsigned status = c->http_status ? (unsigned)c->http_status
-							 : lws_http_client_http_response(wsi);
+			                                 : lws_http_client_http_response(wsi);
 
 			if (status && status != 101)
 				snprintf(why, sizeof(why), "upgrade refused: HTTP %u", status);
 			else
 				snprintf(why, sizeof(why), "%s",
-					 in ? (const char *)in : "connection failed");
+				         in ? (const char *)in : "connection failed");
 			if (status)
 				c->http_status = (int)status;
 			set_local_abort(c, 1006, why);
@@ -421,8 +421,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 static const struct lws_protocols protocols[] = {
-	{"clawpair-client", callback, 0, 4096, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+        {"clawpair-client", callback, 0, 4096, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
@@ -478,7 +478,7 @@ static int parse_url(struct client_conn *c, const char *url, char *err, size_t e
 	}
 	if (!strncasecmp(url, "wss://", 6)) {
 		snprintf(err, errsz, "%s: wss:// is not supported (TLS is not built in); use ws://",
-			 url);
+		         url);
 		return -1;
 	}
 	if (strncasecmp(url, "ws://", 5)) {
@@ -596,7 +596,7 @@ static int enter_netns(const char *ns, int *home, char *err, size_t errsz)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
 		snprintf(err, errsz, "netns %s: %s%s", ns, strerror(errno),
-			 errno == EPERM ? " (needs root)" : "");
+		         errno == EPERM ? " (needs root)" : "");
 		if (fd >= 0)
 			close(fd);
 		close(*home);
@@ -608,7 +608,7 @@ static int enter_netns(const char *ns, int *home, char *err, size_t errsz)
 }
 
 static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
-			 struct client_conn **out, char *err, size_t errsz)
+                         struct client_conn **out, char *err, size_t errsz)
 {
 	struct lws_client_connect_info ci;
 	struct client_conn *c;
@@ -644,7 +644,7 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 		return -1;
 	}
 	timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
-						  : DEFAULT_CONNECT_TIMEOUT_MS;
+	                                          : DEFAULT_CONNECT_TIMEOUT_MS;
 	c->connect_deadline_ms = client_now_ms() + (uint64_t)timeout_ms;
 
 	c->next = ctx->conns;
@@ -689,7 +689,7 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 }
 
 int client_connect_async(struct client_ctx *ctx, const struct client_conn_opts *opts,
-			 struct client_conn **out)
+                         struct client_conn **out)
 {
 	char err[256];
 
@@ -732,7 +732,7 @@ void client_service(struct client_ctx *ctx, int timeout_ms)
 }
 
 int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
-		   struct client_conn **out, char *err, size_t errsz)
+                   struct client_conn **out, char *err, size_t errsz)
 {
 	struct client_conn *c;
 
@@ -748,8 +748,8 @@ int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
 		struct in_item *it = c->in_tail;
 
 		snprintf(err, errsz, "%s: %s", opts->url,
-			 it && it->item.kind == CLIENT_ITEM_CLOSE ? it->item.close_reason
-								  : "connection failed");
+		         it && it->item.kind == CLIENT_ITEM_CLOSE ? it->item.close_reason
+		                                                  : "connection failed");
 		client_conn_destroy(c);
 		return -1;
 	}
@@ -832,7 +832,7 @@ int client_next(struct client_conn *c, int timeout_ms, struct client_item *item)
 		if (c->finished && !c->in_head)
 			return 0; /* nothing will ever come */
 		client_service(c->ctx, (int)(deadline - now < SERVICE_SLICE_MS ? deadline - now
-									 : SERVICE_SLICE_MS));
+		                                                               : SERVICE_SLICE_MS));
 	}
 }
 

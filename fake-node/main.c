@@ -89,28 +89,28 @@ static void usage(FILE *f)
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{"url", required_argument, NULL, 'u'},
-		{"token", required_argument, NULL, 't'},
-		{"identity", required_argument, NULL, 'i'},
-		{"xff", required_argument, NULL, 'x'},
-		{"netns", required_argument, NULL, 'N'},
-		{"sig", required_argument, NULL, 's'},
-		{"script", required_argument, NULL, 'S'},
-		{"count", required_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"timeout", required_argument, NULL, 'T'},
-		{"connect-timeout", required_argument, NULL, 'C'},
-		{"once", no_argument, NULL, 'o'},
-		{"display-name", required_argument, NULL, 'd'},
-		{"commands", required_argument, NULL, 'm'},
-		{"remote", required_argument, NULL, 'r'},
-		{"remote-url", required_argument, NULL, 'R'},
-		{"restart-cmd", required_argument, NULL, 'X'},
-		{"timeout-scale", required_argument, NULL, 'k'},
-		{"var", required_argument, NULL, 'V'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"url", required_argument, NULL, 'u'},
+	        {"token", required_argument, NULL, 't'},
+	        {"identity", required_argument, NULL, 'i'},
+	        {"xff", required_argument, NULL, 'x'},
+	        {"netns", required_argument, NULL, 'N'},
+	        {"sig", required_argument, NULL, 's'},
+	        {"script", required_argument, NULL, 'S'},
+	        {"count", required_argument, NULL, 'c'},
+	        {"json", no_argument, NULL, 'j'},
+	        {"timeout", required_argument, NULL, 'T'},
+	        {"connect-timeout", required_argument, NULL, 'C'},
+	        {"once", no_argument, NULL, 'o'},
+	        {"display-name", required_argument, NULL, 'd'},
+	        {"commands", required_argument, NULL, 'm'},
+	        {"remote", required_argument, NULL, 'r'},
+	        {"remote-url", required_argument, NULL, 'R'},
+	        {"restart-cmd", required_argument, NULL, 'X'},
+	        {"timeout-scale", required_argument, NULL, 'k'},
+	        {"var", required_argument, NULL, 'V'},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int c;
 	char *end;
@@ -169,8 +169,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			d = strtod(optarg, &end);
 			if (errno || *end || !(d > 0) || d > 86400 * 7) {
 				fprintf(stderr, "--%s needs a positive number\n",
-					c == 'T' ? "timeout" : c == 'C' ? "connect-timeout"
-									 : "timeout-scale");
+				        c == 'T'   ? "timeout"
+				        : c == 'C' ? "connect-timeout"
+				                   : "timeout-scale");
 				return -1;
 			}
 			if (c == 'T')
@@ -204,7 +205,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		}
 		case 'r':
-			if (strcmp(optarg, "xff") && strcmp(optarg, "none") && strcmp(optarg, "netns")) {
+			if (strcmp(optarg, "xff") && strcmp(optarg, "none") &&
+			    strcmp(optarg, "netns")) {
 				fprintf(stderr, "--remote must be xff, none or netns\n");
 				return -1;
 			}
@@ -218,7 +220,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'V':
 			if (!strchr(optarg, '=') || o->n_vars == MAX_COMMANDS) {
-				fprintf(stderr, "--var wants NAME=VALUE (at most %d)\n", MAX_COMMANDS);
+				fprintf(stderr, "--var wants NAME=VALUE (at most %d)\n",
+				        MAX_COMMANDS);
 				return -1;
 			}
 			o->vars[o->n_vars++] = optarg;
@@ -362,8 +365,8 @@ static void print_summary(struct single *sn, const char *outcome)
 }
 
 enum attempt_outcome {
-	ATT_ONCE_DONE,   /* --once and paired */
-	ATT_RETRY_FAST,  /* reconnect now (device token refused) */
+	ATT_ONCE_DONE, /* --once and paired */
+	ATT_RETRY_FAST, /* reconnect now (device token refused) */
 	ATT_RETRY_COMPAT, /* closed while pending pairing: retry on the app's cadence */
 	ATT_RETRY_BACKOFF,
 	ATT_REFUSED,
@@ -390,7 +393,7 @@ static void report_frame(const struct single *sn, const struct node_event *ev)
 }
 
 static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ctx,
-					uint64_t deadline)
+                                        uint64_t deadline)
 {
 	const struct opts *o = sn->o;
 	struct node_session s;
@@ -404,7 +407,7 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 
 	sn->attempts++;
 	if (node_session_open(&s, ctx, &sn->cfg, &sn->id, use_dev ? sn->device_token : o->token,
-			      use_dev, err, sizeof(err)) < 0) {
+	                      use_dev, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return ATT_UNREACHABLE;
 	}
@@ -431,18 +434,18 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 
 				if (j) {
 					cJSON_AddStringToObject(j, "reason",
-								open ? "no connect.challenge"
-								     : "connect timeout");
+					                        open ? "no connect.challenge"
+					                             : "connect timeout");
 					cJSON_AddNumberToObject(j, "ms", (double)(now - s.t_open));
 					emit_json(j);
 				}
 			} else {
 				fprintf(stderr,
-					"%s: %s within %d ms: not an OpenClaw-compatible gateway?\n",
-					o->url,
-					open ? "connected but no connect.challenge"
-					     : "no WebSocket connection",
-					o->connect_timeout_ms);
+				        "%s: %s within %d ms: not an OpenClaw-compatible gateway?\n",
+				        o->url,
+				        open ? "connected but no connect.challenge"
+				             : "no WebSocket connection",
+				        o->connect_timeout_ms);
 			}
 			out = sn->ever_established ? ATT_RETRY_BACKOFF : ATT_UNREACHABLE;
 			if (open)
@@ -459,9 +462,8 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 			sn->ever_established = true;
 			if (o->json) {
 				cJSON *j = jev("connect.challenge");
-				const char *n = cJSON_GetStringValue(
-					cJSON_GetObjectItem(cJSON_GetObjectItem(ev.frame, "payload"),
-							    "nonce"));
+				const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(
+				        cJSON_GetObjectItem(ev.frame, "payload"), "nonce"));
 
 				if (j) {
 					cJSON_AddStringToObject(j, "nonce", n ? n : "");
@@ -474,7 +476,8 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 		case NODE_EV_PENDING: {
 			const cJSON *p = cJSON_GetObjectItem(ev.frame, "payload");
 			const cJSON *exp = cJSON_GetObjectItem(p, "expiresAtMs");
-			const char *gfp = cJSON_GetStringValue(cJSON_GetObjectItem(p, "fingerprint"));
+			const char *gfp =
+			        cJSON_GetStringValue(cJSON_GetObjectItem(p, "fingerprint"));
 
 			pending_seen = true;
 			remember_rid(sn, ev.request_id);
@@ -483,14 +486,15 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 
 				if (j) {
 					cJSON_AddStringToObject(j, "requestId",
-								ev.request_id ? ev.request_id : "");
+					                        ev.request_id ? ev.request_id : "");
 					cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
 					cJSON_AddStringToObject(j, "fingerprint", s.fingerprint);
 					if (gfp)
-						cJSON_AddStringToObject(j, "gatewayFingerprint", gfp);
+						cJSON_AddStringToObject(j, "gatewayFingerprint",
+						                        gfp);
 					if (cJSON_IsNumber(exp))
 						cJSON_AddNumberToObject(j, "expiresAtMs",
-									exp->valuedouble);
+						                        exp->valuedouble);
 					emit_json(j);
 				}
 			} else {
@@ -512,24 +516,27 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 			uint64_t ms = s.t_hello - s.t_open;
 
 			sn->paired_once = true;
-			if (ev.device_token && (!sn->device_token ||
-						strcmp(ev.device_token, sn->device_token))) {
+			if (ev.device_token &&
+			    (!sn->device_token || strcmp(ev.device_token, sn->device_token))) {
 				free(sn->device_token);
 				sn->device_token = strdup(ev.device_token);
 				sn->device_token_refused = false;
 				if (node_token_save(sn->token_path, sn->id.device_id, o->url,
-						    ev.device_token) < 0)
-					fprintf(stderr, "warning: could not save the device token to %s\n",
-						sn->token_path);
+				                    ev.device_token) < 0)
+					fprintf(stderr,
+					        "warning: could not save the device token to %s\n",
+					        sn->token_path);
 			}
 			if (o->json) {
 				cJSON *j = jev("hello-ok");
 
 				if (j) {
-					cJSON_AddNumberToObject(j, "protocol",
-								cJSON_IsNumber(proto) ? proto->valuedouble : 0);
+					cJSON_AddNumberToObject(
+					        j, "protocol",
+					        cJSON_IsNumber(proto) ? proto->valuedouble : 0);
 					cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
-					cJSON_AddBoolToObject(j, "deviceTokenIssued", ev.device_token != NULL);
+					cJSON_AddBoolToObject(j, "deviceTokenIssued",
+					                      ev.device_token != NULL);
 					cJSON_AddBoolToObject(j, "usedDeviceToken", use_dev);
 					cJSON_AddNumberToObject(j, "ms", (double)ms);
 					cJSON_AddNumberToObject(j, "attempt", sn->attempts);
@@ -538,7 +545,8 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 			} else {
 				printf("paired: hello-ok (protocol %d) after %llu ms%s%s\n",
 				       cJSON_IsNumber(proto) ? proto->valueint : 0,
-				       (unsigned long long)ms, ev.device_token ? "; device token saved" : "",
+				       (unsigned long long)ms,
+				       ev.device_token ? "; device token saved" : "",
 				       use_dev ? "; authenticated with the device token" : "");
 				fflush(stdout);
 			}
@@ -554,26 +562,31 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 			error_seen = true;
 			remember_rid(sn, ev.request_id);
 			snprintf(err_details_buf, sizeof(err_details_buf), "%s",
-				 ev.details_code ? ev.details_code : "");
+			         ev.details_code ? ev.details_code : "");
 			err_details = err_details_buf;
 			auth_error = node_error_is_auth(ev.details_code, ev.message, 0, NULL);
 			if (o->json) {
 				cJSON *j = jev("error");
 
 				if (j) {
-					cJSON_AddStringToObject(j, "code", ev.error_code ? ev.error_code : "");
+					cJSON_AddStringToObject(j, "code",
+					                        ev.error_code ? ev.error_code : "");
 					if (ev.details_code)
-						cJSON_AddStringToObject(j, "detailsCode", ev.details_code);
-					cJSON_AddStringToObject(j, "message", ev.message ? ev.message : "");
+						cJSON_AddStringToObject(j, "detailsCode",
+						                        ev.details_code);
+					cJSON_AddStringToObject(j, "message",
+					                        ev.message ? ev.message : "");
 					if (ev.request_id)
-						cJSON_AddStringToObject(j, "requestId", ev.request_id);
+						cJSON_AddStringToObject(j, "requestId",
+						                        ev.request_id);
 					emit_json(j);
 				}
 			} else {
-				printf("error: %s %s%s%s%s%s\n", ev.error_code ? ev.error_code : "?",
+				printf("error: %s %s%s%s%s%s\n",
+				       ev.error_code ? ev.error_code : "?",
 				       ev.message ? ev.message : "", ev.details_code ? " (" : "",
-				       ev.details_code ? ev.details_code : "", ev.details_code ? ")" : "",
-				       ev.request_id ? "" : "");
+				       ev.details_code ? ev.details_code : "",
+				       ev.details_code ? ")" : "", ev.request_id ? "" : "");
 				if (ev.request_id)
 					printf("  requestId %s  fingerprint %s\n", ev.request_id,
 					       s.fingerprint);
@@ -593,7 +606,8 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 				cJSON *j = jev("node.invoke.request");
 
 				if (j) {
-					cJSON_AddStringToObject(j, "command", ev.command ? ev.command : "");
+					cJSON_AddStringToObject(j, "command",
+					                        ev.command ? ev.command : "");
 					emit_json(j);
 				}
 			} else {
@@ -607,12 +621,14 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 
 				if (j) {
 					cJSON_AddStringToObject(j, "reason", "not a JSON frame");
-					cJSON_AddStringToObject(j, "text", it.binary ? "(binary)" : ev.text);
+					cJSON_AddStringToObject(j, "text",
+					                        it.binary ? "(binary)" : ev.text);
 					emit_json(j);
 				}
 			} else {
-				fprintf(stderr, "%s: the gateway sent a message that is not a JSON frame: %.120s\n",
-					o->url, it.binary ? "(binary)" : ev.text);
+				fprintf(stderr,
+				        "%s: the gateway sent a message that is not a JSON frame: %.120s\n",
+				        o->url, it.binary ? "(binary)" : ev.text);
 			}
 			refused = true;
 			client_close(s.conn, 1002, "not a JSON frame");
@@ -633,8 +649,8 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 					emit_json(j);
 				}
 			} else {
-				printf("closed %d '%s' after %llu ms%s\n", ev.close_code, ev.close_reason,
-				       (unsigned long long)ev.ms_since_open,
+				printf("closed %d '%s' after %llu ms%s\n", ev.close_code,
+				       ev.close_reason, (unsigned long long)ev.ms_since_open,
 				       ev.local_close ? " (this side)" : "");
 				fflush(stdout);
 			}
@@ -653,8 +669,8 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 			} else if (refused) {
 				out = ATT_REFUSED;
 			} else if (use_dev && !was_paired &&
-				   (auth_error ||
-				    node_error_is_auth(NULL, NULL, code, ev.close_reason))) {
+			           (auth_error ||
+			            node_error_is_auth(NULL, NULL, code, ev.close_reason))) {
 				/* the gateway forgot or revoked our device token */
 				sn->device_token_refused = true;
 				node_token_save(sn->token_path, sn->id.device_id, o->url, NULL);
@@ -662,13 +678,13 @@ static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ct
 					printf("device token refused; retrying with the shared token\n");
 				out = ATT_RETRY_FAST;
 			} else if (code == 4403 || code == 4409 || code == 4410 ||
-				   (error_seen && !pending_seen && err_details &&
-				    strcmp(err_details, "PAIRING_REQUIRED") && code != 1008) ||
-				   (error_seen && auth_error)) {
+			           (error_seen && !pending_seen && err_details &&
+			            strcmp(err_details, "PAIRING_REQUIRED") && code != 1008) ||
+			           (error_seen && auth_error)) {
 				out = ATT_REFUSED;
 			} else if (error_seen && err_details && *err_details &&
-				   strcmp(err_details, "PAIRING_REQUIRED") &&
-				   !strstr(ev.close_reason, "pairing required")) {
+			           strcmp(err_details, "PAIRING_REQUIRED") &&
+			           !strstr(ev.close_reason, "pairing required")) {
 				out = ATT_REFUSED;
 			} else if (was_paired) {
 				out = ATT_RETRY_BACKOFF;
@@ -879,10 +895,11 @@ static void raise_nofile(long need)
 	if (rl.rlim_cur >= (rlim_t)need)
 		return;
 	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= (rlim_t)need ? (rlim_t)need
-										 : rl.rlim_max;
+	                                                                          : rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < (rlim_t)need)
-		fprintf(stderr, "warning: open-file limit %llu is below %ld; some nodes will fail\n",
-			(unsigned long long)rl.rlim_cur, need);
+		fprintf(stderr,
+		        "warning: open-file limit %llu is below %ld; some nodes will fail\n",
+		        (unsigned long long)rl.rlim_cur, need);
 }
 
 static int run_swarm(const struct opts *o)
@@ -919,7 +936,8 @@ static int run_swarm(const struct opts *o)
 		sw->cfg.url = o->url;
 		sw->cfg.shared_token = o->token;
 		if (xff_auto) {
-			snprintf(sw->xff, sizeof(sw->xff), "10.77.%u.%u", (unsigned)(1 + i / 250 % 250), (unsigned)(2 + i % 250));
+			snprintf(sw->xff, sizeof(sw->xff), "10.77.%u.%u",
+			         (unsigned)(1 + i / 250 % 250), (unsigned)(2 + i % 250));
 			sw->cfg.xff = sw->xff;
 		} else {
 			sw->cfg.xff = o->xff;
@@ -931,7 +949,7 @@ static int run_swarm(const struct opts *o)
 		sw->cfg.sig = o->sig;
 		sw->cfg.connect_timeout_ms = o->connect_timeout_ms;
 		if (node_session_open(&sw->s, ctx, &sw->cfg, &sw->id, o->token, false, err,
-				      sizeof(err)) < 0) {
+		                      sizeof(err)) < 0) {
 			sw->st = SW_FAILED;
 			sw->done = true;
 		}
@@ -961,14 +979,15 @@ static int run_swarm(const struct opts *o)
 					lat[n_lat++] = sw->latency_ms;
 					sw->done = true;
 				} else if (ev.kind == NODE_EV_CLOSE || ev.kind == NODE_EV_ERROR ||
-					   ev.kind == NODE_EV_GARBAGE) {
+				           ev.kind == NODE_EV_GARBAGE) {
 					if (o->verbose)
 						fprintf(stderr, "node %zu: %s %d %s\n", i,
-							ev.kind == NODE_EV_CLOSE ? "closed" : "error",
-							ev.close_code,
-							ev.kind == NODE_EV_CLOSE ? ev.close_reason
-							: ev.details_code        ? ev.details_code
-										 : "");
+						        ev.kind == NODE_EV_CLOSE ? "closed"
+						                                 : "error",
+						        ev.close_code,
+						        ev.kind == NODE_EV_CLOSE ? ev.close_reason
+						        : ev.details_code        ? ev.details_code
+						                                 : "");
 					sw->st = SW_FAILED;
 					sw->done = true;
 				}
@@ -988,9 +1007,10 @@ static int run_swarm(const struct opts *o)
 			open_outcomes += !sw->done && !(o->once && sw->st == SW_PENDING);
 		}
 		if (now >= next_progress) {
-			fprintf(stderr, "[%5.1fs] connecting %zu, pending %zu, paired %zu, failed %zu\n",
-				(double)(now - t0) / 1000.0, n - n_pending - n_paired - n_failed,
-				n_pending, n_paired, n_failed);
+			fprintf(stderr,
+			        "[%5.1fs] connecting %zu, pending %zu, paired %zu, failed %zu\n",
+			        (double)(now - t0) / 1000.0, n - n_pending - n_paired - n_failed,
+			        n_pending, n_paired, n_failed);
 			next_progress = now + 1000;
 		}
 		if (!open_outcomes || now >= deadline || stop_requested)
@@ -1006,7 +1026,7 @@ static int run_swarm(const struct opts *o)
 			cJSON_AddNumberToObject(j, "paired", (double)n_paired);
 			cJSON_AddNumberToObject(j, "failed", (double)n_failed);
 			cJSON_AddNumberToObject(j, "connecting",
-						(double)(n - n_pending - n_paired - n_failed));
+			                        (double)(n - n_pending - n_paired - n_failed));
 			cJSON_AddNumberToObject(j, "p50Ms", (double)pct(lat, n_lat, 0.50));
 			cJSON_AddNumberToObject(j, "p90Ms", (double)pct(lat, n_lat, 0.90));
 			cJSON_AddNumberToObject(j, "p99Ms", (double)pct(lat, n_lat, 0.99));
@@ -1015,8 +1035,8 @@ static int run_swarm(const struct opts *o)
 			emit_json(j);
 		}
 	} else {
-		printf("nodes %zu: pending %zu, paired %zu, failed %zu, connecting %zu\n", n, n_pending,
-		       n_paired, n_failed, n - n_pending - n_paired - n_failed);
+		printf("nodes %zu: pending %zu, paired %zu, failed %zu, connecting %zu\n", n,
+		       n_pending, n_paired, n_failed, n - n_pending - n_paired - n_failed);
 		printf("connect to hello-ok: p50 %llu ms, p90 %llu ms, p99 %llu ms, max %llu ms "
 		       "(%zu samples)\n",
 		       (unsigned long long)pct(lat, n_lat, 0.50),
@@ -1043,7 +1063,7 @@ out:
 /* ---- scenario ---- */
 
 static void log_line(void *user, const char *actor, enum scenario_dir dir, const char *text,
-		     uint64_t t_ms)
+                     uint64_t t_ms)
 {
 	const struct opts *o = user;
 
@@ -1083,8 +1103,8 @@ static int run_script(const struct opts *o)
 	env.url = o->url;
 	env.token = o->token;
 	env.remote_via = !o->remote || !strcmp(o->remote, "xff") ? SCENARIO_REMOTE_XFF
-			 : !strcmp(o->remote, "none")             ? SCENARIO_REMOTE_NONE
-								  : SCENARIO_REMOTE_NETNS;
+	                 : !strcmp(o->remote, "none")            ? SCENARIO_REMOTE_NONE
+	                                                         : SCENARIO_REMOTE_NETNS;
 	env.remote_url = o->remote_url;
 	env.netns = o->netns;
 	env.xff_counter = &xff_ctr;
@@ -1111,7 +1131,7 @@ static int run_script(const struct opts *o)
 		       r.verdict == SCENARIO_PASS   ? "PASS"
 		       : r.verdict == SCENARIO_FAIL ? "FAIL"
 		       : r.verdict == SCENARIO_SKIP ? "SKIP"
-						    : "ERROR",
+		                                    : "ERROR",
 		       m->id, (unsigned long long)r.duration_ms);
 		if (r.verdict != SCENARIO_PASS) {
 			if (r.failed_step >= 0)

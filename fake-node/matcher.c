@@ -9,7 +9,7 @@
 #include <string.h>
 
 static void say(char *why, size_t whysz, const char *path, const char *fmt, const char *a,
-		const char *b)
+                const char *b)
 {
 	char msg[256];
 
@@ -72,7 +72,9 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 
 		if (!strcmp(k, "$absent")) {
 			if (cJSON_IsTrue(op) != (a == NULL)) {
-				say(why, whysz, path, cJSON_IsTrue(op) ? "expected absent, got %s%s" : "expected present%s%s",
+				say(why, whysz, path,
+				    cJSON_IsTrue(op) ? "expected absent, got %s%s"
+				                     : "expected present%s%s",
 				    cJSON_IsTrue(op) ? type_name(a) : NULL, NULL);
 				return false;
 			}
@@ -92,7 +94,8 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 			regex_t re;
 			bool ok;
 
-			if (!cJSON_IsString(op) || regcomp(&re, op->valuestring, REG_EXTENDED | REG_NOSUB)) {
+			if (!cJSON_IsString(op) ||
+			    regcomp(&re, op->valuestring, REG_EXTENDED | REG_NOSUB)) {
 				say(why, whysz, path, "bad $regex%s%s", NULL, NULL);
 				return false;
 			}
@@ -126,7 +129,7 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 
 				snprintf(got, sizeof(got), "%g", n);
 				snprintf(want, sizeof(want), "%g",
-					 cJSON_IsNumber(op) ? op->valuedouble : -1.0);
+				         cJSON_IsNumber(op) ? op->valuedouble : -1.0);
 				say(why, whysz, path, "expected length %s, got %s", want, got);
 				return false;
 			}
@@ -135,8 +138,8 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 			const cJSON *x;
 
 			if (!cJSON_IsArray(op) || !cJSON_IsArray(a)) {
-				say(why, whysz, path, "$exact needs arrays (got %s)%s", type_name(a),
-				    NULL);
+				say(why, whysz, path, "$exact needs arrays (got %s)%s",
+				    type_name(a), NULL);
 				return false;
 			}
 			ne = cJSON_GetArraySize(op);
@@ -146,7 +149,8 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 
 				snprintf(s1, sizeof(s1), "%d", ne);
 				snprintf(s2, sizeof(s2), "%d", na);
-				say(why, whysz, path, "expected exactly %s elements, got %s", s1, s2);
+				say(why, whysz, path, "expected exactly %s elements, got %s", s1,
+				    s2);
 				return false;
 			}
 			cJSON_ArrayForEach(x, op)
@@ -190,7 +194,7 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 
 			child_path(cp, sizeof(cp), path, k->string, 0);
 			if (!match_at(k, cJSON_GetObjectItemCaseSensitive(a, k->string), why, whysz,
-				      cp))
+			              cp))
 				return false;
 		}
 		return true;
@@ -214,7 +218,8 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 			bool found = false;
 
 			for (int j = 0; j < na && !found; j++) {
-				if (!used[j] && match_at(x, cJSON_GetArrayItem(a, j), NULL, 0, path)) {
+				if (!used[j] &&
+				    match_at(x, cJSON_GetArrayItem(a, j), NULL, 0, path)) {
 					used[j] = true;
 					found = true;
 				}
@@ -238,7 +243,8 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 		if (!cJSON_IsString(a) || strcmp(e->valuestring, a->valuestring)) {
 			char *t = cJSON_PrintUnformatted(a);
 
-			say(why, whysz, path, "expected \"%s\", got %s", e->valuestring, t ? t : "?");
+			say(why, whysz, path, "expected \"%s\", got %s", e->valuestring,
+			    t ? t : "?");
 			free(t);
 			return false;
 		}
@@ -256,12 +262,15 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 		return true;
 	}
 	if (cJSON_IsBool(e) || cJSON_IsNull(e)) {
-		if ((cJSON_IsTrue(e) && !cJSON_IsTrue(a)) || (cJSON_IsFalse(e) && !cJSON_IsFalse(a)) ||
+		if ((cJSON_IsTrue(e) && !cJSON_IsTrue(a)) ||
+		    (cJSON_IsFalse(e) && !cJSON_IsFalse(a)) ||
 		    (cJSON_IsNull(e) && !cJSON_IsNull(a))) {
 			char *t = cJSON_PrintUnformatted(a);
 
 			say(why, whysz, path, "expected %s, got %s",
-			    cJSON_IsNull(e) ? "null" : cJSON_IsTrue(e) ? "true" : "false",
+			    cJSON_IsNull(e)   ? "null"
+			    : cJSON_IsTrue(e) ? "true"
+			                      : "false",
 			    t ? t : "?");
 			free(t);
 			return false;
@@ -398,7 +407,7 @@ char *matcher_subst(const struct matcher_vars *v, const char *s, const char **un
 			size_t n = (size_t)(close - (p + 2));
 
 			if (n >= sizeof(name) || !(memcpy(name, p + 2, n), name[n] = '\0',
-						    val = matcher_vars_get(v, name))) {
+			                           val = matcher_vars_get(v, name))) {
 				if (unknown)
 					*unknown = p + 2;
 				free(out);
@@ -465,7 +474,7 @@ static bool subst_into(const struct matcher_vars *v, cJSON *j, char *unknown, si
 }
 
 cJSON *matcher_subst_json(const struct matcher_vars *v, const cJSON *j, char *unknown,
-			  size_t unknownsz)
+                          size_t unknownsz)
 {
 	cJSON *copy;
 

@@ -41,7 +41,7 @@ char *matcher_subst(const struct matcher_vars *v, const char *s, const char **un
  * "${name}" whose value parses as a JSON number stays a string: values are strings.
  * Returns NULL on an unknown variable (name in unknown, >= 64 bytes) or allocation failure. */
 cJSON *matcher_subst_json(const struct matcher_vars *v, const cJSON *j, char *unknown,
-			  size_t unknownsz);
+                          size_t unknownsz);
 
 /* Deep merge of patch into target (objects merged recursively, null deletes the key,
  * anything else replaces). Takes nothing: patch is copied. Returns 0 or -1. */

@@ -87,14 +87,13 @@ static void random_uuid(char out[37])
 	randombytes_buf(b, sizeof(b));
 	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
 	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-		 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-		 b[14], b[15]);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+	         b[13], b[14], b[15]);
 }
 
 static cJSON *device_object(const struct node_connect_spec *s, const char *challenge_nonce,
-			    int64_t wall_ms)
+                            int64_t wall_ms)
 {
 	const struct identity *id = s->identity;
 	char nonce[37] = "";
@@ -156,7 +155,7 @@ fail:
 }
 
 cJSON *node_connect_params(const struct node_connect_spec *s, const char *challenge_nonce,
-			   int64_t wall_ms)
+                           int64_t wall_ms)
 {
 	cJSON *p = cJSON_CreateObject(), *client = NULL, *a;
 
@@ -174,7 +173,9 @@ cJSON *node_connect_params(const struct node_connect_spec *s, const char *challe
 	    !add_str(client, "mode", s->client_mode))
 		goto fail;
 	if (!add_str(client, "instanceId",
-		     s->instance_id ? s->instance_id : s->identity ? s->identity->device_id : NULL))
+	             s->instance_id ? s->instance_id
+	             : s->identity  ? s->identity->device_id
+	                            : NULL))
 		goto fail;
 	if (!add_str(p, "role", s->role))
 		goto fail;
@@ -319,14 +320,14 @@ out:
 /* ---- session ---- */
 
 int node_session_open(struct node_session *s, struct client_ctx *ctx, const struct node_config *cfg,
-		      const struct identity *id, const char *auth_token, bool with_device_token,
-		      char *err, size_t errsz)
+                      const struct identity *id, const char *auth_token, bool with_device_token,
+                      char *err, size_t errsz)
 {
 	struct client_conn_opts o = {
-		.url = cfg->url,
-		.xff = cfg->xff,
-		.netns = cfg->netns,
-		.connect_timeout_ms = cfg->connect_timeout_ms,
+	        .url = cfg->url,
+	        .xff = cfg->xff,
+	        .netns = cfg->netns,
+	        .connect_timeout_ms = cfg->connect_timeout_ms,
 	};
 
 	memset(s, 0, sizeof(*s));
@@ -337,7 +338,8 @@ int node_session_open(struct node_session *s, struct client_ctx *ctx, const stru
 	identity_fingerprint(id->pk, s->fingerprint);
 	s->t_open = client_now_ms();
 	if (client_connect_async(ctx, &o, &s->conn) < 0) {
-		snprintf(err, errsz, "%s: bad URL or out of memory", cfg->url ? cfg->url : "(none)");
+		snprintf(err, errsz, "%s: bad URL or out of memory",
+		         cfg->url ? cfg->url : "(none)");
 		s->state = NODE_S_CLOSED;
 		return -1;
 	}
@@ -437,7 +439,7 @@ out:
 }
 
 void node_session_handle(struct node_session *s, const struct client_item *it,
-			 struct node_event *ev)
+                         struct node_event *ev)
 {
 	const char *type, *name;
 	cJSON *f;
@@ -530,11 +532,11 @@ void node_session_end(struct node_session *s)
 }
 
 bool node_error_is_auth(const char *details_code, const char *message, int close_code,
-			const char *close_reason)
+                        const char *close_reason)
 {
 	if (details_code && (!strcmp(details_code, "AUTH_TOKEN_MISMATCH") ||
-			     !strcmp(details_code, "AUTH_TOKEN_MISSING") ||
-			     !strncmp(details_code, "DEVICE_TOKEN", 12)))
+	                     !strcmp(details_code, "AUTH_TOKEN_MISSING") ||
+	                     !strncmp(details_code, "DEVICE_TOKEN", 12)))
 		return true;
 	if (message && !strncmp(message, "unauthorized", 12))
 		return true;

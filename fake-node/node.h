@@ -15,16 +15,16 @@
 #define NODE_CLIENT_VERSION "2026.1.30"
 
 enum node_sig {
-	NODE_SIG_V2 = 2,   /* v2 payload (OpenClaw 2026.1.30 and later) */
-	NODE_SIG_V3 = 3,   /* v3 payload (platform and deviceFamily signed too) */
+	NODE_SIG_V2 = 2, /* v2 payload (OpenClaw 2026.1.30 and later) */
+	NODE_SIG_V3 = 3, /* v3 payload (platform and deviceFamily signed too) */
 	NODE_SIG_NONE = 0, /* device without signature field: a malformed connect */
 	NODE_SIG_BAD = -1, /* a valid-looking signature over the wrong bytes */
 };
 
 enum node_nonce {
 	NODE_NONCE_CHALLENGE = 0, /* the challenge's nonce */
-	NODE_NONCE_WRONG,         /* a different, well-formed UUID */
-	NODE_NONCE_NONE,          /* device.nonce omitted (signed as v2 with an empty nonce) */
+	NODE_NONCE_WRONG, /* a different, well-formed UUID */
+	NODE_NONCE_NONE, /* device.nonce omitted (signed as v2 with an empty nonce) */
 };
 
 /* What goes into one connect. NULL strings and *_omit arrays are left out of the params. */
@@ -59,7 +59,7 @@ void node_spec_operator(struct node_connect_spec *s);
 /* Builds the connect params (only keys OpenClaw's closed schema accepts) and signs them over
  * the challenge nonce at wall clock wall_ms. Returns a new cJSON object, or NULL. */
 cJSON *node_connect_params(const struct node_connect_spec *s, const char *challenge_nonce,
-			   int64_t wall_ms);
+                           int64_t wall_ms);
 
 int64_t node_wall_ms(void); /* CLOCK_REALTIME in ms */
 
@@ -74,8 +74,8 @@ void node_token_path(const char *identity_path, char *out, size_t outsz);
 struct node_config {
 	const char *url;
 	const char *shared_token;
-	const char *xff;    /* X-Forwarded-For, or NULL */
-	const char *netns;  /* connect from this network namespace, or NULL */
+	const char *xff; /* X-Forwarded-For, or NULL */
+	const char *netns; /* connect from this network namespace, or NULL */
 	const char *display_name;
 	const char *const *commands;
 	size_t n_commands;
@@ -86,35 +86,35 @@ struct node_config {
 enum node_state {
 	NODE_S_OPENING = 0, /* waiting for the WebSocket and connect.challenge */
 	NODE_S_CONNECT_SENT,
-	NODE_S_PENDING,     /* connect.pending received: held open */
-	NODE_S_READY,       /* hello-ok received */
+	NODE_S_PENDING, /* connect.pending received: held open */
+	NODE_S_READY, /* hello-ok received */
 	NODE_S_CLOSED,
 };
 
 enum node_ev {
 	NODE_EV_NONE = 0,
 	NODE_EV_CHALLENGE, /* challenge answered with connect */
-	NODE_EV_PENDING,   /* connect.pending: request_id, fingerprint */
-	NODE_EV_HELLO,     /* hello-ok: device_token when issued */
-	NODE_EV_ERROR,     /* an error res to connect: error_code, details_code, request_id */
+	NODE_EV_PENDING, /* connect.pending: request_id, fingerprint */
+	NODE_EV_HELLO, /* hello-ok: device_token when issued */
+	NODE_EV_ERROR, /* an error res to connect: error_code, details_code, request_id */
 	NODE_EV_TICK,
-	NODE_EV_INVOKE,    /* node.invoke.request answered */
-	NODE_EV_OTHER,     /* any other frame */
-	NODE_EV_GARBAGE,   /* a message that is not a JSON frame */
-	NODE_EV_CLOSE,     /* close_code, close_reason */
+	NODE_EV_INVOKE, /* node.invoke.request answered */
+	NODE_EV_OTHER, /* any other frame */
+	NODE_EV_GARBAGE, /* a message that is not a JSON frame */
+	NODE_EV_CLOSE, /* close_code, close_reason */
 };
 
 struct node_event {
 	enum node_ev kind;
-	cJSON *frame;       /* the parsed frame (owned), NULL for CLOSE / GARBAGE */
-	const char *text;   /* the raw message (borrowed from the item) */
+	cJSON *frame; /* the parsed frame (owned), NULL for CLOSE / GARBAGE */
+	const char *text; /* the raw message (borrowed from the item) */
 	int close_code;
 	const char *close_reason;
 	bool local_close;
-	const char *request_id;   /* PENDING; ERROR when details carry one */
+	const char *request_id; /* PENDING; ERROR when details carry one */
 	const char *device_token; /* HELLO */
 	const char *error_code, *details_code, *message; /* ERROR */
-	const char *command;                             /* INVOKE */
+	const char *command; /* INVOKE */
 	uint64_t ms_since_open;
 };
 
@@ -133,11 +133,11 @@ struct node_session {
 
 /* Starts an attempt (async connect). auth_token: the device token or the shared token. */
 int node_session_open(struct node_session *s, struct client_ctx *ctx, const struct node_config *cfg,
-		      const struct identity *id, const char *auth_token, bool with_device_token,
-		      char *err, size_t errsz);
+                      const struct identity *id, const char *auth_token, bool with_device_token,
+                      char *err, size_t errsz);
 /* Advances the session with one item and describes what happened. ev must be finished. */
 void node_session_handle(struct node_session *s, const struct client_item *it,
-			 struct node_event *ev);
+                         struct node_event *ev);
 void node_event_finish(struct node_event *ev);
 /* Closes (1000) and frees the connection. */
 void node_session_end(struct node_session *s);
@@ -145,6 +145,6 @@ void node_session_end(struct node_session *s);
 /* True for an error that means "the device token was not accepted": fall back to the shared
  * token. */
 bool node_error_is_auth(const char *details_code, const char *message, int close_code,
-			const char *close_reason);
+                        const char *close_reason);
 
 #endif

@@ -31,9 +31,9 @@ struct actor_def {
 	bool remote;
 	enum ident_mode ident;
 	int same_as;
-	const cJSON *scopes;   /* array, or NULL: node [] / operator from the spec default */
-	bool token_null;       /* "token": null: no auth */
-	const char *token;     /* explicit token, or NULL: the environment's */
+	const cJSON *scopes; /* array, or NULL: node [] / operator from the spec default */
+	bool token_null; /* "token": null: no auth */
+	const char *token; /* explicit token, or NULL: the environment's */
 	const cJSON *override; /* merged into every connect of this actor */
 	enum node_sig sig;
 	const char *display_name;
@@ -67,7 +67,7 @@ static bool key_allowed(const char *k, const char *const *allowed)
 }
 
 static int check_keys(const cJSON *o, const char *const *allowed, const char *where, char *err,
-		      size_t errsz)
+                      size_t errsz)
 {
 	const cJSON *k;
 
@@ -107,8 +107,8 @@ static int parse_sig(const char *v, enum node_sig *out)
 
 static int parse_actors(struct scenario *s, const cJSON *actors, char *err, size_t errsz)
 {
-	static const char *const keys[] = {"role",     "remote",   "identity", "scopes", "token",
-					   "override", "sig",      "displayName", NULL};
+	static const char *const keys[] = {"role",     "remote", "identity",    "scopes", "token",
+	                                   "override", "sig",    "displayName", NULL};
 	const cJSON *a;
 
 	if (!cJSON_IsObject(actors) || !actors->child) {
@@ -140,7 +140,8 @@ static int parse_actors(struct scenario *s, const cJSON *actors, char *err, size
 		d->name = a->string;
 		role = str_of(a, "role");
 		if (!role || (strcmp(role, "node") && strcmp(role, "operator"))) {
-			snprintf(err, errsz, "%s: \"role\" must be \"node\" or \"operator\"", where);
+			snprintf(err, errsz, "%s: \"role\" must be \"node\" or \"operator\"",
+			         where);
 			return -1;
 		}
 		d->node = !strcmp(role, "node");
@@ -165,14 +166,15 @@ static int parse_actors(struct scenario *s, const cJSON *actors, char *err, size
 			d->ident = IDENT_SAME_AS;
 			d->same_as = find_actor(s, ident + 8);
 			if (d->same_as < 0 || s->actors[d->same_as].ident == IDENT_NONE) {
-				snprintf(err, errsz,
-					 "%s: identity \"%s\" must name an earlier actor with a key",
-					 where, ident);
+				snprintf(
+				        err, errsz,
+				        "%s: identity \"%s\" must name an earlier actor with a key",
+				        where, ident);
 				return -1;
 			}
 		} else {
 			snprintf(err, errsz, "%s: identity must be fresh, none or same-as:ACTOR",
-				 where);
+			         where);
 			return -1;
 		}
 		v = cJSON_GetObjectItemCaseSensitive(a, "scopes");
@@ -181,14 +183,15 @@ static int parse_actors(struct scenario *s, const cJSON *actors, char *err, size
 
 			if (!cJSON_IsArray(v)) {
 				snprintf(err, errsz, "%s: \"scopes\" must be an array of strings",
-					 where);
+				         where);
 				return -1;
 			}
 			cJSON_ArrayForEach(x, v)
 			{
 				if (!cJSON_IsString(x)) {
 					snprintf(err, errsz,
-						 "%s: \"scopes\" must be an array of strings", where);
+					         "%s: \"scopes\" must be an array of strings",
+					         where);
 					return -1;
 				}
 			}
@@ -227,9 +230,9 @@ struct step_kind {
 	bool needs_conn_actor;
 };
 
-static const char *const k_connect[] = {"sig",      "nonce",     "signedAtOffsetMs", "token",
-					"override", "rawParams", "expect",           "xff",
-					"host",     "origin",    NULL};
+static const char *const k_connect[] = {
+        "sig", "nonce", "signedAtOffsetMs", "token", "override", "rawParams", "expect",
+        "xff", "host",  "origin",           NULL};
 static const char *const k_expect_hello[] = {"payload", NULL};
 static const char *const k_send[] = {"text", "frame", "binary", NULL};
 static const char *const k_call[] = {"method", "params", "expect", "id", NULL};
@@ -242,18 +245,12 @@ static const char *const k_disconnect[] = {"code", "reason", NULL};
 static const char *const k_none[] = {NULL};
 
 static const struct step_kind step_kinds[] = {
-	{"connect", k_connect, true},
-	{"expect-hello", k_expect_hello, true},
-	{"send", k_send, true},
-	{"call", k_call, true},
-	{"expect-event", k_event, true},
-	{"expect-no-event", k_no_event, true},
-	{"expect-close", k_close, true},
-	{"expect-open", k_ms, true},
-	{"expect-res", k_res, true},
-	{"disconnect", k_disconnect, true},
-	{"sleep", k_ms, false},
-	{"restart", k_none, false},
+        {"connect", k_connect, true},    {"expect-hello", k_expect_hello, true},
+        {"send", k_send, true},          {"call", k_call, true},
+        {"expect-event", k_event, true}, {"expect-no-event", k_no_event, true},
+        {"expect-close", k_close, true}, {"expect-open", k_ms, true},
+        {"expect-res", k_res, true},     {"disconnect", k_disconnect, true},
+        {"sleep", k_ms, false},          {"restart", k_none, false},
 };
 
 static const struct step_kind *kind_of(const char *op)
@@ -311,7 +308,7 @@ static int check_step(const struct scenario *s, const cJSON *st, int idx, char *
 		{
 			if (!cJSON_IsString(c)) {
 				snprintf(err, errsz, "%s: capture \"%s\" must be a path string",
-					 where, c->string);
+				         where, c->string);
 				return -1;
 			}
 		}
@@ -354,19 +351,20 @@ static int check_step(const struct scenario *s, const cJSON *st, int idx, char *
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "expect");
 
 		if (sig && parse_sig(sig, &dummy) < 0) {
-			snprintf(err, errsz, "%s (connect): \"sig\" must be v2, v3, none or bad", where);
+			snprintf(err, errsz, "%s (connect): \"sig\" must be v2, v3, none or bad",
+			         where);
 			return -1;
 		}
 		if (nonce && strcmp(nonce, "challenge") && strcmp(nonce, "wrong") &&
 		    strcmp(nonce, "none")) {
 			snprintf(err, errsz,
-				 "%s (connect): \"nonce\" must be challenge, wrong or none", where);
+			         "%s (connect): \"nonce\" must be challenge, wrong or none", where);
 			return -1;
 		}
 		v = cJSON_GetObjectItemCaseSensitive(st, "token");
 		if (v && !cJSON_IsString(v) && !cJSON_IsNull(v)) {
 			snprintf(err, errsz, "%s (connect): \"token\" must be a string or null",
-				 where);
+			         where);
 			return -1;
 		}
 		v = cJSON_GetObjectItemCaseSensitive(st, "override");
@@ -378,21 +376,22 @@ static int check_step(const struct scenario *s, const cJSON *st, int idx, char *
 		    strcmp(e->valuestring, "pending") && strcmp(e->valuestring, "error") &&
 		    strcmp(e->valuestring, "close")) {
 			snprintf(err, errsz,
-				 "%s (connect): \"expect\" must be hello-ok, pending, error, close "
-				 "or {\"error\":..., \"close\":...}",
-				 where);
+			         "%s (connect): \"expect\" must be hello-ok, pending, error, close "
+			         "or {\"error\":..., \"close\":...}",
+			         where);
 			return -1;
 		}
 		if (e && !cJSON_IsString(e)) {
 			static const char *const ek[] = {"error", "close", "hello-ok", "pending",
-							 NULL};
+			                                 NULL};
 
 			if (!cJSON_IsObject(e) ||
 			    check_keys(e, ek, "connect expect", err, errsz) < 0) {
 				if (!cJSON_IsObject(e))
-					snprintf(err, errsz,
-						 "%s (connect): \"expect\" must be a string or object",
-						 where);
+					snprintf(
+					        err, errsz,
+					        "%s (connect): \"expect\" must be a string or object",
+					        where);
 				return -1;
 			}
 		}
@@ -402,9 +401,9 @@ static int check_step(const struct scenario *s, const cJSON *st, int idx, char *
 
 struct scenario *scenario_parse(const char *json_text, char *err, size_t errsz)
 {
-	static const char *const top[] = {"id",      "title",  "requirement", "level", "sentence",
-					  "diagnose", "timeout_ms", "needs", "actors", "steps",
-					  "description", NULL};
+	static const char *const top[] = {"id",       "title",    "requirement", "level",
+	                                  "sentence", "diagnose", "timeout_ms",  "needs",
+	                                  "actors",   "steps",    "description", NULL};
 	struct scenario *s = NULL;
 	char *copy = NULL;
 	const cJSON *v;
@@ -463,10 +462,11 @@ struct scenario *scenario_parse(const char *json_text, char *err, size_t errsz)
 		cJSON_ArrayForEach(x, v)
 		{
 			if (!cJSON_IsString(x) || (strcmp(x->valuestring, "remote") &&
-						   strcmp(x->valuestring, "restart") &&
-						   strcmp(x->valuestring, "operator"))) {
-				snprintf(err, errsz,
-					 "scenario: \"needs\" items are remote, restart or operator");
+			                           strcmp(x->valuestring, "restart") &&
+			                           strcmp(x->valuestring, "operator"))) {
+				snprintf(
+				        err, errsz,
+				        "scenario: \"needs\" items are remote, restart or operator");
 				goto fail;
 			}
 			s->needs[n++] = x->valuestring;
@@ -616,7 +616,7 @@ struct run {
 };
 
 static void log_add(struct run *run, const char *actor, enum scenario_dir dir, const char *text,
-		    uint64_t at_ms)
+                    uint64_t at_ms)
 {
 	struct scenario_result *r = run->r;
 	uint64_t t = at_ms >= run->t0 ? at_ms - run->t0 : 0;
@@ -723,7 +723,7 @@ static void drain_actor(struct run *run, struct actor_rt *a)
 			snprintf(a->close_reason, sizeof(a->close_reason), "%s", it.close_reason);
 			a->close_at = it.at_ms;
 			snprintf(line, sizeof(line), "%d %s%s", it.close_code, it.close_reason,
-				 it.local_close ? " (this side)" : "");
+			         it.local_close ? " (this side)" : "");
 			log_add(run, a->def->name, SCENARIO_DIR_CLOSE, line, it.at_ms);
 			client_item_finish(&it);
 			continue;
@@ -732,7 +732,7 @@ static void drain_actor(struct run *run, struct actor_rt *a)
 			struct inframe *f = calloc(1, sizeof(*f));
 
 			log_add(run, a->def->name, SCENARIO_DIR_IN,
-				it.binary ? "(binary message)" : it.text, it.at_ms);
+			        it.binary ? "(binary message)" : it.text, it.at_ms);
 			if (!f) {
 				client_item_finish(&it);
 				continue;
@@ -779,7 +779,7 @@ static long since_connect(const struct actor_rt *a, uint64_t at)
 static char *closed_text(const struct actor_rt *a)
 {
 	return fmt("closed %d '%s' %ld ms after connect", a->close_code, a->close_reason,
-		   since_connect(a, a->close_at));
+	           since_connect(a, a->close_at));
 }
 
 /* A short digest of what is in the inbox, for "nothing matched" reports. */
@@ -794,7 +794,7 @@ static char *inbox_digest(const struct actor_rt *a)
 	out[0] = '\0';
 	for (const struct inframe *f = a->inbox; f && n < 6; f = f->next, n++) {
 		int w = snprintf(out + len, cap - len, "%s%.160s%s", n ? "; " : "", f->text,
-				 strlen(f->text) > 160 ? "..." : "");
+		                 strlen(f->text) > 160 ? "..." : "");
 
 		if (w < 0 || (size_t)w >= cap - len)
 			break;
@@ -817,7 +817,7 @@ static char *nothing_text(const struct actor_rt *a, int timeout_ms)
 			s = c;
 	} else {
 		s = fmt("nothing matching within %d ms%s%s", timeout_ms,
-			d && *d ? "; unmatched frames: " : "", d && *d ? d : "");
+		        d && *d ? "; unmatched frames: " : "", d && *d ? d : "");
 	}
 	free(d);
 	return s;
@@ -855,7 +855,7 @@ static int do_captures(struct run *run, const cJSON *st, const cJSON *frame)
 			char *t = cJSON_PrintUnformatted(frame);
 
 			fail_with(run, fmt("capture %s from %s", c->string, c->valuestring),
-				  fmt("no %s in %s", c->valuestring, t ? t : "?"));
+			          fmt("no %s in %s", c->valuestring, t ? t : "?"));
 			free(t);
 			return -1;
 		}
@@ -873,8 +873,8 @@ static int do_captures(struct run *run, const cJSON *st, const cJSON *frame)
  * Returns the frame (still in the inbox), or NULL with the failure recorded. */
 typedef int (*pick_fn)(struct run *run, struct actor_rt *a, struct inframe *f, void *arg);
 
-static struct inframe *wait_frame(struct run *run, struct actor_rt *a, int timeout_ms,
-				  pick_fn pick, void *arg, const char *expected)
+static struct inframe *wait_frame(struct run *run, struct actor_rt *a, int timeout_ms, pick_fn pick,
+                                  void *arg, const char *expected)
 {
 	uint64_t deadline = client_now_ms() + (uint64_t)timeout_ms;
 
@@ -931,8 +931,7 @@ static void actor_reset_conn(struct actor_rt *a)
 
 static const char *const default_node_scopes[] = {NULL};
 
-static cJSON *build_params(struct run *run, struct actor_rt *a, const cJSON *st,
-			   const char *nonce)
+static cJSON *build_params(struct run *run, struct actor_rt *a, const cJSON *st, const char *nonce)
 {
 	const struct actor_def *d = a->def;
 	struct node_connect_spec spec;
@@ -1062,8 +1061,8 @@ static int pick_connect_outcome(struct run *run, struct actor_rt *a, struct infr
 	return 0;
 }
 
-static int expect_close_code(struct run *run, struct actor_rt *a, const cJSON *want,
-			     int timeout_ms, const char *what)
+static int expect_close_code(struct run *run, struct actor_rt *a, const cJSON *want, int timeout_ms,
+                             const char *what)
 {
 	uint64_t deadline = client_now_ms() + (uint64_t)timeout_ms;
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(want, "code");
@@ -1090,7 +1089,7 @@ static int expect_close_code(struct run *run, struct actor_rt *a, const cJSON *w
 	if (!a->closed) {
 		char *d = inbox_digest(a);
 		char *act = fmt("still open after %d ms%s%s", timeout_ms,
-				d && *d ? "; frames: " : "", d && *d ? d : "");
+		                d && *d ? "; frames: " : "", d && *d ? d : "");
 
 		free(d);
 		return fail_with(run, wanttext, act);
@@ -1100,8 +1099,9 @@ static int expect_close_code(struct run *run, struct actor_rt *a, const cJSON *w
 	if (reason) {
 		cJSON *r = cJSON_CreateString(a->close_reason);
 		char why[256];
-		bool ok = r && (cJSON_IsString(reason) ? !strcmp(reason->valuestring, a->close_reason)
-						       : matcher_match(reason, r, why, sizeof(why)));
+		bool ok =
+		        r && (cJSON_IsString(reason) ? !strcmp(reason->valuestring, a->close_reason)
+		                                     : matcher_match(reason, r, why, sizeof(why)));
 
 		cJSON_Delete(r);
 		if (!ok)
@@ -1204,7 +1204,7 @@ static int step_connect(struct run *run, struct actor_rt *a, const cJSON *st)
 
 	a->t_connect = client_now_ms();
 	snprintf(note, sizeof(note), "connect %s%s%s%s", o.url, o.xff ? " X-Forwarded-For " : "",
-		 o.xff ? o.xff : "", o.netns ? " (netns)" : "");
+	         o.xff ? o.xff : "", o.netns ? " (netns)" : "");
 	log_add(run, a->def->name, SCENARIO_DIR_NOTE, note, a->t_connect);
 	if (client_connect(run->ctx, &o, &a->conn, err, sizeof(err)) < 0) {
 		/* a refused upgrade is an outcome some cases expect: a close without a frame */
@@ -1217,14 +1217,14 @@ static int step_connect(struct run *run, struct actor_rt *a, const cJSON *st)
 		if (want && !strcmp(want, "close"))
 			return 0;
 		return fail_with(run, strdup("a WebSocket connection"),
-				 fmt("connection failed: %s", err));
+		                 fmt("connection failed: %s", err));
 	}
 	f = wait_frame(run, a, timeout, pick_challenge, NULL, "connect.challenge event");
 	if (!f)
 		return -1;
 	{
-		const char *nonce = str_of(cJSON_GetObjectItemCaseSensitive(f->json, "payload"),
-					   "nonce");
+		const char *nonce =
+		        str_of(cJSON_GetObjectItemCaseSensitive(f->json, "payload"), "nonce");
 		char nbuf[128];
 
 		snprintf(nbuf, sizeof(nbuf), "%s", nonce ? nonce : "");
@@ -1257,9 +1257,9 @@ static int step_connect(struct run *run, struct actor_rt *a, const cJSON *st)
 		return expect_close_code(run, a, NULL, timeout, "close");
 	if (want) {
 		struct connect_pick cp = {a->connect_id, want};
-		char *exp = fmt("%s", !strcmp(want, "hello-ok") ? "res ok hello-ok to connect"
-					: !strcmp(want, "pending") ? "event connect.pending"
-								   : "error res to connect");
+		char *exp = fmt("%s", !strcmp(want, "hello-ok")  ? "res ok hello-ok to connect"
+		                      : !strcmp(want, "pending") ? "event connect.pending"
+		                                                 : "error res to connect");
 
 		f = wait_frame(run, a, timeout, pick_connect_outcome, &cp, exp);
 		if (!f) {
@@ -1313,8 +1313,10 @@ static int step_connect(struct run *run, struct actor_rt *a, const cJSON *st)
 		if (hm || pm || em) {
 			char *m = cJSON_PrintUnformatted(hm ? hm : pm ? pm : em);
 			char *exp = fmt("%s matching %s",
-					hm ? "res ok hello-ok" : pm ? "event connect.pending" : "error res",
-					m ? m : "?");
+			                hm   ? "res ok hello-ok"
+			                : pm ? "event connect.pending"
+			                     : "error res",
+			                m ? m : "?");
 
 			free(m);
 			f = wait_frame(run, a, timeout, pick_connect_outcome, &cp, exp);
@@ -1324,17 +1326,18 @@ static int step_connect(struct run *run, struct actor_rt *a, const cJSON *st)
 			}
 			if (hm && is_res(f, a->connect_id) && is_hello(f) &&
 			    matcher_match(hm, cJSON_GetObjectItemCaseSensitive(f->json, "payload"),
-					  why, sizeof(why))) {
+			                  why, sizeof(why))) {
 				note_hello(run, a, f->json);
 			} else if (pm && is_event(f, "connect.pending") &&
-				   matcher_match(pm,
-						 cJSON_GetObjectItemCaseSensitive(f->json, "payload"),
-						 why, sizeof(why))) {
+			           matcher_match(
+			                   pm, cJSON_GetObjectItemCaseSensitive(f->json, "payload"),
+			                   why, sizeof(why))) {
 				/* matched */
 			} else if (em && is_res(f, a->connect_id) &&
-				   !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f->json, "ok")) &&
-				   matcher_match(em, cJSON_GetObjectItemCaseSensitive(f->json, "error"),
-						 why, sizeof(why))) {
+			           !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f->json, "ok")) &&
+			           matcher_match(em,
+			                         cJSON_GetObjectItemCaseSensitive(f->json, "error"),
+			                         why, sizeof(why))) {
 				a->connect_answered = true;
 			} else {
 				char *act = strdup(f->text);
@@ -1385,7 +1388,7 @@ static int step_expect_hello(struct run *run, struct actor_rt *a, const cJSON *s
 		return -1;
 	if (!is_hello(f) ||
 	    (pm && !matcher_match(pm, cJSON_GetObjectItemCaseSensitive(f->json, "payload"), why,
-				  sizeof(why)))) {
+	                          sizeof(why)))) {
 		char *act = strdup(f->text);
 
 		a->connect_answered = true;
@@ -1407,14 +1410,15 @@ static int step_expect_hello(struct run *run, struct actor_rt *a, const cJSON *s
 }
 
 static int match_res_frame(struct run *run, struct actor_rt *a, struct inframe *f,
-			   const cJSON *expect, const cJSON *st, const char *what)
+                           const cJSON *expect, const cJSON *st, const char *what)
 {
 	char why[300];
 
 	if (expect && !matcher_match(expect, f->json, why, sizeof(why))) {
 		char *m = cJSON_PrintUnformatted(expect);
 
-		fail_with(run, fmt("%s matching %s", what, m ? m : "?"), fmt("%s (%s)", f->text, why));
+		fail_with(run, fmt("%s matching %s", what, m ? m : "?"),
+		          fmt("%s (%s)", f->text, why));
 		free(m);
 		return -1;
 	}
@@ -1445,7 +1449,7 @@ static int step_call(struct run *run, struct actor_rt *a, const cJSON *st)
 	cJSON_AddStringToObject(req, "id", id);
 	cJSON_AddStringToObject(req, "method", method);
 	cJSON_AddItemToObject(req, "params",
-			      params ? cJSON_Duplicate(params, true) : cJSON_CreateObject());
+	                      params ? cJSON_Duplicate(params, true) : cJSON_CreateObject());
 	rc = send_frame_json(run, a, req);
 	cJSON_Delete(req);
 	what = fmt("res to %s", method);
@@ -1500,7 +1504,7 @@ static int pick_event(struct run *run, struct actor_rt *a, struct inframe *f, vo
 	ea->saw_name = true;
 	if (ea->payload &&
 	    !matcher_match(ea->payload, cJSON_GetObjectItemCaseSensitive(f->json, "payload"), why,
-			   sizeof(why))) {
+	                   sizeof(why))) {
 		snprintf(ea->why, sizeof(ea->why), "%s", why);
 		return 0;
 	}
@@ -1514,8 +1518,8 @@ static int pick_event(struct run *run, struct actor_rt *a, struct inframe *f, vo
 static int step_expect_event(struct run *run, struct actor_rt *a, const cJSON *st)
 {
 	struct event_arg ea = {.event = str_of(st, "event"),
-			       .payload = cJSON_GetObjectItemCaseSensitive(st, "payload"),
-			       .match = cJSON_GetObjectItemCaseSensitive(st, "match")};
+	                       .payload = cJSON_GetObjectItemCaseSensitive(st, "payload"),
+	                       .match = cJSON_GetObjectItemCaseSensitive(st, "match")};
 	char *m = ea.payload ? cJSON_PrintUnformatted(ea.payload) : NULL;
 	char *what = fmt("event %s%s%s", ea.event, m ? " with payload " : "", m ? m : "");
 	struct inframe *f;
@@ -1544,7 +1548,7 @@ static int step_expect_no_event(struct run *run, struct actor_rt *a, const cJSON
 	const cJSON *msv = cJSON_GetObjectItemCaseSensitive(st, "ms");
 	int ms = cJSON_IsNumber(msv) ? (int)msv->valuedouble : 1000;
 	struct event_arg ea = {.event = str_of(st, "event"),
-			       .payload = cJSON_GetObjectItemCaseSensitive(st, "payload")};
+	                       .payload = cJSON_GetObjectItemCaseSensitive(st, "payload")};
 	uint64_t deadline = client_now_ms() + (uint64_t)ms;
 
 	for (;;) {
@@ -1552,7 +1556,7 @@ static int step_expect_no_event(struct run *run, struct actor_rt *a, const cJSON
 		for (struct inframe *f = a->inbox; f; f = f->next) {
 			if (pick_event(run, a, f, &ea) > 0)
 				return fail_with(run, fmt("no event %s for %d ms", ea.event, ms),
-						 strdup(f->text));
+				                 strdup(f->text));
 		}
 		if (client_now_ms() >= deadline)
 			return 0;
@@ -1605,12 +1609,12 @@ static int step_send(struct run *run, struct actor_rt *a, const cJSON *st)
 	if (!text)
 		return fail_with(run, strdup("send"), strdup("out of memory"));
 	log_add(run, a->def->name, SCENARIO_DIR_OUT, binary ? "(binary message)" : text,
-		client_now_ms());
+	        client_now_ms());
 	rc = a->conn ? client_send(a->conn, text, strlen(text), binary) : -1;
 	free(owned);
 	if (rc < 0)
 		return fail_with(run, strdup("send on an open connection"),
-				 a->closed ? closed_text(a) : strdup("not connected"));
+		                 a->closed ? closed_text(a) : strdup("not connected"));
 	return 0;
 }
 
@@ -1639,7 +1643,8 @@ static int step_disconnect(struct run *run, struct actor_rt *a, const cJSON *st)
 static int step_sleep(struct run *run, const cJSON *st)
 {
 	const cJSON *msv = cJSON_GetObjectItemCaseSensitive(st, "ms");
-	uint64_t deadline = client_now_ms() + (uint64_t)(cJSON_IsNumber(msv) ? msv->valuedouble : 0);
+	uint64_t deadline =
+	        client_now_ms() + (uint64_t)(cJSON_IsNumber(msv) ? msv->valuedouble : 0);
 
 	while (client_now_ms() < deadline) {
 		uint64_t left = deadline - client_now_ms();
@@ -1674,14 +1679,14 @@ static int step_restart(struct run *run)
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			return fail_with(run, strdup("restart command within 120 s"),
-					 strdup("timed out"));
+			                 strdup("timed out"));
 		}
 		/* keep the connections serviced: the gateway going away closes them */
 		pump(run, 20);
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return fail_with(run, strdup("restart command exit 0"),
-				 fmt("exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1));
+		                 fmt("exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1));
 	return 0;
 }
 
@@ -1717,7 +1722,7 @@ static bool scenario_uses_restart(const struct scenario *s)
 }
 
 int scenario_run(const struct scenario *s, const struct scenario_env *env,
-		 struct scenario_result *r)
+                 struct scenario_result *r)
 {
 	struct run run;
 	const cJSON *st;
@@ -1797,8 +1802,9 @@ int scenario_run(const struct scenario *s, const struct scenario_env *env,
 			r->verdict = SCENARIO_ERROR;
 			r->failed_step = idx;
 			snprintf(r->actor, sizeof(r->actor), "%s", an ? an : "");
-			r->message = unknown[0] ? fmt("step %d: unknown variable ${%s}", idx, unknown)
-						: strdup("out of memory");
+			r->message = unknown[0]
+			                     ? fmt("step %d: unknown variable ${%s}", idx, unknown)
+			                     : strdup("out of memory");
 			sr->verdict = SCENARIO_ERROR;
 			break;
 		}
@@ -1844,12 +1850,12 @@ int scenario_run(const struct scenario *s, const struct scenario_env *env,
 				if (a->closed) {
 					r->close_code = a->close_code;
 					snprintf(r->close_reason, sizeof(r->close_reason), "%s",
-						 a->close_reason);
+					         a->close_reason);
 				}
 			}
-			r->message = fmt("step %d (%s %s): expected %s; got %s", idx, an ? an : "-",
-					 op, r->expected ? r->expected : "?",
-					 r->actual ? r->actual : "?");
+			r->message =
+			        fmt("step %d (%s %s): expected %s; got %s", idx, an ? an : "-", op,
+			            r->expected ? r->expected : "?", r->actual ? r->actual : "?");
 			snprintf(line, sizeof(line), "FAIL %.500s", r->message ? r->message : "");
 			log_add(&run, an ? an : "", SCENARIO_DIR_NOTE, line, now);
 			break;

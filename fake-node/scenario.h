@@ -11,22 +11,22 @@ struct scenario;
 
 enum scenario_verdict {
 	SCENARIO_PASS = 0,
-	SCENARIO_FAIL,  /* an expectation was not met */
-	SCENARIO_SKIP,  /* needs something the environment lacks (remote, restart) */
+	SCENARIO_FAIL, /* an expectation was not met */
+	SCENARIO_SKIP, /* needs something the environment lacks (remote, restart) */
 	SCENARIO_ERROR, /* the scenario itself or the environment is broken */
 };
 
 enum scenario_remote {
 	SCENARIO_REMOTE_XFF = 0, /* X-Forwarded-For: 10.77.0.x (the gateway must trust 127.0.0.1) */
-	SCENARIO_REMOTE_NONE,    /* remote actors connect like local ones; "needs remote" SKIPs */
-	SCENARIO_REMOTE_NETNS,   /* remote actors connect from a network namespace to remote_url */
+	SCENARIO_REMOTE_NONE, /* remote actors connect like local ones; "needs remote" SKIPs */
+	SCENARIO_REMOTE_NETNS, /* remote actors connect from a network namespace to remote_url */
 };
 
 enum scenario_dir {
 	SCENARIO_DIR_OUT = 0, /* frame sent */
-	SCENARIO_DIR_IN,      /* frame received */
-	SCENARIO_DIR_CLOSE,   /* connection closed: text is "CODE reason" */
-	SCENARIO_DIR_NOTE,    /* engine note: connect, step start, failure */
+	SCENARIO_DIR_IN, /* frame received */
+	SCENARIO_DIR_CLOSE, /* connection closed: text is "CODE reason" */
+	SCENARIO_DIR_NOTE, /* engine note: connect, step start, failure */
 };
 
 struct scenario_meta {
@@ -38,21 +38,22 @@ struct scenario_meta {
 };
 
 typedef void (*scenario_log_fn)(void *user, const char *actor, enum scenario_dir dir,
-				const char *text, uint64_t t_ms);
+                                const char *text, uint64_t t_ms);
 
 struct scenario_env {
-	const char *url;   /* ws://HOST:PORT of the gateway */
+	const char *url; /* ws://HOST:PORT of the gateway */
 	const char *token; /* shared token */
 	enum scenario_remote remote_via;
 	const char *remote_url; /* NETNS: the gateway as seen from the namespace; NULL: url */
-	const char *netns;      /* NETNS: namespace name; NULL: "cplan" */
-	unsigned *xff_counter;  /* XFF: next x of 10.77.0.x (shared across runs so actors of
+	const char *netns; /* NETNS: namespace name; NULL: "cplan" */
+	unsigned *xff_counter; /* XFF: next x of 10.77.0.x (shared across runs so actors of
 				 * different scenarios differ); NULL: per run from 2 */
-	double timeout_scale;   /* multiplies every timeout; 0: 1 */
+	double timeout_scale; /* multiplies every timeout; 0: 1 */
 	const char *restart_cmd; /* run with sh -c by "restart" steps; NULL: they SKIP */
-	scenario_log_fn log;    /* each frame as it is seen; may be NULL */
+	scenario_log_fn log; /* each frame as it is seen; may be NULL */
 	void *log_user;
-	const char *const *vars; /* "NAME=VALUE" strings preset as ${NAME}; NULL-terminated or NULL */
+	const char *const
+	        *vars; /* "NAME=VALUE" strings preset as ${NAME}; NULL-terminated or NULL */
 };
 
 struct scenario_log_entry {
@@ -71,15 +72,15 @@ struct scenario_step_result {
 
 struct scenario_result {
 	enum scenario_verdict verdict;
-	int failed_step;      /* 0-based index of the failing / skipping step, -1 */
-	char actor[32];       /* actor of that step */
-	char *expected;       /* what the step wanted (malloc'd) */
-	char *actual;         /* what happened: a frame, "closed 1008 'pairing required' 13 ms
+	int failed_step; /* 0-based index of the failing / skipping step, -1 */
+	char actor[32]; /* actor of that step */
+	char *expected; /* what the step wanted (malloc'd) */
+	char *actual; /* what happened: a frame, "closed 1008 'pairing required' 13 ms
 			       * after connect", "nothing within 5000 ms" (malloc'd) */
-	int close_code;       /* when the actor's connection had closed: its code, else 0 */
+	int close_code; /* when the actor's connection had closed: its code, else 0 */
 	char close_reason[128];
 	long ms_since_connect; /* from the actor's last connect to the failure, -1 */
-	char *message;        /* one line: why it failed, skipped or errored (malloc'd) */
+	char *message; /* one line: why it failed, skipped or errored (malloc'd) */
 	struct scenario_step_result *steps;
 	size_t n_steps;
 	struct scenario_log_entry *log;
@@ -97,11 +98,11 @@ const struct scenario_meta *scenario_get_meta(const struct scenario *s);
 /* Plays the scenario. Returns 0 when it ran (verdict in r), -1 on bad arguments.
  * r must be scenario_result_finish'ed. */
 int scenario_run(const struct scenario *s, const struct scenario_env *env,
-		 struct scenario_result *r);
+                 struct scenario_result *r);
 void scenario_result_finish(struct scenario_result *r);
 
 const char *scenario_verdict_name(enum scenario_verdict v); /* "pass", "fail", "skip", "error" */
-const char *scenario_dir_name(enum scenario_dir d);         /* "out", "in", "close", "note" */
+const char *scenario_dir_name(enum scenario_dir d); /* "out", "in", "close", "note" */
 
 /* The result as one JSON object (id, verdict, failure fields, steps, log). malloc'd. */
 char *scenario_result_json(const struct scenario *s, const struct scenario_result *r);

@@ -37,28 +37,28 @@ struct ctl {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: " PROG " [OPTION]... COMMAND [ARG]...\n"
-		"Approve devices and nodes waiting to pair with a clawpair/OpenClaw gateway.\n"
-		"\n"
-		"Commands:\n"
-		"  pending                     list pending pairing requests\n"
-		"  approve REQUESTID           approve a request (optionally pinned to the key:\n"
-		"        [--public-key K | --fingerprint F]   compare F with the device's screen)\n"
-		"  reject REQUESTID            reject a request\n"
-		"  devices                     list paired devices\n"
-		"  remove DEVICEID             remove a paired device\n"
-		"  revoke DEVICEID ROLE        revoke a device's token for ROLE\n"
-		"\n"
-		"Options:\n"
-		"  --url URL          gateway WebSocket URL (default " DEFAULT_URL ")\n"
-		"  --token T          gateway token (default: $CLAWPAIR_TOKEN)\n"
-		"  --token-file F     read the token from the first line of F\n"
-		"  --timeout S        seconds to wait for the gateway (default 10)\n"
-		"  --json             print the gateway's JSON payload as is\n"
-		"  --help, --version\n"
-		"\n"
-		"Exit status: 0 done, 1 the gateway refused (its error code is printed),\n"
-		"2 bad usage or gateway unreachable.\n");
+	        "Usage: " PROG " [OPTION]... COMMAND [ARG]...\n"
+	        "Approve devices and nodes waiting to pair with a clawpair/OpenClaw gateway.\n"
+	        "\n"
+	        "Commands:\n"
+	        "  pending                     list pending pairing requests\n"
+	        "  approve REQUESTID           approve a request (optionally pinned to the key:\n"
+	        "        [--public-key K | --fingerprint F]   compare F with the device's screen)\n"
+	        "  reject REQUESTID            reject a request\n"
+	        "  devices                     list paired devices\n"
+	        "  remove DEVICEID             remove a paired device\n"
+	        "  revoke DEVICEID ROLE        revoke a device's token for ROLE\n"
+	        "\n"
+	        "Options:\n"
+	        "  --url URL          gateway WebSocket URL (default " DEFAULT_URL ")\n"
+	        "  --token T          gateway token (default: $CLAWPAIR_TOKEN)\n"
+	        "  --token-file F     read the token from the first line of F\n"
+	        "  --timeout S        seconds to wait for the gateway (default 10)\n"
+	        "  --json             print the gateway's JSON payload as is\n"
+	        "  --help, --version\n"
+	        "\n"
+	        "Exit status: 0 done, 1 the gateway refused (its error code is printed),\n"
+	        "2 bad usage or gateway unreachable.\n");
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -121,7 +121,7 @@ static cJSON *next_frame(struct ctl *c, int timeout_ms, bool *closed, char *why,
 		if (it.kind == CLIENT_ITEM_CLOSE) {
 			*closed = true;
 			snprintf(why, whysz, "connection closed (%d%s%s)", it.close_code,
-				 it.close_reason[0] ? " " : "", it.close_reason);
+			         it.close_reason[0] ? " " : "", it.close_reason);
 			client_item_finish(&it);
 			return NULL;
 		}
@@ -230,7 +230,7 @@ static int ctl_connect(struct ctl *c)
 	ev = jstr(j, "event");
 	if (!j || !ev || strcmp(ev, "connect.challenge") != 0) {
 		fprintf(stderr, PROG ": %s did not send connect.challenge: %s\n", c->url,
-			j ? "another frame came first" : why);
+		        j ? "another frame came first" : why);
 		cJSON_Delete(j);
 		return EXIT_USAGE;
 	}
@@ -379,8 +379,8 @@ static void print_pending(const cJSON *payload)
 			fmt_age(now - (int64_t)ts->valuedouble, age, sizeof(age));
 		else
 			snprintf(age, sizeof(age), "-");
-		printf("%-36s  %-15s  %-12s  %-19s  %-20s  %-15s  %s\n", rid, role, dev, fp, name, ip,
-		       age);
+		printf("%-36s  %-15s  %-12s  %-19s  %-20s  %-15s  %s\n", rid, role, dev, fp, name,
+		       ip, age);
 	}
 }
 
@@ -393,8 +393,8 @@ static void print_devices(const cJSON *payload)
 		printf("no paired devices\n");
 		return;
 	}
-	printf("%-64s  %-19s  %-16s  %-20s  %-15s  %s\n", "DEVICE ID", "FINGERPRINT", "ROLES", "NAME",
-	       "REMOTE IP", "APPROVED");
+	printf("%-64s  %-19s  %-16s  %-20s  %-15s  %s\n", "DEVICE ID", "FINGERPRINT", "ROLES",
+	       "NAME", "REMOTE IP", "APPROVED");
 	cJSON_ArrayForEach(rec, paired)
 	{
 		char dev[80], fp[32], roles[64] = "", name[64], ip[64], age[16];
@@ -419,7 +419,8 @@ static void print_devices(const cJSON *payload)
 			fmt_age(now - (int64_t)at->valuedouble, age, sizeof(age));
 		else
 			snprintf(age, sizeof(age), "-");
-		printf("%-64s  %-19s  %-16s  %-20s  %-15s  %s ago\n", dev, fp, roles, name, ip, age);
+		printf("%-64s  %-19s  %-16s  %-20s  %-15s  %s ago\n", dev, fp, roles, name, ip,
+		       age);
 	}
 }
 
@@ -484,7 +485,7 @@ static int expected_args(const char *cmd)
 		const char *name;
 		int args;
 	} cmds[] = {{"pending", 0}, {"devices", 0}, {"approve", 1},
-		    {"reject", 1},  {"remove", 1},  {"revoke", 2}};
+	            {"reject", 1},  {"remove", 1},  {"revoke", 2}};
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
@@ -505,16 +506,16 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"url", required_argument, NULL, OPT_URL},
-	{"token", required_argument, NULL, OPT_TOKEN},
-	{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-	{"timeout", required_argument, NULL, OPT_TIMEOUT},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"public-key", required_argument, NULL, OPT_PUBLIC_KEY},
-	{"fingerprint", required_argument, NULL, OPT_FINGERPRINT},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
+        {"url", required_argument, NULL, OPT_URL},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"public-key", required_argument, NULL, OPT_PUBLIC_KEY},
+        {"fingerprint", required_argument, NULL, OPT_FINGERPRINT},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
 };
 
 int main(int argc, char **argv)
@@ -544,7 +545,8 @@ int main(int argc, char **argv)
 			errno = 0;
 			s = strtod(optarg, &end);
 			if (errno || *end || !(s > 0) || s > 86400)
-				return bad_usage("bad --timeout '%s': expected seconds > 0", optarg);
+				return bad_usage("bad --timeout '%s': expected seconds > 0",
+				                 optarg);
 			c.timeout_ms = (int)(s * 1000);
 			if (c.timeout_ms < 1)
 				c.timeout_ms = 1;
@@ -568,14 +570,15 @@ int main(int argc, char **argv)
 		default:
 			if (optopt >= OPT_URL)
 				return bad_usage("option --%s needs an argument",
-						 long_opts[optopt - OPT_URL].name);
+				                 long_opts[optopt - OPT_URL].name);
 			return bad_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return bad_usage("a command is required (pending, approve, reject, devices, remove, "
-				 "revoke)%s",
-				 "");
+		return bad_usage(
+		        "a command is required (pending, approve, reject, devices, remove, "
+		        "revoke)%s",
+		        "");
 	want = expected_args(argv[optind]);
 	if (want < 0)
 		return bad_usage("unknown command '%s'", argv[optind]);
@@ -598,8 +601,8 @@ int main(int argc, char **argv)
 
 		if (!t || !t[0])
 			return bad_usage("a gateway token is required: --token, --token-file or "
-					 "CLAWPAIR_TOKEN%s",
-					 "");
+			                 "CLAWPAIR_TOKEN%s",
+			                 "");
 		c.token = strdup(t);
 	}
 	if (identity_global_init() < 0) {

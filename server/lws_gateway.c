@@ -18,8 +18,7 @@
 
 /* Matches hello-ok policy.maxBufferedBytes: a peer that lets more pile up is closed. */
 #define MAX_BUFFERED_BYTES 1572864
-#define RX_CHUNK 16384
-#define RX_KEEP 65536 /* a reassembly buffer above this is freed after its message */
+#define RX_CHUNK 4096
 #define HDR_MAX 512
 #define DEFAULT_MAX_PAYLOAD 524288
 #define HTTP_BODY "clawpair-gateway\n"
@@ -36,7 +35,7 @@ struct session {
 	struct lws *wsi;
 	struct core_conn *conn;
 	bool established;
-	bool closing;  /* a close is decided: no more frames are queued */
+	bool closing; /* a close is decided: no more frames are queued */
 	int close_code;
 	char close_reason[124];
 	struct out_frame *head, *tail;
@@ -51,6 +50,9 @@ struct session {
 struct gateway {
 	struct lws_context *ctx;
 	struct lws_vhost **vhosts;
+	/* lws keeps the name and iface pointers, not copies: they live here */
+	char (*vhost_names)[32];
+	struct gateway_listen *listen;
 	size_t n_vhosts;
 	struct core *core;
 	enum core_log_level log_level;
@@ -193,7 +195,7 @@ static void io_send(void *user, void *conn_user, const char *text, size_t len)
 		const struct cp_err_info *e = cp_err_info(CP_ERR_SLOW_CONSUMER);
 
 		gateway_log(gw, CORE_LOG_WARN, "closing a slow consumer (%zu bytes queued)",
-			    s->queued);
+		            s->queued);
 		/* What is queued will not reach it in time anyway; the close goes out first. */
 		queue_free(s);
 		session_close(s, e->close_code, e->close_reason);
@@ -252,24 +254,24 @@ static int rx_append(struct session *s, const void *in, size_t len)
 	return 0;
 }
 
+/* The buffer goes with the message: an idle (e.g. held-open) connection keeps none. */
 static void rx_reset(struct session *s)
 {
 	s->rx_len = 0;
 	s->rx_in_msg = false;
 	s->rx_over = false;
-	if (s->rx_cap > RX_KEEP) {
-		free(s->rx);
-		s->rx = NULL;
-		s->rx_cap = 0;
-	}
+	free(s->rx);
+	s->rx = NULL;
+	s->rx_cap = 0;
 }
 
 static void on_receive(struct session *s, const void *in, size_t len)
 {
 	struct gateway *gw = s->gw;
 	bool final = lws_is_final_fragment(s->wsi);
+	bool first = !s->rx_in_msg;
 
-	if (!s->rx_in_msg) {
+	if (first) {
 		s->rx_in_msg = true;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
 	}
@@ -280,7 +282,13 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		 * data then), and the rest of the message is dropped as it arrives. */
 		s->rx_over = true;
 		core_conn_message(gw->core, s->conn, NULL, gw->max_payload + 1, s->rx_binary,
-				  wall_ms());
+		                  wall_ms());
+		timer_kick(gw);
+		goto out;
+	}
+	if (first && final) {
+		/* The whole message in one piece, the usual case: no copy. */
+		core_conn_message(gw->core, s->conn, in ? in : "", len, s->rx_binary, wall_ms());
 		timer_kick(gw);
 		goto out;
 	}
@@ -290,8 +298,7 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		goto out;
 	}
 	if (final) {
-		core_conn_message(gw->core, s->conn, s->rx ? s->rx : "", s->rx_len, s->rx_binary,
-				  wall_ms());
+		core_conn_message(gw->core, s->conn, s->rx, s->rx_len, s->rx_binary, wall_ms());
 		timer_kick(gw);
 	}
 out:
@@ -342,8 +349,6 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 
 	s->gw = gw;
 	s->wsi = wsi;
-	s->established = true;
-	gw->sessions++;
 	peer_ip(wsi, ip, sizeof(ip));
 	host = hdr_dup(wsi, WSI_TOKEN_HOST);
 	xff = hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR);
@@ -362,8 +367,16 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 	free(origin);
 	free(real_ip);
 	free(fwd_host);
+	if (!s->conn) {
+		queue_free(s);
+		s->wsi = NULL;
+		return -1;
+	}
+	/* From here on LWS_CALLBACK_CLOSED hands the conn back to the core. */
+	s->established = true;
+	gw->sessions++;
 	timer_kick(gw);
-	return s->conn ? 0 : -1;
+	return 0;
 }
 
 /* --- plain HTTP --- */
@@ -371,12 +384,12 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 static int http_reply(struct lws *wsi, const char *uri)
 {
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-					  *end = buf + sizeof(buf) - 1;
+	                                  *end = buf + sizeof(buf) - 1;
 	bool root = uri && strcmp(uri, "/") == 0;
 	const char *body = root ? HTTP_BODY : "not found\n";
 
 	if (lws_add_http_common_headers(wsi, root ? HTTP_STATUS_OK : HTTP_STATUS_NOT_FOUND,
-					"text/plain", strlen(body), &p, end) ||
+	                                "text/plain", strlen(body), &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
 	lws_callback_on_writable(wsi);
@@ -404,7 +417,7 @@ static int on_writeable(struct session *s)
 	if (!f) {
 		if (s->closing) {
 			lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
-					 (unsigned char *)s->close_reason, strlen(s->close_reason));
+			                 (unsigned char *)s->close_reason, strlen(s->close_reason));
 			return -1;
 		}
 		return 0;
@@ -426,7 +439,7 @@ static int on_writeable(struct session *s)
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-		    size_t len)
+                    size_t len)
 {
 	struct session *s = user;
 	struct lws_context *ctx = lws_get_context(wsi);
@@ -476,8 +489,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 /* First in the list, so clients that ask for no subprotocol (OpenClaw's) get it. */
 static const struct lws_protocols protocols[] = {
-	{"clawpair", callback, sizeof(struct session), RX_CHUNK, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+        {"clawpair", callback, sizeof(struct session), RX_CHUNK, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* --- lifecycle --- */
@@ -507,7 +520,7 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 	}
 
 	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
-			  lws_log_emit);
+	                  lws_log_emit);
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = gw;
@@ -518,19 +531,21 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		goto fail;
 	}
 	gw->vhosts = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->vhosts));
-	if (!gw->vhosts) {
+	gw->vhost_names = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->vhost_names));
+	gw->listen = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->listen));
+	if (!gw->vhosts || !gw->vhost_names || !gw->listen) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
+	memcpy(gw->listen, opts->listen, opts->n_listen * sizeof(*gw->listen));
 	for (size_t i = 0; i < opts->n_listen; i++) {
-		const struct gateway_listen *l = &opts->listen[i];
+		const struct gateway_listen *l = &gw->listen[i];
 		bool v6 = strchr(l->host, ':') != NULL;
 		bool any = strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
-		char name[32];
 
 		memset(&info, 0, sizeof(info));
-		snprintf(name, sizeof(name), "listen%zu", i);
-		info.vhost_name = name;
+		snprintf(gw->vhost_names[i], sizeof(gw->vhost_names[i]), "listen%zu", i);
+		info.vhost_name = gw->vhost_names[i];
 		info.port = l->port;
 		info.iface = any ? NULL : l->host;
 		info.protocols = protocols;
@@ -542,7 +557,7 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		gw->vhosts[i] = lws_create_vhost(gw->ctx, &info);
 		if (!gw->vhosts[i]) {
 			snprintf(err, errsz, "cannot listen on %s%s%s:%d", v6 ? "[" : "", l->host,
-				 v6 ? "]" : "", l->port);
+			         v6 ? "]" : "", l->port);
 			goto fail;
 		}
 		gw->n_vhosts++;
@@ -565,6 +580,8 @@ void gateway_destroy(struct gateway *gw)
 		lws_context_destroy(gw->ctx);
 	core_destroy(gw->core);
 	free(gw->vhosts);
+	free(gw->vhost_names);
+	free(gw->listen);
 	free(gw);
 }
 
@@ -613,6 +630,6 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	lws_sul_cancel(&gw->wake);
 	if (gw->sessions > 0)
 		gateway_log(gw, CORE_LOG_WARN, "%u connection(s) still open after %d ms: dropped",
-			    gw->sessions, flush_ms);
+		            gw->sessions, flush_ms);
 	return rc;
 }

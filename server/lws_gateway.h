@@ -16,14 +16,14 @@ struct store;
 
 struct gateway_listen {
 	char host[GATEWAY_HOST_MAX]; /* "127.0.0.1", "::1", "0.0.0.0", "::" */
-	int port;                    /* 0: the kernel picks one */
+	int port; /* 0: the kernel picks one */
 };
 
 struct gateway_opts {
 	const struct gateway_listen *listen;
 	size_t n_listen;
 	const struct core_config *core; /* copied by core_create */
-	struct store *store;            /* borrowed; outlives the gateway */
+	struct store *store; /* borrowed; outlives the gateway */
 	enum core_log_level log_level;
 };
 
@@ -46,6 +46,6 @@ void gateway_wake(struct gateway *gw);
 
 /* Writes one log line to stderr when level passes the filter. */
 void gateway_log(struct gateway *gw, enum core_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -42,30 +42,30 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: " PROG " [OPTION]...\n"
-		"Reference OpenClaw-compatible gateway with held-open node pairing.\n"
-		"\n"
-		"  --listen ADDR:PORT        listen address, repeatable (default " DEFAULT_LISTEN
-		");\n"
-		"                            port 0 picks a free port; IPv6 as [ADDR]:PORT\n"
-		"  --token T                 shared gateway token (required, or --token-file)\n"
-		"  --token-file F            read the token from the first line of F\n"
-		"  --state-dir DIR           pairing store (default $XDG_STATE_HOME/clawpair or\n"
-		"                            ~/.local/state/clawpair)\n"
-		"  --pending-ttl SECONDS     lifetime of a pending pairing request (default 300)\n"
-		"  --handshake-timeout MS    close sockets with no connect after MS (default 10000)\n"
-		"  --tick-interval MS        tick event interval (default 30000)\n"
-		"  --trusted-proxy ADDR      believe X-Forwarded-For/X-Real-IP from ADDR, repeatable\n"
-		"  --no-local-auto-approve   local devices need an operator's approval too\n"
-		"  --max-pending N           held-open connects in total (default 10240)\n"
-		"  --max-pending-per-ip N    held-open connects per client address (default 32)\n"
-		"  --log-level LEVEL         error, warn, info (default) or debug\n"
-		"  --compat-6836             behave like OpenClaw 2026.1.30 (for tests only)\n"
-		"  --help                    show this help\n"
-		"  --version                 show the version\n"
-		"\n"
-		"Prints 'listening on ws://ADDR:PORT' on stdout per address once ready.\n"
-		"SIGTERM or SIGINT stops it gracefully (exit status 0).\n");
+	        "Usage: " PROG " [OPTION]...\n"
+	        "Reference OpenClaw-compatible gateway with held-open node pairing.\n"
+	        "\n"
+	        "  --listen ADDR:PORT        listen address, repeatable (default " DEFAULT_LISTEN
+	        ");\n"
+	        "                            port 0 picks a free port; IPv6 as [ADDR]:PORT\n"
+	        "  --token T                 shared gateway token (required, or --token-file)\n"
+	        "  --token-file F            read the token from the first line of F\n"
+	        "  --state-dir DIR           pairing store (default $XDG_STATE_HOME/clawpair or\n"
+	        "                            ~/.local/state/clawpair)\n"
+	        "  --pending-ttl SECONDS     lifetime of a pending pairing request (default 300)\n"
+	        "  --handshake-timeout MS    close sockets with no connect after MS (default 10000)\n"
+	        "  --tick-interval MS        tick event interval (default 30000)\n"
+	        "  --trusted-proxy ADDR      believe X-Forwarded-For/X-Real-IP from ADDR, repeatable\n"
+	        "  --no-local-auto-approve   local devices need an operator's approval too\n"
+	        "  --max-pending N           held-open connects in total (default 10240)\n"
+	        "  --max-pending-per-ip N    held-open connects per client address (default 32)\n"
+	        "  --log-level LEVEL         error, warn, info (default) or debug\n"
+	        "  --compat-6836             behave like OpenClaw 2026.1.30 (for tests only)\n"
+	        "  --help                    show this help\n"
+	        "  --version                 show the version\n"
+	        "\n"
+	        "Prints 'listening on ws://ADDR:PORT' on stdout per address once ready.\n"
+	        "SIGTERM or SIGINT stops it gracefully (exit status 0).\n");
 }
 
 static int bad_usage(const char *fmt, const char *arg)
@@ -199,7 +199,7 @@ static void raise_fd_limit(void)
 		return;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < FD_WANTED) {
 		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_WANTED ? FD_WANTED
-										      : rl.rlim_max;
+		                                                                      : rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
@@ -223,22 +223,22 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"token", required_argument, NULL, OPT_TOKEN},
-	{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-	{"pending-ttl", required_argument, NULL, OPT_PENDING_TTL},
-	{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
-	{"tick-interval", required_argument, NULL, OPT_TICK_INTERVAL},
-	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
-	{"no-local-auto-approve", no_argument, NULL, OPT_NO_LOCAL_AUTO_APPROVE},
-	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
-	{"max-pending-per-ip", required_argument, NULL, OPT_MAX_PENDING_PER_IP},
-	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-	{"compat-6836", no_argument, NULL, OPT_COMPAT_6836},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"pending-ttl", required_argument, NULL, OPT_PENDING_TTL},
+        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+        {"tick-interval", required_argument, NULL, OPT_TICK_INTERVAL},
+        {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+        {"no-local-auto-approve", no_argument, NULL, OPT_NO_LOCAL_AUTO_APPROVE},
+        {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+        {"max-pending-per-ip", required_argument, NULL, OPT_MAX_PENDING_PER_IP},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"compat-6836", no_argument, NULL, OPT_COMPAT_6836},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
 };
 
 int main(int argc, char **argv)
@@ -285,7 +285,7 @@ int main(int argc, char **argv)
 			s = strtod(optarg, &end);
 			if (errno || *end || !isfinite(s) || s <= 0 || s > 1e9)
 				return bad_usage("bad --pending-ttl '%s': expected seconds > 0",
-						 optarg);
+				                 optarg);
 			cfg.pending_ttl_ms = (uint64_t)(s * 1000.0 + 0.5);
 			if (!cfg.pending_ttl_ms)
 				cfg.pending_ttl_ms = 1;
@@ -294,18 +294,19 @@ int main(int argc, char **argv)
 		case OPT_HANDSHAKE_TIMEOUT:
 			if (!parse_uint(optarg, UINT32_MAX, &v) || !v)
 				return bad_usage("bad --handshake-timeout '%s': expected ms > 0",
-						 optarg);
+				                 optarg);
 			cfg.handshake_timeout_ms = v;
 			break;
 		case OPT_TICK_INTERVAL:
 			if (!parse_uint(optarg, UINT32_MAX, &v) || !v)
-				return bad_usage("bad --tick-interval '%s': expected ms > 0", optarg);
+				return bad_usage("bad --tick-interval '%s': expected ms > 0",
+				                 optarg);
 			cfg.tick_interval_ms = v;
 			break;
 		case OPT_TRUSTED_PROXY:
 			if (n_proxies == MAX_PROXIES)
 				return bad_usage("too many --trusted-proxy addresses (at most 64)",
-						 "");
+				                 "");
 			if (!optarg[0])
 				return bad_usage("empty --trusted-proxy address%s", "");
 			proxies[n_proxies++] = optarg;
@@ -316,20 +317,22 @@ int main(int argc, char **argv)
 		case OPT_MAX_PENDING:
 			if (!parse_uint(optarg, UINT_MAX, &v) || !v)
 				return bad_usage("bad --max-pending '%s': expected a number > 0",
-						 optarg);
+				                 optarg);
 			cfg.max_pending = (unsigned)v;
 			break;
 		case OPT_MAX_PENDING_PER_IP:
 			if (!parse_uint(optarg, UINT_MAX, &v) || !v)
-				return bad_usage("bad --max-pending-per-ip '%s': expected a number > 0",
-						 optarg);
+				return bad_usage(
+				        "bad --max-pending-per-ip '%s': expected a number > 0",
+				        optarg);
 			cfg.max_pending_per_ip = (unsigned)v;
 			break;
 		case OPT_LOG_LEVEL:
 			if (!parse_level(optarg, &level))
-				return bad_usage("bad --log-level '%s': expected error, warn, info or "
-						 "debug",
-						 optarg);
+				return bad_usage(
+				        "bad --log-level '%s': expected error, warn, info or "
+				        "debug",
+				        optarg);
 			break;
 		case OPT_COMPAT_6836:
 			cfg.compat_6836 = true;
@@ -345,7 +348,7 @@ int main(int argc, char **argv)
 				return bad_usage("unknown option -%c", (char[]){(char)optopt, 0});
 			if (optopt >= OPT_LISTEN)
 				return bad_usage("option --%s needs an argument",
-						 long_opts[optopt - OPT_LISTEN].name);
+				                 long_opts[optopt - OPT_LISTEN].name);
 			return bad_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
@@ -373,7 +376,7 @@ int main(int argc, char **argv)
 		free(token);
 		if (!state_dir)
 			return bad_usage("no state directory: set --state-dir (HOME is unset)%s",
-					 "");
+			                 "");
 		free(state_dir);
 		return 1;
 	}
@@ -413,26 +416,26 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", err);
 		goto done;
 	}
-	gateway_log(g_gw, CORE_LOG_INFO, PROG " " CLAWPAIR_VERSION ": state dir %s, %zu pending, %zu paired%s",
-		    store_dir(store), store_count(store, STORE_PENDING),
-		    store_count(store, STORE_PAIRED), cfg.compat_6836 ? " (compat-6836 mode)" : "");
+	gateway_log(g_gw, CORE_LOG_INFO,
+	            PROG " " CLAWPAIR_VERSION ": state dir %s, %zu pending, %zu paired%s",
+	            store_dir(store), store_count(store, STORE_PENDING),
+	            store_count(store, STORE_PAIRED), cfg.compat_6836 ? " (compat-6836 mode)" : "");
 	for (size_t i = 0; i < n_listen; i++) {
 		bool v6 = strchr(listen[i].host, ':') != NULL;
 
-		printf("listening on ws://%s%s%s:%d\n", v6 ? "[" : "", listen[i].host, v6 ? "]" : "",
-		       gateway_listen_port(g_gw, i));
+		printf("listening on ws://%s%s%s:%d\n", v6 ? "[" : "", listen[i].host,
+		       v6 ? "]" : "", gateway_listen_port(g_gw, i));
 	}
 	fflush(stdout);
 
 	rc = gateway_run(g_gw, &g_stop, FLUSH_MS) < 0 ? 1 : 0;
 	gateway_log(g_gw, CORE_LOG_INFO, "stopped");
-done:
-	{
-		struct gateway *gw = g_gw;
+done : {
+	struct gateway *gw = g_gw;
 
-		g_gw = NULL;
-		gateway_destroy(gw);
-	}
+	g_gw = NULL;
+	gateway_destroy(gw);
+}
 	store_close(store);
 	free(token);
 	free(state_dir);

@@ -126,14 +126,16 @@ static void approve(const char *url, const char *rid, bool expect_ok)
 	char err[256], var[160];
 	const char *vars[] = {var, NULL};
 	struct scenario *s = scenario_parse(
-		"{\"id\":\"approve\",\"actors\":{\"op\":{\"role\":\"operator\","
-		"\"scopes\":[\"operator.pairing\"]}},\"steps\":["
-		"{\"actor\":\"op\",\"do\":\"connect\",\"expect\":\"hello-ok\"},"
-		"{\"actor\":\"op\",\"do\":\"call\",\"method\":\"device.pair.approve\","
-		"\"params\":{\"requestId\":\"${rid}\"},\"expect\":{\"ok\":true}}]}",
-		err, sizeof(err));
-	struct scenario_env env = {.url = url, .token = TOKEN, .vars = vars,
-				   .timeout_scale = under_valgrind() ? 10 : 1};
+	        "{\"id\":\"approve\",\"actors\":{\"op\":{\"role\":\"operator\","
+	        "\"scopes\":[\"operator.pairing\"]}},\"steps\":["
+	        "{\"actor\":\"op\",\"do\":\"connect\",\"expect\":\"hello-ok\"},"
+	        "{\"actor\":\"op\",\"do\":\"call\",\"method\":\"device.pair.approve\","
+	        "\"params\":{\"requestId\":\"${rid}\"},\"expect\":{\"ok\":true}}]}",
+	        err, sizeof(err));
+	struct scenario_env env = {.url = url,
+	                           .token = TOKEN,
+	                           .vars = vars,
+	                           .timeout_scale = under_valgrind() ? 10 : 1};
 	struct scenario_result r;
 
 	assert_non_null(s);
@@ -148,8 +150,9 @@ static void approve(const char *url, const char *rid, bool expect_ok)
 static void test_pairs_after_approve(void **state)
 {
 	struct env *e = *state;
-	const char *args[] = {"--url", e->gw.url, "--token", TOKEN, "--identity", e->identity,
-			      "--xff", "10.77.0.5", "--json", "--once", "--timeout", "60", NULL};
+	const char *args[] = {"--url",     e->gw.url, "--token",   TOKEN,    "--identity",
+	                      e->identity, "--xff",   "10.77.0.5", "--json", "--once",
+	                      "--timeout", "60",      NULL};
 	struct spawned node;
 	cJSON *j;
 	char rid[80];
@@ -159,8 +162,7 @@ static void test_pairs_after_approve(void **state)
 	assert_int_equal(start_cli(args, &node), 0);
 	j = read_event(&node, "connect.pending", tmo(5000));
 	assert_non_null(j);
-	snprintf(rid, sizeof(rid), "%s",
-		 cJSON_GetStringValue(cJSON_GetObjectItem(j, "requestId")));
+	snprintf(rid, sizeof(rid), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "requestId")));
 	assert_int_equal(strlen(rid), 36);
 	assert_int_equal(strlen(cJSON_GetStringValue(cJSON_GetObjectItem(j, "fingerprint"))), 19);
 	cJSON_Delete(j);
@@ -189,8 +191,8 @@ static void test_pairs_after_approve(void **state)
 static void test_once_local_json_lines(void **state)
 {
 	struct env *e = *state;
-	const char *args[] = {"--url", e->gw.url, "--token", TOKEN, "--identity", e->identity,
-			      "--json", "--once", NULL};
+	const char *args[] = {"--url",     e->gw.url, "--token", TOKEN, "--identity",
+	                      e->identity, "--json",  "--once",  NULL};
 	char *out = NULL, *save = NULL, *line;
 	const char *want[] = {"identity", "connect.challenge", "hello-ok"};
 	size_t n = 0;
@@ -211,8 +213,8 @@ static void test_once_local_json_lines(void **state)
 
 	/* human output mentions the pairing */
 	{
-		const char *a2[] = {"--url", e->gw.url, "--token", TOKEN, "--identity", e->identity,
-				    "--once", NULL};
+		const char *a2[] = {"--url",      e->gw.url,   "--token", TOKEN,
+		                    "--identity", e->identity, "--once",  NULL};
 
 		assert_int_equal(run_cli(a2, tmo(10000), &out, NULL), 0);
 		assert_non_null(strstr(out, "paired: hello-ok"));
@@ -224,8 +226,9 @@ static void test_timeout_while_pending(void **state)
 {
 	struct env *e = *state;
 	char t[16];
-	const char *args[] = {"--url", e->gw.url, "--token", TOKEN, "--identity", e->identity,
-			      "--xff", "10.77.0.6", "--json", "--timeout", t, NULL};
+	const char *args[] = {"--url",      e->gw.url,   "--token", TOKEN,
+	                      "--identity", e->identity, "--xff",   "10.77.0.6",
+	                      "--json",     "--timeout", t,         NULL};
 	char *out = NULL;
 	long ms = 0;
 
@@ -244,8 +247,8 @@ static void test_usage_and_unreachable(void **state)
 	const char *no_url[] = {"--token", TOKEN, NULL};
 	const char *wss[] = {"--url", "wss://127.0.0.1:1", "--token", TOKEN, NULL};
 	const char *bad_opt[] = {"--url", e->gw.url, "--token", TOKEN, "--sig", "v9", NULL};
-	const char *closed[] = {"--url", "ws://127.0.0.1:1", "--token", TOKEN, "--identity",
-				e->identity, "--once", NULL};
+	const char *closed[] = {"--url",      "ws://127.0.0.1:1", "--token", TOKEN,
+	                        "--identity", e->identity,        "--once",  NULL};
 	const char *help[] = {"--help", NULL};
 	char *out = NULL;
 
@@ -270,10 +273,11 @@ static cJSON *summary_of(char *out)
 static void test_count_summary(void **state)
 {
 	struct env *e = *state;
-	const char *local[] = {"--url", e->gw.url, "--token", TOKEN, "--count", "50", "--once",
-			       "--json", "--timeout", "60", NULL};
-	const char *remote[] = {"--url", e->gw.url, "--token", TOKEN, "--count", "50", "--once",
-				"--json", "--xff", "auto", "--timeout", "60", NULL};
+	const char *local[] = {"--url",  e->gw.url, "--token",   TOKEN, "--count", "50",
+	                       "--once", "--json",  "--timeout", "60",  NULL};
+	const char *remote[] = {"--url",     e->gw.url, "--token", TOKEN,   "--count",
+	                        "50",        "--once",  "--json",  "--xff", "auto",
+	                        "--timeout", "60",      NULL};
 	char *out = NULL;
 	cJSON *j;
 
@@ -282,7 +286,7 @@ static void test_count_summary(void **state)
 	assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "paired")), 50);
 	assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "failed")), 0);
 	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "maxMs")) >=
-		    cJSON_GetNumberValue(cJSON_GetObjectItem(j, "p50Ms")));
+	            cJSON_GetNumberValue(cJSON_GetObjectItem(j, "p50Ms")));
 	cJSON_Delete(j);
 	free(out);
 
@@ -299,16 +303,29 @@ static void test_scenario_files(void **state)
 {
 	struct env *e = *state;
 	const char *scale = under_valgrind() ? "10" : "1";
-	const char *pass[] = {"--url", e->gw.url, "--token", TOKEN, "--timeout-scale", scale,
-			      "--script", source_path("tests/fake-node/scenarios/pair-approve.json"),
-			      NULL};
-	const char *broken[] = {"--url", e->gw.url, "--token", TOKEN, "--timeout-scale", scale,
-				"--script",
-				source_path("tests/fake-node/scenarios/broken-expect.json"), NULL};
-	const char *broken_json[] = {"--url", e->gw.url, "--token", TOKEN, "--json",
-				     "--timeout-scale", scale, "--script",
-				     source_path("tests/fake-node/scenarios/broken-expect.json"),
-				     NULL};
+	const char *pass[] = {"--url",
+	                      e->gw.url,
+	                      "--token",
+	                      TOKEN,
+	                      "--timeout-scale",
+	                      scale,
+	                      "--script",
+	                      source_path("tests/fake-node/scenarios/pair-approve.json"),
+	                      NULL};
+	const char *broken[] = {"--url",
+	                        e->gw.url,
+	                        "--token",
+	                        TOKEN,
+	                        "--timeout-scale",
+	                        scale,
+	                        "--script",
+	                        source_path("tests/fake-node/scenarios/broken-expect.json"),
+	                        NULL};
+	const char *broken_json[] = {
+	        "--url", e->gw.url,  "--token",
+	        TOKEN,   "--json",   "--timeout-scale",
+	        scale,   "--script", source_path("tests/fake-node/scenarios/broken-expect.json"),
+	        NULL};
 	char *out = NULL;
 	cJSON *j;
 
@@ -357,8 +374,9 @@ static void test_compat_gateway_retries(void **state)
 	snprintf(idp, sizeof(idp), "%s/identity.json", tmp);
 	{
 		char t[16];
-		const char *args[] = {"--url", gw.url, "--token", TOKEN, "--identity", idp,
-				      "--xff", "10.77.0.7", "--json", "--timeout", t, NULL};
+		const char *args[] = {"--url",      gw.url,      "--token", TOKEN,
+		                      "--identity", idp,         "--xff",   "10.77.0.7",
+		                      "--json",     "--timeout", t,         NULL};
 
 		snprintf(t, sizeof(t), "%d", under_valgrind() ? 20 : 8);
 		assert_int_equal(run_cli(args, tmo(30000), &out, NULL), 1);
@@ -383,14 +401,15 @@ static void test_compat_gateway_retries(void **state)
 static void bad_gateway(const char *mode, const char *needle)
 {
 	char *argv[] = {"/usr/bin/python3", (char *)source_path("tests/fake-node/wsfixture.py"),
-			"--mode", (char *)mode, NULL};
+	                "--mode", (char *)mode, NULL};
 	struct spawned srv;
 	char tmp[] = "/tmp/clawpair-fn-bad-XXXXXX", idp[128];
 	char *out = NULL;
 	long ms = 0;
 	int rc;
-	const char *args[] = {"--url", NULL, "--token", TOKEN, "--identity", idp,
-			      "--connect-timeout", "1", "--timeout", "4", NULL};
+	const char *args[] = {
+	        "--url", NULL,        "--token", TOKEN, "--identity", idp, "--connect-timeout",
+	        "1",     "--timeout", "4",       NULL};
 
 	assert_int_equal(spawn_server(argv, 10000, &srv), 0);
 	assert_non_null(mkdtemp(tmp));
@@ -421,15 +440,15 @@ static void test_bad_gateways(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pairs_after_approve, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_once_local_json_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_while_pending, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_usage_and_unreachable, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_count_summary, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_scenario_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_approve_unknown_fails, setup, teardown),
-		cmocka_unit_test(test_compat_gateway_retries),
-		cmocka_unit_test(test_bad_gateways),
+	        cmocka_unit_test_setup_teardown(test_pairs_after_approve, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_once_local_json_lines, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_timeout_while_pending, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_usage_and_unreachable, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_count_summary, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_scenario_files, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_approve_unknown_fails, setup, teardown),
+	        cmocka_unit_test(test_compat_gateway_retries),
+	        cmocka_unit_test(test_bad_gateways),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,7 +20,7 @@ static int tmo(int ms)
 static int start_fixture(const char *mode, struct spawned *s)
 {
 	char *argv[] = {"/usr/bin/python3", (char *)source_path("tests/fake-node/wsfixture.py"),
-			"--mode", (char *)mode, NULL};
+	                "--mode", (char *)mode, NULL};
 
 	return spawn_server(argv, 10000, s);
 }
@@ -154,8 +154,8 @@ static void test_headers(void **state)
 	struct client_item it;
 
 	c = open_conn(e, &(struct client_conn_opts){.xff = "10.77.0.9",
-						    .host_header = "gateway.example:18789",
-						    .origin = "https://ui.example"});
+	                                            .host_header = "gateway.example:18789",
+	                                            .origin = "https://ui.example"});
 	assert_int_equal(client_send_text(c, "headers"), 0);
 	assert_int_equal(client_next(c, tmo(3000), &it), 1);
 	assert_non_null(strstr(it.text, "\"x-forwarded-for\": \"10.77.0.9\""));
@@ -248,8 +248,8 @@ static void test_frame_cap(void **state)
 
 	assert_non_null(small);
 	assert_int_equal(client_connect(small, &(struct client_conn_opts){.url = e->srv.url}, &c,
-					err, sizeof(err)),
-			 0);
+	                                err, sizeof(err)),
+	                 0);
 	assert_int_equal(client_send_text(c, "big:999"), 0);
 	assert_int_equal(client_next(c, tmo(3000), &it), 1);
 	assert_int_equal(it.len, 999);
@@ -272,10 +272,10 @@ static void test_many_async(void **state)
 	uint64_t deadline = client_now_ms() + (uint64_t)tmo(15000);
 
 	for (int i = 0; i < N; i++)
-		assert_int_equal(
-			client_connect_async(e->ctx, &(struct client_conn_opts){.url = e->srv.url},
-					     &c[i]),
-			0);
+		assert_int_equal(client_connect_async(e->ctx,
+		                                      &(struct client_conn_opts){.url = e->srv.url},
+		                                      &c[i]),
+		                 0);
 	while (open < N && client_now_ms() < deadline) {
 		client_service(e->ctx, 20);
 		open = 0;
@@ -311,10 +311,10 @@ static void expect_connect_failure(const char *mode, const char *needle, int max
 	assert_int_equal(start_fixture(mode, &srv), 0);
 	t0 = client_now_ms();
 	assert_int_equal(client_connect(ctx,
-					&(struct client_conn_opts){.url = srv.url,
-								   .connect_timeout_ms = 1500},
-					&c, err, sizeof(err)),
-			 -1);
+	                                &(struct client_conn_opts){.url = srv.url,
+	                                                           .connect_timeout_ms = 1500},
+	                                &c, err, sizeof(err)),
+	                 -1);
 	assert_null(c);
 	assert_true(client_now_ms() - t0 < (uint64_t)tmo(max_ms));
 	if (needle && !strstr(err, needle))
@@ -349,47 +349,48 @@ static void test_bad_urls(void **state)
 	(void)state;
 
 	assert_int_equal(client_connect(ctx, &(struct client_conn_opts){.url = "wss://127.0.0.1:1"},
-					&c, err, sizeof(err)),
-			 -1);
+	                                &c, err, sizeof(err)),
+	                 -1);
 	assert_non_null(strstr(err, "wss://"));
 	assert_int_equal(client_connect(ctx, &(struct client_conn_opts){.url = "http://x"}, &c, err,
-					sizeof(err)),
-			 -1);
+	                                sizeof(err)),
+	                 -1);
 	assert_int_equal(client_connect(ctx, &(struct client_conn_opts){.url = "ws://:80"}, &c, err,
-					sizeof(err)),
-			 -1);
+	                                sizeof(err)),
+	                 -1);
 	assert_int_equal(client_connect(ctx, &(struct client_conn_opts){.url = "ws://h:99999"}, &c,
-					err, sizeof(err)),
-			 -1);
+	                                err, sizeof(err)),
+	                 -1);
 	assert_int_equal(client_connect(ctx,
-					&(struct client_conn_opts){.url = "ws://127.0.0.1:1",
-								   .xff = "a\r\nX: y"},
-					&c, err, sizeof(err)),
-			 -1);
+	                                &(struct client_conn_opts){.url = "ws://127.0.0.1:1",
+	                                                           .xff = "a\r\nX: y"},
+	                                &c, err, sizeof(err)),
+	                 -1);
 	/* nothing listens on port 1: refused quickly, not a hang */
 	assert_int_equal(client_connect(ctx, &(struct client_conn_opts){.url = "ws://127.0.0.1:1"},
-					&c, err, sizeof(err)),
-			 -1);
+	                                &c, err, sizeof(err)),
+	                 -1);
 	client_ctx_destroy(ctx);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_echo_text, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_large_frames_both_ways, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_fragments_reassembled, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_binary, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_headers, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_peer_close_code, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_local_close, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_drop_without_close_frame, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_frame_cap, setup_echo, teardown),
-		cmocka_unit_test_setup_teardown(test_many_async, setup_echo, teardown),
-		cmocka_unit_test(test_refused_upgrade),
-		cmocka_unit_test(test_garbage_server),
-		cmocka_unit_test(test_silent_server),
-		cmocka_unit_test(test_bad_urls),
+	        cmocka_unit_test_setup_teardown(test_echo_text, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_large_frames_both_ways, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_fragments_reassembled, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_binary, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_headers, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_peer_close_code, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_local_close, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_drop_without_close_frame, setup_echo,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_frame_cap, setup_echo, teardown),
+	        cmocka_unit_test_setup_teardown(test_many_async, setup_echo, teardown),
+	        cmocka_unit_test(test_refused_upgrade),
+	        cmocka_unit_test(test_garbage_server),
+	        cmocka_unit_test(test_silent_server),
+	        cmocka_unit_test(test_bad_urls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,9 +50,9 @@ static void test_arrays(void **state)
 
 	/* any order, distinct elements */
 	assert_true(m("[{\"id\":\"b\"},{\"id\":\"a\"}]", "[{\"id\":\"a\",\"x\":1},{\"id\":\"b\"}]",
-		      NULL, 0));
+	              NULL, 0));
 	assert_false(m("[{\"id\":\"a\"},{\"id\":\"a\"}]", "[{\"id\":\"a\"},{\"id\":\"b\"}]", why,
-		       sizeof(why)));
+	               sizeof(why)));
 	assert_non_null(strstr(why, "no element matches"));
 	assert_true(m("[]", "[1,2]", NULL, 0));
 	assert_true(m("{\"$exact\":[1,2]}", "[1,2]", NULL, 0));
@@ -74,14 +74,16 @@ static void test_operators(void **state)
 	assert_true(m("{\"t\":{\"$type\":\"null\"}}", "{\"t\":null}", NULL, 0));
 	assert_true(m("{\"gone\":{\"$absent\":true}}", "{\"other\":1}", NULL, 0));
 	assert_false(m("{\"gone\":{\"$absent\":true}}", "{\"gone\":1}", NULL, 0));
-	assert_true(m("{\"n\":{\"$regex\":\"^[0-9a-f]{8}-\"}}", "{\"n\":\"473a3502-c0\"}", NULL, 0));
-	assert_false(m("{\"n\":{\"$regex\":\"^[0-9a-f]{8}-\"}}", "{\"n\":\"XYZ\"}", why, sizeof(why)));
+	assert_true(
+	        m("{\"n\":{\"$regex\":\"^[0-9a-f]{8}-\"}}", "{\"n\":\"473a3502-c0\"}", NULL, 0));
+	assert_false(
+	        m("{\"n\":{\"$regex\":\"^[0-9a-f]{8}-\"}}", "{\"n\":\"XYZ\"}", why, sizeof(why)));
 	assert_non_null(strstr(why, "does not match"));
 	assert_false(m("{\"n\":{\"$regex\":\"x\"}}", "{\"n\":5}", NULL, 0));
-	assert_true(m("{\"c\":{\"$not\":\"PAIRING_REQUIRED\"}}", "{\"c\":\"PAIRING_EXPIRED\"}", NULL,
-		      0));
+	assert_true(m("{\"c\":{\"$not\":\"PAIRING_REQUIRED\"}}", "{\"c\":\"PAIRING_EXPIRED\"}",
+	              NULL, 0));
 	assert_false(m("{\"c\":{\"$not\":\"PAIRING_REQUIRED\"}}", "{\"c\":\"PAIRING_REQUIRED\"}",
-		       NULL, 0));
+	               NULL, 0));
 	assert_true(m("{\"p\":{\"$len\":2}}", "{\"p\":[1,2]}", NULL, 0));
 	assert_true(m("{\"p\":{\"$len\":3}}", "{\"p\":\"abc\"}", NULL, 0));
 	assert_false(m("{\"p\":{\"$len\":0}}", "{\"p\":[1]}", why, sizeof(why)));
@@ -97,11 +99,11 @@ static void test_operators(void **state)
 static void test_paths(void **state)
 {
 	cJSON *j = cJSON_Parse("{\"payload\":{\"pending\":[{\"requestId\":\"a\"},{\"requestId\":"
-			       "\"b\"}],\"n\":3},\"ok\":true}");
+	                       "\"b\"}],\"n\":3},\"ok\":true}");
 	(void)state;
 
 	assert_string_equal(cJSON_GetStringValue(matcher_path(j, "payload.pending[1].requestId")),
-			    "b");
+	                    "b");
 	assert_true(cJSON_IsTrue(matcher_path(j, "ok")));
 	assert_int_equal((int)cJSON_GetNumberValue(matcher_path(j, "payload.n")), 3);
 	assert_null(matcher_path(j, "payload.pending[2].requestId"));
@@ -132,7 +134,7 @@ static void test_vars_and_subst(void **state)
 	assert_int_equal(strncmp(unknown, "nope", 4), 0);
 
 	t = cJSON_Parse("{\"params\":{\"requestId\":\"${rid}\",\"list\":[\"${n1.deviceId}\",2]},"
-			"\"${rid}\":1}");
+	                "\"${rid}\":1}");
 	r = matcher_subst_json(&v, t, uk, sizeof(uk));
 	assert_non_null(r);
 	assert_string_equal(cJSON_GetStringValue(matcher_path(r, "params.requestId")), "5678");
@@ -153,16 +155,16 @@ static void test_vars_and_subst(void **state)
 static void test_merge(void **state)
 {
 	cJSON *t = cJSON_Parse("{\"client\":{\"id\":\"a\",\"mode\":\"node\"},\"role\":\"node\","
-			       "\"scopes\":[]}");
+	                       "\"scopes\":[]}");
 	cJSON *p = cJSON_Parse("{\"client\":{\"id\":\"bogus\",\"extra\":1},\"role\":null,"
-			       "\"scopes\":[\"x\"],\"new\":true}");
+	                       "\"scopes\":[\"x\"],\"new\":true}");
 	char *out;
 	(void)state;
 
 	assert_int_equal(matcher_merge(t, p), 0);
 	out = cJSON_PrintUnformatted(t);
 	assert_string_equal(out, "{\"client\":{\"id\":\"bogus\",\"mode\":\"node\",\"extra\":1},"
-				 "\"scopes\":[\"x\"],\"new\":true}");
+	                         "\"scopes\":[\"x\"],\"new\":true}");
 	free(out);
 	assert_int_equal(matcher_merge(t, cJSON_GetObjectItem(p, "scopes")), -1);
 	cJSON_Delete(t);
@@ -172,9 +174,9 @@ static void test_merge(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_subset_objects), cmocka_unit_test(test_arrays),
-		cmocka_unit_test(test_operators),      cmocka_unit_test(test_paths),
-		cmocka_unit_test(test_vars_and_subst), cmocka_unit_test(test_merge),
+	        cmocka_unit_test(test_subset_objects), cmocka_unit_test(test_arrays),
+	        cmocka_unit_test(test_operators),      cmocka_unit_test(test_paths),
+	        cmocka_unit_test(test_vars_and_subst), cmocka_unit_test(test_merge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,36 +18,36 @@
 #include "scenario.h"
 
 static const char *good =
-	"{\n"
-	"  // comments are allowed\n"
-	"  \"id\": \"hold/HOLD-1/no-close\", \"title\": \"t\", \"requirement\": \"HOLD-1\",\n"
-	"  \"level\": \"MUST\", \"sentence\": \"s\", \"diagnose\": \"hold-open\",\n"
-	"  \"timeout_ms\": 1234, \"needs\": [\"remote\"],\n"
-	"  \"actors\": {\n"
-	"    \"op\": {\"role\": \"operator\", \"scopes\": [\"operator.pairing\"]},\n"
-	"    \"n1\": {\"role\": \"node\", \"remote\": true, \"identity\": \"fresh\"},\n"
-	"    \"n1b\": {\"role\": \"node\", \"remote\": true, \"identity\": \"same-as:n1\"}\n"
-	"  },\n"
-	"  \"steps\": [\n"
-	"    {\"actor\": \"op\", \"do\": \"connect\", \"expect\": \"hello-ok\"},\n"
-	"    {\"actor\": \"n1\", \"do\": \"connect\", \"expect\": \"pending\",\n"
-	"     \"capture\": {\"rid\": \"payload.requestId\"}},\n"
-	"    {\"actor\": \"op\", \"do\": \"call\", \"method\": \"node.pair.list\", \"params\": {},\n"
-	"     \"expect\": {\"ok\": true, \"payload\": {\"pending\": [{\"requestId\": "
-	"\"${rid}\"}]}}},\n"
-	"    {\"actor\": \"n1\", \"do\": \"expect-open\", \"ms\": 1500},\n"
-	"    {\"actor\": \"n1b\", \"do\": \"connect\", \"sig\": \"v3\", \"nonce\": \"wrong\",\n"
-	"     \"expect\": {\"error\": {\"code\": \"INVALID_REQUEST\"}, \"close\": {\"code\": 1008}}},\n"
-	"    {\"actor\": \"n1\", \"do\": \"expect-close\", \"code\": 4409},\n"
-	"    {\"actor\": \"op\", \"do\": \"expect-event\", \"event\": \"device.pair.resolved\",\n"
-	"     \"payload\": {\"requestId\": \"${rid}\"}},\n"
-	"    {\"actor\": \"op\", \"do\": \"expect-no-event\", \"event\": \"tick\", \"ms\": 10},\n"
-	"    {\"actor\": \"op\", \"do\": \"send\", \"text\": \"nope\", \"binary\": true},\n"
-	"    {\"actor\": \"op\", \"do\": \"expect-res\", \"id\": \"x\", \"expect\": {\"ok\": false}},\n"
-	"    {\"do\": \"sleep\", \"ms\": 5},\n"
-	"    {\"actor\": \"n1\", \"do\": \"disconnect\", \"code\": 0}\n"
-	"  ]\n"
-	"}\n";
+        "{\n"
+        "  // comments are allowed\n"
+        "  \"id\": \"hold/HOLD-1/no-close\", \"title\": \"t\", \"requirement\": \"HOLD-1\",\n"
+        "  \"level\": \"MUST\", \"sentence\": \"s\", \"diagnose\": \"hold-open\",\n"
+        "  \"timeout_ms\": 1234, \"needs\": [\"remote\"],\n"
+        "  \"actors\": {\n"
+        "    \"op\": {\"role\": \"operator\", \"scopes\": [\"operator.pairing\"]},\n"
+        "    \"n1\": {\"role\": \"node\", \"remote\": true, \"identity\": \"fresh\"},\n"
+        "    \"n1b\": {\"role\": \"node\", \"remote\": true, \"identity\": \"same-as:n1\"}\n"
+        "  },\n"
+        "  \"steps\": [\n"
+        "    {\"actor\": \"op\", \"do\": \"connect\", \"expect\": \"hello-ok\"},\n"
+        "    {\"actor\": \"n1\", \"do\": \"connect\", \"expect\": \"pending\",\n"
+        "     \"capture\": {\"rid\": \"payload.requestId\"}},\n"
+        "    {\"actor\": \"op\", \"do\": \"call\", \"method\": \"node.pair.list\", \"params\": {},\n"
+        "     \"expect\": {\"ok\": true, \"payload\": {\"pending\": [{\"requestId\": "
+        "\"${rid}\"}]}}},\n"
+        "    {\"actor\": \"n1\", \"do\": \"expect-open\", \"ms\": 1500},\n"
+        "    {\"actor\": \"n1b\", \"do\": \"connect\", \"sig\": \"v3\", \"nonce\": \"wrong\",\n"
+        "     \"expect\": {\"error\": {\"code\": \"INVALID_REQUEST\"}, \"close\": {\"code\": 1008}}},\n"
+        "    {\"actor\": \"n1\", \"do\": \"expect-close\", \"code\": 4409},\n"
+        "    {\"actor\": \"op\", \"do\": \"expect-event\", \"event\": \"device.pair.resolved\",\n"
+        "     \"payload\": {\"requestId\": \"${rid}\"}},\n"
+        "    {\"actor\": \"op\", \"do\": \"expect-no-event\", \"event\": \"tick\", \"ms\": 10},\n"
+        "    {\"actor\": \"op\", \"do\": \"send\", \"text\": \"nope\", \"binary\": true},\n"
+        "    {\"actor\": \"op\", \"do\": \"expect-res\", \"id\": \"x\", \"expect\": {\"ok\": false}},\n"
+        "    {\"do\": \"sleep\", \"ms\": 5},\n"
+        "    {\"actor\": \"n1\", \"do\": \"disconnect\", \"code\": 0}\n"
+        "  ]\n"
+        "}\n";
 
 static void test_parse_good(void **state)
 {
@@ -80,52 +80,52 @@ struct bad_case {
 static void test_parse_errors(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"not json", "not a JSON object"},
-		{"{\"actors\":{\"a\":{\"role\":\"node\"}},\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
-		 "\"id\""},
-		{"{\"id\":\"x\",\"bogus\":1,\"actors\":{},\"steps\":[]}", "unknown key \"bogus\""},
-		{"{\"id\":\"x\",\"actors\":{},\"steps\":[]}", "actors"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"admin\"}},\"steps\":[]}", "role"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},\"steps\":[]}", "steps"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"dance\"}]}",
-		 "unknown \"do\": dance"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"b\",\"do\":\"connect\"}]}",
-		 "\"actor\" must name an actor"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"expct\":\"pending\"}]}",
-		 "unknown key \"expct\""},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"expect\":\"maybe\"}]}",
-		 "\"expect\" must be"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"sig\":\"v9\"}]}",
-		 "\"sig\""},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\",\"identity\":\"same-as:zz\"}},"
-		 "\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
-		 "same-as:zz"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"call\"}]}",
-		 "\"method\" is required"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"expect-event\"}]}",
-		 "\"event\" is required"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"sleep\",\"ms\":-1}]}",
-		 "\"ms\""},
-		{"{\"id\":\"x\",\"needs\":[\"magic\"],\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
-		 "needs"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\",\"scopes\":[1]}},"
-		 "\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
-		 "scopes"},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"send\"}]}",
-		 "\"text\" or \"frame\""},
-		{"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-		 "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"capture\":{\"v\":1}}]}",
-		 "capture"},
+	        {"not json", "not a JSON object"},
+	        {"{\"actors\":{\"a\":{\"role\":\"node\"}},\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
+	         "\"id\""},
+	        {"{\"id\":\"x\",\"bogus\":1,\"actors\":{},\"steps\":[]}", "unknown key \"bogus\""},
+	        {"{\"id\":\"x\",\"actors\":{},\"steps\":[]}", "actors"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"admin\"}},\"steps\":[]}", "role"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},\"steps\":[]}", "steps"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"dance\"}]}",
+	         "unknown \"do\": dance"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"b\",\"do\":\"connect\"}]}",
+	         "\"actor\" must name an actor"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"expct\":\"pending\"}]}",
+	         "unknown key \"expct\""},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"expect\":\"maybe\"}]}",
+	         "\"expect\" must be"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"sig\":\"v9\"}]}",
+	         "\"sig\""},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\",\"identity\":\"same-as:zz\"}},"
+	         "\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
+	         "same-as:zz"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"call\"}]}",
+	         "\"method\" is required"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"expect-event\"}]}",
+	         "\"event\" is required"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"sleep\",\"ms\":-1}]}",
+	         "\"ms\""},
+	        {"{\"id\":\"x\",\"needs\":[\"magic\"],\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
+	         "needs"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\",\"scopes\":[1]}},"
+	         "\"steps\":[{\"do\":\"sleep\",\"ms\":1}]}",
+	         "scopes"},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"send\"}]}",
+	         "\"text\" or \"frame\""},
+	        {"{\"id\":\"x\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	         "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"capture\":{\"v\":1}}]}",
+	         "capture"},
 	};
 	(void)state;
 
@@ -150,8 +150,8 @@ static void test_skips_without_network(void **state)
 {
 	char err[256];
 	struct scenario *s = scenario_parse(good, err, sizeof(err));
-	struct scenario_env env = {.url = "ws://127.0.0.1:9", .token = "T",
-				   .remote_via = SCENARIO_REMOTE_NONE};
+	struct scenario_env env = {
+	        .url = "ws://127.0.0.1:9", .token = "T", .remote_via = SCENARIO_REMOTE_NONE};
 	struct scenario_result r;
 	(void)state;
 
@@ -163,8 +163,8 @@ static void test_skips_without_network(void **state)
 	scenario_destroy(s);
 
 	s = scenario_parse("{\"id\":\"r\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-			   "\"steps\":[{\"do\":\"restart\"}]}",
-			   err, sizeof(err));
+	                   "\"steps\":[{\"do\":\"restart\"}]}",
+	                   err, sizeof(err));
 	assert_non_null(s);
 	env.remote_via = SCENARIO_REMOTE_XFF;
 	assert_int_equal(scenario_run(s, &env, &r), 0);
@@ -183,9 +183,10 @@ static void test_unreachable_and_unknown_var(void **state)
 	char *json;
 	(void)state;
 
-	s = scenario_parse("{\"id\":\"u\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-			   "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"expect\":\"hello-ok\"}]}",
-			   err, sizeof(err));
+	s = scenario_parse(
+	        "{\"id\":\"u\",\"actors\":{\"a\":{\"role\":\"node\"}},"
+	        "\"steps\":[{\"actor\":\"a\",\"do\":\"connect\",\"expect\":\"hello-ok\"}]}",
+	        err, sizeof(err));
 	assert_non_null(s);
 	assert_int_equal(scenario_run(s, &env, &r), 0);
 	assert_int_equal(r.verdict, SCENARIO_FAIL);
@@ -199,9 +200,9 @@ static void test_unreachable_and_unknown_var(void **state)
 	scenario_destroy(s);
 
 	s = scenario_parse("{\"id\":\"v\",\"actors\":{\"a\":{\"role\":\"node\"}},"
-			   "\"steps\":[{\"do\":\"sleep\",\"ms\":1},"
-			   "{\"actor\":\"a\",\"do\":\"send\",\"text\":\"${nope}\"}]}",
-			   err, sizeof(err));
+	                   "\"steps\":[{\"do\":\"sleep\",\"ms\":1},"
+	                   "{\"actor\":\"a\",\"do\":\"send\",\"text\":\"${nope}\"}]}",
+	                   err, sizeof(err));
 	assert_non_null(s);
 	assert_int_equal(scenario_run(s, &env, &r), 0);
 	assert_int_equal(r.verdict, SCENARIO_ERROR);
@@ -224,9 +225,9 @@ static void test_android_connect_params(void **state)
 	const char *nonce = "473a3502-c059-4056-a0d6-15a3a14fc2f4";
 	struct authpayload_params ap = {0};
 	char *payload;
-	static const char *const allowed[] = {"minProtocol", "maxProtocol", "client", "role",
-					      "scopes",      "caps",        "commands", "auth",
-					      "locale",      "userAgent",   "device",   NULL};
+	static const char *const allowed[] = {"minProtocol", "maxProtocol", "client",   "role",
+	                                      "scopes",      "caps",        "commands", "auth",
+	                                      "locale",      "userAgent",   "device",   NULL};
 	const cJSON *k;
 	(void)state;
 
@@ -345,12 +346,12 @@ static void test_token_store(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good),
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_skips_without_network),
-		cmocka_unit_test(test_unreachable_and_unknown_var),
-		cmocka_unit_test(test_android_connect_params),
-		cmocka_unit_test(test_token_store),
+	        cmocka_unit_test(test_parse_good),
+	        cmocka_unit_test(test_parse_errors),
+	        cmocka_unit_test(test_skips_without_network),
+	        cmocka_unit_test(test_unreachable_and_unknown_var),
+	        cmocka_unit_test(test_android_connect_params),
+	        cmocka_unit_test(test_token_store),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

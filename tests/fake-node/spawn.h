@@ -7,7 +7,7 @@
 
 struct spawned {
 	pid_t pid;
-	int out_fd;    /* the child's stdout after the listening line (non-blocking) */
+	int out_fd; /* the child's stdout after the listening line (non-blocking) */
 	char url[128]; /* ws://127.0.0.1:PORT */
 	char lbuf[16384];
 	size_t llen;

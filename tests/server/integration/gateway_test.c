@@ -1,5 +1,6 @@
 /* gateway_test.c: the real clawpair-gateway over real WebSockets: held-open pairing outcomes, exact
  * frames and close codes, limits, hostile input, restart, shutdown, and clawpair-ctl end to end. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "harness.h"
@@ -86,7 +93,7 @@ static void assert_closed_with(struct h_conn *hc, enum cp_err err, int timeout_m
 /* The node's connect is held: connect.pending (no seq, no res) with the record's facts. Returns
  * the requestId (static buffer of the fixture's caller). */
 static void expect_pending(struct h_conn *node, const struct identity *id, bool is_repair,
-			   char rid[64])
+                           char rid[64])
 {
 	cJSON *ev = h_next_non_tick(node, h_ms(3000));
 	char fp[IDENTITY_FINGERPRINT_LEN + 1];
@@ -102,7 +109,7 @@ static void expect_pending(struct h_conn *node, const struct identity *id, bool 
 	assert_string_equal(h_str(ev, "payload.fingerprint"), fp);
 	assert_true(cJSON_IsNumber(h_get(ev, "payload.expiresAtMs")));
 	assert_true(is_repair ? cJSON_IsTrue(h_get(ev, "payload.isRepair"))
-			      : cJSON_IsFalse(h_get(ev, "payload.isRepair")));
+	                      : cJSON_IsFalse(h_get(ev, "payload.isRepair")));
 	snprintf(rid, 64, "%s", h_str(ev, "payload.requestId"));
 	cJSON_Delete(ev);
 }
@@ -578,13 +585,13 @@ static void test_garbage_frames(void **state)
 		size_t len;
 		bool binary;
 	} cases[] = {
-		{"not json", 8, false},
-		{"{\"type\":\"req\"}", 14, false},
-		{"[]", 2, false},
-		{"{\"type\":\"event\",\"event\":\"x\"}", 28, false},
-		{"\xff\xfe{}", 4, false},
-		{"{\"type\":\"req\",\"id\":\"1\",\"method\":\"connect\"}", 43, true},
-		{"", 0, false},
+	        {"not json", 8, false},
+	        {"{\"type\":\"req\"}", 14, false},
+	        {"[]", 2, false},
+	        {"{\"type\":\"event\",\"event\":\"x\"}", 28, false},
+	        {"\xff\xfe{}", 4, false},
+	        {"{\"type\":\"req\",\"id\":\"1\",\"method\":\"connect\"}", 43, true},
+	        {"", 0, false},
 	};
 
 	start(fx, NULL);
@@ -595,7 +602,8 @@ static void test_garbage_frames(void **state)
 
 		assert_int_equal(h_open(fx->ctx, &fx->gw, REMOTE_IP, &hc), 0);
 		assert_int_equal(h_challenge(&hc, h_ms(3000)), 0);
-		assert_int_equal(client_send(hc.c, cases[i].data, cases[i].len, cases[i].binary), 0);
+		assert_int_equal(client_send(hc.c, cases[i].data, cases[i].len, cases[i].binary),
+		                 0);
 		assert_closed_with(&hc, CP_ERR_INVALID_FRAME, h_ms(3000));
 		h_close(&hc);
 		/* The operator is not disturbed. */
@@ -619,8 +627,333 @@ static void test_garbage_frames(void **state)
 	stop_ok(fx);
 }
 
+/* --- a raw WebSocket client, for what the client library does not send: fragments --- */
+
+struct raw_ws {
+	int fd;
+	unsigned char buf[65536];
+	size_t len;
+};
+
+static int raw_fill(struct raw_ws *r)
+{
+	ssize_t n;
+
+	if (r->len == sizeof(r->buf))
+		return -1;
+	n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+	if (n <= 0)
+		return -1;
+	r->len += (size_t)n;
+	return 0;
+}
+
+static void raw_consume(struct raw_ws *r, size_t n)
+{
+	memmove(r->buf, r->buf + n, r->len - n);
+	r->len -= n;
+}
+
+static int raw_open(struct raw_ws *r, int port)
+{
+	struct sockaddr_in sa = {0};
+	struct timeval tv = {.tv_sec = h_valgrind() ? 30 : 5};
+	char req[512];
+	unsigned char *end;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (r->fd < 0)
+		return -1;
+	setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return -1;
+	snprintf(req, sizeof(req),
+	         "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+	         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	         "Sec-WebSocket-Version: 13\r\nX-Forwarded-For: " REMOTE_IP "\r\n\r\n",
+	         port);
+	if (send(r->fd, req, strlen(req), 0) != (ssize_t)strlen(req))
+		return -1;
+	for (;;) {
+		if (raw_fill(r) < 0)
+			return -1;
+		end = NULL;
+		for (size_t i = 0; i + 4 <= r->len && !end; i++)
+			if (memcmp(r->buf + i, "\r\n\r\n", 4) == 0)
+				end = r->buf + i;
+		if (end)
+			break;
+	}
+	if (memcmp(r->buf, "HTTP/1.1 101", 12) != 0)
+		return -1;
+	raw_consume(r, (size_t)(end + 4 - r->buf));
+	return 0;
+}
+
+static int raw_send(struct raw_ws *r, int opcode, bool fin, const void *data, size_t len)
+{
+	unsigned char hdr[14], mask[4] = {0x12, 0x34, 0x56, 0x78};
+	size_t h = 0;
+	unsigned char *frame;
+	int rc;
+
+	hdr[h++] = (unsigned char)((fin ? 0x80 : 0) | opcode);
+	if (len < 126) {
+		hdr[h++] = (unsigned char)(0x80 | len);
+	} else if (len < 65536) {
+		hdr[h++] = 0x80 | 126;
+		hdr[h++] = (unsigned char)(len >> 8);
+		hdr[h++] = (unsigned char)len;
+	} else {
+		hdr[h++] = 0x80 | 127;
+		for (int i = 7; i >= 0; i--)
+			hdr[h++] = (unsigned char)((uint64_t)len >> (8 * i));
+	}
+	memcpy(hdr + h, mask, 4);
+	h += 4;
+	frame = malloc(h + len);
+	if (!frame)
+		return -1;
+	memcpy(frame, hdr, h);
+	for (size_t i = 0; i < len; i++)
+		frame[h + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
+	rc = send(r->fd, frame, h + len, MSG_NOSIGNAL) == (ssize_t)(h + len) ? 0 : -1;
+	free(frame);
+	return rc;
+}
+
+/* Next frame (server frames are unmasked and small here). Returns the opcode, -1 on error;
+ * payload copied NUL-terminated into out. */
+static int raw_read(struct raw_ws *r, char *out, size_t outsz, size_t *outlen)
+{
+	size_t need = 2, len, off;
+	int op;
+
+	while (r->len < need)
+		if (raw_fill(r) < 0)
+			return -1;
+	op = r->buf[0] & 0x0f;
+	len = r->buf[1] & 0x7f;
+	off = 2;
+	if (len == 126) {
+		while (r->len < 4)
+			if (raw_fill(r) < 0)
+				return -1;
+		len = ((size_t)r->buf[2] << 8) | r->buf[3];
+		off = 4;
+	} else if (len == 127) {
+		return -1;
+	}
+	while (r->len < off + len)
+		if (raw_fill(r) < 0)
+			return -1;
+	if (len >= outsz)
+		return -1;
+	memcpy(out, r->buf + off, len);
+	out[len] = '\0';
+	*outlen = len;
+	raw_consume(r, off + len);
+	return op;
+}
+
+static void test_fragmented_messages(void **state)
+{
+	struct fixture *fx = *state;
+	static const char part1[] = "{\"type\":\"req\",", part2[] = "\"id\":\"frag-1\",",
+	                  part3[] = "\"method\":\"node.list\",\"params\":{}}";
+	const struct cp_err_info *hs = cp_err_info(CP_ERR_INVALID_HANDSHAKE);
+	const struct cp_err_info *big = cp_err_info(CP_ERR_PAYLOAD_TOO_LARGE);
+	struct raw_ws r;
+	char out[4096];
+	size_t len;
+	cJSON *j;
+	char *chunk;
+
+	start(fx, NULL);
+	/* Three fragments make one request: the core sees it whole and answers its id. */
+	assert_int_equal(raw_open(&r, fx->gw.port), 0);
+	assert_int_equal(raw_read(&r, out, sizeof(out), &len), 1);
+	assert_non_null(strstr(out, "connect.challenge"));
+	assert_int_equal(raw_send(&r, 1, false, part1, strlen(part1)), 0);
+	assert_int_equal(raw_send(&r, 0, false, part2, strlen(part2)), 0);
+	assert_int_equal(raw_send(&r, 0, true, part3, strlen(part3)), 0);
+	assert_int_equal(raw_read(&r, out, sizeof(out), &len), 1);
+	j = cJSON_Parse(out);
+	assert_err_row(j, "frag-1", CP_ERR_INVALID_HANDSHAKE);
+	cJSON_Delete(j);
+	assert_int_equal(raw_read(&r, out, sizeof(out), &len), 8);
+	assert_true(len >= 2);
+	assert_int_equal(((unsigned char)out[0] << 8) | (unsigned char)out[1], hs->close_code);
+	assert_string_equal(out + 2, hs->close_reason);
+	close(r.fd);
+
+	/* Fragments each under the cap but over it together: 1009. */
+	chunk = malloc(200000);
+	assert_non_null(chunk);
+	memset(chunk, ' ', 200000);
+	assert_int_equal(raw_open(&r, fx->gw.port), 0);
+	assert_int_equal(raw_read(&r, out, sizeof(out), &len), 1);
+	assert_int_equal(raw_send(&r, 1, false, chunk, 200000), 0);
+	assert_int_equal(raw_send(&r, 0, false, chunk, 200000), 0);
+	raw_send(&r, 0, true, chunk, 200000); /* the gateway may have closed already */
+	free(chunk);
+	assert_int_equal(raw_read(&r, out, sizeof(out), &len), 8);
+	assert_int_equal(((unsigned char)out[0] << 8) | (unsigned char)out[1], big->close_code);
+	assert_string_equal(out + 2, big->close_reason);
+	close(r.fd);
+	stop_ok(fx);
+}
+
+/* Reads frames, discarding them, until the close frame; returns its code (reason into reason). */
+static int raw_until_close(struct raw_ws *r, char *reason, size_t reasonsz, size_t *skipped)
+{
+	*skipped = 0;
+	for (;;) {
+		uint64_t len;
+		size_t off = 2;
+		int op;
+
+		while (r->len < 2)
+			if (raw_fill(r) < 0)
+				return -1;
+		op = r->buf[0] & 0x0f;
+		len = r->buf[1] & 0x7f;
+		if (len >= 126) {
+			off = len == 126 ? 4 : 10;
+			while (r->len < off)
+				if (raw_fill(r) < 0)
+					return -1;
+			len = 0;
+			for (size_t i = 2; i < off; i++)
+				len = (len << 8) | r->buf[i];
+		}
+		raw_consume(r, off);
+		if (op == 8) {
+			int code;
+
+			while (r->len < len)
+				if (raw_fill(r) < 0)
+					return -1;
+			if (len < 2)
+				return 1005;
+			code = (r->buf[0] << 8) | r->buf[1];
+			snprintf(reason, reasonsz, "%.*s", (int)(len - 2),
+			         (const char *)r->buf + 2);
+			return code;
+		}
+		while (len > 0) {
+			size_t take;
+
+			if (r->len == 0 && raw_fill(r) < 0)
+				return -1;
+			take = r->len < len ? r->len : (size_t)len;
+			raw_consume(r, take);
+			len -= take;
+		}
+		(*skipped)++;
+	}
+}
+
+static void test_slow_consumer(void **state)
+{
+	struct fixture *fx = *state;
+	const struct cp_err_info *e = cp_err_info(CP_ERR_SLOW_CONSUMER);
+	static const char connect_op[] =
+	        "{\"type\":\"req\",\"id\":\"c\",\"method\":\"connect\",\"params\":{"
+	        "\"minProtocol\":3,\"maxProtocol\":4,\"client\":{\"id\":\"cli\",\"version\":\"1\","
+	        "\"platform\":\"linux\",\"mode\":\"cli\"},\"role\":\"operator\","
+	        "\"scopes\":[\"operator.pairing\"],\"auth\":{\"token\":\"" H_TOKEN "\"}}}";
+	static const char list[] =
+	        "{\"type\":\"req\",\"id\":\"l\",\"method\":\"device.pair.list\"}";
+	struct h_conn nodes[24];
+	struct raw_ws r;
+	int code, rcvbuf = 4096, err;
+	char reason[128] = "";
+	size_t skipped;
+	cJSON *res;
+
+	start(fx, NULL);
+	/* Pending records make each list answer ~20 KB. */
+	for (size_t i = 0; i < 24; i++) {
+		struct identity id;
+		char rid[64], xff[32];
+
+		snprintf(xff, sizeof(xff), "10.9.0.%zu", i + 1);
+		assert_int_equal(identity_generate(&id), 0);
+		assert_int_equal(h_node_begin(fx->ctx, &fx->gw, xff, &id, NULL, &nodes[i]), 0);
+		expect_pending(&nodes[i], &id, false, rid);
+	}
+	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
+
+	/* An operator that asks and never reads. */
+	memset(&r, 0, sizeof(r));
+	r.fd = -1;
+	{
+		struct sockaddr_in sa = {0};
+		struct timeval tv = {.tv_sec = h_valgrind() ? 60 : 10};
+		char req[512];
+		unsigned char *end = NULL;
+
+		r.fd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_true(r.fd >= 0);
+		setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+		setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		sa.sin_family = AF_INET;
+		sa.sin_port = htons((uint16_t)fx->gw.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+		snprintf(req, sizeof(req),
+		         "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+		         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		         "Sec-WebSocket-Version: 13\r\n\r\n");
+		assert_int_equal(send(r.fd, req, strlen(req), 0), (ssize_t)strlen(req));
+		while (!end) {
+			assert_int_equal(raw_fill(&r), 0);
+			for (size_t i = 0; i + 4 <= r.len && !end; i++)
+				if (memcmp(r.buf + i, "\r\n\r\n", 4) == 0)
+					end = r.buf + i;
+		}
+		raw_consume(&r, (size_t)(end + 4 - r.buf));
+	}
+	assert_int_equal(raw_send(&r, 1, true, connect_op, strlen(connect_op)), 0);
+	/* 600 x 20 KB of answers to a socket with a tiny receive window: far over the cap. */
+	for (int i = 0; i < 600; i++)
+		if (raw_send(&r, 1, true, list, strlen(list)) < 0)
+			break;
+
+	/* The other operator is served meanwhile. */
+	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(5000));
+	assert_true(h_is_res_ok(res));
+	cJSON_Delete(res);
+
+	errno = 0;
+	code = raw_until_close(&r, reason, sizeof(reason), &skipped);
+	err = errno;
+	close(r.fd);
+	/* Cut off: fewer answers than asked, then the close, which a TCP reset may overtake when
+	 * unread requests are still queued at the gateway (the close frame is sent either way). */
+	assert_true(skipped < 601);
+	if (code == -1) {
+		assert_int_equal(err, ECONNRESET);
+	} else {
+		assert_int_equal(code, e->close_code);
+		assert_string_equal(reason, e->close_reason);
+	}
+
+	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(5000));
+	assert_true(h_is_res_ok(res));
+	cJSON_Delete(res);
+	for (size_t i = 0; i < 24; i++)
+		h_close(&nodes[i]);
+	stop_ok(fx);
+}
+
 static char *ctl(const struct fixture *fx, int *status, const char *a1, const char *a2,
-		 const char *a3, const char *a4, const char *a5)
+                 const char *a3, const char *a4, const char *a5)
 {
 	char *argv[16];
 	size_t n = 0;
@@ -735,23 +1068,26 @@ static void test_http_get(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_approve_by_node_pair_approve, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_approve_by_device_pair_approve_v2, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_second_connection_supersedes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_key_change_is_repair, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_operator_without_pairing_scope, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_operators_race, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_keeps_pending, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_compat_6836, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sigterm_held_open, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_oversize_frame, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage_frames, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ctl_pending_approve, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_http_get, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_approve_by_node_pair_approve, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_approve_by_device_pair_approve_v2, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_second_connection_supersedes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_key_change_is_repair, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_operator_without_pairing_scope, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_two_operators_race, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_restart_keeps_pending, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_compat_6836, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sigterm_held_open, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_oversize_frame, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_garbage_frames, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_fragmented_messages, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_slow_consumer, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ctl_pending_approve, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_http_get, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("gateway integration", tests, NULL, NULL);

@@ -336,7 +336,8 @@ cJSON *h_wait_res(struct h_conn *hc, const char *id, int timeout_ms)
 		if (t && strcmp(t, "res") == 0 && rid && strcmp(rid, id) == 0)
 			return j;
 		if (!is_event(j, NULL))
-			fprintf(stderr, "# skipped unexpected frame while waiting for res %s\n", id);
+			fprintf(stderr, "# skipped unexpected frame while waiting for res %s\n",
+			        id);
 		cJSON_Delete(j);
 	}
 }
@@ -453,7 +454,7 @@ int h_send_node_connect(struct h_conn *hc, const struct identity *id, const stru
 	client = cJSON_AddObjectToObject(p, "client");
 	cJSON_AddStringToObject(client, "id", "node-host");
 	cJSON_AddStringToObject(client, "displayName",
-				o->display_name ? o->display_name : "integration node");
+	                        o->display_name ? o->display_name : "integration node");
 	cJSON_AddStringToObject(client, "version", "1.0.0");
 	cJSON_AddStringToObject(client, "platform", "linux");
 	cJSON_AddStringToObject(client, "mode", "node");
@@ -472,7 +473,7 @@ int h_send_node_connect(struct h_conn *hc, const struct identity *id, const stru
 }
 
 int h_node_begin(struct client_ctx *ctx, const struct h_gateway *g, const char *xff,
-		 const struct identity *id, const struct h_node_opts *o, struct h_conn *hc)
+                 const struct identity *id, const struct h_node_opts *o, struct h_conn *hc)
 {
 	if (h_open(ctx, g, xff, hc) < 0)
 		return -1;
@@ -482,7 +483,7 @@ int h_node_begin(struct client_ctx *ctx, const struct h_gateway *g, const char *
 }
 
 int h_operator(struct client_ctx *ctx, const struct h_gateway *g, const char *const *scopes,
-	       struct h_conn *hc)
+               struct h_conn *hc)
 {
 	cJSON *f, *p, *client, *res;
 	int rc = -1;
@@ -513,8 +514,8 @@ int h_operator(struct client_ctx *ctx, const struct h_gateway *g, const char *co
 	if (send_json(hc, f) < 0)
 		return -1;
 	res = h_wait_res(hc, hc->connect_id, h_ms(3000));
-	if (h_is_res_ok(res) && strcmp(h_str(res, "payload.type") ? h_str(res, "payload.type") : "",
-				       "hello-ok") == 0)
+	if (h_is_res_ok(res) &&
+	    strcmp(h_str(res, "payload.type") ? h_str(res, "payload.type") : "", "hello-ok") == 0)
 		rc = 0;
 	else
 		fprintf(stderr, "# operator connect failed: %s\n", h_err_details_code(res));

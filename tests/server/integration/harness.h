@@ -47,9 +47,9 @@ void h_rm_rf(const char *dir);
 /* One connection under test. */
 struct h_conn {
 	struct client_conn *c;
-	char nonce[64];        /* from connect.challenge */
-	char connect_id[64];   /* id of the connect req sent */
-	int close_code;        /* once closed */
+	char nonce[64]; /* from connect.challenge */
+	char connect_id[64]; /* id of the connect req sent */
+	int close_code; /* once closed */
 	char close_reason[128];
 	bool closed;
 	unsigned next_req; /* ids of h_send_req */
@@ -78,24 +78,24 @@ bool h_quiet(struct h_conn *hc, const char *event, int ms);
 int h_challenge(struct h_conn *hc, int timeout_ms);
 
 struct h_node_opts {
-	int sig_version;          /* 2 or 3 (0: 3) */
-	const char *token;        /* NULL: H_TOKEN */
+	int sig_version; /* 2 or 3 (0: 3) */
+	const char *token; /* NULL: H_TOKEN */
 	const char *display_name; /* NULL: "integration node" */
-	const char *nonce;        /* NULL: the challenge's */
-	const char *req_id;       /* NULL: "c1" */
-	const char *role;         /* NULL: "node" */
+	const char *nonce; /* NULL: the challenge's */
+	const char *req_id; /* NULL: "c1" */
+	const char *role; /* NULL: "node" */
 };
 /* Sends a signed connect (challenge must have been read). Returns 0 or -1. */
 int h_send_node_connect(struct h_conn *hc, const struct identity *id, const struct h_node_opts *o);
 
 /* open + challenge + signed node connect; returns 0 or -1. The answer is left for the caller. */
 int h_node_begin(struct client_ctx *ctx, const struct h_gateway *g, const char *xff,
-		 const struct identity *id, const struct h_node_opts *o, struct h_conn *hc);
+                 const struct identity *id, const struct h_node_opts *o, struct h_conn *hc);
 
 /* Operator with the shared token and no device; scopes NULL-terminated (NULL: omitted). Waits
  * for hello-ok. Returns 0 or -1. */
 int h_operator(struct client_ctx *ctx, const struct h_gateway *g, const char *const *scopes,
-	       struct h_conn *hc);
+               struct h_conn *hc);
 
 /* Sends a req with a fresh id and waits for its res. params is consumed (NULL: {}). */
 cJSON *h_call(struct h_conn *hc, const char *method, cJSON *params, int timeout_ms);

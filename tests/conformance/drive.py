@@ -1,0 +1,405 @@
+#!/usr/bin/env python3
+"""drive.py: black-box tests of clawpair-conformance against the real reference gateway.
+
+Usage: drive.py MODE   (reference | compat | extras | coverage | lint | cli | html)
+Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get('CLAWPAIR_BUILD_ROOT', '')
+SOURCE = os.environ.get('CLAWPAIR_SOURCE_ROOT', '')
+VALGRIND = os.environ.get('CLAWPAIR_VALGRIND') == '1'
+GATEWAY = os.path.join(BUILD, 'server', 'clawpair-gateway')
+RUNNER = os.path.join(BUILD, 'conformance', 'clawpair-conformance')
+CASES = os.path.join(SOURCE, 'conformance', 'cases')
+TOKEN = 'conformance-test-token'
+SCALE = '10' if VALGRIND else '1'
+
+
+def fail(msg):
+    print('FAIL: ' + msg)
+    sys.exit(1)
+
+
+def gateway_cmd(port, state, extra):
+    cmd = [GATEWAY, '--listen', '127.0.0.1:%d' % port, '--token', TOKEN, '--state-dir', state,
+           '--trusted-proxy', '127.0.0.1', '--pending-ttl', '2'] + extra
+    if VALGRIND:
+        cmd = ['valgrind', '--error-exitcode=99', '--leak-check=full',
+               '--errors-for-leak-kinds=definite', '-q'] + cmd
+    return cmd
+
+
+class Gateway:
+    """The reference gateway on a free port with a fresh state dir."""
+
+    def __init__(self, extra=()):
+        self.dir = tempfile.mkdtemp(prefix='cp-conf-')
+        self.state = os.path.join(self.dir, 'state')
+        os.mkdir(self.state)
+        self.extra = list(extra)
+        self.proc = None
+        self.url = None
+        self.port = 0
+
+    def start(self):
+        self.proc = subprocess.Popen(gateway_cmd(self.port, self.state, self.extra),
+                                     stdout=subprocess.PIPE, stderr=open(os.path.join(self.dir, 'gw.err'), 'ab'),
+                                     text=True)
+        deadline = time.time() + (60 if VALGRIND else 10)
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r'listening on (ws://127\.0\.0\.1:(\d+))', line)
+            if m:
+                self.url, self.port = m.group(1), int(m.group(2))
+                return self
+        self.stop()
+        fail('gateway did not print "listening on ws://..."')
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60 if VALGRIND else 10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else 0
+        if VALGRIND and rc == 99:
+            fail('valgrind reported errors in the gateway (see %s/gw.err)' % self.dir)
+        return rc
+
+    def restart_script(self):
+        """A --restart-cmd: SIGTERM the gateway, start it again on the same port and state."""
+        path = os.path.join(self.dir, 'restart.sh')
+        pidfile = os.path.join(self.dir, 'gw.pid')
+        with open(pidfile, 'w') as f:
+            f.write(str(self.proc.pid))
+        cmd = ' '.join("'%s'" % a for a in gateway_cmd(self.port, self.state, self.extra))
+        with open(path, 'w') as f:
+            f.write('#!/bin/sh\nset -e\npid=$(cat %s)\nkill -TERM "$pid"\n'
+                    'while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done\n'
+                    '%s > %s/gw.out 2>> %s/gw.err &\necho $! > %s\n'
+                    'for i in $(seq 400); do grep -q "listening on" %s/gw.out 2>/dev/null && exit 0; sleep 0.05; done\n'
+                    'exit 1\n' % (pidfile, cmd, self.dir, self.dir, pidfile, self.dir))
+        os.chmod(path, 0o755)
+        return path, pidfile
+
+    def cleanup(self, pidfile=None):
+        if pidfile and os.path.exists(pidfile):
+            pid = int(open(pidfile).read().strip() or 0)
+            if self.proc and pid != self.proc.pid:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                    for _ in range(200):
+                        os.kill(pid, 0)
+                        time.sleep(0.05)
+                except ProcessLookupError:
+                    pass
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run(args, timeout=900):
+    p = subprocess.run([RUNNER] + args, capture_output=True, text=True, errors='replace', timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_against(gw, extra, tag):
+    out = os.path.join(gw.dir, tag)
+    os.makedirs(out, exist_ok=True)
+    rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE,
+                      '--json', out + '/r.json', '--junit', out + '/r.xml', '--html', out + '/r.html'] + extra)
+    with open(out + '/r.json', encoding='utf-8') as f:
+        rep = json.load(f)
+    return rc, so, se, rep, out
+
+
+def by_verdict(rep, v):
+    return [c for c in rep['cases'] if c['verdict'] == v]
+
+
+def mode_reference():
+    gw = Gateway().start()
+    try:
+        rc, so, se, rep, _ = run_against(gw, ['--pending-ttl-ms', '2000'], 'ref')
+        bad = by_verdict(rep, 'FAIL') + by_verdict(rep, 'NON-STRICT')
+        for c in bad:
+            print('not passing: %s %s: %s' % (c['verdict'], c['id'], c['message']))
+        if bad or rc != 0:
+            print(so[-3000:], se)
+            fail('the reference gateway must pass every case (exit %d)' % rc)
+        passed = len(by_verdict(rep, 'PASS'))
+        if passed < 100:
+            fail('only %d cases passed' % passed)
+        if not re.search(r'^\[\s*1/\d+\] PASS\s+handshake/', so, re.M):
+            fail('no progress line in the text output')
+        if 'Summary: ' not in so or 'Verdict: PASSED' not in so:
+            fail('no summary')
+        print('ok: %d PASS, %d SKIP against the reference gateway' % (passed, len(by_verdict(rep, 'SKIP'))))
+    finally:
+        gw.cleanup()
+
+
+def mode_compat():
+    gw = Gateway(['--compat-6836']).start()
+    try:
+        rc, so, se, rep, _ = run_against(gw, ['--pending-ttl-ms', '2000'], 'compat')
+        if rc != 1:
+            fail('exit status %d against --compat-6836, want 1' % rc)
+        cases = {c['id']: c for c in rep['cases']}
+        hold = [c for c in rep['cases'] if c['id'].startswith('hold/HOLD-1/')]
+        if not hold:
+            fail('no hold-open cases')
+        for c in hold:
+            m = c['message'] or ''
+            if c['verdict'] != 'FAIL' or '1008' not in m or 'OpenClaw #6836' not in m \
+                    or 'held open' not in m:
+                fail('%s: want FAIL with the 1008 diagnosis, got %s: %s' % (c['id'], c['verdict'], m))
+        first = cases['hold/HOLD-1/no-close-while-pending']['message']
+        if not re.match(r"closed with 1008 'pairing required' \d+ ms after connect, before any approval: "
+                        r"the spec requires the connection to be held open \(OpenClaw #6836\)$", first):
+            fail('diagnosis text: %r' % first)
+        ul = cases['store/STORE-2/node-list-shows-request']
+        if ul['verdict'] != 'FAIL' or not re.match(
+                r'node\.pair\.list lacked requestId [0-9a-f]{8}\u2026 that device\.pair\.list shows '
+                r'\(OpenClaw #6836: two stores\)$', ul['message'] or ''):
+            fail('unified-list diagnosis: %r' % ul['message'])
+        ap = cases['store/STORE-3/node-pair-approve-listed']
+        if ap['verdict'] != 'FAIL' or "node.pair.approve answered 'unknown requestId'" not in (ap['message'] or '') \
+                or 'OpenClaw #6836' not in ap['message']:
+            fail('approve diagnosis: %r' % ap['message'])
+        if 'OpenClaw #6836' not in so:
+            fail('diagnosis missing from the text output')
+        # what does not depend on pairing still passes
+        for cid in ('handshake/WIRE-13/hello-ok-shape', 'robust/ROBUST-1/not-json'):
+            if cases[cid]['verdict'] != 'PASS':
+                fail('%s should pass in compat mode: %s' % (cid, cases[cid]['message']))
+        # a known-failure list turns those FAILs into XFAIL and the run into a pass
+        exp = os.path.join(gw.dir, 'exp.json')
+        with open(exp, 'w') as f:
+            json.dump({'expected-fail': [{'id': 'hold/HOLD-1/*', 'reason': 'closes with 1008 (#6836)'}]}, f)
+        rc2, so2, se2 = run(['--url', gw.url, '--token', TOKEN, '--cases', 'hold/HOLD-1',
+                             '--expectations', exp, '--timeout-scale', SCALE])
+        if rc2 != 0 or 'XFAIL' not in so2 or ' FAIL ' in so2.replace('XFAIL', ''):
+            fail('expectations: exit %d: %s' % (rc2, so2))
+        print('ok: compat-6836: %d FAIL; "%s"' % (len(by_verdict(rep, 'FAIL')), first))
+    finally:
+        gw.cleanup()
+
+
+def mode_extras():
+    """Restart, tick and total-cap cases, which the main run SKIPs."""
+    gw = Gateway(['--max-pending', '2', '--tick-interval', '1000']).start()
+    script, pidfile = gw.restart_script()
+    try:
+        rc, so, se, rep, _ = run_against(gw, [
+            '--restart-cmd', script, '--max-pending', '2', '--tick-interval-ms', '1000',
+            '--cases', 'persist', '--cases', 'hold/HOLD-7', '--cases', 'limits/LIMIT-3',
+            '--cases', 'handshake/WIRE-16', '--cases', 'hold/HOLD-2/held-socket-gets-ticks'], 'extras')
+        ids = {c['id']: c for c in rep['cases']}
+        for c in rep['cases']:
+            if c['verdict'] != 'PASS':
+                print(so[-4000:])
+                fail('%s: %s %s' % (c['id'], c['verdict'], c['message']))
+        for want in ('persist/PERSIST-1/pending-survives-restart', 'limits/LIMIT-3/pending-total',
+                     'hold/HOLD-7/shutdown-1001', 'handshake/WIRE-16/tick'):
+            if want not in ids:
+                fail('%s did not run' % want)
+        if rc != 0:
+            fail('exit %d' % rc)
+        print('ok: %d extra cases PASS' % len(rep['cases']))
+    finally:
+        gw.cleanup(pidfile)
+
+
+def load_cases():
+    out = []
+    for path in sorted(glob.glob(os.path.join(CASES, '**', '*.json'), recursive=True)):
+        with open(path, encoding='utf-8') as f:
+            out.append((path, json.load(f)))
+    return out
+
+
+def mode_coverage():
+    tsv = os.path.join(SOURCE, 'spec', 'requirements.tsv')
+    if not os.path.exists(tsv):
+        fail('spec/requirements.tsv missing')
+    ids = []
+    for line in open(tsv, encoding='utf-8'):
+        f = line.rstrip('\n').split('\t')
+        if f and re.match(r'^[A-Z]+-\d+$', f[0]):
+            ids.append(f[0])
+    if len(ids) < 40:
+        fail('only %d requirement ids in %s' % (len(ids), tsv))
+    cited = {}
+    for path, c in load_cases():
+        cited.setdefault(c['requirement'], []).append(c['id'])
+    missing = [i for i in ids if i not in cited]
+    unknown = sorted(set(cited) - set(ids))
+    if missing:
+        fail('requirements without a case: ' + ', '.join(missing))
+    if unknown:
+        fail('cases cite unknown requirements: ' + ', '.join(unknown))
+    robust = len(cited.get('ROBUST-1', []))
+    if robust < 30:
+        fail('only %d robustness cases' % robust)
+    print('ok: %d requirements, each with >= 1 case; %d robustness cases' % (len(ids), robust))
+
+
+def mode_lint():
+    """Case files: fields, ids, folders, and close codes that agree with protocol/errors.def."""
+    rows = {}
+    for line in open(os.path.join(SOURCE, 'protocol', 'errors.def'), encoding='utf-8'):
+        m = re.match(r'X\((\w+), (NULL|"[^"]*"), "([^"]*)", (\d+), "([^"]*)"', line)
+        if m:
+            rows[m.group(3)] = (int(m.group(4)), m.group(5))
+    folders = {'handshake': 'handshake', 'hold': 'hold-open', 'store': 'store', 'key': 'key',
+               'outcome': 'outcome', 'recon': 'recon', 'events': 'events', 'limits': 'limits',
+               'persist': 'persist', 'local': 'local', 'robust': 'robustness'}
+    seen = set()
+    checked = 0
+    for path, c in load_cases():
+        for k in ('id', 'title', 'requirement', 'level', 'sentence', 'actors', 'steps'):
+            if k not in c:
+                fail('%s: no %s' % (path, k))
+        if c['level'] not in ('MUST', 'SHOULD', 'MAY'):
+            fail('%s: level %s' % (path, c['level']))
+        if c['id'] in seen:
+            fail('duplicate id ' + c['id'])
+        seen.add(c['id'])
+        group = c['id'].split('/')[0]
+        if os.path.basename(os.path.dirname(path)) != folders.get(group):
+            fail('%s: id %s is not in folder %s' % (path, c['id'], folders.get(group)))
+        if c['id'].split('/')[1] != c['requirement']:
+            fail('%s: id does not name its requirement' % path)
+        for st in c['steps']:
+            exp = st.get('expect')
+            if isinstance(exp, dict) and 'error' in exp and 'close' in exp:
+                dc = exp['error'].get('details', {}).get('code')
+                if isinstance(dc, str):
+                    code, reason = rows[dc]
+                    if exp['close'].get('code') != code:
+                        fail('%s: %s closes with %d per errors.def, case says %s' % (path, dc, code, exp['close']))
+                    checked += 1
+    print('ok: %d case files, %d error/close pairs agree with errors.def' % (len(seen), checked))
+
+
+def mode_cli():
+    rc, so, se = run(['--list'])
+    if rc != 0 or 'hold/HOLD-1/no-close-while-pending' not in so or not re.search(r'^\d+ cases$', so, re.M):
+        fail('--list: exit %d, %s' % (rc, so[:300]))
+    n = int(re.search(r'^(\d+) cases$', so, re.M).group(1))
+    if n != len(load_cases()):
+        fail('--list shows %d cases, %d files' % (n, len(load_cases())))
+    lines = [l for l in so.splitlines() if l.startswith('hold/')]
+    if not lines or not lines[0].startswith('hold/HOLD-1/no-close-while-pending'):
+        fail('the 1008 case is not first in its group: %r' % lines[:2])
+    rc, so, se = run(['--list', '--cases', 'store', '--exclude', 'store/STORE-4/*'])
+    ids = [l.split()[0] for l in so.splitlines() if '/' in l]
+    if rc != 0 or not ids or any(not i.startswith('store/') or i.startswith('store/STORE-4/') for i in ids):
+        fail('--cases/--exclude selection: %r' % ids)
+    for bad in (['--bogus'], ['--token', 'x'], ['--url', 'http://x', '--token', 'x'],
+                ['--url', 'ws://127.0.0.1:1', '--token', 'x', '--timeout-scale', 'fast'],
+                ['--url', 'ws://127.0.0.1:1', '--token', 'x', '--remote-via', 'carrier-pigeon'],
+                ['--list', '--cases', 'no/such/case'], ['--list', '--cases-dir', '/nonexistent']):
+        rc, so, se = run(bad)
+        if rc != 2:
+            fail('%r: exit %d, want 2' % (bad, rc))
+    # a port nobody listens on: bind one, close it
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    rc, so, se = run(['--url', 'ws://127.0.0.1:%d' % port, '--token', 'x'])
+    if rc != 2 or 'cannot reach' not in se:
+        fail('unreachable gateway: exit %d, %s' % (rc, se))
+    # a reachable gateway with the wrong token is bad usage too
+    gw = Gateway().start()
+    try:
+        rc, so, se = run(['--url', gw.url, '--token', 'wrong', '--cases', 'handshake/WIRE-2'])
+        if rc != 2 or 'refused' not in se:
+            fail('wrong token: exit %d, %s' % (rc, se))
+        # expectations turn a known failure into XFAIL and exit 0
+        exp = os.path.join(gw.dir, 'exp.tsv')
+        with open(exp, 'w') as f:
+            f.write('# known failures\nstore/STORE-4/*\tpretend this one is broken\n')
+        rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases', 'store/STORE-4',
+                          '--expectations', exp, '--timeout-scale', SCALE])
+        if rc != 0 or ' PASS ' not in so:
+            fail('expectations: exit %d %s' % (rc, so))
+    finally:
+        gw.cleanup()
+    print('ok: --list, selection, bad usage, unreachable, wrong token, expectations')
+
+
+def mode_html():
+    chromium = shutil.which('chromium') or ('/usr/bin/chromium' if os.path.exists('/usr/bin/chromium') else None)
+    if not chromium:
+        print('SKIP: no chromium')
+        sys.exit(77)
+    gw = Gateway(['--compat-6836']).start()
+    prof = tempfile.mkdtemp(prefix='cp-chromium-')
+    try:
+        rc, so, se, rep, out = run_against(gw, ['--cases', 'hold', '--cases', 'store',
+                                                '--cases', 'robust/ROBUST-1/not-json'], 'html')
+        html = out + '/r.html'
+        src = open(html, encoding='utf-8').read()
+        if 'http://' in src.replace('http-equiv', '') or 'https://' in src or '<link' in src:
+            fail('the HTML report references the network')
+        p = subprocess.run([chromium, '--headless', '--no-sandbox', '--disable-gpu',
+                            '--disable-background-networking', '--disable-component-update',
+                            '--disable-sync', '--no-first-run', '--user-data-dir=' + prof,
+                            '--dump-dom', 'file://' + html],
+                           capture_output=True, text=True, timeout=120)
+        dom = p.stdout
+        if p.returncode != 0 or '<table id="cases"' not in dom:
+            fail('chromium: exit %d: %s' % (p.returncode, p.stderr[-500:]))
+        for v, cnt in rep['summary'].items():
+            if v == 'total':
+                continue
+            m = re.search(r'id="count-%s"[^>]*><b class="n">(\d+)</b>' % re.escape(v), dom)
+            if not m or int(m.group(1)) != cnt:
+                fail('rendered count for %s: %s, JSON says %d' % (v, m and m.group(1), cnt))
+        row = re.search(r'<tr class="case" data-verdict="FAIL" id="hold/HOLD-1/no-close-while-pending">.*?</tr>', dom, re.S)
+        if not row or 'OpenClaw #6836' not in row.group(0):
+            fail('no rendered failure row with the diagnosis')
+        if '<details open="">' not in dom and '<details open>' not in dom:
+            fail('failures are not expanded')
+        # frames hold JSON with quotes: they must come back as text, not markup
+        if '&lt;' not in src and '&quot;' not in src:
+            fail('nothing was escaped in the HTML')
+        if re.search(r'<pre class="frames">[^<]*"type":"req"', dom) is None:
+            fail('frames are not rendered as text')
+        print('ok: chromium rendered %d cases, counts and the failure row match' % len(rep['cases']))
+    finally:
+        shutil.rmtree(prof, ignore_errors=True)
+        gw.cleanup()
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        sys.exit(2)
+    if not os.path.exists(RUNNER):
+        print('SKIP: %s not built' % RUNNER)
+        sys.exit(77)
+    mode = sys.argv[1]
+    {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras,
+     'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html}[mode]()
+
+
+if __name__ == '__main__':
+    main()
