@@ -20,6 +20,9 @@
 
 #define PROG "clawpair-ctl"
 #define DEFAULT_URL "ws://127.0.0.1:18789"
+/* Enough for every pairing method on a clawpair gateway. OpenClaw 2026.9.x also wants
+ * operator.admin to approve a node: pass --scopes operator.admin there. */
+#define DEFAULT_SCOPES "operator.pairing,operator.read"
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
@@ -29,6 +32,7 @@ struct ctl {
 	int timeout_ms;
 	bool json;
 	const char *public_key, *fingerprint;
+	const char *scopes; /* comma-separated; NULL: DEFAULT_SCOPES */
 	struct client_ctx *ctx;
 	struct client_conn *conn;
 	unsigned next_id;
@@ -55,6 +59,9 @@ static void usage(FILE *f)
 	        "  --token-file F     read the token from the first line of F\n"
 	        "  --timeout S        seconds to wait for the gateway (default 10)\n"
 	        "  --json             print the gateway's JSON payload as is\n"
+	        "  --scopes LIST      operator scopes to ask for, comma-separated\n"
+	        "                     (default " DEFAULT_SCOPES "; OpenClaw 2026.9.x\n"
+	        "                     needs operator.admin to approve a node)\n"
 	        "  --help, --version\n"
 	        "\n"
 	        "Exit status: 0 done, 1 the gateway refused (its error code is printed),\n"
@@ -203,6 +210,28 @@ static void print_error(const char *what, const cJSON *res)
 	}
 }
 
+/* Adds each entry of the comma-separated list to arr, skipping empty entries. */
+static void add_scopes(cJSON *arr, const char *list)
+{
+	const char *p = list;
+
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		if (n > 0) {
+			char *one = strndup(p, n);
+
+			if (one) {
+				cJSON_AddItemToArray(arr, cJSON_CreateString(one));
+				free(one);
+			}
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+}
+
 /* Connects as a device-less operator with the shared token. Returns an exit status. */
 static int ctl_connect(struct ctl *c)
 {
@@ -247,8 +276,7 @@ static int ctl_connect(struct ctl *c)
 	cJSON_AddStringToObject(client, "mode", "cli");
 	cJSON_AddStringToObject(params, "role", "operator");
 	scopes = cJSON_AddArrayToObject(params, "scopes");
-	cJSON_AddItemToArray(scopes, cJSON_CreateString("operator.pairing"));
-	cJSON_AddItemToArray(scopes, cJSON_CreateString("operator.read"));
+	add_scopes(scopes, c->scopes ? c->scopes : DEFAULT_SCOPES);
 	cJSON_AddStringToObject(cJSON_AddObjectToObject(params, "auth"), "token", c->token);
 	if (send_req(c, "connect", "connect", params) < 0) {
 		fprintf(stderr, PROG ": %s: connection lost\n", c->url);
@@ -501,6 +529,7 @@ enum {
 	OPT_JSON,
 	OPT_PUBLIC_KEY,
 	OPT_FINGERPRINT,
+	OPT_SCOPES,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -513,6 +542,7 @@ static const struct option long_opts[] = {
         {"json", no_argument, NULL, OPT_JSON},
         {"public-key", required_argument, NULL, OPT_PUBLIC_KEY},
         {"fingerprint", required_argument, NULL, OPT_FINGERPRINT},
+        {"scopes", required_argument, NULL, OPT_SCOPES},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -560,6 +590,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_FINGERPRINT:
 			c.fingerprint = optarg;
+			break;
+		case OPT_SCOPES:
+			c.scopes = optarg;
 			break;
 		case OPT_HELP:
 			usage(stdout);
