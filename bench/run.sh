@@ -22,7 +22,7 @@ EOF
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$(cd "$here/.." && pwd)"
-bdir="$here/build-release"
+bdir="${BENCH_BUILD_DIR:-$here/build-release}"
 sizes="100 1000 10000"
 oc_lab=""
 oc_version="2026.1.30"
@@ -54,6 +54,11 @@ log() { echo "bench: $*" >&2; }
 
 # --- build ---------------------------------------------------------------------------------
 if [[ $skip_build -eq 0 ]]; then
+	# A build dir configured for another source tree is of no use here.
+	if [[ -f "$bdir/meson-info/meson-info.json" ]] &&
+		! grep -qF "\"source\": \"$src\"" "$bdir/meson-info/meson-info.json"; then
+		rm -rf "$bdir"
+	fi
 	if [[ ! -f "$bdir/build.ninja" ]]; then
 		meson setup "$bdir" "$src" -Dbuildtype=release -Dtests=false >/dev/null
 	fi
@@ -162,7 +167,7 @@ EOF
 	# Ready once it logs that it listens (the port alone opens a little earlier).
 	for ((i = 0; i < 600; i++)); do
 		kill -0 "$oc_pid" 2>/dev/null || { log "OpenClaw exited: $(tail -3 "$d/gateway.log")"; oc_pid=""; return 1; }
-		if sed 's/\x1b\[[0-9;]*m//g' "$d/gateway.log" | grep -qE '\[gateway\] (ready$|listening on ws://)'; then
+		if [[ -f "$d/gateway.log" ]] && sed 's/\x1b\[[0-9;]*m//g' "$d/gateway.log" | grep -qE '\[gateway\] (ready$|listening on ws://)'; then
 			return 0
 		fi
 		sleep 0.25

@@ -55,7 +55,8 @@ class Gateway:
         path = os.path.join(self.dir, 'restart.sh')
         with open(path, 'w') as f:
             f.write('#!/bin/sh\nset -e\npid=$(cat {p})\nkill -TERM "$pid"\n'
-                    'while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done\n'
+                    # the old gateway is this script's caller's child: a zombie until reaped
+                    'while kill -0 "$pid" 2>/dev/null && ! grep -q "^[0-9]* ([^)]*) Z" /proc/$pid/stat; do sleep 0.02; done\n'
                     ': > {d}/out\n{c} > {d}/out 2>> {d}/err &\necho $! > {p}\n'
                     'for i in $(seq 500); do grep -q "listening on" {d}/out && exit 0; sleep 0.02; done\n'
                     'exit 1\n'.format(p=pidfile, c=cmd, d=self.dir))

@@ -154,9 +154,12 @@ char *conf_diagnose(const char *diagnose, const struct conf_failure *f)
 	if (!diagnose) {
 		/* any case: a connect that should have been held, closed as OpenClaw does */
 		const cJSON *op = cJSON_GetObjectItemCaseSensitive(f->step, "do");
+		const cJSON *ex = cJSON_GetObjectItemCaseSensitive(f->step, "expect");
+		bool wants_pending = (cJSON_IsString(ex) && !strcmp(ex->valuestring, "pending")) ||
+		                     cJSON_GetObjectItemCaseSensitive(ex, "pending");
 
-		if (cJSON_IsString(op) && !strcmp(op->valuestring, "connect") && f->close_code &&
-		    f->close_reason && strstr(f->close_reason, "pairing required"))
+		if (cJSON_IsString(op) && !strcmp(op->valuestring, "connect") && wants_pending &&
+		    f->close_code && f->close_reason && strstr(f->close_reason, "pairing required"))
 			return hold_open(f);
 		return NULL;
 	}

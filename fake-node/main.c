@@ -39,6 +39,7 @@ struct opts {
 	size_t n_vars;
 	enum node_sig sig;
 	long count;
+	long concurrency;
 	bool json, once, verbose;
 	int timeout_ms, connect_timeout_ms;
 	double timeout_scale;
@@ -72,6 +73,8 @@ static void usage(FILE *f)
 	      "  --connect-timeout S  WebSocket + challenge timeout (default 5)\n"
 	      "  --json               one JSON object per line\n"
 	      "  --count N            N nodes with fresh identities; prints a summary\n"
+	      "  --concurrency N      with --count: at most N handshakes in flight (default 48,\n"
+	      "                       below the gateway's unauthenticated-sockets-per-address cap)\n"
 	      "  --script FILE        play a scenario file instead (see SCENARIOS.md)\n"
 	      "    --remote xff|none|netns  how scenario actors marked remote connect (xff)\n"
 	      "    --remote-url URL   the gateway URL as seen from the namespace (netns)\n"
@@ -156,6 +159,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->count = strtol(optarg, &end, 10);
 			if (errno || *end || o->count < 1 || o->count > 100000) {
 				fprintf(stderr, "--count must be 1..100000\n");
+				return -1;
+			}
+			break;
+		case 'P':
+			errno = 0;
+			o->concurrency = strtol(optarg, &end, 10);
+			if (errno || *end || o->concurrency < 1 || o->concurrency > 100000) {
+				fprintf(stderr, "--concurrency must be 1..100000\n");
 				return -1;
 			}
 			break;
@@ -866,6 +877,7 @@ struct swarm_node {
 	char xff[24];
 	enum swarm_state st;
 	uint64_t latency_ms;
+	bool opened;
 	bool done;
 };
 
@@ -911,6 +923,8 @@ static int run_swarm(const struct opts *o)
 	uint64_t t0 = client_now_ms(), deadline = t0 + (uint64_t)o->timeout_ms, next_progress;
 	int rc = EXIT_REFUSED;
 	bool xff_auto = o->xff && !strcmp(o->xff, "auto");
+	size_t next_open = 0, in_flight = 0;
+	size_t concurrency = o->concurrency > 0 ? (size_t)o->concurrency : 48;
 
 	if (!nodes || !lat) {
 		fprintf(stderr, "out of memory\n");
@@ -926,7 +940,6 @@ static int run_swarm(const struct opts *o)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct swarm_node *sw = &nodes[i];
-		char err[256];
 
 		if (identity_generate(&sw->id) < 0) {
 			sw->st = SW_FAILED;
@@ -948,20 +961,32 @@ static int run_swarm(const struct opts *o)
 		sw->cfg.n_commands = o->n_commands;
 		sw->cfg.sig = o->sig;
 		sw->cfg.connect_timeout_ms = o->connect_timeout_ms;
-		if (node_session_open(&sw->s, ctx, &sw->cfg, &sw->id, o->token, false, err,
-		                      sizeof(err)) < 0) {
-			sw->st = SW_FAILED;
-			sw->done = true;
-		}
 	}
 	next_progress = client_now_ms() + 1000;
 	for (;;) {
 		size_t open_outcomes = 0;
 		uint64_t now;
 
+		/* open more while few handshakes are in flight */
+		while (next_open < n && in_flight < concurrency) {
+			struct swarm_node *sw = &nodes[next_open++];
+			char err[256];
+
+			if (sw->done)
+				continue;
+			if (node_session_open(&sw->s, ctx, &sw->cfg, &sw->id, o->token, false, err,
+			                      sizeof(err)) < 0) {
+				sw->st = SW_FAILED;
+				sw->done = true;
+				continue;
+			}
+			sw->opened = true;
+			in_flight++;
+		}
 		client_service(ctx, 50);
 		now = client_now_ms();
 		n_pending = n_paired = n_failed = 0;
+		in_flight = 0;
 		for (size_t i = 0; i < n; i++) {
 			struct swarm_node *sw = &nodes[i];
 			struct client_item it;
@@ -994,7 +1019,7 @@ static int run_swarm(const struct opts *o)
 				node_event_finish(&ev);
 				client_item_finish(&it);
 			}
-			if (!sw->done && sw->s.state == NODE_S_OPENING &&
+			if (sw->opened && !sw->done && sw->s.state == NODE_S_OPENING &&
 			    now - sw->s.t_open > (uint64_t)o->connect_timeout_ms + 1000) {
 				sw->st = SW_FAILED;
 				sw->done = true;
@@ -1004,6 +1029,7 @@ static int run_swarm(const struct opts *o)
 			n_pending += sw->st == SW_PENDING;
 			n_paired += sw->st == SW_PAIRED;
 			n_failed += sw->st == SW_FAILED;
+			in_flight += sw->opened && !sw->done && sw->st == SW_CONNECTING;
 			open_outcomes += !sw->done && !(o->once && sw->st == SW_PENDING);
 		}
 		if (now >= next_progress) {

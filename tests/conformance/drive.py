@@ -89,7 +89,8 @@ class Gateway:
         cmd = ' '.join("'%s'" % a for a in gateway_cmd(self.port, self.state, self.extra))
         with open(path, 'w') as f:
             f.write('#!/bin/sh\nset -e\npid=$(cat %s)\nkill -TERM "$pid"\n'
-                    'while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done\n'
+                    # the old gateway may linger as a zombie of this driver: wait for state Z or gone
+                    'while [ -e /proc/$pid ] && ! grep -q "^[0-9]* (.*) Z" /proc/$pid/stat 2>/dev/null; do sleep 0.05; done\n'
                     '%s > %s/gw.out 2>> %s/gw.err &\necho $! > %s\n'
                     'for i in $(seq 400); do grep -q "listening on" %s/gw.out 2>/dev/null && exit 0; sleep 0.05; done\n'
                     'exit 1\n' % (pidfile, cmd, self.dir, self.dir, pidfile, self.dir))

@@ -19,10 +19,12 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import socket
 import socketserver
 import struct
 import threading
+import time
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -185,8 +187,11 @@ def main():
     srv.size = args.size
     print("listening on ws://127.0.0.1:%d" % srv.server_address[1], flush=True)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
+    parent = os.getppid()
     try:
-        threading.Event().wait()
+        # a test that dies without stopping us must not leave us holding its pipes
+        while os.getppid() == parent:
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
 

@@ -16,13 +16,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* An invariant of the contract broke: make libFuzzer keep the input. */
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_frame: check failed: %s (line %d)\n", #cond,          \
-				__LINE__);                                                         \
-			abort();                                                                   \
-		}                                                                                  \
+#define CHECK(cond)                                                                        \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "fuzz_frame: check failed: %s (line %d)\n", #cond, \
+			        __LINE__);                                                 \
+			abort();                                                           \
+		}                                                                          \
 	} while (0)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -39,7 +39,11 @@ static bool valid_utf8(const char *s, size_t len)
 	size_t i = 0;
 	while (i < len) {
 		unsigned char c = (unsigned char)s[i];
-		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		size_t n = c < 0x80         ? 1
+		           : (c >> 5) == 6  ? 2
+		           : (c >> 4) == 14 ? 3
+		           : (c >> 3) == 30 ? 4
+		                            : 0;
 		if (n == 0 || i + n > len)
 			return false;
 		for (size_t k = 1; k < n; k++)
@@ -87,8 +91,8 @@ static void exercise_device(const struct connect_params *p)
 		return;
 
 	uint8_t pk[IDENTITY_PK_BYTES];
-	bool have_key = p->device_public_key &&
-			identity_parse_public_key(p->device_public_key, pk) == 0;
+	bool have_key =
+	        p->device_public_key && identity_parse_public_key(p->device_public_key, pk) == 0;
 	if (have_key) {
 		char norm[64], dev_id[IDENTITY_DEVICE_ID_LEN + 1], fp[IDENTITY_FINGERPRINT_LEN + 1];
 		CHECK(identity_normalize_public_key(p->device_public_key, norm, sizeof(norm)) >= 0);
@@ -102,17 +106,17 @@ static void exercise_device(const struct connect_params *p)
 	}
 
 	struct authpayload_params ap = {
-		.device_id = p->device_id,
-		.client_id = p->client_id,
-		.client_mode = p->client_mode,
-		.role = p->role,
-		.scopes = p->scopes,
-		.n_scopes = p->n_scopes,
-		.signed_at_ms = p->device_signed_at,
-		.token = p->auth_token,
-		.nonce = p->device_nonce,
-		.platform = platform,
-		.device_family = family,
+	        .device_id = p->device_id,
+	        .client_id = p->client_id,
+	        .client_mode = p->client_mode,
+	        .role = p->role,
+	        .scopes = p->scopes,
+	        .n_scopes = p->n_scopes,
+	        .signed_at_ms = p->device_signed_at,
+	        .token = p->auth_token,
+	        .nonce = p->device_nonce,
+	        .platform = platform,
+	        .device_family = family,
 	};
 	for (int v = AUTHPAYLOAD_V1; v <= AUTHPAYLOAD_V3; v++) {
 		char *payload = authpayload_build((enum authpayload_version)v, &ap);

@@ -13,13 +13,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_store: check failed: %s (line %d)\n", #cond,          \
-				__LINE__);                                                         \
-			abort();                                                                   \
-		}                                                                                  \
+#define CHECK(cond)                                                                        \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "fuzz_store: check failed: %s (line %d)\n", #cond, \
+			        __LINE__);                                                 \
+			abort();                                                           \
+		}                                                                          \
 	} while (0)
 
 static const char *const files[] = {"pending.json", "paired.json", "nodes-pending.json"};
@@ -67,7 +67,8 @@ static void check_tables(const struct store *s, size_t counts[STORE__TABLES])
 			const cJSON *k = cJSON_GetObjectItemCaseSensitive(rec, key_fields[t]);
 			CHECK(cJSON_IsString(k) && k->valuestring[0]);
 			CHECK(store_get(s, (enum store_table)t, k->valuestring) == rec);
-			CHECK(store_find(s, (enum store_table)t, key_fields[t], k->valuestring) == rec);
+			CHECK(store_find(s, (enum store_table)t, key_fields[t], k->valuestring) ==
+			      rec);
 		}
 		CHECK(store_at(s, (enum store_table)t, counts[t]) == NULL);
 	}

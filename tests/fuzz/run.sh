@@ -15,6 +15,11 @@ bdir="${FUZZ_BUILD_DIR:-$src/build-fuzz}"
 artifacts="${FUZZ_ARTIFACTS:-$bdir/fuzz-artifacts}"
 targets=(fuzz_frame fuzz_store fuzz_scenario)
 
+# A build dir configured for another source tree is of no use here.
+if [[ -f "$bdir/meson-info/meson-info.json" ]] &&
+	! grep -qF "\"source\": \"$src\"" "$bdir/meson-info/meson-info.json"; then
+	rm -rf "$bdir"
+fi
 if [[ ! -f "$bdir/build.ninja" ]]; then
 	# The libraries need coverage instrumentation as well (fuzzer-no-link), so the whole
 	# tree is built with clang. tests/ is only needed when tests/fuzz is reached through it.

@@ -94,7 +94,8 @@ static void step_nodes(struct run *r)
 		if (!q->node.conn)
 			continue;
 		loadkit_node_step(&q->node, &o);
-		if (q->node.state == LOADKIT_PENDING && q->state == REQ_NONE && q->node.request_id[0])
+		if (q->node.state == LOADKIT_PENDING && q->state == REQ_NONE &&
+		    q->node.request_id[0])
 			q->state = REQ_PENDING;
 		if (q->node.hello_count > 0)
 			q->hello_seen = true;
@@ -160,9 +161,10 @@ static void add_nodes(struct run *r, size_t n)
 	}
 	for (size_t i = first; i < r->n_reqs; i++)
 		if (r->reqs[i].state != REQ_PENDING)
-			note_failure(r, "node %zu did not get connect.pending (state %d, close %d, %s)", i,
-			     r->reqs[i].node.state, r->reqs[i].node.close_code,
-			     r->reqs[i].node.error_code);
+			note_failure(
+			        r, "node %zu did not get connect.pending (state %d, close %d, %s)",
+			        i, r->reqs[i].node.state, r->reqs[i].node.close_code,
+			        r->reqs[i].node.error_code);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -199,7 +201,7 @@ static void check_store(struct run *r, size_t *n_pending)
 	cJSON *payload = NULL;
 	char err[256] = "";
 	if (loadkit_op_call_wait(r->ctx, &r->op, "device.pair.list", NULL, 10000 * r->scale,
-				 &payload, err, sizeof(err)) != 0) {
+	                         &payload, err, sizeof(err)) != 0) {
 		note_failure(r, "device.pair.list failed: %s", err);
 		return;
 	}
@@ -223,17 +225,20 @@ static void check_store(struct run *r, size_t *n_pending)
 		case REQ_ACKED:
 		case REQ_RESOLVED_UNACKED:
 			if (!is_paired)
-				note_failure(r, "trial %u: approval of %s was acknowledged (ok:true) but device "
-					"%.16s is not paired after the restart",
-				     r->trials, q->node.request_id, dev);
+				note_failure(
+				        r,
+				        "trial %u: approval of %s was acknowledged (ok:true) but device "
+				        "%.16s is not paired after the restart",
+				        r->trials, q->node.request_id, dev);
 			if (is_pending)
-				note_failure(r, "trial %u: approved request %s is pending again", r->trials,
-				     q->node.request_id);
+				note_failure(r, "trial %u: approved request %s is pending again",
+				             r->trials, q->node.request_id);
 			break;
 		case REQ_STALE:
 			if (!is_paired)
-				note_failure(r, "trial %u: device %.16s was paired and is not any more",
-					     r->trials, dev);
+				note_failure(
+				        r, "trial %u: device %.16s was paired and is not any more",
+				        r->trials, dev);
 			break;
 		case REQ_PENDING:
 			if (is_pending && is_paired) {
@@ -244,13 +249,15 @@ static void check_store(struct run *r, size_t *n_pending)
 				q->state = REQ_RESOLVED_UNACKED;
 				r->unacked_resolved++;
 			} else if (!is_pending)
-				note_failure(r, "trial %u: pending request %s (device %.16s) vanished", r->trials,
-				     q->node.request_id, dev);
+				note_failure(r,
+				             "trial %u: pending request %s (device %.16s) vanished",
+				             r->trials, q->node.request_id, dev);
 			else
 				(*n_pending)++;
 			if (q->hello_seen && !is_paired)
-				note_failure(r, "trial %u: node %.16s got hello-ok but is not paired", r->trials,
-				     dev);
+				note_failure(r,
+				             "trial %u: node %.16s got hello-ok but is not paired",
+				             r->trials, dev);
 			break;
 		case REQ_NONE:
 			/* Its connect.pending never arrived; if the store holds the request anyway,
@@ -260,11 +267,13 @@ static void check_store(struct run *r, size_t *n_pending)
 				cJSON_ArrayForEach(e, pending)
 				{
 					cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "deviceId");
-					cJSON *rid = cJSON_GetObjectItemCaseSensitive(e, "requestId");
+					cJSON *rid =
+					        cJSON_GetObjectItemCaseSensitive(e, "requestId");
 					if (cJSON_IsString(d) && cJSON_IsString(rid) &&
 					    strcmp(d->valuestring, dev) == 0) {
-						snprintf(q->node.request_id, sizeof(q->node.request_id),
-							 "%s", rid->valuestring);
+						snprintf(q->node.request_id,
+						         sizeof(q->node.request_id), "%s",
+						         rid->valuestring);
 						q->state = REQ_PENDING;
 						(*n_pending)++;
 					}
@@ -303,26 +312,27 @@ static int start_gateway(struct run *r)
 {
 	char err[256] = "";
 	const char *args[] = {"--state-dir",
-			      r->state_dir,
-			      "--token",
-			      r->token,
-			      "--no-local-auto-approve",
-			      "--log-level",
-			      "warn",
-			      "--pending-ttl",
-			      "86400",
-			      "--max-pending",
-			      "100000",
-			      "--max-pending-per-ip",
-			      "100000",
-			      NULL};
+	                      r->state_dir,
+	                      "--token",
+	                      r->token,
+	                      "--no-local-auto-approve",
+	                      "--log-level",
+	                      "warn",
+	                      "--pending-ttl",
+	                      "86400",
+	                      "--max-pending",
+	                      "100000",
+	                      "--max-pending-per-ip",
+	                      "100000",
+	                      NULL};
 	if (loadkit_gateway_start(&r->gw, r->exe, args, 0, r->log_path, 10000 * r->scale, err,
-				  sizeof(err)) != 0) {
-		note_failure(r, "trial %u: gateway did not start (store unreadable?): %s", r->trials, err);
+	                          sizeof(err)) != 0) {
+		note_failure(r, "trial %u: gateway did not start (store unreadable?): %s",
+		             r->trials, err);
 		return -1;
 	}
 	if (loadkit_op_connect(r->ctx, &r->op, r->gw.url, r->token, NULL, 0, 10000 * r->scale, err,
-			       sizeof(err)) != 0) {
+	                       sizeof(err)) != 0) {
 		note_failure(r, "trial %u: operator connect: %s", r->trials, err);
 		return -1;
 	}
@@ -401,8 +411,9 @@ static void test_crash_storm(void **state)
 	unsigned trials = r->scale > 1 ? 20 : 250;
 	if (getenv("CLAWPAIR_CRASH_TRIALS"))
 		trials = (unsigned)atoi(getenv("CLAWPAIR_CRASH_TRIALS"));
-	unsigned seed = getenv("CLAWPAIR_CRASH_SEED") ? (unsigned)atoi(getenv("CLAWPAIR_CRASH_SEED"))
-						      : (unsigned)getpid();
+	unsigned seed = getenv("CLAWPAIR_CRASH_SEED")
+	                        ? (unsigned)atoi(getenv("CLAWPAIR_CRASH_SEED"))
+	                        : (unsigned)getpid();
 	srand(seed);
 	char tmpl[] = "/tmp/clawpair-crash.XXXXXX";
 	assert_non_null(mkdtemp(tmpl));
@@ -458,15 +469,16 @@ static void test_crash_storm(void **state)
 	DIR *d = opendir(r->state_dir);
 	struct dirent *e;
 	while (d && (e = readdir(d)))
-		if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+		if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0 &&
+		    strcmp(e->d_name, "..") != 0)
 			leftovers++;
 	if (d)
 		closedir(d);
 	printf("# %u kills in %.1f s; %u approvals sent, %u acknowledged, %u "
 	       "applied without ack (%u of them left a stale pending record), %zu requests still "
 	       "pending, %zu nodes\n",
-	       r->kills, secs, r->approvals_sent, r->acked, r->unacked_resolved + r->stale, r->stale,
-	       n_pending, r->n_reqs);
+	       r->kills, secs, r->approvals_sent, r->acked, r->unacked_resolved + r->stale,
+	       r->stale, n_pending, r->n_reqs);
 	printf("# %zu temp files of interrupted writes left in the state dir\n", leftovers);
 	if (r->gw.pid > 0)
 		loadkit_gateway_stop(&r->gw, SIGKILL, 5000);
@@ -490,7 +502,7 @@ static void test_crash_storm(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_crash_storm),
+	        cmocka_unit_test(test_crash_storm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,10 +25,10 @@
 
 struct slot {
 	struct loadkit_node node;
-	int ok_a, ok_b, err_a, err_b;  /* answers to the two approvals */
-	int other_err;                 /* an error other than UNKNOWN_REQUEST_ID */
-	int requested_a, requested_b;  /* device.pair.requested events seen per operator */
-	int resolved_a, resolved_b;    /* device.pair.resolved events seen per operator */
+	int ok_a, ok_b, err_a, err_b; /* answers to the two approvals */
+	int other_err; /* an error other than UNKNOWN_REQUEST_ID */
+	int requested_a, requested_b; /* device.pair.requested events seen per operator */
+	int resolved_a, resolved_b; /* device.pair.resolved events seen per operator */
 	int removed;
 };
 
@@ -90,9 +90,9 @@ static void on_res(void *user, const struct loadkit_res *res)
 	struct op_user *u = user;
 	struct load *l = u->l;
 	uint64_t base = res->id >= ID_BASE_REMOVE ? ID_BASE_REMOVE
-			: res->id >= ID_BASE_B    ? ID_BASE_B
-			: res->id >= ID_BASE_A    ? ID_BASE_A
-						  : 0;
+	                : res->id >= ID_BASE_B    ? ID_BASE_B
+	                : res->id >= ID_BASE_A    ? ID_BASE_A
+	                                          : 0;
 	if (!base || res->id - base >= l->n)
 		return;
 	struct slot *s = &l->slots[res->id - base];
@@ -177,7 +177,8 @@ static void wave(struct load *l, const char *label)
 				settled++;
 		}
 		while (started < l->n && inflight < MAX_INFLIGHT) {
-			loadkit_node_init(&l->slots[started].node, l->seed_base + (uint32_t)started);
+			loadkit_node_init(&l->slots[started].node,
+			                  l->seed_base + (uint32_t)started);
 			loadkit_node_start(l->ctx, &l->slots[started].node, &o);
 			started++;
 			inflight++;
@@ -192,10 +193,13 @@ static void wave(struct load *l, const char *label)
 	if (pending != l->n) {
 		for (size_t i = 0; i < l->n; i++)
 			if (l->slots[i].node.state != LOADKIT_PENDING) {
-				note_failure(l, "%s: node %zu not held pending (state %d, close %d, %s); %zu of "
-					"%zu pending",
-				     label, i, l->slots[i].node.state, l->slots[i].node.close_code,
-				     l->slots[i].node.error_code, pending, l->n);
+				note_failure(
+				        l,
+				        "%s: node %zu not held pending (state %d, close %d, %s); %zu of "
+				        "%zu pending",
+				        label, i, l->slots[i].node.state,
+				        l->slots[i].node.close_code, l->slots[i].node.error_code,
+				        pending, l->n);
 				break;
 			}
 		return;
@@ -205,7 +209,7 @@ static void wave(struct load *l, const char *label)
 	cJSON *payload = NULL;
 	char err[256];
 	if (loadkit_op_call_wait(l->ctx, &l->op_a, "device.pair.list", NULL, 20000 * l->scale,
-				 &payload, err, sizeof(err)) != 0) {
+	                         &payload, err, sizeof(err)) != 0) {
 		note_failure(l, "%s: list: %s", label, err);
 		return;
 	}
@@ -220,7 +224,8 @@ static void wave(struct load *l, const char *label)
 	}
 	cJSON_Delete(payload);
 	if (listed != l->n) {
-		note_failure(l, "%s: device.pair.list shows %zu of %zu held requests", label, listed, l->n);
+		note_failure(l, "%s: device.pair.list shows %zu of %zu held requests", label,
+		             listed, l->n);
 		return;
 	}
 
@@ -252,8 +257,10 @@ static void wave(struct load *l, const char *label)
 		if (answered == l->n && hello == l->n && resolved == l->n)
 			break;
 		if (client_now_ms() > deadline) {
-			note_failure(l, "%s: after 60 s: %zu answered, %zu hello-ok, %zu resolved of %zu",
-			     label, answered, hello, resolved, l->n);
+			note_failure(
+			        l,
+			        "%s: after 60 s: %zu answered, %zu hello-ok, %zu resolved of %zu",
+			        label, answered, hello, resolved, l->n);
 			return;
 		}
 		pump(l, 2);
@@ -269,28 +276,29 @@ static void wave(struct load *l, const char *label)
 		struct slot *s = &l->slots[i];
 		const char *rid = s->node.request_id;
 		if (s->ok_a + s->ok_b != 1)
-			note_failure(l, "%s: %s approved %d times (A %d, B %d)", label, rid, s->ok_a + s->ok_b,
-			     s->ok_a, s->ok_b);
+			note_failure(l, "%s: %s approved %d times (A %d, B %d)", label, rid,
+			             s->ok_a + s->ok_b, s->ok_a, s->ok_b);
 		if (s->ok_a + s->err_a != 1 || s->ok_b + s->err_b != 1)
-			note_failure(l, "%s: %s: %d answers to A, %d to B", label, rid, s->ok_a + s->err_a,
-			     s->ok_b + s->err_b);
+			note_failure(l, "%s: %s: %d answers to A, %d to B", label, rid,
+			             s->ok_a + s->err_a, s->ok_b + s->err_b);
 		if (s->other_err)
-			note_failure(l, "%s: %s: the losing approval got an error other than "
-				"UNKNOWN_REQUEST_ID",
-			     label, rid);
+			note_failure(l,
+			             "%s: %s: the losing approval got an error other than "
+			             "UNKNOWN_REQUEST_ID",
+			             label, rid);
 		if (s->node.hello_count != 1 || s->node.state != LOADKIT_HELLO ||
 		    !s->node.device_token[0])
 			note_failure(l, "%s: node of %s: %d hello-ok, state %d", label, rid,
-			     s->node.hello_count, s->node.state);
+			             s->node.hello_count, s->node.state);
 		if (s->node.pending_count != 1)
 			note_failure(l, "%s: node of %s got %d connect.pending", label, rid,
-			     s->node.pending_count);
+			             s->node.pending_count);
 		if (s->requested_a != 1 || s->requested_b != 1)
-			note_failure(l, "%s: %s: device.pair.requested seen %d/%d times", label, rid,
-			     s->requested_a, s->requested_b);
+			note_failure(l, "%s: %s: device.pair.requested seen %d/%d times", label,
+			             rid, s->requested_a, s->requested_b);
 		if (s->resolved_a != 1 || s->resolved_b != 1)
 			note_failure(l, "%s: %s: device.pair.resolved seen %d/%d times", label, rid,
-			     s->resolved_a, s->resolved_b);
+			             s->resolved_a, s->resolved_b);
 		wins_a += (size_t)s->ok_a;
 		wins_b += (size_t)s->ok_b;
 	}
@@ -315,7 +323,8 @@ static void wave(struct load *l, const char *label)
 		if (removed == l->n || l->failure[0])
 			break;
 		if (client_now_ms() > deadline) {
-			note_failure(l, "%s: only %zu of %zu devices removed", label, removed, l->n);
+			note_failure(l, "%s: only %zu of %zu devices removed", label, removed,
+			             l->n);
 			break;
 		}
 		pump(l, 2);
@@ -349,9 +358,20 @@ static void test_load_pairing(void **state)
 	snprintf(state_dir, sizeof(state_dir), "%s/state", tmpl);
 	snprintf(log_path, sizeof(log_path), "%s/gateway.log", tmpl);
 	snprintf(max, sizeof(max), "%zu", 2 * l->n + 64);
-	const char *gw_args[] = {"--state-dir",   state_dir, "--token", l->token,
-				 "--no-local-auto-approve", "--log-level", "warn", "--max-pending", max,
-				 "--max-pending-per-ip", max, "--pending-ttl", "3600", NULL};
+	const char *gw_args[] = {"--state-dir",
+	                         state_dir,
+	                         "--token",
+	                         l->token,
+	                         "--no-local-auto-approve",
+	                         "--log-level",
+	                         "warn",
+	                         "--max-pending",
+	                         max,
+	                         "--max-pending-per-ip",
+	                         max,
+	                         "--pending-ttl",
+	                         "3600",
+	                         NULL};
 	/* Under valgrind the gateway runs under memcheck too and its exit status is checked. */
 	const char *vg_args[32];
 	const char *exe = l->exe;
@@ -374,14 +394,14 @@ static void test_load_pairing(void **state)
 	assert_non_null(l->ctx);
 	char err[256] = "";
 	int rc = loadkit_gateway_start(&l->gw, exe, args, 0, log_path, 10000 * l->scale, err,
-				       sizeof(err));
+	                               sizeof(err));
 	if (rc != 0)
 		fail_msg("gateway start: %s", err);
 	struct op_user ua = {l, false}, ub = {l, true};
 	if (loadkit_op_connect(l->ctx, &l->op_a, l->gw.url, l->token, NULL, 0, 10000 * l->scale,
-			       err, sizeof(err)) != 0 ||
+	                       err, sizeof(err)) != 0 ||
 	    loadkit_op_connect(l->ctx, &l->op_b, l->gw.url, l->token, NULL, 0, 10000 * l->scale,
-			       err, sizeof(err)) != 0)
+	                       err, sizeof(err)) != 0)
 		note_failure(l, "operator connect: %s", err);
 	l->op_a.on_res = l->op_b.on_res = on_res;
 	l->op_a.on_event = l->op_b.on_event = on_event;
@@ -404,7 +424,8 @@ static void test_load_pairing(void **state)
 		base = after;
 		wave(l, label);
 		proc_settle(l, start.fds, &after);
-		printf("# after %s: gateway %ld fds, %ld KiB RSS\n", label, after.fds, after.rss_kib);
+		printf("# after %s: gateway %ld fds, %ld KiB RSS\n", label, after.fds,
+		       after.rss_kib);
 	}
 	printf("# gateway at start: %ld fds, %ld KiB RSS; last wave: %+ld KiB\n", start.fds,
 	       start.rss_kib, after.rss_kib - base.rss_kib);
@@ -415,10 +436,11 @@ static void test_load_pairing(void **state)
 	 * up, a pending record with its cJSON tree about 1 KiB, a full approval more. */
 	long rss_tolerance = l->n > 512 ? (long)l->n : 512;
 	if (!l->failure[0] && after.fds != start.fds)
-		note_failure(l, "fd count %ld after everybody left, %ld before", after.fds, start.fds);
+		note_failure(l, "fd count %ld after everybody left, %ld before", after.fds,
+		             start.fds);
 	if (!l->failure[0] && !l->valgrind && after.rss_kib - base.rss_kib > rss_tolerance)
 		note_failure(l, "RSS grew by %ld KiB over a wave of %zu nodes (tolerance %ld KiB)",
-		     after.rss_kib - base.rss_kib, l->n, rss_tolerance);
+		             after.rss_kib - base.rss_kib, l->n, rss_tolerance);
 
 	loadkit_op_close(&l->op_a);
 	loadkit_op_close(&l->op_b);
@@ -441,7 +463,7 @@ static void test_load_pairing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_load_pairing),
+	        cmocka_unit_test(test_load_pairing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,7 +51,7 @@ int loadkit_node_init(struct loadkit_node *n, uint32_t seed)
 }
 
 int loadkit_node_start(struct client_ctx *ctx, struct loadkit_node *n,
-		       const struct loadkit_node_opts *o)
+                       const struct loadkit_node_opts *o)
 {
 	struct client_conn_opts co = {.url = o->url, .connect_timeout_ms = 20000};
 	if (n->conn) {
@@ -72,7 +72,7 @@ int loadkit_node_start(struct client_ctx *ctx, struct loadkit_node *n,
 }
 
 static int send_connect(struct loadkit_node *n, const struct loadkit_node_opts *o,
-			const char *nonce)
+                        const char *nonce)
 {
 	const char *role = o->role ? o->role : "node";
 	const char *client_id = o->client_id ? o->client_id : "openclaw-android";
@@ -83,17 +83,17 @@ static int send_connect(struct loadkit_node *n, const struct loadkit_node_opts *
 	char sig[IDENTITY_SIG_B64_LEN + 8];
 	char *payload = NULL, *text = NULL;
 	struct authpayload_params ap = {
-		.device_id = n->id.device_id,
-		.client_id = client_id,
-		.client_mode = mode,
-		.role = role,
-		.scopes = NULL,
-		.n_scopes = 0,
-		.signed_at_ms = signed_at,
-		.token = o->token,
-		.nonce = nonce,
-		.platform = "linux",
-		.device_family = "",
+	        .device_id = n->id.device_id,
+	        .client_id = client_id,
+	        .client_mode = mode,
+	        .role = role,
+	        .scopes = NULL,
+	        .n_scopes = 0,
+	        .signed_at_ms = signed_at,
+	        .token = o->token,
+	        .nonce = nonce,
+	        .platform = "linux",
+	        .device_family = "",
 	};
 	payload = authpayload_build(ver == 2 ? AUTHPAYLOAD_V2 : AUTHPAYLOAD_V3, &ap);
 	if (!payload || identity_sign(&n->id, payload, sig, sizeof(sig)) != 0)
@@ -139,7 +139,7 @@ static void error_code_of(cJSON *error, char *out, size_t outsz)
 }
 
 static void node_frame(struct loadkit_node *n, const struct loadkit_node_opts *o,
-		       const struct frame *f)
+                       const struct frame *f)
 {
 	if (f->type == FRAME_EVENT && strcmp(f->event, "connect.challenge") == 0) {
 		cJSON *nonce = cJSON_GetObjectItemCaseSensitive(f->payload, "nonce");
@@ -152,7 +152,7 @@ static void node_frame(struct loadkit_node *n, const struct loadkit_node_opts *o
 	} else if (f->type == FRAME_EVENT && strcmp(f->event, "connect.pending") == 0) {
 		cJSON *rid = cJSON_GetObjectItemCaseSensitive(f->payload, "requestId");
 		copy_str(n->request_id, sizeof(n->request_id),
-			 cJSON_IsString(rid) ? rid->valuestring : "");
+		         cJSON_IsString(rid) ? rid->valuestring : "");
 		n->pending_count++;
 		n->t_pending_us = loadkit_now_us();
 		if (n->state == LOADKIT_SENT)
@@ -162,7 +162,7 @@ static void node_frame(struct loadkit_node *n, const struct loadkit_node_opts *o
 			cJSON *auth = cJSON_GetObjectItemCaseSensitive(f->payload, "auth");
 			cJSON *tok = cJSON_GetObjectItemCaseSensitive(auth, "deviceToken");
 			copy_str(n->device_token, sizeof(n->device_token),
-				 cJSON_IsString(tok) ? tok->valuestring : "");
+			         cJSON_IsString(tok) ? tok->valuestring : "");
 			n->hello_count++;
 			n->t_hello_us = loadkit_now_us();
 			n->state = LOADKIT_HELLO;
@@ -182,7 +182,8 @@ bool loadkit_node_step(struct loadkit_node *n, const struct loadkit_node_opts *o
 {
 	enum loadkit_node_state before = n->state;
 	struct client_item item;
-	while (n->conn && client_pending_items(n->conn) > 0 && client_next(n->conn, 0, &item) == 1) {
+	while (n->conn && client_pending_items(n->conn) > 0 &&
+	       client_next(n->conn, 0, &item) == 1) {
 		if (item.kind == CLIENT_ITEM_CLOSE) {
 			n->close_code = item.close_code;
 			if (n->state == LOADKIT_HELLO)
@@ -243,9 +244,9 @@ size_t loadkit_op_step(struct loadkit_op *op)
 		if (frame_parse(item.text, item.len, &f, &why) == 0) {
 			if (f.type == FRAME_RES && f.id[0] == 'o' && op->on_res) {
 				struct loadkit_res r = {.id = strtoull(f.id + 1, NULL, 10),
-							.ok = f.ok,
-							.payload = f.payload,
-							.t_us = loadkit_now_us()};
+				                        .ok = f.ok,
+				                        .payload = f.payload,
+				                        .t_us = loadkit_now_us()};
 				if (!f.ok)
 					error_code_of(f.error, r.error_code, sizeof(r.error_code));
 				op->on_res(op->user, &r);
@@ -262,8 +263,8 @@ size_t loadkit_op_step(struct loadkit_op *op)
 }
 
 int loadkit_op_connect(struct client_ctx *ctx, struct loadkit_op *op, const char *url,
-		       const char *token, const char *const *scopes, size_t n_scopes,
-		       int timeout_ms, char *err, size_t errsz)
+                       const char *token, const char *const *scopes, size_t n_scopes,
+                       int timeout_ms, char *err, size_t errsz)
 {
 	struct client_conn_opts co = {.url = url, .connect_timeout_ms = timeout_ms};
 	struct client_item item;
@@ -299,7 +300,8 @@ int loadkit_op_connect(struct client_ctx *ctx, struct loadkit_op *op, const char
 				if (scopes) {
 					cJSON *s = cJSON_AddArrayToObject(p, "scopes");
 					for (size_t i = 0; i < n_scopes; i++)
-						cJSON_AddItemToArray(s, cJSON_CreateString(scopes[i]));
+						cJSON_AddItemToArray(s,
+						                     cJSON_CreateString(scopes[i]));
 				}
 				cJSON *a = cJSON_AddObjectToObject(p, "auth");
 				cJSON_AddStringToObject(a, "token", token ? token : "");
@@ -358,9 +360,10 @@ static void call_wait_res(void *user, const struct loadkit_res *r)
 }
 
 int loadkit_op_call_wait(struct client_ctx *ctx, struct loadkit_op *op, const char *method,
-			 cJSON *params, int timeout_ms, cJSON **payload, char *err, size_t errsz)
+                         cJSON *params, int timeout_ms, cJSON **payload, char *err, size_t errsz)
 {
-	struct call_wait w = {.prev = op->on_res, .prev_event = op->on_event, .prev_user = op->user};
+	struct call_wait w = {
+	        .prev = op->on_res, .prev_event = op->on_event, .prev_user = op->user};
 	void *user = op->user;
 	loadkit_res_cb cb = op->on_res;
 	loadkit_event_cb ecb = op->on_event;
@@ -378,7 +381,8 @@ int loadkit_op_call_wait(struct client_ctx *ctx, struct loadkit_op *op, const ch
 	op->user = user;
 	op->on_event = ecb;
 	if (!w.done) {
-		snprintf(err, errsz, "%s: %s", method, op->closed ? "connection closed" : "timeout");
+		snprintf(err, errsz, "%s: %s", method,
+		         op->closed ? "connection closed" : "timeout");
 		return -1;
 	}
 	if (!w.ok) {
@@ -404,7 +408,7 @@ void loadkit_op_close(struct loadkit_op *op)
 }
 
 int loadkit_gateway_start(struct loadkit_gateway *gw, const char *exe, const char *const *args,
-			  int port, const char *log_path, int timeout_ms, char *err, size_t errsz)
+                          int port, const char *log_path, int timeout_ms, char *err, size_t errsz)
 {
 	int pfd[2];
 	char listen[64];
@@ -433,7 +437,7 @@ int loadkit_gateway_start(struct loadkit_gateway *gw, const char *exe, const cha
 	}
 	if (pid == 0) {
 		int logfd = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644)
-				     : open("/dev/null", O_WRONLY);
+		                     : open("/dev/null", O_WRONLY);
 		dup2(pfd[1], STDOUT_FILENO);
 		if (logfd >= 0)
 			dup2(logfd, STDERR_FILENO);
@@ -545,7 +549,8 @@ int loadkit_proc_read(pid_t pid, struct loadkit_proc *out)
 	/* Fields after the parenthesised comm: state is field 3, utime 14, stime 15. */
 	char *p = strrchr(stat, ')');
 	unsigned long long ut = 0, st = 0;
-	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+	if (p &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
 		out->cpu_ticks = ut + st;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);

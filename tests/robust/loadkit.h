@@ -16,33 +16,33 @@
 
 enum loadkit_node_state {
 	LOADKIT_IDLE = 0,
-	LOADKIT_OPENING,  /* socket opening, waiting for connect.challenge */
-	LOADKIT_SENT,     /* connect sent */
-	LOADKIT_PENDING,  /* connect.pending received, held open */
-	LOADKIT_HELLO,    /* hello-ok received */
-	LOADKIT_FAILED,   /* error res or close before hello-ok */
-	LOADKIT_CLOSED,   /* closed after hello-ok or after loadkit_node_close */
+	LOADKIT_OPENING, /* socket opening, waiting for connect.challenge */
+	LOADKIT_SENT, /* connect sent */
+	LOADKIT_PENDING, /* connect.pending received, held open */
+	LOADKIT_HELLO, /* hello-ok received */
+	LOADKIT_FAILED, /* error res or close before hello-ok */
+	LOADKIT_CLOSED, /* closed after hello-ok or after loadkit_node_close */
 };
 
 struct loadkit_node_opts {
 	const char *url;
-	const char *token;       /* auth.token; NULL: none */
-	const char *role;        /* "node" when NULL */
-	const char *client_id;   /* "openclaw-android" when NULL */
+	const char *token; /* auth.token; NULL: none */
+	const char *role; /* "node" when NULL */
+	const char *client_id; /* "openclaw-android" when NULL */
 	const char *client_mode; /* "node" when NULL */
-	int sig_version;         /* 2 or 3; 0: 3 */
+	int sig_version; /* 2 or 3; 0: 3 */
 };
 
 struct loadkit_node {
 	struct identity id;
 	struct client_conn *conn;
 	enum loadkit_node_state state;
-	char request_id[80];    /* from connect.pending */
+	char request_id[80]; /* from connect.pending */
 	char device_token[128]; /* from hello-ok */
-	int hello_count;        /* hello-ok frames seen on this node, over its lifetime */
-	int pending_count;      /* connect.pending frames seen */
+	int hello_count; /* hello-ok frames seen on this node, over its lifetime */
+	int pending_count; /* connect.pending frames seen */
 	int close_code;
-	char error_code[64];    /* details.code of an error res */
+	char error_code[64]; /* details.code of an error res */
 	uint64_t t_open_us, t_pending_us, t_hello_us;
 };
 
@@ -54,7 +54,7 @@ int loadkit_node_init(struct loadkit_node *n, uint32_t seed);
 
 /* Starts the handshake (async); progress comes from loadkit_node_step. */
 int loadkit_node_start(struct client_ctx *ctx, struct loadkit_node *n,
-		       const struct loadkit_node_opts *o);
+                       const struct loadkit_node_opts *o);
 /* Consumes the items queued on the node's connection. Returns true when the state changed. */
 bool loadkit_node_step(struct loadkit_node *n, const struct loadkit_node_opts *o);
 /* Closes (code 1000) and frees the connection; the state becomes CLOSED unless FAILED. */
@@ -62,9 +62,9 @@ void loadkit_node_close(struct loadkit_node *n);
 
 /* An operator: token only, no device. */
 struct loadkit_res {
-	uint64_t id;        /* the numeric id given by loadkit_op_call */
+	uint64_t id; /* the numeric id given by loadkit_op_call */
 	bool ok;
-	cJSON *payload;     /* owned by the res; NULL when absent */
+	cJSON *payload; /* owned by the res; NULL when absent */
 	char error_code[64];
 	uint64_t t_us;
 };
@@ -90,8 +90,8 @@ struct loadkit_op {
 
 /* Connects and waits for hello-ok (timeout_ms). scopes: NULL for none sent. */
 int loadkit_op_connect(struct client_ctx *ctx, struct loadkit_op *op, const char *url,
-		       const char *token, const char *const *scopes, size_t n_scopes,
-		       int timeout_ms, char *err, size_t errsz);
+                       const char *token, const char *const *scopes, size_t n_scopes,
+                       int timeout_ms, char *err, size_t errsz);
 /* Sends a request; takes ownership of params. Returns the id (> 0), or 0 on failure. */
 uint64_t loadkit_op_call(struct loadkit_op *op, const char *method, cJSON *params);
 /* Dispatches the queued items to on_res / on_event. Returns the number handled. */
@@ -99,7 +99,7 @@ size_t loadkit_op_step(struct loadkit_op *op);
 /* Calls method and waits for its res (pumping everything). Returns 0 and the payload
  * (caller deletes) or -1 (error code in err). */
 int loadkit_op_call_wait(struct client_ctx *ctx, struct loadkit_op *op, const char *method,
-			 cJSON *params, int timeout_ms, cJSON **payload, char *err, size_t errsz);
+                         cJSON *params, int timeout_ms, cJSON **payload, char *err, size_t errsz);
 void loadkit_op_close(struct loadkit_op *op);
 
 /* A gateway child process. */
@@ -114,14 +114,14 @@ struct loadkit_gateway {
  * (port 0: any); waits for the "listening on ws://" line (timeout_ms). Stdout/stderr of the
  * gateway go to log_path (appended) when not NULL. */
 int loadkit_gateway_start(struct loadkit_gateway *gw, const char *exe, const char *const *args,
-			  int port, const char *log_path, int timeout_ms, char *err, size_t errsz);
+                          int port, const char *log_path, int timeout_ms, char *err, size_t errsz);
 /* Sends sig, waits for the exit. Returns the wait status, or -1. */
 int loadkit_gateway_stop(struct loadkit_gateway *gw, int sig, int timeout_ms);
 
 /* /proc figures of a process. */
 struct loadkit_proc {
-	long rss_kib;      /* VmRSS */
-	long fds;          /* entries in /proc/PID/fd */
+	long rss_kib; /* VmRSS */
+	long fds; /* entries in /proc/PID/fd */
 	uint64_t cpu_ticks; /* utime + stime */
 };
 int loadkit_proc_read(pid_t pid, struct loadkit_proc *out);

@@ -1,0 +1,319 @@
+/* report_test.c: the conformance reports from fabricated results: escaping, counts, verdicts,
+ * exit status, case selection, expectations and the #6836 diagnoses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conformance.h"
+#include "diagnose.h"
+
+static const char *const hostile = "<script>alert(\"x\")</script> & 'q' \xff\xfe end";
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+struct fixture {
+	struct conf_case cases[3];
+	struct conf_result results[3];
+	struct conf_run run;
+	char dir[64];
+};
+
+static void make_case(struct conf_case *c, const char *id, const char *group, const char *level)
+{
+	memset(c, 0, sizeof *c);
+	c->id = strdup(id);
+	c->title = strdup("Title with <b>markup</b> & \"quotes\"");
+	c->requirement = strdup("HOLD-1");
+	c->level = strdup(level);
+	c->sentence = strdup("The gateway MUST hold the socket open.");
+	c->group = strdup(group);
+}
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof *fx);
+
+	assert_non_null(fx);
+	make_case(&fx->cases[0], "hold/HOLD-1/no-close-while-pending", "hold", "MUST");
+	make_case(&fx->cases[1], "robust/ROBUST-1/not-json", "robust", "MUST");
+	make_case(&fx->cases[2], "hold/HOLD-2/ticks", "hold", "SHOULD");
+	for (int i = 0; i < 3; i++) {
+		fx->results[i].c = &fx->cases[i];
+		fx->results[i].failed_step = -1;
+	}
+	fx->results[0].verdict = CONF_FAIL;
+	fx->results[0].close_code = 1008;
+	fx->results[0].failed_step = 1;
+	fx->results[0].message = strdup("closed with 1008 'pairing required' 13 ms after connect");
+	fx->results[0].expected = strdup("event connect.pending");
+	fx->results[0].actual = strdup(hostile);
+	assert_int_equal(conf_result_add_frame(&fx->results[0], hostile), 0);
+	assert_int_equal(
+	        conf_result_add_frame(&fx->results[0], "{\"type\":\"req\",\"id\":\"a&b\"}"), 0);
+	fx->results[1].verdict = CONF_PASS;
+	fx->results[1].duration_ms = 12;
+	fx->results[2].verdict = CONF_NON_STRICT;
+	fx->results[2].message = strdup("no tick");
+	fx->run.gateway_url = "ws://127.0.0.1:1/<x>";
+	fx->run.started = "2026-01-01T00:00:00Z";
+	fx->run.tool_version = "test";
+	fx->run.results = fx->results;
+	fx->run.n = 3;
+	conf_run_count(&fx->run);
+	snprintf(fx->dir, sizeof fx->dir, "/tmp/cp-report-XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	char cmd[128];
+
+	for (int i = 0; i < 3; i++) {
+		conf_result_finish(&fx->results[i]);
+		free(fx->cases[i].id);
+		free(fx->cases[i].title);
+		free(fx->cases[i].requirement);
+		free(fx->cases[i].level);
+		free(fx->cases[i].sentence);
+		free(fx->cases[i].group);
+	}
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+	assert_int_equal(system(cmd), 0);
+	free(fx);
+	return 0;
+}
+
+static void test_counts_and_exit(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(fx->run.counts[CONF_FAIL], 1);
+	assert_int_equal(fx->run.counts[CONF_PASS], 1);
+	assert_int_equal(fx->run.counts[CONF_NON_STRICT], 1);
+	assert_int_equal(conf_run_exit_status(&fx->run), 1);
+	fx->results[0].verdict = CONF_XFAIL;
+	conf_run_count(&fx->run);
+	assert_int_equal(conf_run_exit_status(&fx->run), 0);
+	fx->run.strict = true;
+	assert_int_equal(conf_run_exit_status(&fx->run), 1);
+	fx->run.strict = false;
+	fx->results[0].verdict = CONF_FAIL;
+	conf_run_count(&fx->run);
+}
+
+static void test_json(void **state)
+{
+	struct fixture *fx = *state;
+	char path[128], *text;
+	cJSON *root, *c0, *frames;
+
+	snprintf(path, sizeof path, "%s/r.json", fx->dir);
+	assert_int_equal(report_json_write(&fx->run, path), 0);
+	text = slurp(path);
+	/* invalid UTF-8 from a frame must not leak into the report */
+	assert_null(strstr(text, "\xff"));
+	root = cJSON_Parse(text);
+	assert_non_null(root);
+	assert_int_equal(
+	        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "FAIL")->valueint, 1);
+	c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "cases"), 0);
+	assert_string_equal(cJSON_GetObjectItem(c0, "verdict")->valuestring, "FAIL");
+	assert_int_equal(cJSON_GetObjectItem(c0, "close_code")->valueint, 1008);
+	assert_string_equal(cJSON_GetObjectItem(c0, "requirement")->valuestring, "HOLD-1");
+	frames = cJSON_GetObjectItem(c0, "frames");
+	assert_int_equal(cJSON_GetArraySize(frames), 2);
+	assert_non_null(strstr(cJSON_GetArrayItem(frames, 0)->valuestring, "<script>"));
+	assert_non_null(strstr(cJSON_GetArrayItem(frames, 0)->valuestring, "\xef\xbf\xbd"));
+	cJSON_Delete(root);
+	free(text);
+}
+
+static void test_junit(void **state)
+{
+	struct fixture *fx = *state;
+	char path[128], *text;
+
+	snprintf(path, sizeof path, "%s/r.xml", fx->dir);
+	assert_int_equal(report_junit_write(&fx->run, path), 0);
+	text = slurp(path);
+	assert_null(strstr(text, "<script>"));
+	assert_null(strstr(text, "\xff"));
+	assert_non_null(strstr(text, "&lt;script&gt;alert(&quot;x&quot;)"));
+	assert_non_null(strstr(text, "<testsuite name=\"hold\" tests=\"2\" failures=\"1\""));
+	assert_non_null(strstr(text, "<testsuite name=\"robust\" tests=\"1\" failures=\"0\""));
+	assert_non_null(strstr(text, "<failure type=\"FAIL\" message=\"closed with 1008"));
+	/* NON-STRICT is not a JUnit failure unless strict */
+	assert_null(strstr(text, "<failure type=\"NON-STRICT\""));
+	free(text);
+	fx->run.strict = true;
+	assert_int_equal(report_junit_write(&fx->run, path), 0);
+	text = slurp(path);
+	assert_non_null(strstr(text, "<failure type=\"NON-STRICT\""));
+	fx->run.strict = false;
+	free(text);
+}
+
+static void test_html(void **state)
+{
+	struct fixture *fx = *state;
+	char path[128], *text;
+
+	snprintf(path, sizeof path, "%s/r.html", fx->dir);
+	assert_int_equal(report_html_write(&fx->run, path), 0);
+	text = slurp(path);
+	assert_null(strstr(text, "<script>alert"));
+	assert_null(strstr(text, "<b>markup</b>"));
+	assert_null(strstr(text, "\xff"));
+	assert_non_null(strstr(
+	        text, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39;"));
+	assert_non_null(
+	        strstr(text, "id=\"count-FAIL\" title=\"show or hide FAIL\"><b class=\"n\">1</b>"));
+	assert_non_null(strstr(text, "ws://127.0.0.1:1/&lt;x&gt;"));
+	assert_non_null(strstr(text, "<details open>"));
+	assert_non_null(strstr(text, "&quot;id&quot;:&quot;a&amp;b&quot;"));
+	/* self-contained: nothing loaded from anywhere */
+	assert_null(strstr(text, "src="));
+	assert_null(strstr(text, "<link"));
+	free(text);
+}
+
+static void test_selection(void **state)
+{
+	const char *inc[] = {"hold", "robust/*/not-*"}, *exc[] = {"hold/HOLD-2/"};
+
+	(void)state;
+	assert_true(conf_case_matches("hold/HOLD-1/x", "hold"));
+	assert_true(conf_case_matches("hold/HOLD-1/x", "hold/HOLD-1"));
+	assert_false(conf_case_matches("hold/HOLD-10/x", "hold/HOLD-1"));
+	assert_false(conf_case_matches("holdx/a", "hold"));
+	assert_true(conf_case_matches("hold/HOLD-1/x", "hold/*/x"));
+	assert_true(conf_case_selected("robust/ROBUST-1/not-json", inc, 2, exc, 1));
+	assert_false(conf_case_selected("robust/ROBUST-1/json-array", inc, 2, exc, 1));
+	assert_false(conf_case_selected("hold/HOLD-2/a", inc, 2, exc, 1));
+	assert_true(conf_case_selected("anything", NULL, 0, NULL, 0));
+}
+
+static void test_expectations(void **state)
+{
+	struct fixture *fx = *state;
+	struct conf_expectations e;
+	char path[128], err[256];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/e.tsv", fx->dir);
+	f = fopen(path, "w");
+	fputs("# comment\nhold/HOLD-1/*\tcloses with 1008\n\nstore\ttwo stores\n", f);
+	fclose(f);
+	assert_int_equal(conf_expectations_load(path, &e, err, sizeof err), 0);
+	assert_string_equal(conf_expectations_find(&e, "hold/HOLD-1/no-close"), "closes with 1008");
+	assert_string_equal(conf_expectations_find(&e, "store/STORE-2/x"), "two stores");
+	assert_null(conf_expectations_find(&e, "key/KEY-1/x"));
+	conf_expectations_finish(&e);
+	f = fopen(path, "w");
+	fputs("{\"expected-fail\":[{\"id\":\"a/B-1/c\",\"reason\":\"r\"}]}", f);
+	fclose(f);
+	assert_int_equal(conf_expectations_load(path, &e, err, sizeof err), 0);
+	assert_string_equal(conf_expectations_find(&e, "a/B-1/c"), "r");
+	conf_expectations_finish(&e);
+	f = fopen(path, "w");
+	fputs("{\"expected-fail\":[{\"id\":\"a\"}]}", f);
+	fclose(f);
+	assert_int_equal(conf_expectations_load(path, &e, err, sizeof err), -1);
+	f = fopen(path, "w");
+	fputs("no tab here\n", f);
+	fclose(f);
+	assert_int_equal(conf_expectations_load(path, &e, err, sizeof err), -1);
+}
+
+static void test_diagnose(void **state)
+{
+	cJSON *st = cJSON_Parse("{\"actor\":\"n1\",\"do\":\"connect\",\"expect\":\"pending\"}");
+	cJSON *call =
+	        cJSON_Parse("{\"actor\":\"op\",\"do\":\"call\",\"method\":\"node.pair.list\"}");
+	cJSON *appr =
+	        cJSON_Parse("{\"actor\":\"op\",\"do\":\"call\",\"method\":\"node.pair.approve\"}");
+	struct conf_failure f = {
+	        .step = st,
+	        .close_code = 1008,
+	        .close_reason = "pairing required",
+	        .actual = "{...}, then closed 1008 'pairing required' 13 ms after connect",
+	        .ms_since_connect = 540};
+	char *d, uuid[40];
+
+	(void)state;
+	d = conf_diagnose("hold-open", &f);
+	assert_string_equal(d,
+	                    "closed with 1008 'pairing required' 13 ms after connect, before any "
+	                    "approval: the spec requires the connection to be held open "
+	                    "(OpenClaw #6836)");
+	free(d);
+	/* no hint, but the pattern is unmistakable */
+	d = conf_diagnose(NULL, &f);
+	assert_non_null(d);
+	free(d);
+	f.step = call;
+	f.close_code = 0;
+	f.expected =
+	        "res matching {\"pending\":[{\"requestId\":\"90ef1c2a-1111-4222-8333-444455556666\"}]}";
+	f.actual = "{\"pending\":[]}";
+	d = conf_diagnose("unified-list", &f);
+	assert_string_equal(d, "node.pair.list lacked requestId 90ef1c2a\xe2\x80\xa6 that "
+	                       "device.pair.list shows (OpenClaw #6836: two stores)");
+	free(d);
+	f.step = appr;
+	f.actual = "{\"ok\":false,\"error\":{\"message\":\"unknown requestId\"}}";
+	f.sent_request_id = "77aa1c2a-1111-4222-8333-444455556666";
+	d = conf_diagnose("unified-list", &f);
+	assert_non_null(strstr(d, "node.pair.approve answered 'unknown requestId' for requestId "
+	                          "77aa1c2a"));
+	free(d);
+	/* an ordinary mismatch is not dressed up as #6836 */
+	f.actual = "{\"ok\":false,\"error\":{\"message\":\"invalid params\"}}";
+	assert_null(conf_diagnose("unified-list", &f));
+	assert_true(conf_find_uuid("x 90ef1c2a-1111-4222-8333-444455556666 y", uuid));
+	assert_false(conf_find_uuid("90ef1c2a-1111-4222-8333", uuid));
+	cJSON_Delete(st);
+	cJSON_Delete(call);
+	cJSON_Delete(appr);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_counts_and_exit, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_junit, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_html, setup, teardown),
+	        cmocka_unit_test(test_selection),
+	        cmocka_unit_test_setup_teardown(test_expectations, setup, teardown),
+	        cmocka_unit_test(test_diagnose),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
