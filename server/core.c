@@ -214,6 +214,8 @@ int core_create(const struct core_config *cfg, const struct core_io *io, struct 
 	core->store = store;
 	core->started_ms = now_ms;
 	core->next_tick_ms = now_ms + core->cfg.tick_interval_ms;
+	core->preauth_scan_ms = UINT64_MAX;
+	core->expiry_scan_ms = 0; /* requests loaded from the store: look at the first run */
 	*out = core;
 	return 0;
 fail:
@@ -316,6 +318,7 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
 	core_uuid(conn->nonce);
 	resolve_peer(core, conn, peer);
 	conn->handshake_deadline = now_ms + core->cfg.handshake_timeout_ms;
+	core_note_preauth_deadline(core, conn->handshake_deadline);
 	for (struct core_conn *c = core->conns; c; c = c->next)
 		if (!c->closing && c->state == CONN_PREAUTH && strcmp(c->ip, conn->ip) == 0)
 			preauth_same_ip++;
@@ -455,16 +458,36 @@ static uint64_t run_expiry(struct core *core, uint64_t now_ms)
 	return next;
 }
 
+void core_note_preauth_deadline(struct core *core, uint64_t ms)
+{
+	core->preauth_scan_ms = min_u64(core->preauth_scan_ms, ms);
+}
+
+void core_note_expiry(struct core *core, uint64_t ms)
+{
+	core->expiry_scan_ms = min_u64(core->expiry_scan_ms, ms);
+}
+
 uint64_t core_run_timers(struct core *core, uint64_t now_ms)
 {
-	uint64_t next;
-
 	if (!core)
 		return UINT64_MAX;
-	for (struct core_conn *c = core->conns; c; c = c->next)
-		if (!c->closing && c->state == CONN_PREAUTH && now_ms >= c->handshake_deadline)
-			core_fail(core, c, NULL, CP_ERR_HANDSHAKE_TIMEOUT, NULL, NULL, NULL);
-	next = run_expiry(core, now_ms);
+	if (now_ms >= core->preauth_scan_ms) {
+		uint64_t next = UINT64_MAX;
+
+		for (struct core_conn *c = core->conns; c; c = c->next) {
+			if (c->closing || c->state != CONN_PREAUTH)
+				continue;
+			if (now_ms >= c->handshake_deadline)
+				core_fail(core, c, NULL, CP_ERR_HANDSHAKE_TIMEOUT, NULL, NULL,
+				          NULL);
+			else
+				next = min_u64(next, c->handshake_deadline);
+		}
+		core->preauth_scan_ms = next;
+	}
+	if (now_ms >= core->expiry_scan_ms)
+		core->expiry_scan_ms = run_expiry(core, now_ms);
 	if (now_ms >= core->next_tick_ms) {
 		for (struct core_conn *c = core->conns; c; c = c->next) {
 			cJSON *p;
@@ -478,11 +501,7 @@ uint64_t core_run_timers(struct core *core, uint64_t now_ms)
 		}
 		core->next_tick_ms = now_ms + core->cfg.tick_interval_ms;
 	}
-	next = min_u64(next, core->next_tick_ms);
-	for (struct core_conn *c = core->conns; c; c = c->next)
-		if (!c->closing && c->state == CONN_PREAUTH)
-			next = min_u64(next, c->handshake_deadline);
-	return next;
+	return min_u64(min_u64(core->preauth_scan_ms, core->expiry_scan_ms), core->next_tick_ms);
 }
 
 void core_shutdown(struct core *core, uint64_t now_ms)

@@ -91,6 +91,7 @@ void core_finish_hello(struct core *core, struct core_conn *conn, uint64_t now_m
 		/* Not authenticated: let the handshake timer close it. */
 		conn->state = CONN_PREAUTH;
 		conn->handshake_deadline = now_ms;
+		core_note_preauth_deadline(core, now_ms);
 		return;
 	}
 	conn->state = CONN_AUTHED;
@@ -255,6 +256,7 @@ static cJSON *build_pending(struct core *core, const struct core_conn *conn,
 		cJSON_AddStringToObject(r, "fingerprint", fp);
 	}
 	cJSON_AddNumberToObject(r, "expiresAtMs", (double)(now_ms + core->cfg.pending_ttl_ms));
+	core_note_expiry(core, now_ms + core->cfg.pending_ttl_ms);
 	return r;
 }
 

@@ -58,10 +58,19 @@ struct core {
 	struct core_conn *conns;
 	uint64_t started_ms;
 	uint64_t next_tick_ms;
+	/* No handshake deadline (pending expiry) falls before these: the timer run skips the scan
+	 * of every connection (every pending request) until then, so a busy gateway's per-message
+	 * timer run stays O(1). Earlier than the truth is harmless (one scan that resets it). */
+	uint64_t preauth_scan_ms;
+	uint64_t expiry_scan_ms;
 	bool shutting_down;
 };
 
 /* core.c */
+/* A handshake deadline (a pending request's expiresAtMs) at ms now exists: the next timer run
+ * must look by then. */
+void core_note_preauth_deadline(struct core *core, uint64_t ms);
+void core_note_expiry(struct core *core, uint64_t ms);
 void core_logf(struct core *core, enum core_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void core_send_text(struct core *core, struct core_conn *conn, char *text);

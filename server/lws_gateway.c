@@ -422,17 +422,21 @@ static int on_writeable(struct session *s)
 		}
 		return 0;
 	}
-	s->head = f->next;
-	if (!s->head)
-		s->tail = NULL;
-	s->queued -= f->len;
-	if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) {
+	/* Drain while the kernel takes frames: one frame per turn starves an operator that gets an
+	 * event per pending node. lws keeps the rest of a partial write and reports the pipe choked
+	 * until it is out, and holds back WRITEABLE till then, so the close never overtakes a frame. */
+	do {
+		f = s->head;
+		s->head = f->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->queued -= f->len;
+		if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) {
+			free(f);
+			return -1;
+		}
 		free(f);
-		return -1;
-	}
-	free(f);
-	/* One frame per turn: lws holds back WRITEABLE until a partial write is out, so the close
-	 * below never overtakes a frame. */
+	} while (s->head && !lws_send_pipe_choked(s->wsi));
 	if (s->head || s->closing)
 		lws_callback_on_writable(s->wsi);
 	return 0;
