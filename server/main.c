@@ -59,6 +59,8 @@ static void usage(FILE *f)
 	        "  --no-local-auto-approve   local devices need an operator's approval too\n"
 	        "  --max-pending N           held-open connects in total (default 10240)\n"
 	        "  --max-pending-per-ip N    held-open connects per client address (default 32)\n"
+	        "  --max-preauth-per-ip N    sockets not yet past connect per client address\n"
+	        "                            (default 64)\n"
 	        "  --log-level LEVEL         error, warn, info (default) or debug\n"
 	        "  --compat-6836             behave like OpenClaw 2026.1.30 (for tests only)\n"
 	        "  --help                    show this help\n"
@@ -216,6 +218,7 @@ enum {
 	OPT_NO_LOCAL_AUTO_APPROVE,
 	OPT_MAX_PENDING,
 	OPT_MAX_PENDING_PER_IP,
+	OPT_MAX_PREAUTH_PER_IP,
 	OPT_LOG_LEVEL,
 	OPT_COMPAT_6836,
 	OPT_HELP,
@@ -234,6 +237,7 @@ static const struct option long_opts[] = {
         {"no-local-auto-approve", no_argument, NULL, OPT_NO_LOCAL_AUTO_APPROVE},
         {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
         {"max-pending-per-ip", required_argument, NULL, OPT_MAX_PENDING_PER_IP},
+        {"max-preauth-per-ip", required_argument, NULL, OPT_MAX_PREAUTH_PER_IP},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"compat-6836", no_argument, NULL, OPT_COMPAT_6836},
         {"help", no_argument, NULL, OPT_HELP},
@@ -326,6 +330,13 @@ int main(int argc, char **argv)
 				        "bad --max-pending-per-ip '%s': expected a number > 0",
 				        optarg);
 			cfg.max_pending_per_ip = (unsigned)v;
+			break;
+		case OPT_MAX_PREAUTH_PER_IP:
+			if (!parse_uint(optarg, UINT_MAX, &v) || !v)
+				return bad_usage(
+				        "bad --max-preauth-per-ip '%s': expected a number > 0",
+				        optarg);
+			cfg.max_preauth_per_ip = (unsigned)v;
 			break;
 		case OPT_LOG_LEVEL:
 			if (!parse_level(optarg, &level))
