@@ -956,6 +956,7 @@ static cJSON *build_params(struct run *run, struct actor_rt *a, const cJSON *st,
 		}
 		spec.scopes = scopes;
 		spec.n_scopes = n_scopes;
+		spec.scopes_omit = false;
 	} else if (d->node) {
 		spec.scopes = default_node_scopes;
 		spec.n_scopes = 0;

@@ -333,6 +333,12 @@ static void test_scenario_files(void **state)
 	assert_non_null(strstr(out, "PASS fake-node/pair-approve"));
 	free(out);
 
+	/* an operator actor connects with its own scopes, not the token operator's default */
+	pass[7] = source_path("tests/fake-node/scenarios/operator-scopes.json");
+	assert_int_equal(run_cli(pass, tmo(30000), &out, NULL), 0);
+	assert_non_null(strstr(out, "PASS fake-node/operator-scopes"));
+	free(out);
+
 	/* the example in SCENARIOS.md (extracted to doc-example.json) must stay valid */
 	pass[7] = source_path("tests/fake-node/scenarios/doc-example.json");
 	assert_int_equal(run_cli(pass, tmo(30000), &out, NULL), 0);
