@@ -61,6 +61,7 @@ void core_close(struct core *core, struct core_conn *conn, int code, const char 
 	if (conn->closing)
 		return;
 	frame_close_reason(reason ? reason : "", cut, sizeof(cut));
+	core_index_remove(core, conn);
 	conn->closing = true;
 	core->io.close(core->io.user, conn->user, code, cut);
 }
@@ -133,25 +134,14 @@ bool core_ip_is_loopback(const char *ip)
 
 void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload)
 {
-	for (struct core_conn *c = core->conns; c; c = c->next) {
-		if (c->closing || c->state != CONN_AUTHED || c->is_node)
-			continue;
+	for (struct core_conn *c = core->ops, *next; c; c = next) {
+		next = c->op_next; /* a failed send may close c and unlink it */
 		if (!core_conn_has_scope(c, "operator.pairing") &&
 		    !core_conn_has_scope(c, "operator.admin"))
 			continue;
 		core_send_event(core, c, event, cJSON_Duplicate(payload, true), true);
 	}
 	cJSON_Delete(payload);
-}
-
-struct core_conn *core_find_held(struct core *core, const char *request_id,
-                                 const struct core_conn *except)
-{
-	for (struct core_conn *c = core->conns; c; c = c->next)
-		if (c != except && !c->closing && c->state == CONN_HELD &&
-		    strcmp(c->request_id, request_id) == 0)
-			return c;
-	return NULL;
 }
 
 static char *dup_or_null(const char *s)
@@ -241,6 +231,7 @@ void core_destroy(struct core *core)
 		core->conns = c->next;
 		conn_free(c);
 	}
+	core_index_free(core);
 	free_config(core);
 	free(core);
 }
@@ -319,13 +310,12 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
 	resolve_peer(core, conn, peer);
 	conn->handshake_deadline = now_ms + core->cfg.handshake_timeout_ms;
 	core_note_preauth_deadline(core, conn->handshake_deadline);
-	for (struct core_conn *c = core->conns; c; c = c->next)
-		if (!c->closing && c->state == CONN_PREAUTH && strcmp(c->ip, conn->ip) == 0)
-			preauth_same_ip++;
+	preauth_same_ip = core_count_preauth(core, conn->ip);
 	conn->next = core->conns;
 	if (core->conns)
 		core->conns->prev = conn;
 	core->conns = conn;
+	core_index_add(core, conn);
 	core_logf(core, CORE_LOG_DEBUG, "conn %s open: peer %s client %s%s", conn->id,
 	          conn->peer_ip, conn->ip, conn->local ? " (local)" : "");
 	if (core->shutting_down) {
@@ -398,6 +388,7 @@ void core_conn_closed(struct core *core, struct core_conn *conn, uint64_t now_ms
 	if (!core || !conn)
 		return;
 	/* A held request outlives its socket: the device may come back before the TTL. */
+	core_index_remove(core, conn);
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else

@@ -86,4 +86,8 @@ struct core_stats {
 };
 void core_get_stats(const struct core *core, struct core_stats *out);
 
+/* Self-check for tests: walks every connection and compares what it finds with the lookups
+ * the core keeps per client address, requestId and role. */
+bool core_index_consistent(struct core *core);
+
 #endif

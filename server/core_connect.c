@@ -89,12 +89,12 @@ void core_finish_hello(struct core *core, struct core_conn *conn, uint64_t now_m
 		          store_last_error(core->store));
 		core_fail(core, conn, conn->connect_id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
 		/* Not authenticated: let the handshake timer close it. */
-		conn->state = CONN_PREAUTH;
+		core_conn_set_state(core, conn, CONN_PREAUTH);
 		conn->handshake_deadline = now_ms;
 		core_note_preauth_deadline(core, now_ms);
 		return;
 	}
-	conn->state = CONN_AUTHED;
+	core_conn_set_state(core, conn, CONN_AUTHED);
 	conn->request_id[0] = '\0';
 	core_send_ok(core, conn, conn->connect_id, build_hello(core, conn, auth, now_ms));
 	core_logf(core, CORE_LOG_INFO, "conn %s ip %s: hello-ok role %s%s%s", conn->id, conn->ip,
@@ -277,17 +277,6 @@ static bool paired_covers(const cJSON *paired, const struct core_conn *conn)
 	return true;
 }
 
-static unsigned count_held(struct core *core, const char *ip, const struct core_conn *except)
-{
-	unsigned n = 0;
-
-	for (struct core_conn *c = core->conns; c; c = c->next)
-		if (c != except && !c->closing && c->state == CONN_HELD &&
-		    (!ip || strcmp(c->ip, ip) == 0))
-			n++;
-	return n;
-}
-
 static cJSON *pending_event_payload(const cJSON *rec)
 {
 	cJSON *p = cJSON_CreateObject();
@@ -375,11 +364,11 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 
 	if (existing)
 		holder = core_find_held(core, core_json_str(existing, "requestId"), conn);
-	if (count_held(core, conn->ip, holder) >= core->cfg.max_pending_per_ip) {
+	if (core_count_held(core, conn->ip, holder) >= core->cfg.max_pending_per_ip) {
 		core_fail(core, conn, conn->connect_id, CP_ERR_PENDING_LIMIT_IP, NULL, NULL, NULL);
 		return;
 	}
-	if (count_held(core, NULL, holder) >= core->cfg.max_pending) {
+	if (core_count_held(core, NULL, holder) >= core->cfg.max_pending) {
 		core_fail(core, conn, conn->connect_id, CP_ERR_PENDING_LIMIT_TOTAL, NULL, NULL,
 		          NULL);
 		return;
@@ -415,8 +404,8 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 		core_fail(core, holder, holder->connect_id, CP_ERR_PAIRING_SUPERSEDED, NULL, NULL,
 		          NULL);
 	}
-	conn->state = CONN_HELD;
 	snprintf(conn->request_id, sizeof(conn->request_id), "%s", rid);
+	core_conn_set_state(core, conn, CONN_HELD);
 	core_send_event(core, conn, "connect.pending", pending_event_payload(rec), false);
 	core_logf(core, CORE_LOG_INFO, "conn %s ip %s: device %s held open, request %s%s", conn->id,
 	          conn->ip, conn->device_id, rid, created ? " (new)" : "");

@@ -48,7 +48,14 @@ struct core_conn {
 	char device_id[IDENTITY_DEVICE_ID_LEN + 1];
 	char public_key[IDENTITY_PK_B64_LEN + 1]; /* normalized */
 	char request_id[CORE_UUID_LEN + 1]; /* held-open request */
+
+	/* core_index.c */
+	struct core_conn *held_next; /* bucket chain of held sockets by request_id */
+	struct core_conn *op_prev, *op_next; /* authenticated operators */
 };
+
+#define CORE_INDEX_BUCKETS 4096
+struct core_ip_count;
 
 struct core {
 	struct core_config cfg; /* defaults applied; strings owned */
@@ -56,6 +63,11 @@ struct core {
 	struct core_io io;
 	struct store *store;
 	struct core_conn *conns;
+	/* core_index.c: live (not closing) connections by what the core looks up per message. */
+	struct core_ip_count *ip_counts[CORE_INDEX_BUCKETS];
+	struct core_conn *held[CORE_INDEX_BUCKETS];
+	struct core_conn *ops;
+	unsigned n_held;
 	uint64_t started_ms;
 	uint64_t next_tick_ms;
 	/* No handshake deadline (pending expiry) falls before these: the timer run skips the scan
@@ -92,6 +104,16 @@ int core_utf8_cut(const char *s, size_t max);
 /* Sends a pairing event to every authenticated operator with operator.pairing or operator.admin.
  * Consumes payload. */
 void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload);
+
+/* core_index.c. Every change of a live connection's state goes through core_conn_set_state();
+ * core_close() and core_conn_closed() take it out of the index. */
+void core_index_add(struct core *core, struct core_conn *c);
+void core_index_remove(struct core *core, struct core_conn *c);
+void core_index_free(struct core *core);
+void core_conn_set_state(struct core *core, struct core_conn *c, enum conn_state state);
+unsigned core_count_preauth(struct core *core, const char *ip);
+/* Held-open sockets from ip (all of them when ip is NULL), not counting except. */
+unsigned core_count_held(struct core *core, const char *ip, const struct core_conn *except);
 struct core_conn *core_find_held(struct core *core, const char *request_id,
                                  const struct core_conn *except);
 

@@ -148,6 +148,7 @@ static void reap(struct env *e)
 			c->reaped = true;
 		}
 	}
+	assert_true(core_index_consistent(e->core));
 }
 
 static void env_stop_core(struct env *e)
@@ -303,6 +304,7 @@ static struct client *open_peer(struct env *e, const struct core_peer *peer)
 	snprintf(c->ip, sizeof(c->ip), "%s", peer->ip ? peer->ip : "");
 	c->conn = core_conn_open(e->core, c, peer, e->now);
 	assert_non_null(c->conn);
+	assert_true(core_index_consistent(e->core));
 	if (c->closed)
 		return c;
 	p = expect_event(c, "connect.challenge", -1);
@@ -321,6 +323,8 @@ static struct client *open_client(struct env *e, const char *ip)
 static void send_text(struct client *c, const char *text)
 {
 	core_conn_message(c->env->core, c->conn, text, strlen(text), false, c->env->now);
+	/* The lookups the core uses per message agree with a walk of every connection. */
+	assert_true(core_index_consistent(c->env->core));
 }
 
 /* Sends a req with a fresh id; params_json is JSON text (or NULL). Returns the id. */
