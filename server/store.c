@@ -1,14 +1,17 @@
-/* store.c: the locked state directory holding pending.json, paired.json and the compat node store,
- * loaded at open and rewritten atomically (temp file, fsync, rename, directory fsync) per change.
+/* store.c: the locked state directory: one JSON file per record under pending/, paired/ and
+ * nodes-pending/, loaded at open, indexed by key in memory, written through per record (temp file,
+ * fsync, rename, directory fsync).
  *
- * Every change rewrites the whole table file: serialization is O(n) in the table size, so a burst
- * of k changes on n records costs O(k*n). Lookups are linear scans, which stay well under a
- * millisecond at 10,000 records and are dominated by the rewrite. */
+ * A change writes one small file whatever the table size, and get/put/remove find the record
+ * through a hash of the keys. The order of store_at lives in a slot array: a removal leaves a
+ * hole (O(1)), and the next positional read past the first hole closes them all up at once, so a
+ * burst of removals costs one O(n) pass, not one per removal. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,33 +22,50 @@
 
 #include "store.h"
 
-struct rec {
-	const char *key; /* points into json */
+#define NO_HOLE SIZE_MAX
+#define TEMP_SUFFIX_LEN 6 /* mkstemp's XXXXXX */
+
+struct node {
 	cJSON *json;
+	const char *key; /* points into json */
+	const char *ival; /* the table's indexed field (points into json), or NULL */
+	struct node *knext; /* key hash chain */
+	struct node *inext; /* indexed-field hash chain */
+	size_t slot;
+};
+
+struct table_def {
+	const char *subdir;
+	const char *legacy; /* the whole-table file of the previous layout */
+	const char *key_field;
+	const char *index_field; /* a second field store_find looks up by hash */
+	const char *order_field; /* load order */
 };
 
 struct table {
-	const char *file;
-	const char *key_field;
-	struct rec *v;
-	size_t n, cap;
+	const struct table_def *def;
+	char *path; /* DIR/subdir */
+	int fd; /* that directory: fsync after a rename or unlink */
+	struct node **slots; /* insertion order; NULL is a hole left by a removal */
+	size_t n_slots, cap_slots, live, first_hole;
+	struct node **kb, **ib; /* hash buckets, nb of each (a power of two, or 0) */
+	size_t nb;
 };
 
 struct store {
 	char *dir;
 	int dirfd;
 	int lockfd;
-	struct table t[STORE__TABLES];
+	/* Behind a pointer so that store_at, a reader, may close up holes through a const store. */
+	struct table *t;
 	char err[512];
 };
 
-static const struct {
-	const char *file;
-	const char *key_field;
-} table_defs[STORE__TABLES] = {
-        [STORE_PENDING] = {"pending.json", "requestId"},
-        [STORE_PAIRED] = {"paired.json", "deviceId"},
-        [STORE_COMPAT_NODE_PENDING] = {"nodes-pending.json", "requestId"},
+static const struct table_def table_defs[STORE__TABLES] = {
+        [STORE_PENDING] = {"pending", "pending.json", "requestId", "deviceId", "ts"},
+        [STORE_PAIRED] = {"paired", "paired.json", "deviceId", NULL, "createdAtMs"},
+        [STORE_COMPAT_NODE_PENDING] = {"nodes-pending", "nodes-pending.json", "requestId",
+                                       "deviceId", "ts"},
 };
 
 static void set_err(char *err, size_t errsz, const char *fmt, ...)
@@ -59,49 +79,215 @@ static void set_err(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *rec_key(const cJSON *json, const char *field)
+static const char *str_field(const cJSON *json, const char *field)
 {
-	const cJSON *k = cJSON_GetObjectItemCaseSensitive(json, field);
+	const cJSON *k = field ? cJSON_GetObjectItemCaseSensitive(json, field) : NULL;
 
 	if (!cJSON_IsString(k) || !k->valuestring || !k->valuestring[0])
 		return NULL;
 	return k->valuestring;
 }
 
-static long find_index(const struct table *t, const char *key)
+static bool key_char(char c)
 {
-	if (!key)
-		return -1;
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->v[i].key, key) == 0)
-			return (long)i;
-	return -1;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
 }
 
-static int table_push(struct table *t, cJSON *json, const char *key)
+bool store_key_valid(const char *key)
 {
-	if (t->n == t->cap) {
-		size_t ncap = t->cap ? t->cap * 2 : 16;
-		struct rec *nv = realloc(t->v, ncap * sizeof(*nv));
+	size_t n;
 
-		if (!nv)
-			return -1;
-		t->v = nv;
-		t->cap = ncap;
+	if (!key || key[0] == '.' || key[0] == '\0')
+		return false;
+	for (n = 0; key[n]; n++)
+		if (n >= STORE_KEY_MAX || !key_char(key[n]))
+			return false;
+	return true;
+}
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
 	}
-	t->v[t->n].json = json;
-	t->v[t->n].key = key;
-	t->n++;
+	return h;
+}
+
+static struct node *lookup(const struct table *t, const char *key)
+{
+	struct node *n;
+
+	if (!key || t->nb == 0)
+		return NULL;
+	for (n = t->kb[hash_str(key) & (t->nb - 1)]; n; n = n->knext)
+		if (strcmp(n->key, key) == 0)
+			return n;
+	return NULL;
+}
+
+static void link_key(struct table *t, struct node *n)
+{
+	struct node **b = &t->kb[hash_str(n->key) & (t->nb - 1)];
+
+	n->knext = *b;
+	*b = n;
+}
+
+static void link_index(struct table *t, struct node *n)
+{
+	struct node **b;
+
+	if (!n->ival)
+		return;
+	b = &t->ib[hash_str(n->ival) & (t->nb - 1)];
+	n->inext = *b;
+	*b = n;
+}
+
+static void unlink_key(struct table *t, struct node *n)
+{
+	struct node **p = &t->kb[hash_str(n->key) & (t->nb - 1)];
+
+	while (*p && *p != n)
+		p = &(*p)->knext;
+	if (*p)
+		*p = n->knext;
+}
+
+static void unlink_index(struct table *t, struct node *n)
+{
+	struct node **p;
+
+	if (!n->ival)
+		return;
+	p = &t->ib[hash_str(n->ival) & (t->nb - 1)];
+	while (*p && *p != n)
+		p = &(*p)->inext;
+	if (*p)
+		*p = n->inext;
+}
+
+static void node_set(const struct table *t, struct node *n, cJSON *json)
+{
+	n->json = json;
+	n->key = str_field(json, t->def->key_field);
+	n->ival = t->def->index_field ? str_field(json, t->def->index_field) : NULL;
+}
+
+/* Keeps at most one record per bucket on average. */
+static int buckets_reserve(struct table *t, size_t want)
+{
+	size_t nb = t->nb ? t->nb : 64;
+	struct node **kb, **ib;
+
+	while (nb < want)
+		nb *= 2;
+	if (nb == t->nb)
+		return 0;
+	kb = calloc(nb, sizeof(*kb));
+	ib = calloc(nb, sizeof(*ib));
+	if (!kb || !ib) {
+		free(kb);
+		free(ib);
+		return -1;
+	}
+	free(t->kb);
+	free(t->ib);
+	t->kb = kb;
+	t->ib = ib;
+	t->nb = nb;
+	for (size_t i = 0; i < t->n_slots; i++) {
+		if (!t->slots[i])
+			continue;
+		link_key(t, t->slots[i]);
+		link_index(t, t->slots[i]);
+	}
 	return 0;
+}
+
+static int slots_reserve(struct table *t, size_t want)
+{
+	size_t ncap = t->cap_slots ? t->cap_slots : 64;
+	struct node **nv;
+
+	while (ncap < want)
+		ncap *= 2;
+	if (ncap == t->cap_slots)
+		return 0;
+	nv = realloc(t->slots, ncap * sizeof(*nv));
+	if (!nv)
+		return -1;
+	t->slots = nv;
+	t->cap_slots = ncap;
+	return 0;
+}
+
+static void compact(struct table *t)
+{
+	size_t j = t->first_hole;
+
+	if (j == NO_HOLE)
+		return;
+	for (size_t i = j; i < t->n_slots; i++) {
+		if (!t->slots[i])
+			continue;
+		t->slots[j] = t->slots[i];
+		t->slots[j]->slot = j;
+		j++;
+	}
+	t->n_slots = j;
+	t->first_hole = NO_HOLE;
+}
+
+static void append_node(struct table *t, struct node *n)
+{
+	n->slot = t->n_slots;
+	t->slots[t->n_slots++] = n;
+	t->live++;
+	link_key(t, n);
+	link_index(t, n);
+}
+
+/* Takes the node out of memory; the caller has dealt with its file. */
+static void drop_node(struct table *t, struct node *n)
+{
+	unlink_key(t, n);
+	unlink_index(t, n);
+	t->slots[n->slot] = NULL;
+	if (n->slot < t->first_hole)
+		t->first_hole = n->slot;
+	t->live--;
+	cJSON_Delete(n->json);
+	free(n);
+}
+
+/* Bounds the holes when nobody lists the table between removals. */
+static void maybe_compact(struct table *t)
+{
+	size_t holes = t->n_slots - t->live;
+
+	if (holes > 64 && holes > t->live)
+		compact(t);
 }
 
 static void table_free(struct table *t)
 {
-	for (size_t i = 0; i < t->n; i++)
-		cJSON_Delete(t->v[i].json);
-	free(t->v);
-	t->v = NULL;
-	t->n = t->cap = 0;
+	for (size_t i = 0; i < t->n_slots; i++) {
+		if (!t->slots[i])
+			continue;
+		cJSON_Delete(t->slots[i]->json);
+		free(t->slots[i]);
+	}
+	free(t->slots);
+	free(t->kb);
+	free(t->ib);
+	free(t->path);
+	if (t->fd >= 0)
+		close(t->fd);
 }
 
 static int read_file(int dirfd, const char *name, char **out, size_t *outlen)
@@ -116,7 +302,7 @@ static int read_file(int dirfd, const char *name, char **out, size_t *outlen)
 		ssize_t r;
 
 		if (len + 4096 > cap) {
-			size_t ncap = cap ? cap * 2 : 65536;
+			size_t ncap = cap ? cap * 2 : 8192;
 			char *nb = realloc(buf, ncap);
 
 			if (!nb) {
@@ -151,53 +337,115 @@ fail : {
 }
 }
 
-static int load_table(struct store *s, struct table *t, char *err, size_t errsz)
+/* Trailing garbage or an embedded NUL is corruption too, not a shorter valid file. */
+static cJSON *parse_whole(const char *text, size_t len)
 {
-	char *text = NULL;
-	size_t len = 0;
-	cJSON *root = NULL;
-	int rc = -1;
+	if (memchr(text, '\0', len))
+		return NULL;
+	return cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
+}
 
-	if (read_file(s->dirfd, t->file, &text, &len) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		set_err(err, errsz, "cannot read state file %s/%s: %s", s->dir, t->file,
-		        strerror(errno));
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes rec to <table>/<key>.json through a temp file. sync_dir false leaves the directory
+ * fsync to the caller (an import syncs once for all its records). */
+static int write_record(struct store *s, struct table *t, const char *key, const cJSON *rec,
+                        bool sync_dir)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	char *text = NULL;
+	int fd = -1, rc = -1;
+
+	if (snprintf(path, sizeof(path), "%s/%s.json", t->path, key) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/.%s.json.XXXXXX", t->path, key) >= (int)sizeof(tmp)) {
+		set_err(s->err, sizeof(s->err), "write %s/%s.json: path too long", t->path, key);
 		return -1;
 	}
-	/* Trailing garbage or an embedded NUL is corruption too, not a shorter valid file. */
-	if (memchr(text, '\0', len) == NULL)
-		root = cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
-	if (!root || !cJSON_IsObject(root)) {
-		set_err(err, errsz, "corrupt state file %s/%s: not a JSON object", s->dir, t->file);
+	text = cJSON_PrintUnformatted(rec);
+	if (!text) {
+		set_err(s->err, sizeof(s->err), "write %s: out of memory", path);
+		return -1;
+	}
+	fd = mkstemp(tmp); /* O_EXCL, mode 0600 */
+	if (fd < 0) {
+		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
 		goto cleanup;
 	}
-	while (root->child) {
-		cJSON *item = cJSON_DetachItemViaPointer(root, root->child);
-		const char *key = rec_key(item, t->key_field);
-
-		if (!cJSON_IsObject(item) || !key || !item->string ||
-		    strcmp(key, item->string) != 0 || find_index(t, key) >= 0) {
-			set_err(err, errsz, "corrupt state file %s/%s: bad record \"%.80s\"",
-			        s->dir, t->file, item->string ? item->string : "");
-			cJSON_Delete(item);
-			goto cleanup;
-		}
-		if (table_push(t, item, key) < 0) {
-			set_err(err, errsz, "out of memory loading %s/%s", s->dir, t->file);
-			cJSON_Delete(item);
-			goto cleanup;
-		}
+	if (fchmod(fd, 0600) < 0 || write_all(fd, text, strlen(text)) < 0 ||
+	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
+		goto unlink_tmp;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
+		goto unlink_tmp;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		set_err(s->err, sizeof(s->err), "rename %s: %s", path, strerror(errno));
+		goto unlink_tmp;
+	}
+	/* The rename itself is durable only once the directory entry is. */
+	if (sync_dir && fsync(t->fd) < 0) {
+		set_err(s->err, sizeof(s->err), "fsync %s: %s", t->path, strerror(errno));
+		goto cleanup;
 	}
 	rc = 0;
+	goto cleanup;
+unlink_tmp:
+	unlink(tmp);
 cleanup:
-	cJSON_Delete(root);
+	if (fd >= 0)
+		close(fd);
 	free(text);
 	return rc;
 }
 
-/* A crash between mkstemp and rename leaves ".<table>.XXXXXX" behind; nothing else uses them. */
-static void remove_stale_temps(struct store *s)
+static int unlink_record(struct store *s, struct table *t, const char *key)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof(path), "%s/%s.json", t->path, key) >= (int)sizeof(path)) {
+		set_err(s->err, sizeof(s->err), "remove %s/%s.json: path too long", t->path, key);
+		return -1;
+	}
+	if (unlink(path) < 0) {
+		set_err(s->err, sizeof(s->err), "remove %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fsync(t->fd) < 0) {
+		set_err(s->err, sizeof(s->err), "fsync %s: %s", t->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* ".<key>.json.XXXXXX": a write cut short between mkstemp and rename. */
+static bool is_temp_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	return name[0] == '.' && len > 1 + 5 + 1 + TEMP_SUFFIX_LEN &&
+	       memcmp(name + len - TEMP_SUFFIX_LEN - 6, ".json.", 6) == 0;
+}
+
+/* Temp files of the previous layout: ".pending.json.XXXXXX" and the like. */
+static void remove_legacy_temps(struct store *s)
 {
 	int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -210,14 +458,301 @@ static void remove_stale_temps(struct store *s)
 	}
 	while ((de = readdir(d))) {
 		for (int i = 0; i < STORE__TABLES; i++) {
-			size_t n = strlen(s->t[i].file);
+			size_t n = strlen(table_defs[i].legacy);
 
-			if (de->d_name[0] == '.' && strncmp(de->d_name + 1, s->t[i].file, n) == 0 &&
-			    de->d_name[n + 1] == '.' && strlen(de->d_name + n + 2) == 6)
+			if (de->d_name[0] == '.' &&
+			    strncmp(de->d_name + 1, table_defs[i].legacy, n) == 0 &&
+			    de->d_name[n + 1] == '.' &&
+			    strlen(de->d_name + n + 2) == TEMP_SUFFIX_LEN)
 				unlinkat(s->dirfd, de->d_name, 0);
 		}
 	}
 	closedir(d);
+}
+
+struct loaded {
+	double ord;
+	struct node *n;
+};
+
+static int cmp_loaded(const void *a, const void *b)
+{
+	const struct loaded *x = a, *y = b;
+
+	if (x->ord != y->ord)
+		return x->ord < y->ord ? -1 : 1;
+	return strcmp(x->n->key, y->n->key);
+}
+
+/* Reads one record file; *out is NULL (and 0 returned) for a name that is not a record. */
+static int load_record(struct table *t, const char *name, struct node **out, char *err,
+                       size_t errsz)
+{
+	size_t len = strlen(name), tlen = 0;
+	char stem[STORE_KEY_MAX + 1], *text = NULL;
+	cJSON *json = NULL;
+	const char *key;
+	struct node *n;
+	int rc = -1;
+
+	*out = NULL;
+	if (name[0] == '.' || len <= 5 || strcmp(name + len - 5, ".json") != 0)
+		return 0;
+	if (len - 5 > STORE_KEY_MAX) {
+		set_err(err, errsz, "corrupt state file %s/%.200s: file name too long", t->path,
+		        name);
+		return -1;
+	}
+	memcpy(stem, name, len - 5);
+	stem[len - 5] = '\0';
+	if (!store_key_valid(stem)) {
+		set_err(err, errsz, "corrupt state file %s/%s: not a valid key file name", t->path,
+		        name);
+		return -1;
+	}
+	if (read_file(t->fd, name, &text, &tlen) < 0) {
+		set_err(err, errsz, "cannot read state file %s/%s: %s", t->path, name,
+		        strerror(errno));
+		return -1;
+	}
+	json = parse_whole(text, tlen);
+	if (!cJSON_IsObject(json)) {
+		set_err(err, errsz, "corrupt state file %s/%s: not a JSON object", t->path, name);
+		goto cleanup;
+	}
+	key = str_field(json, t->def->key_field);
+	if (!key || strcmp(key, stem) != 0) {
+		set_err(err, errsz, "corrupt state file %s/%s: its \"%s\" is not \"%s\"", t->path,
+		        name, t->def->key_field, stem);
+		goto cleanup;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		set_err(err, errsz, "out of memory loading %s/%s", t->path, name);
+		goto cleanup;
+	}
+	node_set(t, n, json);
+	json = NULL;
+	*out = n;
+	rc = 0;
+cleanup:
+	cJSON_Delete(json);
+	free(text);
+	return rc;
+}
+
+static int load_table(struct table *t, char *err, size_t errsz)
+{
+	int fd = openat(t->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct loaded *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int rc = -1;
+
+	if (!d) {
+		set_err(err, errsz, "cannot read state dir %s: %s", t->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((errno = 0, de = readdir(d))) {
+		struct node *node;
+
+		if (is_temp_name(de->d_name)) {
+			unlinkat(t->fd, de->d_name, 0);
+			continue;
+		}
+		if (load_record(t, de->d_name, &node, err, errsz) < 0)
+			goto cleanup;
+		if (!node)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct loaded *nv = realloc(v, ncap * sizeof(*nv));
+
+			if (!nv) {
+				cJSON_Delete(node->json);
+				free(node);
+				set_err(err, errsz, "out of memory loading %s", t->path);
+				goto cleanup;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[n].n = node;
+		v[n].ord = cJSON_GetNumberValue(
+		        cJSON_GetObjectItemCaseSensitive(node->json, t->def->order_field));
+		if (v[n].ord != v[n].ord) /* NaN: not a number field */
+			v[n].ord = 0;
+		n++;
+	}
+	if (errno) {
+		set_err(err, errsz, "cannot read state dir %s: %s", t->path, strerror(errno));
+		goto cleanup;
+	}
+	if (n && (slots_reserve(t, n) < 0 || buckets_reserve(t, n) < 0)) {
+		set_err(err, errsz, "out of memory loading %s", t->path);
+		goto cleanup;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_loaded);
+	for (size_t i = 0; i < n; i++)
+		append_node(t, v[i].n);
+	n = 0;
+	rc = 0;
+cleanup:
+	for (size_t i = 0; i < n; i++) {
+		cJSON_Delete(v[i].n->json);
+		free(v[i].n);
+	}
+	free(v);
+	closedir(d);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The previous layout: one JSON object per table, keyed like the records' key field. Every
+ * record gets its own synced file before the old file is renamed away, so a crash during the
+ * import leaves the old file in place and the next open imports it again. */
+static int import_legacy(struct store *s, struct table *t, char *err, size_t errsz)
+{
+	const char *file = t->def->legacy;
+	char *text = NULL, done[64];
+	const char **keys = NULL;
+	size_t len = 0, n = 0;
+	cJSON *root = NULL, *item;
+	int rc = -1;
+
+	if (read_file(s->dirfd, file, &text, &len) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		set_err(err, errsz, "cannot read state file %s/%s: %s", s->dir, file,
+		        strerror(errno));
+		return -1;
+	}
+	root = parse_whole(text, len);
+	if (!cJSON_IsObject(root)) {
+		set_err(err, errsz, "corrupt state file %s/%s: not a JSON object", s->dir, file);
+		goto cleanup;
+	}
+	n = (size_t)cJSON_GetArraySize(root);
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (!keys) {
+		set_err(err, errsz, "out of memory importing %s/%s", s->dir, file);
+		goto cleanup;
+	}
+	n = 0;
+	cJSON_ArrayForEach(item, root)
+	{
+		const char *key = str_field(item, t->def->key_field);
+
+		if (!cJSON_IsObject(item) || !key || !item->string ||
+		    strcmp(key, item->string) != 0 || !store_key_valid(key)) {
+			set_err(err, errsz, "corrupt state file %s/%s: bad record \"%.80s\"",
+			        s->dir, file, item->string ? item->string : "");
+			goto cleanup;
+		}
+		keys[n++] = key;
+	}
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(keys[i - 1], keys[i]) == 0) {
+			set_err(err, errsz, "corrupt state file %s/%s: duplicate record \"%.80s\"",
+			        s->dir, file, keys[i]);
+			goto cleanup;
+		}
+	}
+	cJSON_ArrayForEach(item, root)
+	{
+		if (write_record(s, t, item->string, item, false) < 0) {
+			set_err(err, errsz, "cannot import %s/%s: %s", s->dir, file, s->err);
+			goto cleanup;
+		}
+	}
+	snprintf(done, sizeof(done), "%s.imported", file);
+	if (fsync(t->fd) < 0 || renameat(s->dirfd, file, s->dirfd, done) < 0 ||
+	    fsync(s->dirfd) < 0) {
+		set_err(err, errsz, "cannot import %s/%s: %s", s->dir, file, strerror(errno));
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
+	free(keys);
+	cJSON_Delete(root);
+	free(text);
+	return rc;
+}
+
+static bool array_has(const cJSON *a, const char *s)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, a)
+	{
+		if (cJSON_IsString(e) && e->valuestring && strcmp(e->valuestring, s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Does the paired record already grant every role and scope the request asks for? */
+static bool paired_covers(const cJSON *paired, const cJSON *req)
+{
+	const cJSON *proles = cJSON_GetObjectItemCaseSensitive(paired, "roles");
+	const cJSON *pscopes = cJSON_GetObjectItemCaseSensitive(paired, "scopes");
+	const char *prole = str_field(paired, "role");
+	const char *role = str_field(req, "role");
+	const cJSON *e;
+
+	if (role && !array_has(proles, role) && !(prole && strcmp(prole, role) == 0))
+		return false;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(req, "roles"))
+	{
+		if (!cJSON_IsString(e) || !e->valuestring)
+			continue;
+		if (!array_has(proles, e->valuestring) &&
+		    !(prole && strcmp(prole, e->valuestring) == 0))
+			return false;
+	}
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(req, "scopes"))
+	{
+		if (cJSON_IsString(e) && e->valuestring && !array_has(pscopes, e->valuestring))
+			return false;
+	}
+	return true;
+}
+
+/* What a store_approve cut short by a crash leaves behind: the paired record is on disk, its
+ * request too. */
+static int repair_stale(struct store *s, char *err, size_t errsz)
+{
+	struct table *pending = &s->t[STORE_PENDING], *paired = &s->t[STORE_PAIRED];
+
+	for (size_t i = 0; i < pending->n_slots; i++) {
+		struct node *n = pending->slots[i];
+		const struct node *p;
+		const char *pk, *ppk;
+
+		if (!n)
+			continue;
+		p = lookup(paired, str_field(n->json, "deviceId"));
+		pk = str_field(n->json, "publicKey");
+		ppk = p ? str_field(p->json, "publicKey") : NULL;
+		if (!p || !pk || !ppk || strcmp(pk, ppk) != 0 || !paired_covers(p->json, n->json))
+			continue;
+		if (unlink_record(s, pending, n->key) < 0) {
+			set_err(err, errsz, "cannot remove stale pending request: %s", s->err);
+			return -1;
+		}
+		drop_node(pending, n);
+	}
+	compact(pending);
+	return 0;
 }
 
 static int mkdir_p(const char *dir)
@@ -243,10 +778,41 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+/* Creates (0700) and opens a table's directory. *created tells the caller to fsync the parent. */
+static int open_subdir(struct store *s, struct table *t, bool *created, char *err, size_t errsz)
+{
+	struct stat st;
+	size_t plen = strlen(s->dir) + 1 + strlen(t->def->subdir) + 1;
+
+	t->path = malloc(plen);
+	if (!t->path) {
+		set_err(err, errsz, "out of memory");
+		return -1;
+	}
+	snprintf(t->path, plen, "%s/%s", s->dir, t->def->subdir);
+	if (mkdirat(s->dirfd, t->def->subdir, 0700) == 0)
+		*created = true;
+	else if (errno != EEXIST) {
+		set_err(err, errsz, "cannot create %s: %s", t->path, strerror(errno));
+		return -1;
+	}
+	t->fd = openat(s->dirfd, t->def->subdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (t->fd < 0 || fstat(t->fd, &st) < 0) {
+		set_err(err, errsz, "cannot open %s: %s", t->path, strerror(errno));
+		return -1;
+	}
+	if ((st.st_mode & 077) && fchmod(t->fd, 0700) < 0) {
+		set_err(err, errsz, "cannot chmod %s to 0700: %s", t->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int store_open(const char *dir, struct store **out, char *err, size_t errsz)
 {
 	struct store *s = NULL;
 	struct stat st;
+	bool created = false;
 
 	*out = NULL;
 	if (!dir || !dir[0]) {
@@ -254,15 +820,16 @@ int store_open(const char *dir, struct store **out, char *err, size_t errsz)
 		return -1;
 	}
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strdup(dir))) {
+	if (!s || !(s->dir = strdup(dir)) || !(s->t = calloc(STORE__TABLES, sizeof(*s->t)))) {
 		set_err(err, errsz, "out of memory");
 		goto fail;
 	}
 	s->dirfd = -1;
 	s->lockfd = -1;
 	for (int i = 0; i < STORE__TABLES; i++) {
-		s->t[i].file = table_defs[i].file;
-		s->t[i].key_field = table_defs[i].key_field;
+		s->t[i].def = &table_defs[i];
+		s->t[i].fd = -1;
+		s->t[i].first_hole = NO_HOLE;
 	}
 	if (mkdir_p(dir) < 0) {
 		set_err(err, errsz, "cannot create state dir %s: %s", dir, strerror(errno));
@@ -290,10 +857,24 @@ int store_open(const char *dir, struct store **out, char *err, size_t errsz)
 			set_err(err, errsz, "cannot lock %s/lock: %s", dir, strerror(errno));
 		goto fail;
 	}
-	remove_stale_temps(s);
+	remove_legacy_temps(s);
 	for (int i = 0; i < STORE__TABLES; i++)
-		if (load_table(s, &s->t[i], err, errsz) < 0)
+		if (open_subdir(s, &s->t[i], &created, err, errsz) < 0)
 			goto fail;
+	/* The new directories must be durable before records are renamed into them. */
+	if (created && fsync(s->dirfd) < 0) {
+		set_err(err, errsz, "fsync %s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < STORE__TABLES; i++)
+		if (import_legacy(s, &s->t[i], err, errsz) < 0)
+			goto fail;
+	for (int i = 0; i < STORE__TABLES; i++)
+		if (load_table(&s->t[i], err, errsz) < 0)
+			goto fail;
+	if (repair_stale(s, err, errsz) < 0)
+		goto fail;
+	s->err[0] = '\0';
 	*out = s;
 	return 0;
 fail:
@@ -305,8 +886,9 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < STORE__TABLES; i++)
+	for (int i = 0; s->t && i < STORE__TABLES; i++)
 		table_free(&s->t[i]);
+	free(s->t);
 	if (s->lockfd >= 0)
 		close(s->lockfd); /* releases the flock */
 	if (s->dirfd >= 0)
@@ -325,125 +907,64 @@ const char *store_last_error(const struct store *s)
 	return s->err;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static char *serialize(const struct table *t)
-{
-	cJSON *root = cJSON_CreateObject();
-	char *text = NULL;
-
-	if (!root)
-		return NULL;
-	/* References: the records are printed in place, not copied. */
-	for (size_t i = 0; i < t->n; i++)
-		if (!cJSON_AddItemReferenceToObject(root, t->v[i].key, t->v[i].json))
-			goto cleanup;
-	text = cJSON_Print(root);
-cleanup:
-	cJSON_Delete(root);
-	return text;
-}
-
-static int write_table(struct store *s, const struct table *t)
-{
-	char path[PATH_MAX], tmp[PATH_MAX];
-	char *text = NULL;
-	int fd = -1, rc = -1;
-
-	if (snprintf(path, sizeof(path), "%s/%s", s->dir, t->file) >= (int)sizeof(path) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", s->dir, t->file) >= (int)sizeof(tmp)) {
-		set_err(s->err, sizeof(s->err), "write %s/%s: path too long", s->dir, t->file);
-		return -1;
-	}
-	text = serialize(t);
-	if (!text) {
-		set_err(s->err, sizeof(s->err), "write %s: out of memory", path);
-		return -1;
-	}
-	fd = mkstemp(tmp); /* mode 0600 */
-	if (fd < 0) {
-		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
-		goto cleanup;
-	}
-	if (fchmod(fd, 0600) < 0 || write_all(fd, text, strlen(text)) < 0 ||
-	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
-		goto unlink_tmp;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
-		goto unlink_tmp;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		set_err(s->err, sizeof(s->err), "rename %s: %s", path, strerror(errno));
-		goto unlink_tmp;
-	}
-	/* The rename itself is durable only once the directory entry is. */
-	if (fsync(s->dirfd) < 0) {
-		set_err(s->err, sizeof(s->err), "fsync %s: %s", s->dir, strerror(errno));
-		goto cleanup;
-	}
-	rc = 0;
-	goto cleanup;
-unlink_tmp:
-	unlink(tmp);
-cleanup:
-	if (fd >= 0)
-		close(fd);
-	free(text);
-	return rc;
-}
-
 size_t store_count(const struct store *s, enum store_table t)
 {
 	if (!s || t >= STORE__TABLES)
 		return 0;
-	return s->t[t].n;
+	return s->t[t].live;
 }
 
 const cJSON *store_at(const struct store *s, enum store_table t, size_t i)
 {
-	if (!s || t >= STORE__TABLES || i >= s->t[t].n)
+	struct table *tb;
+
+	if (!s || t >= STORE__TABLES || i >= s->t[t].live)
 		return NULL;
-	return s->t[t].v[i].json;
+	tb = &s->t[t];
+	/* Below the first hole, slot and position agree. */
+	if (i >= tb->first_hole)
+		compact(tb);
+	return tb->slots[i]->json;
 }
 
 const cJSON *store_get(const struct store *s, enum store_table t, const char *key)
 {
-	long i;
+	const struct node *n;
 
 	if (!s || t >= STORE__TABLES)
 		return NULL;
-	i = find_index(&s->t[t], key);
-	return i < 0 ? NULL : s->t[t].v[i].json;
+	n = lookup(&s->t[t], key);
+	return n ? n->json : NULL;
 }
 
 const cJSON *store_find(const struct store *s, enum store_table t, const char *field,
                         const char *value)
 {
+	const struct table *tb;
+	const struct node *best = NULL;
+
 	if (!s || t >= STORE__TABLES || !field || !value)
 		return NULL;
-	for (size_t i = 0; i < s->t[t].n; i++) {
-		const cJSON *f = cJSON_GetObjectItemCaseSensitive(s->t[t].v[i].json, field);
+	tb = &s->t[t];
+	if (strcmp(field, tb->def->key_field) == 0)
+		return store_get(s, t, value);
+	if (tb->def->index_field && strcmp(field, tb->def->index_field) == 0) {
+		if (tb->nb == 0)
+			return NULL;
+		for (const struct node *n = tb->ib[hash_str(value) & (tb->nb - 1)]; n; n = n->inext)
+			if (strcmp(n->ival, value) == 0 && (!best || n->slot < best->slot))
+				best = n;
+		return best ? best->json : NULL;
+	}
+	for (size_t i = 0; i < tb->n_slots; i++) {
+		const char *f;
 
-		if (cJSON_IsString(f) && f->valuestring && strcmp(f->valuestring, value) == 0)
-			return s->t[t].v[i].json;
+		if (!tb->slots[i])
+			continue;
+		f = cJSON_GetStringValue(
+		        cJSON_GetObjectItemCaseSensitive(tb->slots[i]->json, field));
+		if (f && strcmp(f, value) == 0)
+			return tb->slots[i]->json;
 	}
 	return NULL;
 }
@@ -451,90 +972,82 @@ const cJSON *store_find(const struct store *s, enum store_table t, const char *f
 int store_put(struct store *s, enum store_table t, cJSON *rec)
 {
 	struct table *tb;
+	struct node *n, *fresh = NULL;
 	const char *key;
-	long i;
 
 	if (!s || t >= STORE__TABLES || !cJSON_IsObject(rec)) {
 		cJSON_Delete(rec);
 		return -2;
 	}
 	tb = &s->t[t];
-	key = rec_key(rec, tb->key_field);
-	if (!key) {
+	key = str_field(rec, tb->def->key_field);
+	if (!store_key_valid(key)) {
 		cJSON_Delete(rec);
 		return -2;
 	}
-	i = find_index(tb, key);
-	if (i >= 0) {
-		struct rec old = tb->v[i];
-
-		tb->v[i].json = rec;
-		tb->v[i].key = key;
-		if (write_table(s, tb) < 0) {
-			tb->v[i] = old;
-			cJSON_Delete(rec);
-			return -1;
-		}
-		cJSON_Delete(old.json);
-		return 0;
-	}
-	if (table_push(tb, rec, key) < 0) {
+	n = lookup(tb, key);
+	/* Everything memory needs is allocated before the write, so nothing can fail after it. */
+	if (!n && (slots_reserve(tb, tb->n_slots + 1) < 0 ||
+	           buckets_reserve(tb, tb->live + 1) < 0 || !(fresh = calloc(1, sizeof(*fresh))))) {
 		set_err(s->err, sizeof(s->err), "out of memory");
 		cJSON_Delete(rec);
 		return -1;
 	}
-	if (write_table(s, tb) < 0) {
-		tb->n--;
+	if (write_record(s, tb, key, rec, true) < 0) {
+		free(fresh);
 		cJSON_Delete(rec);
 		return -1;
 	}
+	if (n) {
+		cJSON *old = n->json;
+
+		/* Same key, so the key chain stays; the indexed field may have changed. */
+		unlink_index(tb, n);
+		node_set(tb, n, rec);
+		link_index(tb, n);
+		cJSON_Delete(old);
+		return 0;
+	}
+	node_set(tb, fresh, rec);
+	append_node(tb, fresh);
 	return 0;
 }
 
 int store_remove(struct store *s, enum store_table t, const char *key)
 {
 	struct table *tb;
-	struct rec old;
-	long i;
+	struct node *n;
 
 	if (!s || t >= STORE__TABLES)
 		return 1;
 	tb = &s->t[t];
-	i = find_index(tb, key);
-	if (i < 0)
+	n = lookup(tb, key);
+	if (!n)
 		return 1;
-	old = tb->v[i];
-	memmove(&tb->v[i], &tb->v[i + 1], (tb->n - (size_t)i - 1) * sizeof(tb->v[0]));
-	tb->n--;
-	if (write_table(s, tb) < 0) {
-		memmove(&tb->v[i + 1], &tb->v[i], (tb->n - (size_t)i) * sizeof(tb->v[0]));
-		tb->v[i] = old;
-		tb->n++;
+	if (unlink_record(s, tb, n->key) < 0)
 		return -1;
-	}
-	cJSON_Delete(old.json);
+	drop_node(tb, n); /* key may point into the record: not used past here */
+	maybe_compact(tb);
 	return 0;
 }
 
 int store_approve(struct store *s, cJSON *paired_rec, const char *request_id)
 {
 	struct table *tb;
-	long i;
+	struct node *n;
 
 	if (store_put(s, STORE_PAIRED, paired_rec) < 0)
 		return -1;
 	if (!request_id)
 		return 0;
 	tb = &s->t[STORE_PENDING];
-	i = find_index(tb, request_id);
-	if (i < 0)
+	n = lookup(tb, request_id);
+	if (!n)
 		return 0;
-	/* The approval is durable already. If this rewrite fails, memory still drops the request and
-	 * the next successful rewrite of pending.json catches the file up. */
-	if (store_remove(s, STORE_PENDING, request_id) < 0) {
-		cJSON_Delete(tb->v[i].json);
-		memmove(&tb->v[i], &tb->v[i + 1], (tb->n - (size_t)i - 1) * sizeof(tb->v[0]));
-		tb->n--;
-	}
+	/* The approval is durable already. If the unlink fails, memory drops the request anyway:
+	 * its file is a stale request, which the next store_open deletes. */
+	unlink_record(s, tb, n->key);
+	drop_node(tb, n);
+	maybe_compact(tb);
 	return 0;
 }

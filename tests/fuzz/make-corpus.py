@@ -6,8 +6,11 @@ Usage: make-corpus.py TRANSCRIPT_DIR [--vectors FILE] [--scenarios DIR ...] [--o
   fuzz_frame     every frame (req/res/event) in the captured transcripts, one compact JSON
                  object per file, plus connect frames signed with the device-auth test vectors
                  (so the fuzzer starts past signature verification).
-  fuzz_store     pending/paired store pairs: "<pending.json>\\0<paired.json>", built from the
-                 pending and paired lists the captured gateways returned.
+  fuzz_store     state directories built from the pending and paired lists the captured
+                 gateways returned, as NUL-separated chunks whose first byte says where the rest
+                 goes (see fuzz_store.c): "p<record>" a file of pending/, "d<record>" one of
+                 paired/, "P<object>" / "D<object>" the previous layout's pending.json /
+                 paired.json. One seed per list in each layout, one with both mixed.
   fuzz_scenario  every scenario file found under the --scenarios directories.
 
 Files are named by the SHA-1 of their content (libFuzzer's convention), so reruns are
@@ -69,6 +72,18 @@ def store_pairs(doc):
         if (isinstance(node, dict) and isinstance(node.get("pending"), list)
                 and isinstance(node.get("paired"), list)):
             yield node["pending"], node["paired"]
+
+
+def store_seeds(pending, paired):
+    """The new layout (one chunk per record), the previous one (one object per table), and
+    a state dir holding both (the import meets records already there)."""
+    pend = [r for r in pending if isinstance(r, dict)]
+    pair = [r for r in paired if isinstance(r, dict)]
+    per_record = [b"p" + compact(r) for r in pend] + [b"d" + compact(r) for r in pair]
+    old = [b"P" + compact(keyed(pending, "requestId")), b"D" + compact(keyed(paired, "deviceId"))]
+    yield b"\0".join(per_record)
+    yield b"\0".join(old)
+    yield b"\0".join(per_record[:1] + old)
 
 
 def keyed(records, key):
@@ -139,9 +154,9 @@ def main():
                 for fr in frames_from_json(doc):
                     write(args.out, compact(fr), counts, "fuzz_frame")
                 for pending, paired in store_pairs(doc):
-                    data = (compact(keyed(pending, "requestId")) + b"\0" +
-                            compact(keyed(paired, "deviceId")))
-                    write(args.out, data, counts, "fuzz_store")
+                    for data in store_seeds(pending, paired):
+                        if data:
+                            write(args.out, data, counts, "fuzz_store")
             elif fn.endswith(".txt"):
                 for fr in frames_from_excerpts(path):
                     write(args.out, compact(fr), counts, "fuzz_frame")
@@ -150,8 +165,15 @@ def main():
         for fr in signed_connects(args.vectors):
             write(args.out, compact(fr), counts, "fuzz_frame")
 
-    # Edge seeds the captures do not contain: empty stores, a missing second file.
-    for seed in (b"{}\0{}", b"{}", b"\0", b""):
+    # Edge seeds the captures do not contain: empty stores, a record under another name, a
+    # compat node request, a stale request of a paired device, a leftover temp file.
+    rec = compact({"requestId": "r1", "deviceId": "d1", "publicKey": "k", "role": "node",
+                   "roles": ["node"], "scopes": [], "ts": 1})
+    dev = compact({"deviceId": "d1", "publicKey": "k", "roles": ["node"], "scopes": [],
+                   "createdAtMs": 1})
+    for seed in (b"P{}\0D{}\0N{}", b"P{}", b"\0", b"", b"p" + rec, b"q" + rec,
+                 b"n" + rec, b"p" + rec + b"\0d" + dev,
+                 b"p" + compact({"requestId": ".r1.json.Ab12Cd"})):
         write(args.out, seed, counts, "fuzz_store")
 
     for sdir in args.scenarios:

@@ -316,7 +316,7 @@ static void test_key_change_is_repair(void **state)
 	struct fixture *fx = *state;
 	struct identity other;
 	char path[512], rid[64], *text = NULL, *out;
-	cJSON *paired, *rec;
+	cJSON *rec;
 	FILE *f;
 	long n;
 	int rc;
@@ -331,7 +331,7 @@ static void test_key_change_is_repair(void **state)
 	/* The store now binds the device id to another key (as after a key rotation on the
 	 * device, or a record imported from elsewhere). */
 	assert_int_equal(identity_generate(&other), 0);
-	snprintf(path, sizeof(path), "%s/paired.json", fx->gw.state_dir);
+	snprintf(path, sizeof(path), "%s/paired/%s.json", fx->gw.state_dir, fx->id.device_id);
 	f = fopen(path, "r");
 	assert_non_null(f);
 	fseek(f, 0, SEEK_END);
@@ -340,13 +340,14 @@ static void test_key_change_is_repair(void **state)
 	text = calloc(1, (size_t)n + 1);
 	assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
 	fclose(f);
-	paired = cJSON_Parse(text);
+	rec = cJSON_Parse(text);
 	free(text);
-	rec = cJSON_GetObjectItemCaseSensitive(paired, fx->id.device_id);
 	assert_non_null(rec);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "deviceId")),
+	                    fx->id.device_id);
 	cJSON_ReplaceItemInObjectCaseSensitive(rec, "publicKey", cJSON_CreateString(other.pk_b64));
-	out = cJSON_Print(paired);
-	cJSON_Delete(paired);
+	out = cJSON_PrintUnformatted(rec);
+	cJSON_Delete(rec);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(out, f);

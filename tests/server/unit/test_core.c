@@ -179,7 +179,8 @@ static void rm_dir(const char *path)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		unlink(sub);
+		if (unlink(sub) < 0)
+			rm_dir(sub); /* the store's table directories */
 	}
 	closedir(d);
 	rmdir(path);
@@ -859,11 +860,11 @@ static void approve_flow(bool via_node)
 	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
 	/* PERSIST-3: on disk when the ok went out. */
 	{
-		char path[128], buf[8192];
+		char path[256], buf[8192];
 		FILE *fp;
 		size_t len;
 
-		snprintf(path, sizeof(path), "%s/paired.json", e->dir);
+		snprintf(path, sizeof(path), "%s/paired/%s.json", e->dir, id.device_id);
 		fp = fopen(path, "r");
 		assert_non_null(fp);
 		len = fread(buf, 1, sizeof(buf) - 1, fp);

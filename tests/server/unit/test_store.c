@@ -1,5 +1,5 @@
-/* test_store.c: the pairing store: round trips, atomic 0600 files, the directory lock, corrupt
- * files, and restarts. */
+/* test_store.c: the pairing store: round trips, one atomic 0600 file per record, the directory
+ * lock, corrupt files, the import of the previous layout, crash repairs, and 10,000 records. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -215,40 +215,79 @@ static void test_round_trip_and_restart(void **state)
 	store_close(s);
 }
 
+static bool exists(const char *dir, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+static size_t count_dotfiles(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] == '.' && strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
 static void test_files_atomic_and_private(void **state)
 {
 	struct fixture *f = *state;
 	struct store *s = NULL;
-	char err[256] = "";
+	char err[256] = "", sub[128];
 	cJSON *j;
-	DIR *d;
-	struct dirent *de;
 
 	chmod(f->dir, 0755);
+	/* Temp files that crashes left behind, of this layout and of the previous one. */
+	snprintf(sub, sizeof(sub), "%s/pending", f->dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	write_text(f->dir, "pending/.r0.json.Ab12Cd", "{\"requestId\":");
 	write_text(f->dir, ".pending.json.Ab12Cd", "left by a crash");
 	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
-	/* The directory holds device tokens: it is made private even if it existed. */
+	/* The directories hold device tokens: they are made private even if they existed. */
 	assert_int_equal(file_mode(f->dir, "."), 0700);
+	assert_int_equal(file_mode(f->dir, "pending"), 0700);
+	assert_int_equal(file_mode(f->dir, "paired"), 0700);
+	assert_int_equal(file_mode(f->dir, "nodes-pending"), 0700);
+	assert_int_equal(count_dotfiles(f->dir), 0);
+	assert_int_equal(count_dotfiles(sub), 0);
 	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r1", "d1", 1)), 0);
 	assert_int_equal(
 	        store_put(s, STORE_PAIRED, paired_rec("d1", "00000000000000000000000000000000")),
 	        0);
-	assert_int_equal(file_mode(f->dir, "pending.json"), 0600);
-	assert_int_equal(file_mode(f->dir, "paired.json"), 0600);
+	assert_int_equal(store_put(s, STORE_COMPAT_NODE_PENDING, pending_rec("n1", "d1", 1)), 0);
+	/* One file per record, named by its key, mode 0600; no whole-table files. */
+	assert_int_equal(file_mode(f->dir, "pending/r1.json"), 0600);
+	assert_int_equal(file_mode(f->dir, "paired/d1.json"), 0600);
+	assert_int_equal(file_mode(f->dir, "nodes-pending/n1.json"), 0600);
 	assert_int_equal(file_mode(f->dir, "lock"), 0600);
-	/* What is on disk is the full table keyed by requestId, no temp files left behind. */
-	j = read_json(f->dir, "pending.json");
+	assert_false(exists(f->dir, "pending.json"));
+	assert_false(exists(f->dir, "paired.json"));
+	j = read_json(f->dir, "pending/r1.json");
 	assert_non_null(j);
-	assert_true(cJSON_IsObject(cJSON_GetObjectItem(j, "r1")));
-	assert_string_equal(
-	        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "r1"), "deviceId")->valuestring, "d1");
+	assert_string_equal(cJSON_GetObjectItem(j, "requestId")->valuestring, "r1");
+	assert_string_equal(cJSON_GetObjectItem(j, "deviceId")->valuestring, "d1");
 	cJSON_Delete(j);
-	d = opendir(f->dir);
-	assert_non_null(d);
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			assert_true(de->d_name[0] != '.');
-	closedir(d);
+	j = read_json(f->dir, "paired/d1.json");
+	assert_non_null(j);
+	assert_string_equal(cJSON_GetObjectItem(j, "deviceId")->valuestring, "d1");
+	cJSON_Delete(j);
+	/* A replace rewrites the file; a removal unlinks it; no temp file is left behind. */
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r1", "d1", 77)), 0);
+	j = read_json(f->dir, "pending/r1.json");
+	assert_non_null(j);
+	assert_int_equal((int)cJSON_GetObjectItem(j, "ts")->valuedouble, 77);
+	cJSON_Delete(j);
+	assert_int_equal(store_remove(s, STORE_COMPAT_NODE_PENDING, "n1"), 0);
+	assert_false(exists(f->dir, "nodes-pending/n1.json"));
+	assert_int_equal(count_dotfiles(sub), 0);
 	store_close(s);
 }
 
@@ -264,13 +303,15 @@ static void test_failed_write_leaves_memory_unchanged(void **state)
 	snprintf(moved, sizeof(moved), "%s.moved", f->dir);
 	assert_int_equal(rename(f->dir, moved), 0);
 	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r2", "d2", 2)), -1);
-	assert_non_null(strstr(store_last_error(s), "pending.json"));
+	assert_non_null(strstr(store_last_error(s), "pending/r2.json"));
 	assert_int_equal(store_count(s, STORE_PENDING), 1);
 	assert_null(store_get(s, STORE_PENDING, "r2"));
+	assert_null(store_find(s, STORE_PENDING, "deviceId", "d2"));
 	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r1", "d1", 99)), -1);
 	assert_int_equal(
 	        (int)cJSON_GetObjectItem(store_get(s, STORE_PENDING, "r1"), "ts")->valuedouble, 1);
 	assert_int_equal(store_remove(s, STORE_PENDING, "r1"), -1);
+	assert_non_null(strstr(store_last_error(s), "pending/r1.json"));
 	assert_non_null(store_get(s, STORE_PENDING, "r1"));
 	assert_int_equal(
 	        store_approve(s, paired_rec("d1", "00000000000000000000000000000000"), "r1"), -1);
@@ -320,30 +361,48 @@ static void expect_open_error(const char *dir, const char *path_part)
 
 	assert_int_equal(store_open(dir, &s, err, sizeof(err)), -1);
 	assert_null(s);
-	assert_non_null(strstr(err, path_part));
+	if (!strstr(err, path_part))
+		fail_msg("error \"%s\" does not name %s", err, path_part);
 }
 
-static void test_corrupt_files_are_errors(void **state)
+static void expect_open_ok(const char *dir)
+{
+	struct store *s = NULL;
+	char err[512] = "";
+
+	if (store_open(dir, &s, err, sizeof(err)) != 0)
+		fail_msg("store_open: %s", err);
+	store_close(s);
+}
+
+static void test_corrupt_record_files_are_errors(void **state)
 {
 	struct fixture *f = *state;
+	static const char *const bad[] = {
+	        "{\"requestId\": \"r1\"", /* cut short */
+	        "",
+	        "[]",
+	        "5",
+	        "null",
+	        "\"r1\"",
+	        "{\"requestId\": \"r2\"}", /* not its file name: corrupt, not silently re-keyed */
+	        "{\"requestId\": 7}",
+	        "{\"deviceId\": \"d1\"}",
+	        "{\"requestId\": \"r1\"} trailing",
+	};
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/pending.json", f->dir);
-	write_text(f->dir, "pending.json", "{\"r1\": {\"requestId\": \"r1\"");
-	expect_open_error(f->dir, path);
-	write_text(f->dir, "pending.json", "");
-	expect_open_error(f->dir, path);
-	write_text(f->dir, "pending.json", "[]");
-	expect_open_error(f->dir, path);
-	/* A record whose key does not match its field is corrupt, not silently re-keyed. */
-	write_text(f->dir, "pending.json", "{\"r1\": {\"requestId\": \"r2\"}}");
-	expect_open_error(f->dir, path);
-	write_text(f->dir, "pending.json", "{\"r1\": 5}");
-	expect_open_error(f->dir, path);
-	write_text(f->dir, "pending.json", "{}");
+	expect_open_ok(f->dir); /* creates the table directories */
+	snprintf(path, sizeof(path), "%s/pending/r1.json", f->dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_text(f->dir, "pending/r1.json", bad[i]);
+		expect_open_error(f->dir, path);
+	}
+	write_text(f->dir, "pending/r1.json", "{\"requestId\": \"r1\"}");
+	expect_open_ok(f->dir);
 
-	snprintf(path, sizeof(path), "%s/paired.json", f->dir);
-	write_text(f->dir, "paired.json", "not json");
+	snprintf(path, sizeof(path), "%s/paired/d1.json", f->dir);
+	write_text(f->dir, "paired/d1.json", "not json");
 	expect_open_error(f->dir, path);
 	unlink(path);
 	/* Unreadable (a directory in its place). */
@@ -351,55 +410,350 @@ static void test_corrupt_files_are_errors(void **state)
 	expect_open_error(f->dir, path);
 	rmdir(path);
 
-	snprintf(path, sizeof(path), "%s/nodes-pending.json", f->dir);
-	write_text(f->dir, "nodes-pending.json", "{\"x\": {\"requestId\": \"x\"}} trailing");
+	/* A record file whose name is no valid key. */
+	snprintf(path, sizeof(path), "%s/nodes-pending/a b.json", f->dir);
+	write_text(f->dir, "nodes-pending/a b.json", "{\"requestId\": \"a b\"}");
 	expect_open_error(f->dir, path);
 	unlink(path);
 
-	/* Still usable once repaired; the error did not leave the lock held. */
+	/* What is not a record is left alone: dotfiles and names not ending in .json. */
+	write_text(f->dir, "pending/.keep", "x");
+	write_text(f->dir, "pending/README", "x");
+	write_text(f->dir, "pending/r1.json.bak", "x");
 	{
 		struct store *s = NULL;
 		char err[256] = "";
 
+		/* Still usable once repaired; the errors did not leave the lock held. */
 		assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+		assert_int_equal(store_count(s, STORE_PENDING), 1);
+		assert_non_null(store_get(s, STORE_PENDING, "r1"));
 		store_close(s);
 	}
+	assert_true(exists(f->dir, "pending/.keep"));
+	assert_true(exists(f->dir, "pending/README"));
 }
 
-static void test_ten_thousand_pending(void **state)
+static void test_old_layout_imported(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "";
+	cJSON *root = cJSON_CreateObject(), *paired = cJSON_CreateObject();
+	char *text;
+
+	/* The previous layout: one pretty-printed object per table, keyed by the key field. */
+	cJSON_AddItemToObject(root, "r2", pending_rec("r2", "d2", 2000));
+	cJSON_AddItemToObject(root, "r1", pending_rec("r1", "d1", 1000));
+	text = cJSON_Print(root);
+	write_text(f->dir, "pending.json", text);
+	free(text);
+	cJSON_Delete(root);
+	cJSON_AddItemToObject(paired, "d9", paired_rec("d9", "0123456789abcdef0123456789abcdef"));
+	text = cJSON_Print(paired);
+	write_text(f->dir, "paired.json", text);
+	free(text);
+	cJSON_Delete(paired);
+	write_text(f->dir, "nodes-pending.json", "{\"n1\": {\"requestId\": \"n1\", \"ts\": 5}}");
+
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 2);
+	/* Ordered by ts, not by the old file's order. */
+	assert_string_equal(
+	        cJSON_GetObjectItem(store_at(s, STORE_PENDING, 0), "requestId")->valuestring, "r1");
+	assert_string_equal(
+	        cJSON_GetObjectItem(store_at(s, STORE_PENDING, 1), "requestId")->valuestring, "r2");
+	assert_non_null(store_get(s, STORE_PAIRED, "d9"));
+	assert_non_null(store_get(s, STORE_COMPAT_NODE_PENDING, "n1"));
+	store_close(s);
+	/* Every record has its own file; the old files are renamed, so nothing imports twice. */
+	assert_int_equal(file_mode(f->dir, "pending/r1.json"), 0600);
+	assert_int_equal(file_mode(f->dir, "pending/r2.json"), 0600);
+	assert_int_equal(file_mode(f->dir, "paired/d9.json"), 0600);
+	assert_int_equal(file_mode(f->dir, "nodes-pending/n1.json"), 0600);
+	assert_false(exists(f->dir, "pending.json"));
+	assert_false(exists(f->dir, "paired.json"));
+	assert_false(exists(f->dir, "nodes-pending.json"));
+	assert_true(exists(f->dir, "pending.json.imported"));
+	assert_true(exists(f->dir, "paired.json.imported"));
+	assert_true(exists(f->dir, "nodes-pending.json.imported"));
+
+	/* A removal after the import stays removed: the .imported file is not read again. */
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_int_equal(store_remove(s, STORE_PENDING, "r2"), 0);
+	store_close(s);
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 1);
+	assert_string_equal(
+	        cJSON_GetObjectItem(
+	                cJSON_GetObjectItem(
+	                        cJSON_GetObjectItem(store_get(s, STORE_PAIRED, "d9"), "tokens"),
+	                        "node"),
+	                "token")
+	                ->valuestring,
+	        "0123456789abcdef0123456789abcdef");
+	store_close(s);
+}
+
+static void test_old_layout_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+	        "{\"r1\": {\"requestId\": \"r1\"",
+	        "",
+	        "[]",
+	        "{\"r1\": {\"requestId\": \"r2\"}}", /* key mismatch */
+	        "{\"r1\": 5}",
+	        "{\"../x\": {\"requestId\": \"../x\"}}", /* no valid file name */
+	        "{\"r1\": {\"requestId\": \"r1\"}, \"r1\": {\"requestId\": \"r1\"}}",
+	        "{\"x\": {\"requestId\": \"x\"}} trailing",
+	};
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/pending.json", f->dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_text(f->dir, "pending.json", bad[i]);
+		expect_open_error(f->dir, path);
+		/* Nothing is imported from a file that is rejected, and it stays in place. */
+		assert_true(exists(f->dir, "pending.json"));
+		assert_false(exists(f->dir, "pending.json.imported"));
+	}
+	snprintf(path, sizeof(path), "%s/paired.json", f->dir);
+	unlink(path);
+	assert_int_equal(mkdir(path, 0700), 0);
+	write_text(f->dir, "pending.json", "{}");
+	expect_open_error(f->dir, path);
+	rmdir(path);
+	expect_open_ok(f->dir);
+	assert_true(exists(f->dir, "pending.json.imported"));
+}
+
+static cJSON *with_role(cJSON *r, const char *role, const char *scope)
+{
+	cJSON *roles = cJSON_AddArrayToObject(r, "roles");
+	cJSON *scopes = cJSON_AddArrayToObject(r, "scopes");
+
+	cJSON_DeleteItemFromObject(r, "role");
+	cJSON_AddStringToObject(r, "role", role);
+	cJSON_AddItemToArray(roles, cJSON_CreateString(role));
+	if (scope)
+		cJSON_AddItemToArray(scopes, cJSON_CreateString(scope));
+	return r;
+}
+
+static void test_stale_pending_repaired_at_open(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "";
+	cJSON *other;
+
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	/* d1: paired, and its request is still there (a crash inside store_approve). */
+	assert_int_equal(
+	        store_put(s, STORE_PENDING, with_role(pending_rec("r1", "d1", 1), "node", NULL)),
+	        0);
+	assert_int_equal(store_put(s, STORE_PAIRED,
+	                           with_role(paired_rec("d1", "11111111111111111111111111111111"),
+	                                     "node", "operator.read")),
+	                 0);
+	/* d2: paired under another key: the request is a repair, not stale. */
+	assert_int_equal(
+	        store_put(s, STORE_PENDING, with_role(pending_rec("r2", "d2", 2), "node", NULL)),
+	        0);
+	other = with_role(paired_rec("d2", "22222222222222222222222222222222"), "node", NULL);
+	cJSON_ReplaceItemInObject(
+	        other, "publicKey",
+	        cJSON_CreateString("AAAAvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik"));
+	assert_int_equal(store_put(s, STORE_PAIRED, other), 0);
+	/* d3: paired as an operator, asking for the node role: not covered yet, kept. */
+	assert_int_equal(
+	        store_put(s, STORE_PENDING, with_role(pending_rec("r3", "d3", 3), "node", NULL)),
+	        0);
+	assert_int_equal(store_put(s, STORE_PAIRED,
+	                           with_role(paired_rec("d3", "33333333333333333333333333333333"),
+	                                     "operator", NULL)),
+	                 0);
+	/* d4: paired for the same role, asking for one more scope: kept. */
+	assert_int_equal(store_put(s, STORE_PENDING,
+	                           with_role(pending_rec("r4", "d4", 4), "node", "operator.admin")),
+	                 0);
+	assert_int_equal(store_put(s, STORE_PAIRED,
+	                           with_role(paired_rec("d4", "44444444444444444444444444444444"),
+	                                     "node", NULL)),
+	                 0);
+	/* d5: not paired at all. */
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r5", "d5", 5)), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 5);
+	store_close(s);
+
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_null(store_get(s, STORE_PENDING, "r1"));
+	assert_false(exists(f->dir, "pending/r1.json"));
+	assert_non_null(store_get(s, STORE_PAIRED, "d1"));
+	assert_non_null(store_get(s, STORE_PENDING, "r2"));
+	assert_non_null(store_get(s, STORE_PENDING, "r3"));
+	assert_non_null(store_get(s, STORE_PENDING, "r4"));
+	assert_non_null(store_get(s, STORE_PENDING, "r5"));
+	assert_int_equal(store_count(s, STORE_PENDING), 4);
+	assert_string_equal(
+	        cJSON_GetObjectItem(store_at(s, STORE_PENDING, 0), "requestId")->valuestring, "r2");
+	store_close(s);
+}
+
+static void test_unsafe_keys_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "", longest[STORE_KEY_MAX + 2];
+	static const char *const bad[] = {"../x", "..", ".hidden", "a/b", "a b", "",
+	                                  "x\\y", "é",  "a\nb",    "~",   "a:b"};
+
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(store_key_valid(bad[i]));
+		assert_int_equal(store_put(s, STORE_PENDING, pending_rec(bad[i], "d", 1)), -2);
+		assert_int_equal(store_put(s, STORE_PAIRED, paired_rec(bad[i], "t")), -2);
+	}
+	assert_false(store_key_valid(NULL));
+	memset(longest, 'k', sizeof(longest));
+	longest[STORE_KEY_MAX + 1] = '\0';
+	assert_false(store_key_valid(longest));
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec(longest, "d", 1)), -2);
+	longest[STORE_KEY_MAX] = '\0';
+	assert_true(store_key_valid(longest));
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec(longest, "d", 1)), 0);
+	assert_true(store_key_valid("a-Z_0.9"));
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("a-Z_0.9", "d", 2)), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 2);
+	assert_int_equal(store_count(s, STORE_PAIRED), 0);
+	store_close(s);
+	/* Nothing was written outside the table directories. */
+	assert_false(exists(f->dir, "x.json"));
+	assert_false(exists(f->dir, "pending/.hidden.json"));
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 2);
+	assert_non_null(store_get(s, STORE_PENDING, longest));
+	store_close(s);
+}
+
+static const char *rid_at(const struct store *s, size_t i)
+{
+	return cJSON_GetObjectItem(store_at(s, STORE_PENDING, i), "requestId")->valuestring;
+}
+
+static void test_order_and_index(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "";
+
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	/* Insertion order, whatever the keys; the same device twice (the compat table allows it). */
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("c", "dx", 1)), 0);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("a", "dy", 2)), 0);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("d", "dx", 3)), 0);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("b", "dz", 4)), 0);
+	assert_string_equal(rid_at(s, 0), "c");
+	assert_string_equal(rid_at(s, 3), "b");
+	/* store_find by deviceId returns the first in that order. */
+	assert_string_equal(
+	        cJSON_GetObjectItem(store_find(s, STORE_PENDING, "deviceId", "dx"), "requestId")
+	                ->valuestring,
+	        "c");
+	assert_int_equal(store_remove(s, STORE_PENDING, "a"), 0);
+	assert_int_equal(store_remove(s, STORE_PENDING, "c"), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 2);
+	assert_string_equal(
+	        cJSON_GetObjectItem(store_find(s, STORE_PENDING, "deviceId", "dx"), "requestId")
+	                ->valuestring,
+	        "d");
+	/* A replace keeps the position and re-indexes a changed field. */
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("d", "dw", 3)), 0);
+	assert_null(store_find(s, STORE_PENDING, "deviceId", "dx"));
+	assert_non_null(store_find(s, STORE_PENDING, "deviceId", "dw"));
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("e", "de", 0)), 0);
+	assert_string_equal(rid_at(s, 0), "d");
+	assert_string_equal(rid_at(s, 1), "b");
+	assert_string_equal(rid_at(s, 2), "e");
+	assert_null(store_at(s, STORE_PENDING, 3));
+	/* Unindexed fields are found too; the key field through the key index. */
+	assert_non_null(store_find(s, STORE_PENDING, "role", "node"));
+	assert_null(store_find(s, STORE_PENDING, "role", "operator"));
+	assert_non_null(store_find(s, STORE_PENDING, "requestId", "e"));
+	assert_null(store_find(s, STORE_PENDING, "requestId", "a"));
+	store_close(s);
+
+	/* After a restart: ordered by ts, then key. */
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_string_equal(rid_at(s, 0), "e");
+	assert_string_equal(rid_at(s, 1), "d");
+	assert_string_equal(rid_at(s, 2), "b");
+	store_close(s);
+}
+
+static void test_ten_thousand_records(void **state)
 {
 	struct fixture *f = *state;
 	struct store *s = NULL;
 	char err[256] = "", rid[32], did[32];
-	cJSON *root = cJSON_CreateObject();
-	char *text, path[256];
-	FILE *fp;
+	const cJSON *r;
 
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
 	for (int i = 0; i < 10000; i++) {
 		snprintf(rid, sizeof(rid), "req-%05d", i);
 		snprintf(did, sizeof(did), "dev-%05d", i);
-		cJSON_AddItemToObject(root, rid, pending_rec(rid, did, i));
+		assert_int_equal(store_put(s, STORE_PENDING, pending_rec(rid, did, i)), 0);
 	}
-	text = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	snprintf(path, sizeof(path), "%s/pending.json", f->dir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(text, fp);
-	fclose(fp);
-	free(text);
-
-	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
 	assert_int_equal(store_count(s, STORE_PENDING), 10000);
-	assert_non_null(store_find(s, STORE_PENDING, "deviceId", "dev-09999"));
-	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("req-new", "dev-new", 1)), 0);
-	assert_int_equal(store_remove(s, STORE_PENDING, "req-00000"), 0);
+	for (int i = 0; i < 10000; i++) {
+		snprintf(rid, sizeof(rid), "req-%05d", i);
+		snprintf(did, sizeof(did), "dev-%05d", i);
+		r = store_get(s, STORE_PENDING, rid);
+		assert_non_null(r);
+		assert_string_equal(cJSON_GetObjectItem(r, "deviceId")->valuestring, did);
+		assert_ptr_equal(store_find(s, STORE_PENDING, "deviceId", did), r);
+		assert_ptr_equal(store_at(s, STORE_PENDING, (size_t)i), r);
+	}
+	/* Remove every third one, approve every seventh of the rest. */
+	for (int i = 0; i < 10000; i += 3) {
+		snprintf(rid, sizeof(rid), "req-%05d", i);
+		assert_int_equal(store_remove(s, STORE_PENDING, rid), 0);
+		assert_int_equal(store_remove(s, STORE_PENDING, rid), 1);
+	}
+	for (int i = 1; i < 10000; i += 7) {
+		if (i % 3 == 0)
+			continue;
+		snprintf(rid, sizeof(rid), "req-%05d", i);
+		snprintf(did, sizeof(did), "dev-%05d", i);
+		assert_int_equal(store_approve(s, paired_rec(did, "t"), rid), 0);
+	}
 	store_close(s);
+
 	s = NULL;
 	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
-	assert_int_equal(store_count(s, STORE_PENDING), 10000);
-	assert_non_null(store_get(s, STORE_PENDING, "req-new"));
-	assert_null(store_get(s, STORE_PENDING, "req-00000"));
+	{
+		size_t pending = 0, paired = 0, at = 0;
+
+		for (int i = 0; i < 10000; i++) {
+			bool removed = i % 3 == 0, approved = !removed && i % 7 == 1;
+
+			snprintf(rid, sizeof(rid), "req-%05d", i);
+			snprintf(did, sizeof(did), "dev-%05d", i);
+			r = store_get(s, STORE_PENDING, rid);
+			assert_true((r != NULL) == (!removed && !approved));
+			assert_true((store_get(s, STORE_PAIRED, did) != NULL) == approved);
+			if (r) {
+				/* Loaded in ts order, which is the order they were put in. */
+				assert_ptr_equal(store_at(s, STORE_PENDING, at++), r);
+				assert_ptr_equal(store_find(s, STORE_PENDING, "deviceId", did), r);
+				pending++;
+			}
+			paired += approved;
+		}
+		assert_int_equal(store_count(s, STORE_PENDING), pending);
+		assert_int_equal(store_count(s, STORE_PAIRED), paired);
+	}
 	store_close(s);
 }
 
@@ -412,8 +766,15 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_failed_write_leaves_memory_unchanged, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lock_refused, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_corrupt_files_are_errors, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_ten_thousand_pending, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_corrupt_record_files_are_errors, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_old_layout_imported, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_old_layout_corrupt, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_stale_pending_repaired_at_open, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_unsafe_keys_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_order_and_index, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ten_thousand_records, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
