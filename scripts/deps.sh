@@ -2,7 +2,8 @@
 # scripts/deps.sh: installs the Debian packages clawpair needs, only those missing.
 # Sourced by scripts/check and scripts/demo. Uses apt-get as root, or through sudo.
 CLAWPAIR_PKGS=(build-essential pkg-config meson ninja-build libwebsockets-dev libcjson-dev
-  libsodium-dev libcmocka-dev valgrind clang-format iproute2 python3)
+  libsodium-dev libcmocka-dev valgrind clang-format iproute2 python3
+  libev-dev libwebsockets-evlib-ev)
 clawpair_install_deps() {
   local missing=() p
   for p in "${CLAWPAIR_PKGS[@]}" "$@"; do

@@ -12,6 +12,9 @@
 #include <time.h>
 
 #include <libwebsockets.h>
+#ifdef CLAWPAIR_WITH_LIBEV
+#include <ev.h>
+#endif
 
 #include "core.h"
 #include "errors.h"
@@ -62,7 +65,28 @@ struct gateway {
 	lws_sorted_usec_list_t wake;
 	unsigned sessions; /* established WebSockets */
 	bool stopping;
+#ifdef CLAWPAIR_WITH_LIBEV
+	/* lws's own loop is poll(), which walks every socket on every wake-up; at 10,000 held
+	 * connections that dominates. libev picks epoll; lws drives it as a foreign loop. */
+	struct ev_loop *loop;
+	/* Our own timers: lws re-arms its libev timer only from its own callbacks, and not when an
+	 * earlier deadline is added while a later one is armed. */
+	ev_timer ev_deadline;
+	ev_timer ev_wake;
+#endif
 };
+
+/* One turn of the event loop: waits for at least one event (or a timer), handles it. */
+static int loop_once(struct gateway *gw)
+{
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (gw->loop) {
+		ev_run(gw->loop, EVRUN_ONCE);
+		return 0;
+	}
+#endif
+	return lws_service(gw->ctx, 0) < 0 ? -1 : 0;
+}
 
 static uint64_t wall_ms(void)
 {
@@ -123,27 +147,66 @@ static void lws_log_emit(int level, const char *line)
 
 static void timer_cb(lws_sorted_usec_list_t *sul);
 
+static void timer_fire(struct gateway *gw);
+
+#ifdef CLAWPAIR_WITH_LIBEV
+static void ev_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	timer_fire(lws_container_of(w, struct gateway, ev_deadline));
+}
+
+static void ev_wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+#endif
+
+static void timer_cancel(struct gateway *gw)
+{
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (gw->loop)
+		ev_timer_stop(gw->loop, &gw->ev_deadline);
+#endif
+	lws_sul_cancel(&gw->timer);
+	gw->timer_at = UINT64_MAX;
+}
+
 static void timer_set(struct gateway *gw, uint64_t at_ms)
 {
 	uint64_t now = wall_ms();
 	lws_usec_t us;
 
 	if (at_ms == UINT64_MAX) {
-		lws_sul_cancel(&gw->timer);
-		gw->timer_at = UINT64_MAX;
+		timer_cancel(gw);
 		return;
 	}
 	gw->timer_at = at_ms;
 	us = at_ms > now ? (lws_usec_t)(at_ms - now) * LWS_US_PER_MS : 1;
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (gw->loop) {
+		ev_timer_stop(gw->loop, &gw->ev_deadline);
+		ev_now_update(gw->loop);
+		ev_timer_set(&gw->ev_deadline, (ev_tstamp)us / 1e6, 0.);
+		ev_timer_start(gw->loop, &gw->ev_deadline);
+		return;
+	}
+#endif
 	lws_sul_schedule(gw->ctx, 0, &gw->timer, timer_cb, us);
+}
+
+static void timer_fire(struct gateway *gw)
+{
+	gw->timer_at = UINT64_MAX;
+	timer_set(gw, core_run_timers(gw->core, wall_ms()));
 }
 
 static void timer_cb(lws_sorted_usec_list_t *sul)
 {
-	struct gateway *gw = lws_container_of(sul, struct gateway, timer);
-
-	gw->timer_at = UINT64_MAX;
-	timer_set(gw, core_run_timers(gw->core, wall_ms()));
+	timer_fire(lws_container_of(sul, struct gateway, timer));
 }
 
 /* Any call into the core may create a deadline (a handshake timer, a pending TTL) that is sooner
@@ -529,7 +592,27 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = gw;
 	info.port = CONTEXT_PORT_NO_LISTEN;
-	gw->ctx = lws_create_context(&info);
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (!getenv("CLAWPAIR_POLL_LOOP")) {
+		gw->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+		if (gw->loop) {
+			ev_timer_init(&gw->ev_deadline, ev_timer_cb, 0., 0.);
+			ev_timer_init(&gw->ev_wake, ev_wake_cb, 0., 0.);
+			info.options |= LWS_SERVER_OPTION_LIBEV;
+			info.foreign_loops = (void **)&gw->loop;
+			gw->ctx = lws_create_context(&info);
+			if (!gw->ctx) {
+				/* no libev plugin for libwebsockets: its own poll() loop still works */
+				ev_loop_destroy(gw->loop);
+				gw->loop = NULL;
+				info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+				info.foreign_loops = NULL;
+			}
+		}
+	}
+	if (!gw->ctx)
+#endif
+		gw->ctx = lws_create_context(&info);
 	if (!gw->ctx) {
 		snprintf(err, errsz, "cannot create the libwebsockets context");
 		goto fail;
@@ -582,6 +665,13 @@ void gateway_destroy(struct gateway *gw)
 	/* Destroying the context closes what is left, which calls back into the core. */
 	if (gw->ctx)
 		lws_context_destroy(gw->ctx);
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (gw->loop) {
+		ev_timer_stop(gw->loop, &gw->ev_deadline);
+		ev_timer_stop(gw->loop, &gw->ev_wake);
+		ev_loop_destroy(gw->loop);
+	}
+#endif
 	core_destroy(gw->core);
 	free(gw->vhosts);
 	free(gw->vhost_names);
@@ -612,8 +702,13 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	uint64_t deadline;
 	int rc = 0;
 
+	gateway_log(gw, CORE_LOG_DEBUG, "event loop: %s",
+#ifdef CLAWPAIR_WITH_LIBEV
+	            gw->loop ? "libev" :
+#endif
+	                     "poll");
 	while (!*stop) {
-		if (lws_service(gw->ctx, 0) < 0) {
+		if (loop_once(gw) < 0) {
 			gateway_log(gw, CORE_LOG_ERROR, "event loop failed");
 			rc = -1;
 			break;
@@ -621,14 +716,20 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	}
 	gateway_log(gw, CORE_LOG_INFO, "shutting down: closing %u connection(s)", gw->sessions);
 	gw->stopping = true;
-	lws_sul_cancel(&gw->timer);
-	gw->timer_at = UINT64_MAX;
+	timer_cancel(gw);
 	core_shutdown(gw->core, wall_ms());
 	deadline = wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
 	while (rc == 0 && gw->sessions > 0 && wall_ms() < deadline) {
 		/* Bounds each wait so the deadline is seen even when no socket moves. */
-		lws_sul_schedule(gw->ctx, 0, &gw->wake, wake_cb, 50 * LWS_US_PER_MS);
-		if (lws_service(gw->ctx, 0) < 0)
+#ifdef CLAWPAIR_WITH_LIBEV
+		if (gw->loop) {
+			ev_timer_stop(gw->loop, &gw->ev_wake);
+			ev_timer_set(&gw->ev_wake, 0.05, 0.);
+			ev_timer_start(gw->loop, &gw->ev_wake);
+		} else
+#endif
+			lws_sul_schedule(gw->ctx, 0, &gw->wake, wake_cb, 50 * LWS_US_PER_MS);
+		if (loop_once(gw) < 0)
 			rc = -1;
 	}
 	lws_sul_cancel(&gw->wake);

@@ -32,7 +32,8 @@ def fail(msg):
 
 def gateway_cmd(port, state, extra):
     cmd = [GATEWAY, '--listen', '127.0.0.1:%d' % port, '--token', TOKEN, '--state-dir', state,
-           '--trusted-proxy', '127.0.0.1', '--pending-ttl', '2'] + extra
+           '--trusted-proxy', '127.0.0.1', '--pending-ttl', '2',
+           '--handshake-timeout', '2000'] + extra
     if VALGRIND:
         cmd = ['valgrind', '--error-exitcode=99', '--leak-check=full',
                '--errors-for-leak-kinds=definite', '-q'] + cmd
