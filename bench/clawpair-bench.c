@@ -126,7 +126,7 @@ static bool pair_wait(struct client_ctx *ctx, struct loadkit_node *nodes, size_t
  * an operator (device.pair.approve); without, the gateway's auto-approve answers hello-ok. */
 static int cmd_pair(const struct opts *o)
 {
-	struct client_ctx_opts co = {.max_conns = o->parallel + o->batch + 64};
+	struct client_ctx_opts co = {.max_conns = o->parallel + o->batch + 64, .epoll = true};
 	struct client_ctx *ctx = client_ctx_create(&co);
 	struct loadkit_node *nodes = calloc(o->count, sizeof(*nodes));
 	struct loadkit_node_opts no = node_opts(o);
@@ -210,7 +210,7 @@ cleanup:
 /* Already-paired devices reconnect, round robin, parallel in flight, for o->seconds. */
 static int cmd_handshake(const struct opts *o)
 {
-	struct client_ctx_opts co = {.max_conns = o->parallel + 64};
+	struct client_ctx_opts co = {.max_conns = o->parallel + 64, .epoll = true};
 	struct client_ctx *ctx = client_ctx_create(&co);
 	struct loadkit_node *slots = calloc(o->parallel, sizeof(*slots));
 	size_t cap = 1 << 20, n_lat = 0;
@@ -308,7 +308,7 @@ static void on_lat_res(void *user, const struct loadkit_res *r)
 /* N nodes held pending: RSS, fds, idle CPU of the gateway; then approve-to-hello latency. */
 static int cmd_hold(const struct opts *o)
 {
-	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64};
+	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64, .epoll = true};
 	struct client_ctx *ctx = client_ctx_create(&co);
 	struct loadkit_node *nodes = calloc(o->count, sizeof(*nodes));
 	size_t n_samples = o->samples < o->count ? o->samples : o->count;

@@ -4,7 +4,7 @@
 Usage: suite.py GATEWAY RUNNER
 
 Two runs make the whole suite, as the reference gateway needs two configurations: the main run
-(trusted proxy 127.0.0.1 for the X-Forwarded-For remote clients, a 1 s pending TTL for the expiry
+(trusted proxy 127.0.0.1 for the X-Forwarded-For remote clients, a 2 s pending TTL for the expiry
 cases, a 2 s handshake timeout for the silent-socket case), and the cases the main run skips (restart, ticks, a total pending cap of 2). The figure is
 the wall time of both runner invocations; gateway start-up is not counted.
 """
@@ -28,7 +28,7 @@ class Gateway:
     def __init__(self, exe, extra):
         self.dir = tempfile.mkdtemp(prefix='clawpair-suite-')
         self.cmd = [exe, '--token', TOKEN, '--state-dir', os.path.join(self.dir, 'state'),
-                    '--trusted-proxy', '127.0.0.1', '--pending-ttl', '1', '--handshake-timeout', '2000',
+                    '--trusted-proxy', '127.0.0.1', '--pending-ttl', '2', '--handshake-timeout', '2000',
                     '--log-level', 'warn'] + extra
         self.proc = None
         self.url = None
@@ -102,7 +102,7 @@ def main():
     total, rcs, verdicts = 0.0, [], {}
     gw = Gateway(gateway, []).start()
     try:
-        s, rc, v = run(runner, gw, ['--pending-ttl-ms', '1000'])
+        s, rc, v = run(runner, gw, ['--pending-ttl-ms', '2000'])
     finally:
         gw.stop()
     total += s

@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#ifdef CLAWPAIR_WITH_LIBEV
+#include <ev.h>
+#endif
 
 #define DEFAULT_MAX_CONNS 64
 #define DEFAULT_MAX_FRAME (32u * 1024u * 1024u)
@@ -81,6 +84,12 @@ struct client_ctx {
 	struct client_conn *conns;
 	struct client_conn *connecting; /* conn whose lws_client_connect_via_info is running */
 	lws_sorted_usec_list_t wake;
+	uint64_t next_deadline_ms; /* earliest connect deadline of a conn not yet upgraded */
+#ifdef CLAWPAIR_WITH_LIBEV
+	struct ev_loop *loop; /* NULL: lws's poll() loop */
+	ev_timer ev_wake;
+	ev_timer ev_pump; /* see client_service */
+#endif
 };
 
 uint64_t client_now_ms(void)
@@ -420,6 +429,24 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	return 0;
 }
 
+#ifdef CLAWPAIR_WITH_LIBEV
+static void ev_noop_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+static void ev_pump_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct client_ctx *ctx = lws_container_of(w, struct client_ctx, ev_pump);
+
+	(void)loop;
+	(void)revents;
+	lws_cancel_service(ctx->lws);
+}
+#endif
+
 static const struct lws_protocols protocols[] = {
         {"clawpair-client", callback, 0, 4096, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
@@ -443,10 +470,32 @@ struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
 	info.user = ctx;
-	info.fd_limit_per_thread = max_conns + 16;
+	/* A set fd limit makes lws look sockets up by a linear search (wsi_from_fd on every event);
+	 * the epoll loop is for thousands of conns, so it sizes lws's tables by RLIMIT_NOFILE. */
+	if (!(opts && opts->epoll))
+		info.fd_limit_per_thread = max_conns + 16;
 	/* each connection needs a header table until its upgrade completes */
 	info.max_http_header_pool = (unsigned short)(max_conns > 4096 ? 4096 : max_conns + 4);
 	info.timeout_secs = 30;
+	ctx->next_deadline_ms = UINT64_MAX;
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (opts && opts->epoll && (ctx->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK))) {
+		ev_timer_init(&ctx->ev_wake, ev_noop_cb, 0., 0.);
+		ev_timer_init(&ctx->ev_pump, ev_pump_cb, 0.2, 0.2);
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = (void **)&ctx->loop;
+		ctx->lws = lws_create_context(&info);
+		if (ctx->lws) {
+			ev_timer_start(ctx->loop, &ctx->ev_pump);
+			return ctx;
+		}
+		/* no libev plugin for libwebsockets: the poll() loop */
+		ev_loop_destroy(ctx->loop);
+		ctx->loop = NULL;
+		info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = NULL;
+	}
+#endif
 	ctx->lws = lws_create_context(&info);
 	if (!ctx->lws) {
 		free(ctx);
@@ -463,6 +512,13 @@ void client_ctx_destroy(struct client_ctx *ctx)
 		client_conn_destroy(ctx->conns);
 	lws_sul_cancel(&ctx->wake);
 	lws_context_destroy(ctx->lws);
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (ctx->loop) {
+		ev_timer_stop(ctx->loop, &ctx->ev_wake);
+		ev_timer_stop(ctx->loop, &ctx->ev_pump);
+		ev_loop_destroy(ctx->loop);
+	}
+#endif
 	free(ctx);
 }
 
@@ -646,6 +702,8 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 	timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
 	                                          : DEFAULT_CONNECT_TIMEOUT_MS;
 	c->connect_deadline_ms = client_now_ms() + (uint64_t)timeout_ms;
+	if (c->connect_deadline_ms < ctx->next_deadline_ms)
+		ctx->next_deadline_ms = c->connect_deadline_ms;
 
 	c->next = ctx->conns;
 	if (ctx->conns)
@@ -699,9 +757,19 @@ int client_connect_async(struct client_ctx *ctx, const struct client_conn_opts *
 /* Kills connections whose upgrade did not complete in time. */
 static void check_deadlines(struct client_ctx *ctx, uint64_t now)
 {
+	uint64_t next = UINT64_MAX;
+
+	/* a swarm holds thousands of conns: walk them only when a deadline is due */
+	if (now < ctx->next_deadline_ms)
+		return;
 	for (struct client_conn *c = ctx->conns; c; c = c->next) {
-		if (c->established || c->finished || now < c->connect_deadline_ms)
+		if (c->established || c->finished)
 			continue;
+		if (now < c->connect_deadline_ms) {
+			if (c->connect_deadline_ms < next)
+				next = c->connect_deadline_ms;
+			continue;
+		}
 		set_local_abort(c, 1006, "connect timeout: no WebSocket upgrade in time");
 		if (c->wsi) {
 			struct lws *wsi = c->wsi;
@@ -712,6 +780,7 @@ static void check_deadlines(struct client_ctx *ctx, uint64_t now)
 			finish(c, NULL);
 		}
 	}
+	ctx->next_deadline_ms = next;
 }
 
 static void wake_cb(lws_sorted_usec_list_t *sul)
@@ -725,6 +794,24 @@ void client_service(struct client_ctx *ctx, int timeout_ms)
 		return;
 	if (timeout_ms < 0)
 		timeout_ms = 0;
+#ifdef CLAWPAIR_WITH_LIBEV
+	if (ctx->loop) {
+		/* lws services its own timers (KILL_ASYNC, connect timeouts) after socket activity or
+		 * when the timer it armed last fires; ev_pump nudges it through its service pipe
+		 * five times a second so those are never much later than due. */
+		if (timeout_ms == 0) {
+			ev_run(ctx->loop, EVRUN_NOWAIT);
+		} else {
+			ev_now_update(ctx->loop);
+			ev_timer_set(&ctx->ev_wake, timeout_ms / 1000., 0.);
+			ev_timer_start(ctx->loop, &ctx->ev_wake);
+			ev_run(ctx->loop, EVRUN_ONCE);
+			ev_timer_stop(ctx->loop, &ctx->ev_wake);
+		}
+		check_deadlines(ctx, client_now_ms());
+		return;
+	}
+#endif
 	lws_sul_schedule(ctx->lws, 0, &ctx->wake, wake_cb, (lws_usec_t)timeout_ms * 1000);
 	lws_service(ctx->lws, timeout_ms ? timeout_ms : -1);
 	lws_sul_cancel(&ctx->wake);

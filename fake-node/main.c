@@ -932,7 +932,8 @@ static int run_swarm(const struct opts *o)
 		goto out;
 	}
 	raise_nofile((long)n + 64);
-	ctx = client_ctx_create(&(struct client_ctx_opts){.max_conns = (unsigned)n + 64});
+	ctx = client_ctx_create(
+	        &(struct client_ctx_opts){.max_conns = (unsigned)n + 64, .epoll = true});
 	if (!ctx) {
 		fprintf(stderr, "cannot create the WebSocket context\n");
 		rc = EXIT_USAGE;

@@ -73,6 +73,10 @@ struct gateway {
 	 * earlier deadline is added while a later one is armed. */
 	ev_timer ev_deadline;
 	ev_timer ev_wake;
+	/* lws services its own timers (close-ack waits, HTTP header timeouts) only after socket
+	 * activity or when the timer it armed last fires, which may be later than one added since;
+	 * a once-a-second nudge through its service pipe bounds how late those can be. */
+	ev_timer ev_pump;
 #endif
 };
 
@@ -162,6 +166,15 @@ static void ev_wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
+}
+
+static void ev_pump_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct gateway *gw = lws_container_of(w, struct gateway, ev_pump);
+
+	(void)loop;
+	(void)revents;
+	lws_cancel_service(gw->ctx);
 }
 #endif
 
@@ -598,9 +611,12 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		if (gw->loop) {
 			ev_timer_init(&gw->ev_deadline, ev_timer_cb, 0., 0.);
 			ev_timer_init(&gw->ev_wake, ev_wake_cb, 0., 0.);
+			ev_timer_init(&gw->ev_pump, ev_pump_cb, 1., 1.);
 			info.options |= LWS_SERVER_OPTION_LIBEV;
 			info.foreign_loops = (void **)&gw->loop;
 			gw->ctx = lws_create_context(&info);
+			if (gw->ctx)
+				ev_timer_start(gw->loop, &gw->ev_pump);
 			if (!gw->ctx) {
 				/* no libev plugin for libwebsockets: its own poll() loop still works */
 				ev_loop_destroy(gw->loop);
@@ -669,6 +685,7 @@ void gateway_destroy(struct gateway *gw)
 	if (gw->loop) {
 		ev_timer_stop(gw->loop, &gw->ev_deadline);
 		ev_timer_stop(gw->loop, &gw->ev_wake);
+		ev_timer_stop(gw->loop, &gw->ev_pump);
 		ev_loop_destroy(gw->loop);
 	}
 #endif

@@ -405,7 +405,7 @@ static void test_load_pairing(void **state)
 		exe = "/usr/bin/valgrind";
 		args = vg_args;
 	}
-	struct client_ctx_opts co = {.max_conns = (unsigned)(l->n + 64)};
+	struct client_ctx_opts co = {.max_conns = (unsigned)(l->n + 64), .epoll = true};
 	l->ctx = client_ctx_create(&co);
 	assert_non_null(l->ctx);
 	char err[256] = "";
