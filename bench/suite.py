@@ -5,8 +5,9 @@ Usage: suite.py GATEWAY RUNNER
 
 Two runs make the whole suite, as the reference gateway needs two configurations: the main run
 (trusted proxy 127.0.0.1 for the X-Forwarded-For remote clients, a 2 s pending TTL for the expiry
-cases, a 2 s handshake timeout for the silent-socket case), and the cases the main run skips (restart, ticks, a total pending cap of 2). The figure is
-the wall time of both runner invocations; gateway start-up is not counted.
+cases, a 2 s handshake timeout for the silent-socket case), and the cases the main run skips
+(restart, ticks, a total pending cap of 2). The figure is the wall time of both runner
+invocations; gateway start-up is not counted.
 """
 
 import json

@@ -80,15 +80,31 @@ struct gateway {
 #endif
 };
 
-/* One turn of the event loop: waits for at least one event (or a timer), handles it. */
-static int loop_once(struct gateway *gw)
+/* Only bounds a wait of loop_once. */
+static void wake_cb(lws_sorted_usec_list_t *sul)
+{
+	(void)sul;
+}
+
+/* One turn of the event loop: waits for at least one event or timer, at most wait_ms when it is
+ * not negative, and handles what came. */
+static int loop_once(struct gateway *gw, int wait_ms)
 {
 #ifdef CLAWPAIR_WITH_LIBEV
 	if (gw->loop) {
+		if (wait_ms >= 0) {
+			ev_timer_stop(gw->loop, &gw->ev_wake);
+			ev_now_update(gw->loop);
+			ev_timer_set(&gw->ev_wake, wait_ms / 1000., 0.);
+			ev_timer_start(gw->loop, &gw->ev_wake);
+		}
 		ev_run(gw->loop, EVRUN_ONCE);
 		return 0;
 	}
 #endif
+	if (wait_ms >= 0)
+		lws_sul_schedule(gw->ctx, 0, &gw->wake, wake_cb,
+		                 (lws_usec_t)wait_ms * LWS_US_PER_MS);
 	return lws_service(gw->ctx, 0) < 0 ? -1 : 0;
 }
 
@@ -615,9 +631,9 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 			info.options |= LWS_SERVER_OPTION_LIBEV;
 			info.foreign_loops = (void **)&gw->loop;
 			gw->ctx = lws_create_context(&info);
-			if (gw->ctx)
+			if (gw->ctx) {
 				ev_timer_start(gw->loop, &gw->ev_pump);
-			if (!gw->ctx) {
+			} else {
 				/* no libev plugin for libwebsockets: its own poll() loop still works */
 				ev_loop_destroy(gw->loop);
 				gw->loop = NULL;
@@ -709,11 +725,6 @@ void gateway_wake(struct gateway *gw)
 		lws_cancel_service(gw->ctx);
 }
 
-static void wake_cb(lws_sorted_usec_list_t *sul)
-{
-	(void)sul;
-}
-
 int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 {
 	uint64_t deadline;
@@ -725,7 +736,7 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 #endif
 	                     "poll");
 	while (!*stop) {
-		if (loop_once(gw) < 0) {
+		if (loop_once(gw, -1) < 0) {
 			gateway_log(gw, CORE_LOG_ERROR, "event loop failed");
 			rc = -1;
 			break;
@@ -738,15 +749,7 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	deadline = wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
 	while (rc == 0 && gw->sessions > 0 && wall_ms() < deadline) {
 		/* Bounds each wait so the deadline is seen even when no socket moves. */
-#ifdef CLAWPAIR_WITH_LIBEV
-		if (gw->loop) {
-			ev_timer_stop(gw->loop, &gw->ev_wake);
-			ev_timer_set(&gw->ev_wake, 0.05, 0.);
-			ev_timer_start(gw->loop, &gw->ev_wake);
-		} else
-#endif
-			lws_sul_schedule(gw->ctx, 0, &gw->wake, wake_cb, 50 * LWS_US_PER_MS);
-		if (loop_once(gw) < 0)
+		if (loop_once(gw, 50) < 0)
 			rc = -1;
 	}
 	lws_sul_cancel(&gw->wake);
