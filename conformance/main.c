@@ -10,7 +10,8 @@
 #include "client.h"
 #include "conformance.h"
 #include "identity.h"
-#include "node.h"
+#include "clock.h"
+#include "connect_build.h"
 #include "runner.h"
 #include "strbuf.h"
 
@@ -306,7 +307,7 @@ static int probe(const char *url, const char *token, double scale)
 	                              .connect_timeout_ms = (int)(PROBE_TIMEOUT_MS * scale)};
 	struct client_conn *conn = NULL;
 	struct client_item it = {0};
-	struct node_connect_spec spec;
+	struct connect_spec spec;
 	char err[256], nonce[64] = "";
 	cJSON *params = NULL, *req = NULL, *res = NULL;
 	char *text = NULL;
@@ -341,9 +342,9 @@ static int probe(const char *url, const char *token, double scale)
 		fprintf(stderr, "clawpair-conformance: %s sent no connect.challenge\n", url);
 		goto out;
 	}
-	node_spec_operator(&spec);
+	connect_spec_operator(&spec);
 	spec.token = token;
-	params = node_connect_params(&spec, nonce, node_wall_ms());
+	params = connect_params_build(&spec, nonce, clock_wall_ms());
 	req = cJSON_CreateObject();
 	if (!params || !req)
 		goto out;

@@ -11,7 +11,8 @@
 
 #include "client.h"
 #include "matcher.h"
-#include "node.h"
+#include "clock.h"
+#include "connect_build.h"
 
 #define RAW_MAX_ACTORS 8
 #define RAW_DEFAULT_TIMEOUT_MS 5000
@@ -235,7 +236,7 @@ static int step_open(struct raw_run *run, struct raw_actor *a, const cJSON *st)
 
 static int step_connect(struct raw_run *run, struct raw_actor *a, const cJSON *st)
 {
-	struct node_connect_spec spec;
+	struct connect_spec spec;
 	const char *scopes[32];
 	const cJSON *sc = cJSON_GetObjectItemCaseSensitive(a->def, "scopes"), *x, *expect;
 	cJSON *params, *req;
@@ -255,7 +256,7 @@ static int step_connect(struct raw_run *run, struct raw_actor *a, const cJSON *s
 	                 ? str_of(cJSON_GetObjectItemCaseSensitive(f->json, "payload"), "nonce")
 	                 : "");
 	free_frame(f);
-	node_spec_operator(&spec);
+	connect_spec_operator(&spec);
 	cJSON_ArrayForEach(x, sc)
 	{
 		if (cJSON_IsString(x) && n < 32)
@@ -267,7 +268,7 @@ static int step_connect(struct raw_run *run, struct raw_actor *a, const cJSON *s
 		spec.scopes_omit = false;
 	}
 	spec.token = run->o->token;
-	params = node_connect_params(&spec, a->nonce, node_wall_ms());
+	params = connect_params_build(&spec, a->nonce, clock_wall_ms());
 	snprintf(a->connect_id, sizeof a->connect_id, "c%u", ++a->next_req);
 	req = cJSON_CreateObject();
 	cJSON_AddStringToObject(req, "type", "req");

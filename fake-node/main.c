@@ -37,7 +37,7 @@ struct opts {
 	size_t n_commands;
 	const char *vars[MAX_COMMANDS + 1];
 	size_t n_vars;
-	enum node_sig sig;
+	enum connect_sig sig;
 	long count;
 	long concurrency;
 	bool json, once, verbose;
@@ -119,7 +119,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	char *end;
 	double d;
 
-	o->sig = NODE_SIG_V2;
+	o->sig = CONNECT_SIG_V2;
 	o->count = 0;
 	o->timeout_ms = 300000;
 	o->connect_timeout_ms = 5000;
@@ -143,9 +143,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 's':
 			if (!strcmp(optarg, "v2"))
-				o->sig = NODE_SIG_V2;
+				o->sig = CONNECT_SIG_V2;
 			else if (!strcmp(optarg, "v3"))
-				o->sig = NODE_SIG_V3;
+				o->sig = CONNECT_SIG_V3;
 			else {
 				fprintf(stderr, "--sig must be v2 or v3\n");
 				return -1;

@@ -14,210 +14,6 @@
 
 #include "authpayload.h"
 
-int64_t node_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void node_spec_android(struct node_connect_spec *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->role = "node";
-	s->client_id = "openclaw-android";
-	s->client_mode = "node";
-	s->platform = "android";
-	s->device_family = "Android";
-	s->display_name = "clawpair fake node";
-	s->version = NODE_CLIENT_VERSION;
-	s->model_identifier = "clawpair-fake-android";
-	s->locale = "en-US";
-	s->user_agent = "clawpair-fake-node/" NODE_CLIENT_VERSION;
-	s->sig = NODE_SIG_V2;
-	s->min_protocol = 3;
-	s->max_protocol = 4;
-}
-
-void node_spec_operator(struct node_connect_spec *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->role = "operator";
-	/* OpenClaw keeps a token operator's scopes only for the CLI client */
-	s->client_id = "cli";
-	s->client_mode = "cli";
-	s->platform = "linux";
-	s->version = NODE_CLIENT_VERSION;
-	s->scopes_omit = true;
-	s->caps_omit = true;
-	s->commands_omit = true;
-	s->locale = "en-US";
-	s->user_agent = "clawpair-fake-node/" NODE_CLIENT_VERSION;
-	s->sig = NODE_SIG_V2;
-	s->min_protocol = 3;
-	s->max_protocol = 4;
-}
-
-static cJSON *string_array(const char *const *v, size_t n)
-{
-	cJSON *a = cJSON_CreateArray();
-
-	for (size_t i = 0; a && i < n; i++) {
-		cJSON *s = cJSON_CreateString(v[i]);
-
-		if (!s) {
-			cJSON_Delete(a);
-			return NULL;
-		}
-		cJSON_AddItemToArray(a, s);
-	}
-	return a;
-}
-
-static bool add_str(cJSON *o, const char *k, const char *v)
-{
-	return !v || cJSON_AddStringToObject(o, k, v) != NULL;
-}
-
-static void random_uuid(char out[37])
-{
-	uint8_t b[16];
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-	         b[13], b[14], b[15]);
-}
-
-static cJSON *device_object(const struct node_connect_spec *s, const char *challenge_nonce,
-                            int64_t wall_ms)
-{
-	const struct identity *id = s->identity;
-	char nonce[37] = "";
-	char plat[256], fam[256], sig[IDENTITY_SIG_B64_LEN + 8];
-	struct authpayload_params ap;
-	enum authpayload_version v;
-	int64_t signed_at = wall_ms + s->signed_at_offset_ms;
-	cJSON *d = cJSON_CreateObject();
-	char *payload;
-
-	if (!d)
-		return NULL;
-	if (s->nonce == NODE_NONCE_CHALLENGE && challenge_nonce)
-		snprintf(nonce, sizeof(nonce), "%s", challenge_nonce);
-	else if (s->nonce == NODE_NONCE_WRONG)
-		random_uuid(nonce);
-
-	memset(&ap, 0, sizeof(ap));
-	ap.device_id = id->device_id;
-	ap.client_id = s->client_id ? s->client_id : "";
-	ap.client_mode = s->client_mode ? s->client_mode : "";
-	ap.role = s->role ? s->role : "operator";
-	ap.scopes = s->scopes_omit ? NULL : s->scopes;
-	ap.n_scopes = s->scopes_omit ? 0 : s->n_scopes;
-	/* a bad signature signs a different time than it claims */
-	ap.signed_at_ms = s->sig == NODE_SIG_BAD ? signed_at + 1 : signed_at;
-	ap.token = s->token;
-	ap.nonce = nonce;
-	if (authpayload_normalize_meta(s->platform, plat, sizeof(plat)) < 0 ||
-	    authpayload_normalize_meta(s->device_family, fam, sizeof(fam)) < 0)
-		goto fail;
-	ap.platform = plat;
-	ap.device_family = fam;
-	if (s->nonce == NODE_NONCE_NONE)
-		v = AUTHPAYLOAD_V1;
-	else
-		v = s->sig == NODE_SIG_V3 ? AUTHPAYLOAD_V3 : AUTHPAYLOAD_V2;
-	payload = authpayload_build(v, &ap);
-	if (!payload)
-		goto fail;
-	if (identity_sign(id, payload, sig, sizeof(sig)) < 0) {
-		free(payload);
-		goto fail;
-	}
-	free(payload);
-
-	if (!add_str(d, "id", id->device_id) || !add_str(d, "publicKey", id->pk_b64))
-		goto fail;
-	if (s->sig != NODE_SIG_NONE && !add_str(d, "signature", sig))
-		goto fail;
-	if (!cJSON_AddNumberToObject(d, "signedAt", (double)signed_at))
-		goto fail;
-	if (s->nonce != NODE_NONCE_NONE && !add_str(d, "nonce", nonce))
-		goto fail;
-	return d;
-fail:
-	cJSON_Delete(d);
-	return NULL;
-}
-
-cJSON *node_connect_params(const struct node_connect_spec *s, const char *challenge_nonce,
-                           int64_t wall_ms)
-{
-	cJSON *p = cJSON_CreateObject(), *client = NULL, *a;
-
-	if (!p)
-		return NULL;
-	if (!cJSON_AddNumberToObject(p, "minProtocol", s->min_protocol) ||
-	    !cJSON_AddNumberToObject(p, "maxProtocol", s->max_protocol))
-		goto fail;
-	client = cJSON_AddObjectToObject(p, "client");
-	if (!client || !add_str(client, "id", s->client_id) ||
-	    !add_str(client, "displayName", s->display_name) ||
-	    !add_str(client, "version", s->version) || !add_str(client, "platform", s->platform) ||
-	    !add_str(client, "deviceFamily", s->device_family) ||
-	    !add_str(client, "modelIdentifier", s->model_identifier) ||
-	    !add_str(client, "mode", s->client_mode))
-		goto fail;
-	if (!add_str(client, "instanceId",
-	             s->instance_id ? s->instance_id
-	             : s->identity  ? s->identity->device_id
-	                            : NULL))
-		goto fail;
-	if (!add_str(p, "role", s->role))
-		goto fail;
-	if (!s->scopes_omit) {
-		a = string_array(s->scopes, s->n_scopes);
-		if (!a)
-			goto fail;
-		cJSON_AddItemToObject(p, "scopes", a);
-	}
-	if (!s->caps_omit) {
-		a = string_array(s->caps, s->n_caps);
-		if (!a)
-			goto fail;
-		cJSON_AddItemToObject(p, "caps", a);
-	}
-	if (!s->commands_omit) {
-		a = string_array(s->commands, s->n_commands);
-		if (!a)
-			goto fail;
-		cJSON_AddItemToObject(p, "commands", a);
-	}
-	if (s->token) {
-		cJSON *auth = cJSON_AddObjectToObject(p, "auth");
-
-		if (!auth || !add_str(auth, "token", s->token))
-			goto fail;
-	}
-	if (!add_str(p, "locale", s->locale) || !add_str(p, "userAgent", s->user_agent))
-		goto fail;
-	if (s->identity) {
-		cJSON *d = device_object(s, challenge_nonce, wall_ms);
-
-		if (!d)
-			goto fail;
-		cJSON_AddItemToObject(p, "device", d);
-	}
-	return p;
-fail:
-	cJSON_Delete(p);
-	return NULL;
-}
-
 /* ---- device tokens ---- */
 
 void node_token_path(const char *identity_path, char *out, size_t outsz)
@@ -365,18 +161,18 @@ static int send_json(struct client_conn *c, cJSON *frame)
 
 static void send_connect(struct node_session *s, const char *nonce)
 {
-	struct node_connect_spec spec;
+	struct connect_spec spec;
 	cJSON *params, *req;
 
-	node_spec_android(&spec);
+	connect_spec_android(&spec);
 	if (s->cfg->display_name)
 		spec.display_name = s->cfg->display_name;
 	spec.commands = s->cfg->commands;
 	spec.n_commands = s->cfg->n_commands;
-	spec.sig = s->cfg->sig == NODE_SIG_V3 ? NODE_SIG_V3 : NODE_SIG_V2;
+	spec.sig = s->cfg->sig == CONNECT_SIG_V3 ? CONNECT_SIG_V3 : CONNECT_SIG_V2;
 	spec.token = s->auth_token;
 	spec.identity = s->id;
-	params = node_connect_params(&spec, nonce, node_wall_ms());
+	params = connect_params_build(&spec, nonce, clock_wall_ms());
 	snprintf(s->connect_id, sizeof(s->connect_id), "connect-%u", ++s->next_req);
 	req = cJSON_CreateObject();
 	if (!params || !req || !cJSON_AddStringToObject(req, "type", "req") ||

@@ -10,58 +10,9 @@
 #include <cjson/cJSON.h>
 
 #include "client.h"
+#include "clock.h"
+#include "connect_build.h"
 #include "identity.h"
-
-#define NODE_CLIENT_VERSION "2026.1.30"
-
-enum node_sig {
-	NODE_SIG_V2 = 2, /* v2 payload (OpenClaw 2026.1.30 and later) */
-	NODE_SIG_V3 = 3, /* v3 payload (platform and deviceFamily signed too) */
-	NODE_SIG_NONE = 0, /* device without signature field: a malformed connect */
-	NODE_SIG_BAD = -1, /* a valid-looking signature over the wrong bytes */
-};
-
-enum node_nonce {
-	NODE_NONCE_CHALLENGE = 0, /* the challenge's nonce */
-	NODE_NONCE_WRONG, /* a different, well-formed UUID */
-	NODE_NONCE_NONE, /* device.nonce omitted (signed as v2 with an empty nonce) */
-};
-
-/* What goes into one connect. NULL strings and *_omit arrays are left out of the params. */
-struct node_connect_spec {
-	const char *role;
-	const char *client_id, *client_mode, *platform, *device_family, *display_name;
-	const char *version, *model_identifier, *instance_id;
-	const char *const *scopes;
-	size_t n_scopes;
-	bool scopes_omit;
-	const char *const *caps;
-	size_t n_caps;
-	bool caps_omit;
-	const char *const *commands;
-	size_t n_commands;
-	bool commands_omit;
-	const char *token; /* auth.token; NULL: no auth object */
-	const char *locale, *user_agent;
-	const struct identity *identity; /* NULL: no device object */
-	enum node_sig sig;
-	enum node_nonce nonce;
-	int64_t signed_at_offset_ms;
-	int min_protocol, max_protocol;
-};
-
-/* The Android app's connect: openclaw-android / node / android / Android, protocol 3..4,
- * scopes [], caps [], commands [], locale en-US, signature v2. */
-void node_spec_android(struct node_connect_spec *s);
-/* A device-less operator connect with the shared token (client cli/cli). */
-void node_spec_operator(struct node_connect_spec *s);
-
-/* Builds the connect params (only keys OpenClaw's closed schema accepts) and signs them over
- * the challenge nonce at wall clock wall_ms. Returns a new cJSON object, or NULL. */
-cJSON *node_connect_params(const struct node_connect_spec *s, const char *challenge_nonce,
-                           int64_t wall_ms);
-
-int64_t node_wall_ms(void); /* CLOCK_REALTIME in ms */
 
 /* Device tokens per gateway URL, in a small JSON file next to the identity (mode 0600):
  * {"version":1,"deviceId":"...","tokens":{"ws://HOST:PORT":"TOKEN"}}.
@@ -79,7 +30,7 @@ struct node_config {
 	const char *display_name;
 	const char *const *commands;
 	size_t n_commands;
-	enum node_sig sig;
+	enum connect_sig sig;
 	int connect_timeout_ms;
 };
 

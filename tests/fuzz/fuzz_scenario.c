@@ -1,4 +1,4 @@
-/* fuzz_scenario.c: libFuzzer target for the scenario parser (fake-node/scenario.h): any text is
+/* fuzz_scenario.c: libFuzzer target for the scenario parser (scenario/scenario.h): any text is
  * either refused with a reason or loads into a scenario whose metadata is consistent. */
 #include <stdint.h>
 #include <stdio.h>

@@ -967,7 +967,7 @@ static char *ctl(const struct fixture *fx, int *status, const char *a1, const ch
 		argv[n++] = "--errors-for-leak-kinds=definite";
 		argv[n++] = "-q";
 	}
-	argv[n++] = (char *)h_build_path("server/clawpair-ctl");
+	argv[n++] = (char *)h_build_path("ctl/clawpair-ctl");
 	argv[n++] = "--url";
 	argv[n++] = (char *)fx->gw.url;
 	argv[n++] = "--token";

@@ -1,4 +1,4 @@
-/* scenario.h: the scenario engine: load a JSON scenario (fake-node/SCENARIOS.md), play its actors
+/* scenario.h: the scenario engine: load a JSON scenario (scenario/SCENARIOS.md), play its actors
  * against a gateway, and report per-step results, the first failure and every frame. */
 #ifndef CLAWPAIR_SCENARIO_H
 #define CLAWPAIR_SCENARIO_H

@@ -1,4 +1,4 @@
-/* matcher_test.c: JSON-subset matching, paths, variables and merging of fake-node/matcher.c. */
+/* matcher_test.c: JSON-subset matching, paths, variables and merging of scenario/matcher.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

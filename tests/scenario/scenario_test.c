@@ -220,7 +220,7 @@ static const char *str(const cJSON *o, const char *path)
 static void test_android_connect_params(void **state)
 {
 	struct identity id;
-	struct node_connect_spec spec;
+	struct connect_spec spec;
 	cJSON *p;
 	const char *nonce = "473a3502-c059-4056-a0d6-15a3a14fc2f4";
 	struct authpayload_params ap = {0};
@@ -233,10 +233,10 @@ static void test_android_connect_params(void **state)
 
 	assert_int_equal(identity_global_init(), 0);
 	assert_int_equal(identity_generate(&id), 0);
-	node_spec_android(&spec);
+	connect_spec_android(&spec);
 	spec.identity = &id;
 	spec.token = "T";
-	p = node_connect_params(&spec, nonce, 1795479897925);
+	p = connect_params_build(&spec, nonce, 1795479897925);
 	assert_non_null(p);
 	cJSON_ArrayForEach(k, p)
 	{
@@ -275,8 +275,8 @@ static void test_android_connect_params(void **state)
 	cJSON_Delete(p);
 
 	/* v3 signs platform and deviceFamily, lowercased */
-	spec.sig = NODE_SIG_V3;
-	p = node_connect_params(&spec, nonce, 1795479897925);
+	spec.sig = CONNECT_SIG_V3;
+	p = connect_params_build(&spec, nonce, 1795479897925);
 	ap.platform = "android";
 	ap.device_family = "android";
 	payload = authpayload_build(AUTHPAYLOAD_V3, &ap);
@@ -285,8 +285,8 @@ static void test_android_connect_params(void **state)
 	cJSON_Delete(p);
 
 	/* bad: well-formed but over other bytes */
-	spec.sig = NODE_SIG_BAD;
-	p = node_connect_params(&spec, nonce, 1795479897925);
+	spec.sig = CONNECT_SIG_BAD;
+	p = connect_params_build(&spec, nonce, 1795479897925);
 	payload = authpayload_build(AUTHPAYLOAD_V2, &ap);
 	assert_int_equal(strlen(str(p, "device.signature")), IDENTITY_SIG_B64_LEN);
 	assert_false(identity_verify(id.pk, payload, str(p, "device.signature")));
@@ -294,23 +294,23 @@ static void test_android_connect_params(void **state)
 	cJSON_Delete(p);
 
 	/* none / nonce omitted / wrong nonce */
-	spec.sig = NODE_SIG_NONE;
-	spec.nonce = NODE_NONCE_NONE;
-	p = node_connect_params(&spec, nonce, 1);
+	spec.sig = CONNECT_SIG_NONE;
+	spec.nonce = CONNECT_NONCE_NONE;
+	p = connect_params_build(&spec, nonce, 1);
 	assert_null(matcher_path(p, "device.signature"));
 	assert_null(matcher_path(p, "device.nonce"));
 	cJSON_Delete(p);
-	spec.sig = NODE_SIG_V2;
-	spec.nonce = NODE_NONCE_WRONG;
-	p = node_connect_params(&spec, nonce, 1);
+	spec.sig = CONNECT_SIG_V2;
+	spec.nonce = CONNECT_NONCE_WRONG;
+	p = connect_params_build(&spec, nonce, 1);
 	assert_string_not_equal(str(p, "device.nonce"), nonce);
 	assert_int_equal(strlen(str(p, "device.nonce")), 36);
 	cJSON_Delete(p);
 
 	/* a device-less operator */
-	node_spec_operator(&spec);
+	connect_spec_operator(&spec);
 	spec.token = "T";
-	p = node_connect_params(&spec, nonce, 1);
+	p = connect_params_build(&spec, nonce, 1);
 	assert_null(matcher_path(p, "device"));
 	assert_null(matcher_path(p, "scopes"));
 	assert_string_equal(str(p, "role"), "operator");

@@ -19,7 +19,7 @@ static int tmo(int ms)
 
 static int start_fixture(const char *mode, struct spawned *s)
 {
-	char *argv[] = {"/usr/bin/python3", (char *)source_path("tests/fake-node/wsfixture.py"),
+	char *argv[] = {"/usr/bin/python3", (char *)source_path("tests/kit/wsfixture.py"),
 	                "--mode", (char *)mode, NULL};
 
 	return spawn_server(argv, 10000, s);

@@ -17,7 +17,8 @@
 #include "client.h"
 #include "identity.h"
 #include "matcher.h"
-#include "node.h"
+#include "clock.h"
+#include "connect_build.h"
 
 #define MAX_ACTORS 64
 #define DEFAULT_TIMEOUT_MS 5000
@@ -35,7 +36,7 @@ struct actor_def {
 	bool token_null; /* "token": null: no auth */
 	const char *token; /* explicit token, or NULL: the environment's */
 	const cJSON *override; /* merged into every connect of this actor */
-	enum node_sig sig;
+	enum connect_sig sig;
 	const char *display_name;
 };
 
@@ -90,16 +91,16 @@ static int find_actor(const struct scenario *s, const char *name)
 	return -1;
 }
 
-static int parse_sig(const char *v, enum node_sig *out)
+static int parse_sig(const char *v, enum connect_sig *out)
 {
 	if (!v || !strcmp(v, "v2"))
-		*out = NODE_SIG_V2;
+		*out = CONNECT_SIG_V2;
 	else if (!strcmp(v, "v3"))
-		*out = NODE_SIG_V3;
+		*out = CONNECT_SIG_V3;
 	else if (!strcmp(v, "none"))
-		*out = NODE_SIG_NONE;
+		*out = CONNECT_SIG_NONE;
 	else if (!strcmp(v, "bad"))
-		*out = NODE_SIG_BAD;
+		*out = CONNECT_SIG_BAD;
 	else
 		return -1;
 	return 0;
@@ -347,7 +348,7 @@ static int check_step(const struct scenario *s, const cJSON *st, int idx, char *
 	}
 	if (!strcmp(op, "connect")) {
 		const char *sig = str_of(st, "sig"), *nonce = str_of(st, "nonce");
-		enum node_sig dummy;
+		enum connect_sig dummy;
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "expect");
 
 		if (sig && parse_sig(sig, &dummy) < 0) {
@@ -934,7 +935,7 @@ static const char *const default_node_scopes[] = {NULL};
 static cJSON *build_params(struct run *run, struct actor_rt *a, const cJSON *st, const char *nonce)
 {
 	const struct actor_def *d = a->def;
-	struct node_connect_spec spec;
+	struct connect_spec spec;
 	const char *scopes[33];
 	size_t n_scopes = 0;
 	const cJSON *v;
@@ -942,9 +943,9 @@ static cJSON *build_params(struct run *run, struct actor_rt *a, const cJSON *st,
 	cJSON *p;
 
 	if (d->node)
-		node_spec_android(&spec);
+		connect_spec_android(&spec);
 	else
-		node_spec_operator(&spec);
+		connect_spec_operator(&spec);
 	if (d->display_name)
 		spec.display_name = d->display_name;
 	if (d->scopes) {
@@ -968,9 +969,9 @@ static cJSON *build_params(struct run *run, struct actor_rt *a, const cJSON *st,
 	if (sigs)
 		parse_sig(sigs, &spec.sig);
 	if (nonces && !strcmp(nonces, "wrong"))
-		spec.nonce = NODE_NONCE_WRONG;
+		spec.nonce = CONNECT_NONCE_WRONG;
 	else if (nonces && !strcmp(nonces, "none"))
-		spec.nonce = NODE_NONCE_NONE;
+		spec.nonce = CONNECT_NONCE_NONE;
 	v = cJSON_GetObjectItemCaseSensitive(st, "signedAtOffsetMs");
 	if (cJSON_IsNumber(v))
 		spec.signed_at_offset_ms = (int64_t)v->valuedouble;
@@ -982,7 +983,7 @@ static cJSON *build_params(struct run *run, struct actor_rt *a, const cJSON *st,
 		spec.token = NULL;
 	else
 		spec.token = d->token ? d->token : run->env->token;
-	p = node_connect_params(&spec, nonce, node_wall_ms());
+	p = connect_params_build(&spec, nonce, clock_wall_ms());
 	if (!p)
 		return NULL;
 	if (d->override && matcher_merge(p, d->override) < 0)
