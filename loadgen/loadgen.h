@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "client.h"
+#include "connect_build.h"
 #include "identity.h"
 
 /* RFC 6455 normal closure: a load client that is done leaves like any client. */
@@ -91,6 +92,10 @@ struct loadgen_op {
 	void *user;
 };
 
+/* The CLI's device-less operator connect as load programs and tests send it: client cli / cli
+ * version 1.0.0 on linux, role operator, scopes only when scopes is not NULL, auth.token. */
+void loadgen_operator_spec(struct connect_spec *s, const char *token, const char *const *scopes,
+                           size_t n_scopes);
 /* Connects and waits for hello-ok (timeout_ms). scopes: NULL for none sent. */
 int loadgen_op_connect(struct client_ctx *ctx, struct loadgen_op *op, const char *url,
                        const char *token, const char *const *scopes, size_t n_scopes,

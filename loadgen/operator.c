@@ -13,20 +13,24 @@
 
 #define OP_CONNECT_ID "c1"
 
-/* The CLI's device-less connect as the load programs send it: client cli/cli version 1.0.0 on
- * linux, role operator, scopes only when given, auth.token. */
+void loadgen_operator_spec(struct connect_spec *s, const char *token, const char *const *scopes,
+                           size_t n_scopes)
+{
+	connect_spec_operator(s);
+	s->version = "1.0.0";
+	s->locale = NULL;
+	s->user_agent = NULL;
+	s->scopes_omit = scopes == NULL;
+	s->scopes = scopes;
+	s->n_scopes = scopes ? n_scopes : 0;
+	s->token = token;
+}
+
 static char *operator_connect(const char *token, const char *const *scopes, size_t n_scopes)
 {
 	struct connect_spec s;
 
-	connect_spec_operator(&s);
-	s.version = "1.0.0";
-	s.locale = NULL;
-	s.user_agent = NULL;
-	s.scopes_omit = scopes == NULL;
-	s.scopes = scopes;
-	s.n_scopes = scopes ? n_scopes : 0;
-	s.token = token ? token : "";
+	loadgen_operator_spec(&s, token ? token : "", scopes, n_scopes);
 	return connect_request_build(OP_CONNECT_ID, &s, NULL, clock_wall_ms());
 }
 

@@ -120,6 +120,14 @@ static void expect_pending(struct h_conn *node, const struct identity *id, bool 
 	cJSON_Delete(ev);
 }
 
+/* The fixture's identity connects as a remote node and is held pending; rid gets the
+ * requestId. */
+static void remote_node_pending(struct fixture *fx, char rid[64])
+{
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+}
+
 static void expect_hello_with_token(struct h_conn *node)
 {
 	cJSON *res = h_wait_res(node, node->connect_id, kit_ms(3000));
@@ -231,8 +239,7 @@ static void test_reject(void **state)
 
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	res = h_call(&fx->op, "node.pair.reject", rid_params(rid), kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
@@ -260,8 +267,7 @@ static void test_expiry(void **state)
 
 	start(fx, extra);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 
 	res = h_wait_res(&fx->node, "c1", kit_ms(4000));
 	assert_err_row(res, "c1", CP_ERR_PAIRING_EXPIRED);
@@ -286,8 +292,7 @@ static void test_second_connection_supersedes(void **state)
 	cJSON *res;
 
 	start(fx, NULL);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid1);
+	remote_node_pending(fx, rid1);
 	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node2), 0);
 
 	res = h_wait_res(&fx->node, "c1", kit_ms(3000));
@@ -307,8 +312,7 @@ static void pair_node(struct fixture *fx)
 	char rid[64];
 	cJSON *res;
 
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	res = h_call(&fx->op, "device.pair.approve", rid_params(rid), kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
@@ -392,8 +396,7 @@ static void test_operator_without_pairing_scope(void **state)
 	assert_string_equal(h_err_details_code(res), details_code(CP_ERR_MISSING_SCOPE));
 	cJSON_Delete(res);
 
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	/* No pairing event of any kind reaches it; the connection is still served. */
 	assert_true(h_quiet(&fx->op, NULL, kit_ms(800)));
 	res = h_call(&fx->op, "node.list", NULL, kit_ms(3000));
@@ -412,8 +415,7 @@ static void test_two_operators_race(void **state)
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op2), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 
 	assert_int_equal(h_send_req(&fx->op, "node.pair.approve", rid_params(rid), id1), 0);
 	assert_int_equal(h_send_req(&fx->op2, "device.pair.approve", rid_params(rid), id2), 0);
@@ -440,8 +442,7 @@ static void test_restart_keeps_pending(void **state)
 	cJSON *res;
 
 	start(fx, NULL);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid1);
+	remote_node_pending(fx, rid1);
 	stop_ok(fx);
 	res = h_wait_res(&fx->node, "c1", kit_ms(3000));
 	assert_err_row(res, "c1", CP_ERR_SHUTDOWN);
@@ -450,8 +451,7 @@ static void test_restart_keeps_pending(void **state)
 
 	assert_int_equal(h_gateway_restart(&fx->gw, NULL), 0);
 	h_close(&fx->node);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid2);
+	remote_node_pending(fx, rid2);
 	assert_string_equal(rid1, rid2);
 
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
@@ -507,8 +507,7 @@ static void test_sigterm_held_open(void **state)
 
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	stop_ok(fx);
 	res = h_wait_res(&fx->node, "c1", kit_ms(3000));
 	assert_err_row(res, "c1", CP_ERR_SHUTDOWN);
@@ -978,8 +977,7 @@ static void test_ctl_pending_approve(void **state)
 	cJSON *j;
 
 	start(fx, NULL);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	identity_fingerprint(fx->id.pk, fp);
 
 	out = ctl(fx, &st, "pending", NULL, NULL, NULL, NULL);

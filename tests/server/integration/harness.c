@@ -11,6 +11,7 @@
 #include "connect_build.h"
 #include "frame.h"
 #include "json.h"
+#include "loadgen.h"
 
 /* --- the gateway process --- */
 
@@ -27,26 +28,27 @@ static struct kit_gateway_opts gateway_opts(const char *const *extra)
 	return o;
 }
 
-int h_gateway_start(struct kit_gateway *g, const char *const *extra)
+/* Starts g, or starts it again on its state dir. */
+static int gateway_up(struct kit_gateway *g, const char *const *extra, bool again)
 {
 	struct kit_gateway_opts o = gateway_opts(extra);
 	char err[256];
+	int rc = again ? kit_gateway_restart(g, &o, err, sizeof(err))
+	               : kit_gateway_start(g, &o, err, sizeof(err));
 
-	if (kit_gateway_start(g, &o, err, sizeof(err)) == 0)
-		return 0;
-	fprintf(stderr, "# %s\n", err);
-	return -1;
+	if (rc < 0)
+		fprintf(stderr, "# %s\n", err);
+	return rc;
+}
+
+int h_gateway_start(struct kit_gateway *g, const char *const *extra)
+{
+	return gateway_up(g, extra, false);
 }
 
 int h_gateway_restart(struct kit_gateway *g, const char *const *extra)
 {
-	struct kit_gateway_opts o = gateway_opts(extra);
-	char err[256];
-
-	if (kit_gateway_restart(g, &o, err, sizeof(err)) == 0)
-		return 0;
-	fprintf(stderr, "# %s\n", err);
-	return -1;
+	return gateway_up(g, extra, true);
 }
 
 int h_gateway_stop(struct kit_gateway *g)
@@ -296,8 +298,6 @@ int h_node_begin(struct client_ctx *ctx, const struct kit_gateway *g, const char
 	return h_send_node_connect(hc, id, o);
 }
 
-/* The CLI's operator connect: client cli / cli on linux, version 1.0.0, scopes when given,
- * auth.token. */
 int h_operator(struct client_ctx *ctx, const struct kit_gateway *g, const char *const *scopes,
                struct h_conn *hc)
 {
@@ -311,14 +311,7 @@ int h_operator(struct client_ctx *ctx, const struct kit_gateway *g, const char *
 	snprintf(hc->connect_id, sizeof(hc->connect_id), "op-connect");
 	while (scopes && scopes[n_scopes])
 		n_scopes++;
-	connect_spec_operator(&s);
-	s.version = "1.0.0";
-	s.locale = NULL;
-	s.user_agent = NULL;
-	s.scopes_omit = scopes == NULL;
-	s.scopes = scopes;
-	s.n_scopes = n_scopes;
-	s.token = H_TOKEN;
+	loadgen_operator_spec(&s, H_TOKEN, scopes, n_scopes);
 	if (send_text(hc, connect_request_build(hc->connect_id, &s, NULL, clock_wall_ms())) < 0)
 		return -1;
 	res = h_wait_res(hc, hc->connect_id, kit_ms(3000));
