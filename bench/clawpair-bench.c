@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,8 @@
 
 #include <sodium.h>
 
-#include "authpayload.h"
-#include "loadkit.h"
+#include "clock.h"
+#include "loadgen.h"
 
 struct opts {
 	const char *url, *token, *client_id, *client_mode;
@@ -48,9 +49,9 @@ static double pct_ms(uint64_t *v, size_t n, double p)
 	return (double)v[i] / 1000.0;
 }
 
-static struct loadkit_node_opts node_opts(const struct opts *o)
+static struct loadgen_node_opts node_opts(const struct opts *o)
 {
-	struct loadkit_node_opts n = {.url = o->url,
+	struct loadgen_node_opts n = {.url = o->url,
 	                              .token = o->token,
 	                              .client_id = o->client_id,
 	                              .client_mode = o->client_mode,
@@ -60,28 +61,28 @@ static struct loadkit_node_opts node_opts(const struct opts *o)
 
 static int cmd_verify(const struct opts *o)
 {
-	struct loadkit_node n;
-	loadkit_node_init(&n, 1);
+	struct loadgen_node n;
+	loadgen_node_init(&n, 1);
 	const char *payload = "v3|0000000000000000000000000000000000000000000000000000000000000000|"
 	                      "openclaw-android|node|node||1795479066100|token-token-token|"
 	                      "473a3502-c059-4056-a0d6-15a3a14fc2f4|android|android";
 	unsigned char sig[crypto_sign_BYTES];
 	crypto_sign_detached(sig, NULL, (const unsigned char *)payload, strlen(payload), n.id.sk);
-	uint64_t count = 0, t0 = loadkit_now_us(), limit = (uint64_t)(o->seconds * 1e6);
-	while (loadkit_now_us() - t0 < limit) {
+	uint64_t count = 0, t0 = clock_mono_us(), limit = (uint64_t)(o->seconds * 1e6);
+	while (clock_mono_us() - t0 < limit) {
 		for (int k = 0; k < 64; k++)
 			if (crypto_sign_verify_detached(sig, (const unsigned char *)payload,
 			                                strlen(payload), n.id.pk) != 0)
 				return 1;
 		count += 64;
 	}
-	double secs = (double)(loadkit_now_us() - t0) / 1e6;
+	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	printf("{\"verify_per_s\":%.0f,\"us_per_verify\":%.2f,\"payload_bytes\":%zu}\n",
 	       (double)count / secs, secs * 1e6 / (double)count, strlen(payload));
 	return 0;
 }
 
-static void on_approve_res(void *user, const struct loadkit_res *r)
+static void on_approve_res(void *user, const struct loadgen_res *r)
 {
 	size_t *answered = user;
 	if (r->ok)
@@ -91,34 +92,34 @@ static void on_approve_res(void *user, const struct loadkit_res *r)
 }
 
 /* Pumps until every node in [b0, b1) is past want (or failed), or the operator is gone. */
-static bool pair_wait(struct client_ctx *ctx, struct loadkit_node *nodes, size_t b0, size_t b1,
-                      const struct loadkit_node_opts *no, struct loadkit_op *op,
-                      enum loadkit_node_state want, uint64_t deadline_us, size_t *started,
+static bool pair_wait(struct client_ctx *ctx, struct loadgen_node *nodes, size_t b0, size_t b1,
+                      const struct loadgen_node_opts *no, struct loadgen_op *op,
+                      enum loadgen_node_state want, uint64_t deadline_us, size_t *started,
                       unsigned parallel)
 {
 	for (;;) {
 		size_t inflight = 0, settled = 0;
 		for (size_t i = b0; i < *started; i++) {
-			struct loadkit_node *n = &nodes[i];
+			struct loadgen_node *n = &nodes[i];
 			if (n->conn)
-				loadkit_node_step(n, no);
-			if (n->state == LOADKIT_OPENING || n->state == LOADKIT_SENT)
+				loadgen_node_step(n, no);
+			if (loadgen_node_busy(n))
 				inflight++;
-			else if (n->state >= want || n->state == LOADKIT_FAILED)
+			else if (n->state >= want || n->state == LOADGEN_FAILED)
 				settled++;
 		}
 		while (*started < b1 && inflight < parallel) {
-			loadkit_node_start(ctx, &nodes[*started], no);
+			loadgen_node_start(ctx, &nodes[*started], no);
 			(*started)++;
 			inflight++;
 		}
 		if (settled == b1 - b0)
 			return true;
-		if ((op && op->closed) || loadkit_now_us() > deadline_us)
+		if ((op && op->closed) || clock_mono_us() > deadline_us)
 			return false;
 		client_service(ctx, 2);
 		if (op)
-			loadkit_op_step(op);
+			loadgen_op_step(op);
 	}
 }
 
@@ -128,16 +129,16 @@ static int cmd_pair(const struct opts *o)
 {
 	struct client_ctx_opts co = {.max_conns = o->parallel + o->batch + 64, .epoll = true};
 	struct client_ctx *ctx = client_ctx_create(&co);
-	struct loadkit_node *nodes = calloc(o->count, sizeof(*nodes));
-	struct loadkit_node_opts no = node_opts(o);
-	struct loadkit_op op = {0};
+	struct loadgen_node *nodes = calloc(o->count, sizeof(*nodes));
+	struct loadgen_node_opts no = node_opts(o);
+	struct loadgen_op op = {0};
 	size_t answered[2] = {0, 0};
 	char err[256] = "";
 	int rc = 1;
 	if (!ctx || !nodes)
 		goto cleanup;
 	if (o->approve) {
-		if (loadkit_op_connect(ctx, &op, o->url, o->token, NULL, 0, 10000, err,
+		if (loadgen_op_connect(ctx, &op, o->url, o->token, NULL, 0, 10000, err,
 		                       sizeof(err)) != 0) {
 			fprintf(stderr, "clawpair-bench: operator: %s\n", err);
 			goto cleanup;
@@ -146,33 +147,33 @@ static int cmd_pair(const struct opts *o)
 		op.user = answered;
 	}
 	for (size_t i = 0; i < o->count; i++)
-		loadkit_node_init(&nodes[i], o->seed_base + (uint32_t)i);
-	uint64_t t0 = loadkit_now_us(), deadline = t0 + (uint64_t)(o->seconds * 1e6);
+		loadgen_node_init(&nodes[i], o->seed_base + (uint32_t)i);
+	uint64_t t0 = clock_mono_us(), deadline = t0 + (uint64_t)(o->seconds * 1e6);
 	size_t started = 0, hello = 0, failed = 0;
 	for (size_t b0 = 0; b0 < o->count; b0 += o->batch) {
 		size_t b1 = b0 + o->batch < o->count ? b0 + o->batch : o->count;
 		bool ok = pair_wait(ctx, nodes, b0, b1, &no, o->approve ? &op : NULL,
-		                    o->approve ? LOADKIT_PENDING : LOADKIT_HELLO, deadline,
+		                    o->approve ? LOADGEN_PENDING : LOADGEN_HELLO, deadline,
 		                    &started, o->parallel);
 		if (ok && o->approve) {
 			size_t sent = 0, before = answered[0] + answered[1];
 			for (size_t i = b0; i < b1; i++) {
-				if (nodes[i].state != LOADKIT_PENDING)
+				if (nodes[i].state != LOADGEN_PENDING)
 					continue;
 				cJSON *p = cJSON_CreateObject();
 				cJSON_AddStringToObject(p, "requestId", nodes[i].request_id);
-				sent += loadkit_op_call(&op, "device.pair.approve", p) != 0;
+				sent += loadgen_op_call(&op, "device.pair.approve", p) != 0;
 			}
-			ok = pair_wait(ctx, nodes, b0, b1, &no, &op, LOADKIT_HELLO, deadline,
+			ok = pair_wait(ctx, nodes, b0, b1, &no, &op, LOADGEN_HELLO, deadline,
 			               &started, o->parallel);
 			while (ok && answered[0] + answered[1] - before < sent && !op.closed &&
-			       loadkit_now_us() < deadline) {
+			       clock_mono_us() < deadline) {
 				client_service(ctx, 2);
-				loadkit_op_step(&op);
+				loadgen_op_step(&op);
 			}
 		}
 		for (size_t i = b0; i < b1; i++) {
-			if (nodes[i].state == LOADKIT_HELLO || nodes[i].state == LOADKIT_CLOSED)
+			if (nodes[i].state == LOADGEN_HELLO || nodes[i].state == LOADGEN_CLOSED)
 				hello++;
 			else {
 				if (!failed)
@@ -182,7 +183,7 @@ static int cmd_pair(const struct opts *o)
 					        nodes[i].error_code);
 				failed++;
 			}
-			loadkit_node_close(&nodes[i]);
+			loadgen_node_close(&nodes[i]);
 		}
 		if (!ok) {
 			fprintf(stderr, "clawpair-bench: pair: stopped after %zu of %zu: %s\n",
@@ -192,7 +193,7 @@ static int cmd_pair(const struct opts *o)
 			break;
 		}
 	}
-	double secs = (double)(loadkit_now_us() - t0) / 1e6;
+	double secs = (double)(clock_mono_us() - t0) / 1e6;
 	printf("{\"paired\":%zu,\"failed\":%zu,\"seconds\":%.3f,\"approved_ok\":%zu,"
 	       "\"operator_closed\":%s,\"operator_close_code\":%d}\n",
 	       hello, failed, secs, answered[0], op.closed ? "true" : "false", op.close_code);
@@ -201,7 +202,7 @@ cleanup:
 	if (nodes)
 		for (size_t i = 0; i < o->count; i++)
 			client_conn_destroy(nodes[i].conn);
-	loadkit_op_close(&op);
+	loadgen_op_close(&op);
 	client_ctx_destroy(ctx);
 	free(nodes);
 	return rc;
@@ -212,42 +213,42 @@ static int cmd_handshake(const struct opts *o)
 {
 	struct client_ctx_opts co = {.max_conns = o->parallel + 64, .epoll = true};
 	struct client_ctx *ctx = client_ctx_create(&co);
-	struct loadkit_node *slots = calloc(o->parallel, sizeof(*slots));
+	struct loadgen_node *slots = calloc(o->parallel, sizeof(*slots));
 	size_t cap = 1 << 20, n_lat = 0;
 	uint64_t *lat = calloc(cap, sizeof(*lat));
-	struct loadkit_node_opts no = node_opts(o);
+	struct loadgen_node_opts no = node_opts(o);
 	int rc = 1;
 	if (!ctx || !slots || !lat)
 		goto cleanup;
 	size_t next = 0, ok = 0, failed = 0;
 	char first_err[128] = "";
-	uint64_t t0 = loadkit_now_us(), limit = (uint64_t)(o->seconds * 1e6);
+	uint64_t t0 = clock_mono_us(), limit = (uint64_t)(o->seconds * 1e6);
 	for (unsigned k = 0; k < o->parallel; k++) {
-		loadkit_node_init(&slots[k], o->seed_base + (uint32_t)(next++ % o->count));
-		loadkit_node_start(ctx, &slots[k], &no);
+		loadgen_node_init(&slots[k], o->seed_base + (uint32_t)(next++ % o->count));
+		loadgen_node_start(ctx, &slots[k], &no);
 	}
 	bool running = true;
 	uint64_t t_end = 0;
 	while (running) {
 		client_service(ctx, 1);
-		bool expired = loadkit_now_us() - t0 >= limit;
+		bool expired = clock_mono_us() - t0 >= limit;
 		if (expired && !t_end)
-			t_end = loadkit_now_us();
+			t_end = clock_mono_us();
 		running = false;
 		for (unsigned k = 0; k < o->parallel; k++) {
-			struct loadkit_node *n = &slots[k];
-			if (n->state == LOADKIT_IDLE)
+			struct loadgen_node *n = &slots[k];
+			if (n->state == LOADGEN_IDLE)
 				continue;
-			loadkit_node_step(n, &no);
+			loadgen_node_step(n, &no);
 			bool done = false;
-			if (n->state == LOADKIT_HELLO) {
+			if (n->state == LOADGEN_HELLO) {
 				if (!expired) {
 					ok++;
 					if (n_lat < cap)
 						lat[n_lat++] = n->t_hello_us - n->t_open_us;
 				}
 				done = true;
-			} else if (n->state == LOADKIT_FAILED || n->state == LOADKIT_PENDING) {
+			} else if (n->state == LOADGEN_FAILED || n->state == LOADGEN_PENDING) {
 				if (!expired) {
 					failed++;
 					if (!first_err[0])
@@ -258,18 +259,18 @@ static int cmd_handshake(const struct opts *o)
 				done = true;
 			}
 			if (done) {
-				loadkit_node_close(n);
-				n->state = LOADKIT_IDLE;
+				loadgen_node_close(n);
+				n->state = LOADGEN_IDLE;
 				if (!expired) {
-					loadkit_node_init(n, o->seed_base +
+					loadgen_node_init(n, o->seed_base +
 					                             (uint32_t)(next++ % o->count));
-					loadkit_node_start(ctx, n, &no);
+					loadgen_node_start(ctx, n, &no);
 				}
 			}
-			if (n->state != LOADKIT_IDLE)
+			if (n->state != LOADGEN_IDLE)
 				running = true;
 		}
-		if (expired && loadkit_now_us() - t_end > 5000000)
+		if (expired && clock_mono_us() - t_end > 5000000)
 			break;
 	}
 	double secs = (double)(t_end - t0) / 1e6;
@@ -295,7 +296,7 @@ struct lat_wait {
 	bool ok, done;
 };
 
-static void on_lat_res(void *user, const struct loadkit_res *r)
+static void on_lat_res(void *user, const struct loadgen_res *r)
 {
 	struct lat_wait *w = user;
 	if (r->id == w->id) {
@@ -305,105 +306,94 @@ static void on_lat_res(void *user, const struct loadkit_res *r)
 	}
 }
 
-/* N nodes held pending: RSS, fds, idle CPU of the gateway; then approve-to-hello latency. */
-static int cmd_hold(const struct opts *o)
+/* The nodes of the hold command and how far their handshakes got. */
+struct hold {
+	const struct opts *o;
+	struct client_ctx *ctx;
+	struct loadgen_node *nodes;
+	struct loadgen_node_opts no;
+	size_t started, pending, failed;
+};
+
+/* Connects o->count nodes, o->parallel handshakes in flight, until every one is held pending
+ * or has failed, or o->seconds have passed. */
+static void hold_ramp(struct hold *h)
 {
-	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64, .epoll = true};
-	struct client_ctx *ctx = client_ctx_create(&co);
-	struct loadkit_node *nodes = calloc(o->count, sizeof(*nodes));
-	size_t n_samples = o->samples < o->count ? o->samples : o->count;
-	uint64_t *lat = calloc(n_samples + 1, sizeof(*lat));
-	uint64_t *lat_ok = calloc(n_samples + 1, sizeof(*lat_ok));
-	struct loadkit_node_opts no = node_opts(o);
-	struct loadkit_op op = {0};
-	struct loadkit_proc base, held, idle0, idle1;
-	char err[256] = "";
-	int rc = 1;
-	long hz = sysconf(_SC_CLK_TCK);
-	if (!ctx || !nodes || !lat || !lat_ok)
-		goto cleanup;
-	if (loadkit_proc_read(o->pid, &base) != 0) {
-		fprintf(stderr, "clawpair-bench: cannot read /proc/%d\n", o->pid);
-		goto cleanup;
-	}
-	uint64_t t0 = loadkit_now_us();
-	size_t started = 0, pending = 0, failed = 0;
-	while (pending + failed < o->count) {
+	const struct opts *o = h->o;
+	uint64_t t0 = clock_mono_us();
+	while (h->pending + h->failed < o->count) {
 		size_t inflight = 0;
-		pending = failed = 0;
-		client_service(ctx, 2);
-		for (size_t i = 0; i < started; i++) {
-			struct loadkit_node *n = &nodes[i];
-			if (n->state == LOADKIT_OPENING || n->state == LOADKIT_SENT)
-				loadkit_node_step(n, &no);
-			if (n->state == LOADKIT_PENDING)
-				pending++;
-			else if (n->state == LOADKIT_OPENING || n->state == LOADKIT_SENT)
+		h->pending = h->failed = 0;
+		client_service(h->ctx, 2);
+		for (size_t i = 0; i < h->started; i++) {
+			struct loadgen_node *n = &h->nodes[i];
+			if (loadgen_node_busy(n))
+				loadgen_node_step(n, &h->no);
+			if (n->state == LOADGEN_PENDING)
+				h->pending++;
+			else if (loadgen_node_busy(n))
 				inflight++;
 			else
-				failed++;
+				h->failed++;
 		}
-		while (started < o->count && inflight < o->parallel) {
-			loadkit_node_init(&nodes[started], o->seed_base + (uint32_t)started);
-			loadkit_node_start(ctx, &nodes[started], &no);
-			started++;
+		while (h->started < o->count && inflight < o->parallel) {
+			loadgen_node_init(&h->nodes[h->started],
+			                  o->seed_base + (uint32_t)h->started);
+			loadgen_node_start(h->ctx, &h->nodes[h->started], &h->no);
+			h->started++;
 			inflight++;
 		}
-		if (loadkit_now_us() - t0 > (uint64_t)(o->seconds * 1e6))
+		if (clock_mono_us() - t0 > (uint64_t)(o->seconds * 1e6))
 			break;
 	}
-	double ramp = (double)(loadkit_now_us() - t0) / 1e6;
-	if (failed) {
-		for (size_t i = 0; i < started; i++)
-			if (nodes[i].state == LOADKIT_FAILED) {
-				fprintf(stderr,
-				        "clawpair-bench: hold: node %zu failed: close %d %s\n", i,
-				        nodes[i].close_code, nodes[i].error_code);
-				break;
-			}
-	}
-	/* Let the gateway settle, then measure it idle with everybody held. */
-	for (int k = 0; k < 20; k++)
-		client_service(ctx, 25);
-	loadkit_proc_read(o->pid, &held);
-	idle0 = held;
-	uint64_t ti = loadkit_now_us();
-	while (loadkit_now_us() - ti < (uint64_t)(o->idle_seconds * 1e6))
-		client_service(ctx, 100);
-	double idle_secs = (double)(loadkit_now_us() - ti) / 1e6;
-	loadkit_proc_read(o->pid, &idle1);
-	double cpu_pct =
-	        100.0 * (double)(idle1.cpu_ticks - idle0.cpu_ticks) / (double)hz / idle_secs;
+	for (size_t i = 0; h->failed && i < h->started; i++)
+		if (h->nodes[i].state == LOADGEN_FAILED) {
+			fprintf(stderr, "clawpair-bench: hold: node %zu failed: close %d %s\n", i,
+			        h->nodes[i].close_code, h->nodes[i].error_code);
+			break;
+		}
+}
 
-	/* The operator comes only now: a gateway sends it device.pair.requested for every held
-	 * node, which is not what is measured here. Then approve-to-hello: one approval at a
-	 * time, on a spread sample of the held nodes. */
-	if (loadkit_op_connect(ctx, &op, o->url, o->token, NULL, 0, 10000, err, sizeof(err)) != 0) {
-		fprintf(stderr, "clawpair-bench: operator: %s\n", err);
-		goto cleanup;
-	}
+/* The gateway's CPU while everybody idles, as % of one core over o->idle_seconds. */
+static double hold_idle_cpu(struct hold *h, const struct loadgen_proc *held, double *secs)
+{
+	struct loadgen_proc after;
+	uint64_t ti = clock_mono_us();
+	while (clock_mono_us() - ti < (uint64_t)(h->o->idle_seconds * 1e6))
+		client_service(h->ctx, 100);
+	*secs = (double)(clock_mono_us() - ti) / 1e6;
+	loadgen_proc_read(h->o->pid, &after);
+	return 100.0 * (double)(after.cpu_ticks - held->cpu_ticks) / (double)sysconf(_SC_CLK_TCK) /
+	       *secs;
+}
+
+/* Approve-to-hello: one approval at a time, on a spread sample of the held nodes. Fills
+ * lat (to hello-ok) and lat_ok (to the operator's ok); returns the number of samples. */
+static size_t hold_approve(struct hold *h, struct loadgen_op *op, size_t n_samples, uint64_t *lat,
+                           uint64_t *lat_ok)
+{
 	struct lat_wait w = {0};
-	op.on_res = on_lat_res;
-	op.user = &w;
-	size_t got = 0, stride = pending / (n_samples ? n_samples : 1);
+	size_t got = 0, stride = h->pending / (n_samples ? n_samples : 1);
+	op->on_res = on_lat_res;
+	op->user = &w;
 	if (stride == 0)
 		stride = 1;
-	for (size_t i = 0; i < o->count && got < n_samples; i += stride) {
-		struct loadkit_node *n = &nodes[i];
-		if (n->state != LOADKIT_PENDING)
+	for (size_t i = 0; i < h->o->count && got < n_samples; i += stride) {
+		struct loadgen_node *n = &h->nodes[i];
+		if (n->state != LOADGEN_PENDING)
 			continue;
 		cJSON *p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "requestId", n->request_id);
 		memset(&w, 0, sizeof(w));
-		uint64_t t_send = loadkit_now_us();
-		w.id = loadkit_op_call(&op, "device.pair.approve", p);
+		uint64_t t_send = clock_mono_us();
+		w.id = loadgen_op_call(op, "device.pair.approve", p);
 		uint64_t deadline = t_send + 10000000;
-		while ((n->state == LOADKIT_PENDING || !w.done) && loadkit_now_us() < deadline) {
-			client_service(ctx, 1);
-			loadkit_node_step(n, &no);
-			loadkit_op_step(&op);
+		while ((n->state == LOADGEN_PENDING || !w.done) && clock_mono_us() < deadline) {
+			client_service(h->ctx, 1);
+			loadgen_node_step(n, &h->no);
+			loadgen_op_step(op);
 		}
-		if (n->state != LOADKIT_HELLO || !w.ok) {
+		if (n->state != LOADGEN_HELLO || !w.ok) {
 			fprintf(stderr, "clawpair-bench: hold: approval %zu: state %d ok %d\n", i,
 			        n->state, w.ok);
 			continue;
@@ -412,26 +402,68 @@ static int cmd_hold(const struct opts *o)
 		lat_ok[got] = w.t_ok - t_send;
 		got++;
 	}
+	op->on_res = NULL;
+	op->user = NULL;
+	return got;
+}
+
+/* N nodes held pending: RSS, fds, idle CPU of the gateway; then approve-to-hello latency. */
+static int cmd_hold(const struct opts *o)
+{
+	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64, .epoll = true};
+	struct hold h = {.o = o, .ctx = client_ctx_create(&co), .no = node_opts(o)};
+	size_t n_samples = o->samples < o->count ? o->samples : o->count;
+	uint64_t *lat = calloc(n_samples + 1, sizeof(*lat));
+	uint64_t *lat_ok = calloc(n_samples + 1, sizeof(*lat_ok));
+	struct loadgen_op op = {0};
+	struct loadgen_proc base, held;
+	double idle_secs = 0;
+	char err[256] = "";
+	int rc = 1;
+	h.nodes = calloc(o->count, sizeof(*h.nodes));
+	if (!h.ctx || !h.nodes || !lat || !lat_ok)
+		goto cleanup;
+	if (loadgen_proc_read(o->pid, &base) != 0) {
+		fprintf(stderr, "clawpair-bench: cannot read /proc/%d\n", o->pid);
+		goto cleanup;
+	}
+	uint64_t t0 = clock_mono_us();
+	hold_ramp(&h);
+	double ramp = (double)(clock_mono_us() - t0) / 1e6;
+	/* Let the gateway settle, then measure it idle with everybody held. */
+	for (int k = 0; k < 20; k++)
+		client_service(h.ctx, 25);
+	loadgen_proc_read(o->pid, &held);
+	double cpu_pct = hold_idle_cpu(&h, &held, &idle_secs);
+
+	/* The operator comes only now: a gateway sends it device.pair.requested for every held
+	 * node, which is not what is measured here. */
+	if (loadgen_op_connect(h.ctx, &op, o->url, o->token, NULL, 0, 10000, err, sizeof(err)) !=
+	    0) {
+		fprintf(stderr, "clawpair-bench: operator: %s\n", err);
+		goto cleanup;
+	}
+	size_t got = hold_approve(&h, &op, n_samples, lat, lat_ok);
 	size_t delta_fds = (size_t)(held.fds - base.fds);
 	double per_conn =
-	        pending ? (double)(held.rss_kib - base.rss_kib) * 1024.0 / (double)pending : -1;
+	        h.pending ? (double)(held.rss_kib - base.rss_kib) * 1024.0 / (double)h.pending : -1;
 	printf("{\"held\":%zu,\"failed\":%zu,\"ramp_s\":%.3f,\"rss_base_kib\":%ld,"
 	       "\"rss_held_kib\":%ld,\"rss_per_conn_bytes\":%.0f,\"fds_base\":%ld,\"fds_held\":%ld,"
 	       "\"fds_per_conn\":%.3f,\"idle_cpu_pct\":%.3f,\"idle_seconds\":%.1f,"
 	       "\"approve_samples\":%zu,\"approve_hello_p50_ms\":%.3f,\"approve_hello_p99_ms\":%.3f,"
 	       "\"approve_ok_p50_ms\":%.3f,\"approve_ok_p99_ms\":%.3f}\n",
-	       pending, failed, ramp, base.rss_kib, held.rss_kib, per_conn, base.fds, held.fds,
-	       pending ? (double)delta_fds / (double)pending : -1, cpu_pct, idle_secs, got,
+	       h.pending, h.failed, ramp, base.rss_kib, held.rss_kib, per_conn, base.fds, held.fds,
+	       h.pending ? (double)delta_fds / (double)h.pending : -1, cpu_pct, idle_secs, got,
 	       pct_ms(lat, got, 0.50), pct_ms(lat, got, 0.99), pct_ms(lat_ok, got, 0.50),
 	       pct_ms(lat_ok, got, 0.99));
-	rc = pending == o->count ? 0 : 1;
+	rc = h.pending == o->count ? 0 : 1;
 cleanup:
-	if (nodes)
+	if (h.nodes)
 		for (size_t i = 0; i < o->count; i++)
-			client_conn_destroy(nodes[i].conn);
-	loadkit_op_close(&op);
-	client_ctx_destroy(ctx);
-	free(nodes);
+			client_conn_destroy(h.nodes[i].conn);
+	loadgen_op_close(&op);
+	client_ctx_destroy(h.ctx);
+	free(h.nodes);
 	free(lat);
 	free(lat_ok);
 	return rc;
@@ -449,6 +481,85 @@ static void usage(FILE *f)
 	        "common: --sig 2|3 (default 3), --client-id ID, --client-mode M, --seed-base B\n");
 }
 
+/* The options, each stored into its field of struct opts by its kind. */
+enum opt_kind { OPT_STR, OPT_SIZE, OPT_UINT, OPT_U32, OPT_INT, OPT_DOUBLE, OPT_FLAG };
+
+struct opt_def {
+	const char *name;
+	enum opt_kind kind;
+	size_t off;
+};
+
+static const struct opt_def opt_defs[] = {
+        {"url", OPT_STR, offsetof(struct opts, url)},
+        {"token", OPT_STR, offsetof(struct opts, token)},
+        {"count", OPT_SIZE, offsetof(struct opts, count)},
+        {"parallel", OPT_UINT, offsetof(struct opts, parallel)},
+        {"seconds", OPT_DOUBLE, offsetof(struct opts, seconds)},
+        {"idle-seconds", OPT_DOUBLE, offsetof(struct opts, idle_seconds)},
+        {"samples", OPT_SIZE, offsetof(struct opts, samples)},
+        {"seed-base", OPT_U32, offsetof(struct opts, seed_base)},
+        {"sig", OPT_INT, offsetof(struct opts, sig)},
+        {"pid", OPT_INT, offsetof(struct opts, pid)},
+        {"approve", OPT_FLAG, offsetof(struct opts, approve)},
+        {"client-id", OPT_STR, offsetof(struct opts, client_id)},
+        {"client-mode", OPT_STR, offsetof(struct opts, client_mode)},
+        {"batch", OPT_SIZE, offsetof(struct opts, batch)},
+};
+#define N_OPT_DEFS (sizeof(opt_defs) / sizeof(opt_defs[0]))
+#define OPT_HELP ((int)N_OPT_DEFS)
+
+static void opt_store(struct opts *o, const struct opt_def *d, const char *arg)
+{
+	char *field = (char *)o + d->off;
+	switch (d->kind) {
+	case OPT_STR:
+		*(const char **)(void *)field = arg;
+		break;
+	case OPT_SIZE:
+		*(size_t *)(void *)field = (size_t)strtoul(arg, NULL, 10);
+		break;
+	case OPT_UINT:
+		*(unsigned *)(void *)field = (unsigned)strtoul(arg, NULL, 10);
+		break;
+	case OPT_U32:
+		*(uint32_t *)(void *)field = (uint32_t)strtoul(arg, NULL, 0);
+		break;
+	case OPT_INT:
+		*(int *)(void *)field = atoi(arg);
+		break;
+	case OPT_DOUBLE:
+		*(double *)(void *)field = atof(arg);
+		break;
+	case OPT_FLAG:
+		*(bool *)(void *)field = true;
+		break;
+	}
+}
+
+/* Parses the options after the subcommand. Returns 0, 1 after --help, or -1. */
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	struct option longopts[N_OPT_DEFS + 2];
+	int c;
+	for (size_t i = 0; i < N_OPT_DEFS; i++)
+		longopts[i] = (struct option){opt_defs[i].name,
+		                              opt_defs[i].kind == OPT_FLAG ? no_argument
+		                                                           : required_argument,
+		                              NULL, (int)i};
+	longopts[N_OPT_DEFS] = (struct option){"help", no_argument, NULL, OPT_HELP};
+	longopts[N_OPT_DEFS + 1] = (struct option){NULL, 0, NULL, 0};
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c == OPT_HELP)
+			return 1;
+		if (c < 0 || c >= (int)N_OPT_DEFS)
+			return -1;
+		opt_store(o, &opt_defs[c], optarg);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.client_id = "openclaw-android",
@@ -461,80 +572,15 @@ int main(int argc, char **argv)
 	                 .samples = 1000,
 	                 .seed_base = 0x100000,
 	                 .sig = 3};
-	static const struct option longopts[] = {{"url", required_argument, NULL, 'u'},
-	                                         {"token", required_argument, NULL, 't'},
-	                                         {"count", required_argument, NULL, 'n'},
-	                                         {"parallel", required_argument, NULL, 'k'},
-	                                         {"seconds", required_argument, NULL, 's'},
-	                                         {"idle-seconds", required_argument, NULL, 'i'},
-	                                         {"samples", required_argument, NULL, 'm'},
-	                                         {"seed-base", required_argument, NULL, 'b'},
-	                                         {"sig", required_argument, NULL, 'g'},
-	                                         {"pid", required_argument, NULL, 'p'},
-	                                         {"approve", no_argument, NULL, 'a'},
-	                                         {"client-id", required_argument, NULL, 'c'},
-	                                         {"client-mode", required_argument, NULL, 'o'},
-	                                         {"batch", required_argument, NULL, 'B'},
-	                                         {"help", no_argument, NULL, 'h'},
-	                                         {NULL, 0, NULL, 0}};
 	if (argc < 2) {
 		usage(stderr);
 		return 64;
 	}
 	const char *cmd = argv[1];
-	optind = 2;
-	int c;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'u':
-			o.url = optarg;
-			break;
-		case 't':
-			o.token = optarg;
-			break;
-		case 'n':
-			o.count = (size_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'k':
-			o.parallel = (unsigned)strtoul(optarg, NULL, 10);
-			break;
-		case 's':
-			o.seconds = atof(optarg);
-			break;
-		case 'i':
-			o.idle_seconds = atof(optarg);
-			break;
-		case 'm':
-			o.samples = (size_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'b':
-			o.seed_base = (uint32_t)strtoul(optarg, NULL, 0);
-			break;
-		case 'g':
-			o.sig = atoi(optarg);
-			break;
-		case 'p':
-			o.pid = atoi(optarg);
-			break;
-		case 'a':
-			o.approve = true;
-			break;
-		case 'c':
-			o.client_id = optarg;
-			break;
-		case 'o':
-			o.client_mode = optarg;
-			break;
-		case 'B':
-			o.batch = (size_t)strtoul(optarg, NULL, 10);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 64;
-		}
+	int parsed = parse_opts(argc, argv, &o);
+	if (parsed != 0) {
+		usage(parsed > 0 ? stdout : stderr);
+		return parsed > 0 ? 0 : 64;
 	}
 	if (identity_global_init() != 0)
 		return 1;

@@ -1,54 +1,19 @@
-/* spawn.c: test helper: start and stop server processes, run a CLI and capture its output. */
-#define _XOPEN_SOURCE 700
+/* spawn.c: test helper: child processes with their stdout on a pipe: start, read lines, run to
+ * completion, stop. */
+#define _GNU_SOURCE /* close_range */
 #include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-bool under_valgrind(void)
-{
-	const char *v = getenv("CLAWPAIR_VALGRIND");
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
-static const char *root_path(const char *env, const char *fallback, const char *rel)
-{
-	static char bufs[8][4096];
-	static unsigned next;
-	const char *root = getenv(env);
-	char *b = bufs[next++ % 8];
-
-	snprintf(b, sizeof(bufs[0]), "%s/%s", root && *root ? root : fallback, rel);
-	return b;
-}
-
-const char *build_path(const char *rel)
-{
-	return root_path("CLAWPAIR_BUILD_ROOT", ".", rel);
-}
-
-const char *source_path(const char *rel)
-{
-	return root_path("CLAWPAIR_SOURCE_ROOT", "..", rel);
-}
+#include "clock.h"
 
 static int status_of(int st)
 {
@@ -59,111 +24,33 @@ static int status_of(int st)
 	return -1;
 }
 
-int spawn_server(char *const argv[], int timeout_ms, struct spawned *s)
+/* In the child: stdin /dev/null, stdout the pipe, stderr the log when asked; nothing else of
+ * the parent's survives (its client sockets must not live on in a gateway). */
+static void child_exec(char *const argv[], int pfd[2], const char *stderr_path)
 {
-	int pfd[2];
-	char buf[4096];
-	size_t got = 0;
-	long deadline = now_ms() + timeout_ms;
+	int dn = open("/dev/null", O_RDONLY);
 
-	memset(s, 0, sizeof(*s));
-	s->pid = -1;
-	s->out_fd = -1;
-	if (pipe(pfd) < 0)
-		return -1;
-	s->pid = fork();
-	if (s->pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
+	if (dn >= 0)
+		dup2(dn, STDIN_FILENO);
+	if (stderr_path) {
+		int log = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (log >= 0)
+			dup2(log, STDERR_FILENO);
 	}
-	if (s->pid == 0) {
-		int dn = open("/dev/null", O_RDONLY);
-
-		if (dn >= 0)
-			dup2(dn, 0);
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(argv[0], argv);
-		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(pfd[1]);
-	s->out_fd = pfd[0];
-	while (now_ms() < deadline && got < sizeof(buf) - 1) {
-		struct pollfd p = {.fd = s->out_fd, .events = POLLIN};
-		char *l;
-		ssize_t n;
-
-		if (poll(&p, 1, (int)(deadline - now_ms())) <= 0)
-			continue;
-		n = read(s->out_fd, buf + got, 1);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		buf[got] = '\0';
-		if (buf[got - 1] != '\n')
-			continue;
-		l = strstr(buf, "listening on ws://");
-		if (l) {
-			char *e = l + strlen("listening on ");
-
-			e[strcspn(e, " \r\n")] = '\0';
-			snprintf(s->url, sizeof(s->url), "%s", e);
-			fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
-			return 0;
-		}
-		got = 0;
-	}
-	spawn_stop(s, 1000);
-	return -1;
+	dup2(pfd[1], STDOUT_FILENO);
+	close_range(3, ~0U, 0);
+	execvp(argv[0], argv);
+	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
 }
 
-int spawn_stop(struct spawned *s, int timeout_ms)
-{
-	long deadline = now_ms() + timeout_ms;
-	int st = 0;
-
-	if (s->out_fd >= 0) {
-		close(s->out_fd);
-		s->out_fd = -1;
-	}
-	if (s->pid <= 0)
-		return -1;
-	kill(s->pid, SIGTERM);
-	for (;;) {
-		pid_t r = waitpid(s->pid, &st, WNOHANG);
-
-		if (r == s->pid)
-			break;
-		if (r < 0) {
-			s->pid = -1;
-			return -1;
-		}
-		if (now_ms() > deadline) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, &st, 0);
-			break;
-		}
-		usleep(10000);
-	}
-	s->pid = -1;
-	return status_of(st);
-}
-
-int spawn_run(char *const argv[], int timeout_ms, char **out, long *elapsed_ms)
+/* Forks argv with its stdout on a pipe; *out_fd is the read end (close-on-exec). */
+static pid_t fork_piped(char *const argv[], const char *stderr_path, int *out_fd)
 {
 	int pfd[2];
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	long start = now_ms(), deadline = start + timeout_ms;
-	bool killed = false;
 	pid_t pid;
-	int st = 0;
 
-	if (out)
-		*out = NULL;
 	if (pipe(pfd) < 0)
 		return -1;
 	pid = fork();
@@ -172,145 +59,38 @@ int spawn_run(char *const argv[], int timeout_ms, char **out, long *elapsed_ms)
 		close(pfd[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		int dn = open("/dev/null", O_RDONLY);
-
-		if (dn >= 0)
-			dup2(dn, 0);
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(argv[0], argv);
-		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
+	if (pid == 0)
+		child_exec(argv, pfd, stderr_path);
 	close(pfd[1]);
-	for (;;) {
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-		long left = deadline - now_ms();
-		ssize_t n;
-
-		if (left <= 0 && !killed) {
-			kill(pid, SIGKILL);
-			killed = true;
-		}
-		if (poll(&p, 1, left > 0 ? (int)left : 100) <= 0)
-			continue;
-		if (len + 4097 > cap) {
-			char *nb = realloc(buf, cap ? cap * 2 : 8192);
-
-			if (!nb)
-				break;
-			buf = nb;
-			cap = cap ? cap * 2 : 8192;
-		}
-		n = read(pfd[0], buf + len, 4096);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	close(pfd[0]);
-	waitpid(pid, &st, 0);
-	if (elapsed_ms)
-		*elapsed_ms = now_ms() - start;
-	if (buf)
-		buf[len] = '\0';
-	if (out)
-		*out = buf ? buf : strdup("");
-	else
-		free(buf);
-	return status_of(st);
+	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
+	*out_fd = pfd[0];
+	return pid;
 }
 
-int spawn_gateway(const char *token, char *state_dir, const char *const *extra, struct spawned *s)
+int spawn_start_log(char *const argv[], const char *stderr_path, struct spawned *s)
 {
-	const char *argv[48];
-	size_t n = 0;
-	const char *gw = build_path("server/clawpair-gateway");
-	int rc;
-
-	snprintf(state_dir, 64, "/tmp/clawpair-fn-XXXXXX");
-	if (!mkdtemp(state_dir))
-		return -1;
-	if (under_valgrind()) {
-		argv[n++] = "/usr/bin/valgrind";
-		argv[n++] = "--error-exitcode=99";
-		argv[n++] = "--leak-check=full";
-		argv[n++] = "--errors-for-leak-kinds=definite";
-		argv[n++] = "-q";
-	}
-	argv[n++] = gw;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--state-dir";
-	argv[n++] = state_dir;
-	argv[n++] = "--token";
-	argv[n++] = token;
-	argv[n++] = "--trusted-proxy";
-	argv[n++] = "127.0.0.1";
-	for (size_t i = 0; extra && extra[i] && n < 47; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	rc = spawn_server((char *const *)argv, under_valgrind() ? 60000 : 10000, s);
-	if (rc < 0)
-		remove_tree(state_dir);
-	return rc;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-void remove_tree(const char *dir)
-{
-	if (dir && *dir)
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-int spawn_start(char *const argv[], struct spawned *s)
-{
-	int pfd[2];
-
 	memset(s, 0, sizeof(*s));
 	s->out_fd = -1;
-	if (pipe(pfd) < 0)
+	s->pid = fork_piped(argv, stderr_path, &s->out_fd);
+	if (s->pid < 0)
 		return -1;
-	s->pid = fork();
-	if (s->pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	if (s->pid == 0) {
-		int dn = open("/dev/null", O_RDONLY);
-
-		if (dn >= 0)
-			dup2(dn, 0);
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execv(argv[0], argv);
-		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(pfd[1]);
-	s->out_fd = pfd[0];
 	fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
 	return 0;
 }
 
+int spawn_start(char *const argv[], struct spawned *s)
+{
+	return spawn_start_log(argv, NULL, s);
+}
+
 int spawn_read_line(struct spawned *s, char *line, size_t linesz, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 
 	for (;;) {
 		char *nl = memchr(s->lbuf, '\n', s->llen);
 		struct pollfd p = {.fd = s->out_fd, .events = POLLIN};
-		long left;
+		uint64_t now = clock_mono_ms();
 		ssize_t n;
 
 		if (nl) {
@@ -323,10 +103,9 @@ int spawn_read_line(struct spawned *s, char *line, size_t linesz, int timeout_ms
 		}
 		if (s->llen == sizeof(s->lbuf))
 			s->llen = 0; /* a line longer than the buffer: drop it */
-		left = deadline - now_ms();
-		if (left <= 0 || s->out_fd < 0)
+		if (now >= deadline || s->out_fd < 0)
 			return 0;
-		if (poll(&p, 1, (int)left) <= 0)
+		if (poll(&p, 1, (int)(deadline - now)) <= 0)
 			continue;
 		n = read(s->out_fd, s->lbuf + s->llen, sizeof(s->lbuf) - s->llen);
 		if (n == 0)
@@ -336,33 +115,141 @@ int spawn_read_line(struct spawned *s, char *line, size_t linesz, int timeout_ms
 	}
 }
 
-int spawn_wait(struct spawned *s, int timeout_ms)
+int spawn_await_listening(struct spawned *s, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
-	int st = 0;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
+	char line[512];
+
+	for (;;) {
+		uint64_t now = clock_mono_ms();
+		const char *at, *colon;
+
+		if (now >= deadline ||
+		    spawn_read_line(s, line, sizeof(line), (int)(deadline - now)) != 1)
+			return -1;
+		at = strstr(line, "listening on ws://");
+		if (!at)
+			continue;
+		at += strlen("listening on ");
+		snprintf(s->url, sizeof(s->url), "%.*s", (int)strcspn(at, " \r\n"), at);
+		colon = strrchr(s->url, ':');
+		s->port = colon ? atoi(colon + 1) : 0;
+		return s->port > 0 ? 0 : -1;
+	}
+}
+
+int spawn_server(char *const argv[], int timeout_ms, struct spawned *s)
+{
+	if (spawn_start(argv, s) < 0)
+		return -1;
+	if (spawn_await_listening(s, timeout_ms) == 0)
+		return 0;
+	spawn_signal(s, SIGKILL, 1000);
+	return -1;
+}
+
+int spawn_signal(struct spawned *s, int sig, int timeout_ms)
+{
+	uint64_t deadline = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	int st = 0, rc;
 
 	if (s->pid <= 0)
 		return -1;
+	if (sig)
+		kill(s->pid, sig);
 	for (;;) {
 		pid_t r = waitpid(s->pid, &st, WNOHANG);
 
-		if (r == s->pid)
+		if (r == s->pid) {
+			rc = status_of(st);
 			break;
+		}
 		if (r < 0) {
-			s->pid = -1;
-			return -1;
-		}
-		if (now_ms() > deadline) {
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, &st, 0);
+			rc = -1;
 			break;
 		}
-		usleep(10000);
+		if (clock_mono_ms() > deadline) {
+			kill(s->pid, SIGKILL);
+			rc = waitpid(s->pid, &st, 0) == s->pid ? status_of(st) : -1;
+			break;
+		}
+		usleep(2000);
 	}
+	/* The pipe stays open until the child is gone: a print during its shutdown must not
+	 * become SIGPIPE. */
 	s->pid = -1;
-	if (s->out_fd >= 0) {
+	if (s->out_fd >= 0)
 		close(s->out_fd);
-		s->out_fd = -1;
+	s->out_fd = -1;
+	return rc;
+}
+
+int spawn_wait(struct spawned *s, int timeout_ms)
+{
+	return spawn_signal(s, 0, timeout_ms);
+}
+
+int spawn_stop(struct spawned *s, int timeout_ms)
+{
+	return spawn_signal(s, SIGTERM, timeout_ms);
+}
+
+/* Reads fd to its end into a growing buffer; kills pid once deadline has passed. */
+static char *read_all(int fd, pid_t pid, uint64_t deadline)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	bool killed = false;
+
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = clock_mono_ms();
+		ssize_t n;
+
+		if (now >= deadline && !killed) {
+			kill(pid, SIGKILL);
+			killed = true;
+		}
+		if (poll(&p, 1, now < deadline ? (int)(deadline - now) : 100) <= 0)
+			continue;
+		if (len + 4097 > cap) {
+			char *nb = realloc(buf, cap ? cap * 2 : 8192);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap = cap ? cap * 2 : 8192;
+		}
+		n = read(fd, buf + len, 4096);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
 	}
+	if (buf)
+		buf[len] = '\0';
+	return buf ? buf : strdup("");
+}
+
+int spawn_run(char *const argv[], int timeout_ms, char **out, long *elapsed_ms)
+{
+	uint64_t start = clock_mono_ms();
+	int fd = -1, st = 0;
+	pid_t pid;
+	char *buf;
+
+	if (out)
+		*out = NULL;
+	pid = fork_piped(argv, NULL, &fd);
+	if (pid < 0)
+		return -1;
+	buf = read_all(fd, pid, start + (uint64_t)timeout_ms);
+	close(fd);
+	waitpid(pid, &st, 0);
+	if (elapsed_ms)
+		*elapsed_ms = (long)(clock_mono_ms() - start);
+	if (out)
+		*out = buf;
+	else
+		free(buf);
 	return status_of(st);
 }

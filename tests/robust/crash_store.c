@@ -2,7 +2,6 @@
  * and checks the record files the kill left behind, then after each restart that the store loads,
  * every acknowledged approval is paired (PERSIST-3), no pending request vanished without being
  * resolved (PERSIST-1), and no stale request of a paired device survived. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,15 +10,16 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "loadkit.h"
+#include "clock.h"
+#include "gateway.h"
+#include "json.h"
+#include "loadgen.h"
 
 #define MAX_REQS 8192
 #define LOW_WATER 40
@@ -29,27 +29,28 @@
 #define MAX_INFLIGHT 32
 #define PAIRED_HIGH_WATER 1000
 #define PAIRED_LOW_WATER 500
+#define APPROVE_ID_BASE 1000000u
 
 /* REQ_REMOVED: paired, checked after a restart, then removed (device.pair.remove) to keep
  * device.pair.list under the gateway's send buffer cap; it must stay removed. */
 enum req_state { REQ_NONE = 0, REQ_PENDING, REQ_ACKED, REQ_RESOLVED_UNACKED, REQ_REMOVED };
 
 struct req {
-	struct loadkit_node node;
+	struct loadgen_node node;
 	enum req_state state;
 	bool in_storm; /* an approval for it was sent in the current trial */
 	bool hello_seen;
 };
 
 struct run {
-	char exe[4096];
+	char tmp[64]; /* the state dir and the gateway's log */
 	char state_dir[256];
 	char log_path[512];
 	const char *token;
 	int scale; /* 10 under valgrind */
 	struct client_ctx *ctx;
-	struct loadkit_gateway gw;
-	struct loadkit_op op;
+	struct kit_gateway gw;
+	struct loadgen_op op;
 	struct req *reqs;
 	size_t n_reqs;
 	uint32_t next_seed;
@@ -60,23 +61,7 @@ struct run {
 	char failure[512];
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void note_failure(struct run *r, const char *fmt, ...)
-{
-	if (r->failure[0])
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->failure, sizeof(r->failure), fmt, ap);
-	va_end(ap);
-}
+#define note_failure(r, ...) kit_note_first((r)->failure, sizeof((r)->failure), __VA_ARGS__)
 
 static struct req *find_device(struct run *r, const char *device_id)
 {
@@ -86,21 +71,21 @@ static struct req *find_device(struct run *r, const char *device_id)
 	return NULL;
 }
 
-static struct loadkit_node_opts node_opts(struct run *r)
+static struct loadgen_node_opts node_opts(struct run *r)
 {
-	struct loadkit_node_opts o = {.url = r->gw.url, .token = r->token, .sig_version = 3};
+	struct loadgen_node_opts o = {.url = r->gw.proc.url, .token = r->token, .sig_version = 3};
 	return o;
 }
 
 static void step_nodes(struct run *r)
 {
-	struct loadkit_node_opts o = node_opts(r);
+	struct loadgen_node_opts o = node_opts(r);
 	for (size_t i = 0; i < r->n_reqs; i++) {
 		struct req *q = &r->reqs[i];
 		if (!q->node.conn)
 			continue;
-		loadkit_node_step(&q->node, &o);
-		if (q->node.state == LOADKIT_PENDING && q->state == REQ_NONE &&
+		loadgen_node_step(&q->node, &o);
+		if (q->node.state == LOADGEN_PENDING && q->state == REQ_NONE &&
 		    q->node.request_id[0])
 			q->state = REQ_PENDING;
 		if (q->node.hello_count > 0)
@@ -108,13 +93,13 @@ static void step_nodes(struct run *r)
 	}
 }
 
-static void on_res(void *user, const struct loadkit_res *res)
+static void on_res(void *user, const struct loadgen_res *res)
 {
 	struct run *r = user;
-	/* Approval ids are the index of the request + 1000000 (see storm). */
-	if (res->id < 1000000)
+	/* Approval ids are the index of the request + APPROVE_ID_BASE (see storm). */
+	if (res->id < APPROVE_ID_BASE)
 		return;
-	size_t idx = (size_t)(res->id - 1000000);
+	size_t idx = (size_t)(res->id - APPROVE_ID_BASE);
 	if (idx >= r->n_reqs)
 		return;
 	struct req *q = &r->reqs[idx];
@@ -132,22 +117,21 @@ static void pump(struct run *r, int ms)
 	client_service(r->ctx, ms);
 	step_nodes(r);
 	if (r->op.conn)
-		loadkit_op_step(&r->op);
+		loadgen_op_step(&r->op);
 }
 
 /* Opens n new nodes (at most MAX_INFLIGHT handshakes at once) and waits for connect.pending. */
 static void add_nodes(struct run *r, size_t n)
 {
-	struct loadkit_node_opts o = node_opts(r);
+	struct loadgen_node_opts o = node_opts(r);
 	size_t first = r->n_reqs, started = 0;
 	if (r->n_reqs + n > MAX_REQS)
 		n = MAX_REQS - r->n_reqs;
-	uint64_t deadline = client_now_ms() + 20000u * (uint64_t)r->scale;
-	while (client_now_ms() < deadline) {
+	uint64_t deadline = clock_mono_ms() + 20000u * (uint64_t)r->scale;
+	while (clock_mono_ms() < deadline) {
 		size_t inflight = 0, done = 0;
 		for (size_t i = first; i < first + started; i++) {
-			enum loadkit_node_state s = r->reqs[i].node.state;
-			if (s == LOADKIT_OPENING || s == LOADKIT_SENT)
+			if (loadgen_node_busy(&r->reqs[i].node))
 				inflight++;
 			else
 				done++;
@@ -155,8 +139,8 @@ static void add_nodes(struct run *r, size_t n)
 		while (started < n && inflight < MAX_INFLIGHT) {
 			struct req *q = &r->reqs[first + started];
 			memset(q, 0, sizeof(*q));
-			loadkit_node_init(&q->node, r->next_seed++);
-			loadkit_node_start(r->ctx, &q->node, &o);
+			loadgen_node_init(&q->node, r->next_seed++);
+			loadgen_node_start(r->ctx, &q->node, &o);
 			started++;
 			r->n_reqs++;
 			inflight++;
@@ -188,9 +172,9 @@ static const char **sorted_values(cJSON *arr, const char *key, size_t *n)
 		return NULL;
 	cJSON_ArrayForEach(e, arr)
 	{
-		cJSON *s = cJSON_GetObjectItemCaseSensitive(e, key);
-		if (cJSON_IsString(s))
-			v[(*n)++] = s->valuestring;
+		const char *s = json_get_string(e, key);
+		if (s)
+			v[(*n)++] = s;
 	}
 	qsort(v, *n, sizeof(*v), cmp_str);
 	return v;
@@ -266,8 +250,7 @@ static struct disk_rec *read_table_dir(struct run *r, const char *table, const c
 		char *text = slurp(path);
 		cJSON *rec = text ? cJSON_Parse(text) : NULL;
 		free(text);
-		const char *key =
-		        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, key_field));
+		const char *key = json_get_string(rec, key_field);
 		if (!cJSON_IsObject(rec) || !key || strncmp(key, e->d_name, len - 5) != 0 ||
 		    key[len - 5] != '\0') {
 			note_failure(r, "trial %u: record file %s is damaged after a kill",
@@ -284,10 +267,8 @@ static struct disk_rec *read_table_dir(struct run *r, const char *table, const c
 			}
 			v = nv;
 		}
-		const char *did =
-		        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "deviceId"));
-		const char *pk =
-		        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "publicKey"));
+		const char *did = json_get_string(rec, "deviceId");
+		const char *pk = json_get_string(rec, "publicKey");
 		snprintf(v[n].key, sizeof(v[n].key), "%s", key);
 		snprintf(v[n].device_id, sizeof(v[n].device_id), "%s", did ? did : "");
 		snprintf(v[n].public_key, sizeof(v[n].public_key), "%s", pk ? pk : "");
@@ -329,7 +310,7 @@ static void check_store(struct run *r, size_t *n_pending)
 {
 	cJSON *payload = NULL;
 	char err[256] = "";
-	if (loadkit_op_call_wait(r->ctx, &r->op, "device.pair.list", NULL, 10000 * r->scale,
+	if (loadgen_op_call_wait(r->ctx, &r->op, "device.pair.list", NULL, 10000 * r->scale,
 	                         &payload, err, sizeof(err)) != 0) {
 		note_failure(r, "device.pair.list failed: %s", err);
 		return;
@@ -398,14 +379,11 @@ static void check_store(struct run *r, size_t *n_pending)
 				cJSON *e;
 				cJSON_ArrayForEach(e, pending)
 				{
-					cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "deviceId");
-					cJSON *rid =
-					        cJSON_GetObjectItemCaseSensitive(e, "requestId");
-					if (cJSON_IsString(d) && cJSON_IsString(rid) &&
-					    strcmp(d->valuestring, dev) == 0) {
+					const char *d = json_get_string(e, "deviceId");
+					const char *rid = json_get_string(e, "requestId");
+					if (d && rid && strcmp(d, dev) == 0) {
 						snprintf(q->node.request_id,
-						         sizeof(q->node.request_id), "%s",
-						         rid->valuestring);
+						         sizeof(q->node.request_id), "%s", rid);
 						q->state = REQ_PENDING;
 						(*n_pending)++;
 					}
@@ -418,8 +396,8 @@ static void check_store(struct run *r, size_t *n_pending)
 	cJSON *e;
 	cJSON_ArrayForEach(e, pending)
 	{
-		cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "deviceId");
-		if (!cJSON_IsString(d) || !find_device(r, d->valuestring))
+		const char *d = json_get_string(e, "deviceId");
+		if (!d || !find_device(r, d))
 			note_failure(r, "trial %u: unknown pending record in the store", r->trials);
 	}
 	free(rids);
@@ -444,7 +422,7 @@ static void prune_paired(struct run *r)
 		cJSON *p = cJSON_CreateObject(), *payload = NULL;
 		char err[256] = "";
 		cJSON_AddStringToObject(p, "deviceId", q->node.id.device_id);
-		if (loadkit_op_call_wait(r->ctx, &r->op, "device.pair.remove", p, 10000 * r->scale,
+		if (loadgen_op_call_wait(r->ctx, &r->op, "device.pair.remove", p, 10000 * r->scale,
 		                         &payload, err, sizeof(err)) != 0) {
 			note_failure(r, "trial %u: device.pair.remove %.16s: %s", r->trials,
 			             q->node.id.device_id, err);
@@ -465,8 +443,8 @@ static void drop_nodes(struct run *r)
 			client_conn_destroy(q->node.conn);
 			q->node.conn = NULL;
 		}
-		if (q->node.state == LOADKIT_OPENING || q->node.state == LOADKIT_SENT)
-			q->node.state = LOADKIT_FAILED;
+		if (loadgen_node_busy(&q->node))
+			q->node.state = LOADGEN_FAILED;
 	}
 }
 
@@ -476,28 +454,22 @@ static int start_gateway(struct run *r)
 	check_disk(r);
 	if (r->failure[0])
 		return -1;
-	const char *args[] = {"--state-dir",
-	                      r->state_dir,
-	                      "--token",
-	                      r->token,
-	                      "--no-local-auto-approve",
-	                      "--log-level",
-	                      "warn",
-	                      "--pending-ttl",
-	                      "86400",
-	                      "--max-pending",
-	                      "100000",
-	                      "--max-pending-per-ip",
-	                      "100000",
-	                      NULL};
-	if (loadkit_gateway_start(&r->gw, r->exe, args, 0, r->log_path, 10000 * r->scale, err,
-	                          sizeof(err)) != 0) {
+	static const char *const extra[] = {
+	        "--no-local-auto-approve", "--pending-ttl", "86400", "--max-pending", "100000",
+	        "--max-pending-per-ip",    "100000",        NULL};
+	const struct kit_gateway_opts go = {.state_dir = r->state_dir,
+	                                    .token = r->token,
+	                                    .log_level = "warn",
+	                                    .extra = extra,
+	                                    .log_path = r->log_path,
+	                                    .timeout_ms = 10000 * r->scale};
+	if (kit_gateway_start(&r->gw, &go, err, sizeof(err)) != 0) {
 		note_failure(r, "trial %u: gateway did not start (store unreadable?): %s",
 		             r->trials, err);
 		return -1;
 	}
-	if (loadkit_op_connect(r->ctx, &r->op, r->gw.url, r->token, NULL, 0, 10000 * r->scale, err,
-	                       sizeof(err)) != 0) {
+	if (loadgen_op_connect(r->ctx, &r->op, r->gw.proc.url, r->token, NULL, 0, 10000 * r->scale,
+	                       err, sizeof(err)) != 0) {
 		note_failure(r, "trial %u: operator connect: %s", r->trials, err);
 		return -1;
 	}
@@ -509,9 +481,9 @@ static int start_gateway(struct run *r)
 /* One trial: approvals and new nodes in flight, SIGKILL after kill_after_us (0: let it run). */
 static uint64_t storm(struct run *r, uint64_t kill_after_us)
 {
-	struct loadkit_node_opts o = node_opts(r);
+	struct loadgen_node_opts o = node_opts(r);
 	size_t sent = 0;
-	uint64_t t0 = loadkit_now_us();
+	uint64_t t0 = clock_mono_us();
 	size_t start = (size_t)rand() % (r->n_reqs ? r->n_reqs : 1);
 	for (size_t k = 0; k < r->n_reqs && sent < STORM_APPROVALS; k++) {
 		size_t i = (start + k) % r->n_reqs;
@@ -521,22 +493,20 @@ static uint64_t storm(struct run *r, uint64_t kill_after_us)
 		cJSON *p = cJSON_CreateObject();
 		cJSON_AddStringToObject(p, "requestId", q->node.request_id);
 		/* The res id encodes the request index (see on_res). */
-		r->op.next_id = 1000000 + i - 1;
-		if (loadkit_op_call(&r->op, "device.pair.approve", p) == 0)
+		if (loadgen_op_call_id(&r->op, APPROVE_ID_BASE + i, "device.pair.approve", p) == 0)
 			break;
 		sent++;
 	}
-	r->op.next_id = 0;
 	r->approvals_sent += (unsigned)sent;
 	for (size_t k = 0; k < STORM_NEW_NODES && r->n_reqs < MAX_REQS; k++) {
 		struct req *q = &r->reqs[r->n_reqs++];
 		memset(q, 0, sizeof(*q));
-		loadkit_node_init(&q->node, r->next_seed++);
-		loadkit_node_start(r->ctx, &q->node, &o);
+		loadgen_node_init(&q->node, r->next_seed++);
+		loadgen_node_start(r->ctx, &q->node, &o);
 	}
 	unsigned before = r->acked;
 	for (;;) {
-		uint64_t now = loadkit_now_us();
+		uint64_t now = clock_mono_us();
 		if (kill_after_us && now - t0 >= kill_after_us)
 			break;
 		if (!kill_after_us && r->acked - before >= sent && now - t0 > 20000)
@@ -545,21 +515,39 @@ static uint64_t storm(struct run *r, uint64_t kill_after_us)
 			break;
 		pump(r, 1);
 	}
-	uint64_t elapsed = loadkit_now_us() - t0;
-	if (kill_after_us) {
-		kill(r->gw.pid, SIGKILL);
+	uint64_t elapsed = clock_mono_us() - t0;
+	if (kill_after_us)
 		r->kills++;
-	}
-	int st = loadkit_gateway_stop(&r->gw, kill_after_us ? SIGKILL : SIGTERM, 10000 * r->scale);
-	if (!kill_after_us && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+	int st = kit_gateway_stop(&r->gw, kill_after_us ? SIGKILL : SIGTERM, 10000 * r->scale);
+	if (!kill_after_us && st != 0)
 		note_failure(r, "graceful stop: gateway exit status %d", st);
 	/* Answers already on the wire before the kill still count: drain them. */
-	uint64_t drain_end = client_now_ms() + 200;
-	while (!r->op.closed && client_now_ms() < drain_end)
+	uint64_t drain_end = clock_mono_ms() + 200;
+	while (!r->op.closed && clock_mono_ms() < drain_end)
 		pump(r, 5);
-	loadkit_op_close(&r->op);
+	loadgen_op_close(&r->op);
 	drop_nodes(r);
 	return elapsed;
+}
+
+/* Dotfiles (temp files of cut writes) in the state dir and its tables. */
+static size_t count_temp_files(const struct run *r)
+{
+	static const char *const dirs[] = {"", "/pending", "/paired", "/nodes-pending"};
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s%s", r->state_dir, dirs[i]);
+		DIR *d = opendir(path);
+		struct dirent *e;
+		while (d && (e = readdir(d)))
+			if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0 &&
+			    strcmp(e->d_name, "..") != 0)
+				n++;
+		if (d)
+			closedir(d);
+	}
+	return n;
 }
 
 static void test_crash_storm(void **state)
@@ -570,9 +558,7 @@ static void test_crash_storm(void **state)
 	r->reqs = calloc(MAX_REQS, sizeof(*r->reqs));
 	assert_non_null(r->reqs);
 	r->token = "crash-token";
-	r->scale = getenv("CLAWPAIR_VALGRIND") ? 10 : 1;
-	const char *build = getenv("CLAWPAIR_BUILD_ROOT");
-	snprintf(r->exe, sizeof(r->exe), "%s/server/clawpair-gateway", build ? build : "build");
+	r->scale = under_valgrind() ? 10 : 1;
 	unsigned trials = r->scale > 1 ? 20 : 250;
 	if (getenv("CLAWPAIR_CRASH_TRIALS"))
 		trials = (unsigned)atoi(getenv("CLAWPAIR_CRASH_TRIALS"));
@@ -580,10 +566,9 @@ static void test_crash_storm(void **state)
 	                        ? (unsigned)atoi(getenv("CLAWPAIR_CRASH_SEED"))
 	                        : (unsigned)getpid();
 	srand(seed);
-	char tmpl[] = "/tmp/clawpair-crash.XXXXXX";
-	assert_non_null(mkdtemp(tmpl));
-	snprintf(r->state_dir, sizeof(r->state_dir), "%s/state", tmpl);
-	snprintf(r->log_path, sizeof(r->log_path), "%s/gateway.log", tmpl);
+	assert_int_equal(kit_tempdir("clawpair-crash", r->tmp, sizeof(r->tmp)), 0);
+	snprintf(r->state_dir, sizeof(r->state_dir), "%s/state", r->tmp);
+	snprintf(r->log_path, sizeof(r->log_path), "%s/gateway.log", r->tmp);
 	struct client_ctx_opts co = {.max_conns = 4096};
 	r->ctx = client_ctx_create(&co);
 	assert_non_null(r->ctx);
@@ -602,7 +587,7 @@ static void test_crash_storm(void **state)
 	if (storm_us < 100000)
 		storm_us = 100000;
 
-	uint64_t t_begin = loadkit_now_us();
+	uint64_t t_begin = clock_mono_us();
 	for (r->trials = 1; r->trials <= trials && !r->failure[0]; r->trials++) {
 		if (start_gateway(r) != 0)
 			break;
@@ -624,28 +609,15 @@ static void test_crash_storm(void **state)
 	/* Final restart: the last kill must leave a loadable, consistent store too. */
 	if (!r->failure[0] && start_gateway(r) == 0) {
 		check_store(r, &n_pending);
-		loadkit_op_close(&r->op);
-		int st = loadkit_gateway_stop(&r->gw, SIGTERM, 10000 * r->scale);
-		if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+		loadgen_op_close(&r->op);
+		int st = kit_gateway_stop(&r->gw, SIGTERM, 10000 * r->scale);
+		if (st != 0)
 			note_failure(r, "final graceful stop: exit status %d", st);
 	}
-	double secs = (double)(loadkit_now_us() - t_begin) / 1e6;
+	double secs = (double)(clock_mono_us() - t_begin) / 1e6;
 	/* The final start removed the temp files of writes cut short by the last kill, and a
 	 * graceful stop leaves none. */
-	size_t leftovers = 0;
-	static const char *const dirs[] = {"", "/pending", "/paired", "/nodes-pending"};
-	for (size_t i = 0; !r->failure[0] && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		char path[512];
-		snprintf(path, sizeof(path), "%s%s", r->state_dir, dirs[i]);
-		DIR *d = opendir(path);
-		struct dirent *e;
-		while (d && (e = readdir(d)))
-			if (e->d_name[0] == '.' && strcmp(e->d_name, ".") != 0 &&
-			    strcmp(e->d_name, "..") != 0)
-				leftovers++;
-		if (d)
-			closedir(d);
-	}
+	size_t leftovers = r->failure[0] ? 0 : count_temp_files(r);
 	if (leftovers)
 		note_failure(r, "%zu temp files left in the state dir after the final stop",
 		             leftovers);
@@ -657,15 +629,14 @@ static void test_crash_storm(void **state)
 	printf("# %u temp files of interrupted writes found after kills (removed at the next "
 	       "start)\n",
 	       r->temps);
-	if (r->gw.pid > 0)
-		loadkit_gateway_stop(&r->gw, SIGKILL, 5000);
-	loadkit_op_close(&r->op);
+	kit_gateway_stop(&r->gw, SIGKILL, 5000);
+	loadgen_op_close(&r->op);
 	drop_nodes(r);
 	client_ctx_destroy(r->ctx);
 	if (r->failure[0])
 		printf("# gateway log kept in %s\n", r->log_path);
 	else
-		nftw(tmpl, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		remove_tree(r->tmp);
 	char failure[512];
 	snprintf(failure, sizeof(failure), "%s", r->failure);
 	unsigned kills = r->kills;

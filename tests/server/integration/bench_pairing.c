@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 
+#include "clock.h"
 #include "harness.h"
+#include "loadgen.h"
 
 struct swarm_node {
 	struct client_conn *c;
@@ -16,12 +17,12 @@ struct swarm_node {
 	int state; /* 0 connecting, 1 connect sent, 2 pending, 3 failed */
 };
 
-static double now_us(void)
+/* VmRSS of the gateway in KiB, or -1. */
+static long gateway_rss_kib(const struct kit_gateway *g)
 {
-	struct timespec ts;
+	struct loadgen_proc p;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+	return loadgen_proc_read(g->proc.pid, &p) == 0 ? p.rss_kib : -1;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -43,7 +44,7 @@ static void raise_nofile(rlim_t want)
 }
 
 /* Approve N nodes one by one: approve sent -> hello-ok received on the node's socket. */
-static int bench_approve(struct client_ctx *ctx, const struct h_gateway *g, int n)
+static int bench_approve(struct client_ctx *ctx, const struct kit_gateway *g, int n)
 {
 	static const char *const scopes[] = {"operator.pairing", NULL};
 	struct h_conn op;
@@ -77,7 +78,7 @@ static int bench_approve(struct client_ctx *ctx, const struct h_gateway *g, int 
 
 		params = cJSON_CreateObject();
 		cJSON_AddStringToObject(params, "requestId", rid);
-		t0 = now_us();
+		t0 = (double)clock_mono_us();
 		if (h_send_req(&op, "node.pair.approve", params, reqid) < 0)
 			goto out;
 		res = h_wait_res(&node, node.connect_id, 5000);
@@ -87,7 +88,7 @@ static int bench_approve(struct client_ctx *ctx, const struct h_gateway *g, int 
 			h_close(&node);
 			goto out;
 		}
-		lat[done++] = (now_us() - t0) / 1000.0;
+		lat[done++] = ((double)clock_mono_us() - t0) / 1000.0;
 		cJSON_Delete(res);
 		res = h_wait_res(&op, reqid, 5000);
 		cJSON_Delete(res);
@@ -105,12 +106,12 @@ out:
 }
 
 /* n nodes connect at once from n_ips addresses and are held open; then VmRSS is read. */
-static int bench_rss(struct client_ctx *ctx, const struct h_gateway *g, int n, int n_ips)
+static int bench_rss(struct client_ctx *ctx, const struct kit_gateway *g, int n, int n_ips)
 {
 	struct swarm_node *nodes = calloc((size_t)n, sizeof(*nodes));
-	long rss0 = h_gateway_rss_kib(g), rss1;
+	long rss0 = gateway_rss_kib(g), rss1;
 	int pending = 0, failed = 0, rc = -1;
-	double t0 = now_us(), deadline = t0 + 120e6;
+	double t0 = (double)clock_mono_us(), deadline = t0 + 120e6;
 
 	if (!nodes)
 		return -1;
@@ -119,7 +120,7 @@ static int bench_rss(struct client_ctx *ctx, const struct h_gateway *g, int n, i
 		char xff[32];
 
 		snprintf(xff, sizeof(xff), "10.2.%d.1", i % n_ips);
-		o.url = g->url;
+		o.url = g->proc.url;
 		o.xff = xff;
 		o.connect_timeout_ms = 60000;
 		if (identity_generate(&nodes[i].id) < 0 ||
@@ -128,7 +129,7 @@ static int bench_rss(struct client_ctx *ctx, const struct h_gateway *g, int n, i
 			failed++;
 		}
 	}
-	while (pending + failed < n && now_us() < deadline) {
+	while (pending + failed < n && (double)clock_mono_us() < deadline) {
 		client_service(ctx, 50);
 		for (int i = 0; i < n; i++) {
 			struct swarm_node *s = &nodes[i];
@@ -161,9 +162,9 @@ static int bench_rss(struct client_ctx *ctx, const struct h_gateway *g, int n, i
 			}
 		}
 	}
-	rss1 = h_gateway_rss_kib(g);
+	rss1 = gateway_rss_kib(g);
 	printf("%d nodes held open (%d failed) from %d addresses in %.1f s\n", pending, failed,
-	       n_ips, (now_us() - t0) / 1e6);
+	       n_ips, ((double)clock_mono_us() - t0) / 1e6);
 	printf("gateway VmRSS: %ld KiB before, %ld KiB with %d held open (%.1f KiB per held "
 	       "node)\n",
 	       rss0, rss1, pending, pending ? (double)(rss1 - rss0) / pending : 0.0);
@@ -180,7 +181,7 @@ int main(int argc, char **argv)
 	int approvals = 50, held = 1000, ips = 50;
 	struct client_ctx_opts copts = {0};
 	struct client_ctx *ctx = NULL;
-	struct h_gateway g = {.pid = -1};
+	struct kit_gateway g = {.proc = {.pid = -1}};
 	char per_ip[16], total[16];
 	const char *extra[] = {"--max-pending-per-ip", per_ip, "--max-pending", total, NULL};
 	int rc = 1, st;
@@ -209,21 +210,21 @@ int main(int argc, char **argv)
 	ctx = client_ctx_create(&copts);
 	snprintf(per_ip, sizeof(per_ip), "%d", held);
 	snprintf(total, sizeof(total), "%d", held + approvals + 16);
-	if (!ctx || h_gateway_start(&g, NULL, extra) < 0) {
+	if (!ctx || h_gateway_start(&g, extra) < 0) {
 		fprintf(stderr, "cannot start the gateway\n");
 		goto out;
 	}
-	printf("gateway pid %d on %s\n", (int)g.pid, g.url);
+	printf("gateway pid %d on %s\n", (int)g.proc.pid, g.proc.url);
 	if (bench_approve(ctx, &g, approvals) < 0 || bench_rss(ctx, &g, held, ips) < 0)
 		goto out;
 	rc = 0;
 out:
 	client_ctx_destroy(ctx);
 	st = h_gateway_stop(&g);
-	if (g.pid == -1 && st != 0 && rc == 0) {
+	if (g.proc.pid == -1 && st != 0 && rc == 0) {
 		fprintf(stderr, "gateway exit status %d\n", st);
 		rc = 1;
 	}
-	h_gateway_cleanup(&g);
+	kit_gateway_cleanup(&g);
 	return rc;
 }

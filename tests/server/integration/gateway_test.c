@@ -17,14 +17,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "errors.h"
 #include "harness.h"
+#include "json.h"
 
 #define REMOTE_IP "10.77.0.2"
 
 struct fixture {
 	struct client_ctx *ctx;
-	struct h_gateway gw;
+	struct kit_gateway gw;
 	struct h_conn op, op2, node, node2;
 	struct identity id;
 };
@@ -35,7 +37,7 @@ static int setup(void **state)
 
 	if (!fx || identity_global_init() < 0)
 		return -1;
-	fx->gw.pid = -1;
+	fx->gw.proc.pid = -1;
 	fx->ctx = client_ctx_create(NULL);
 	if (!fx->ctx || identity_generate(&fx->id) < 0)
 		return -1;
@@ -52,14 +54,14 @@ static int teardown(void **state)
 	h_close(&fx->node);
 	h_close(&fx->node2);
 	client_ctx_destroy(fx->ctx);
-	h_gateway_cleanup(&fx->gw);
+	kit_gateway_cleanup(&fx->gw);
 	free(fx);
 	return 0;
 }
 
 static void start(struct fixture *fx, const char *const *extra)
 {
-	assert_int_equal(h_gateway_start(&fx->gw, NULL, extra), 0);
+	assert_int_equal(h_gateway_start(&fx->gw, extra), 0);
 }
 
 /* SIGTERM must give exit status 0 (99 would be a valgrind error). */
@@ -69,6 +71,11 @@ static void stop_ok(struct fixture *fx)
 }
 
 static const char *const pairing_scopes[] = {"operator.pairing", "operator.read", NULL};
+
+static const char *details_code(enum cp_err err)
+{
+	return cp_err_info(err)->details_code;
+}
 
 static void assert_err_row(const cJSON *res, const char *connect_id, enum cp_err err)
 {
@@ -95,7 +102,7 @@ static void assert_closed_with(struct h_conn *hc, enum cp_err err, int timeout_m
 static void expect_pending(struct h_conn *node, const struct identity *id, bool is_repair,
                            char rid[64])
 {
-	cJSON *ev = h_next_non_tick(node, h_ms(3000));
+	cJSON *ev = h_next_non_tick(node, kit_ms(3000));
 	char fp[IDENTITY_FINGERPRINT_LEN + 1];
 
 	assert_non_null(ev);
@@ -114,9 +121,17 @@ static void expect_pending(struct h_conn *node, const struct identity *id, bool 
 	cJSON_Delete(ev);
 }
 
+/* The fixture's identity connects as a remote node and is held pending; rid gets the
+ * requestId. */
+static void remote_node_pending(struct fixture *fx, char rid[64])
+{
+	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
+	expect_pending(&fx->node, &fx->id, false, rid);
+}
+
 static void expect_hello_with_token(struct h_conn *node)
 {
-	cJSON *res = h_wait_res(node, node->connect_id, h_ms(3000));
+	cJSON *res = h_wait_res(node, node->connect_id, kit_ms(3000));
 
 	assert_non_null(res);
 	assert_true(h_is_res_ok(res));
@@ -162,45 +177,45 @@ static void approve_flow(void **state, const char *method, int sig_version)
 	expect_pending(&fx->node, &fx->id, false, rid);
 
 	/* The operator hears of it, with the same requestId on both event names. */
-	ev = h_wait_event(&fx->op, "device.pair.requested", h_ms(3000));
+	ev = h_wait_event(&fx->op, "device.pair.requested", kit_ms(3000));
 	assert_non_null(ev);
 	assert_string_equal(h_str(ev, "payload.requestId"), rid);
 	assert_string_equal(h_str(ev, "payload.deviceId"), fx->id.device_id);
 	assert_string_equal(h_str(ev, "payload.remoteIp"), REMOTE_IP);
 	assert_true(cJSON_IsNumber(h_get(ev, "seq")));
 	cJSON_Delete(ev);
-	ev = h_wait_event(&fx->op, "node.pair.requested", h_ms(3000));
+	ev = h_wait_event(&fx->op, "node.pair.requested", kit_ms(3000));
 	assert_non_null(ev);
 	assert_string_equal(h_str(ev, "payload.requestId"), rid);
 	cJSON_Delete(ev);
 
 	/* Both lists show it under the same id. */
-	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "node.pair.list", NULL, kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	assert_true(list_has(res, rid));
 	cJSON_Delete(res);
-	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "device.pair.list", NULL, kit_ms(3000));
 	assert_true(list_has(res, rid));
 	cJSON_Delete(res);
 
 	/* Held: nothing but ticks, and the socket stays open. */
-	assert_true(h_quiet(&fx->node, NULL, h_ms(800)));
+	assert_true(h_quiet(&fx->node, NULL, kit_ms(800)));
 
-	res = h_call(&fx->op, method, rid_params(rid), h_ms(3000));
+	res = h_call(&fx->op, method, rid_params(rid), kit_ms(3000));
 	assert_non_null(res);
 	assert_true(h_is_res_ok(res));
 	assert_string_equal(h_str(res, "payload.requestId"), rid);
 	cJSON_Delete(res);
 
 	expect_hello_with_token(&fx->node);
-	ev = h_wait_event(&fx->op, "device.pair.resolved", h_ms(3000));
+	ev = h_wait_event(&fx->op, "device.pair.resolved", kit_ms(3000));
 	assert_non_null(ev);
 	assert_string_equal(h_str(ev, "payload.requestId"), rid);
 	assert_string_equal(h_str(ev, "payload.decision"), "approved");
 	cJSON_Delete(ev);
 
 	/* Paired now: the node's requests are served on the same socket. */
-	res = h_call(&fx->node, "node.event", NULL, h_ms(3000));
+	res = h_call(&fx->node, "node.event", NULL, kit_ms(3000));
 	assert_non_null(res);
 	cJSON_Delete(res);
 	assert_false(fx->node.closed);
@@ -225,21 +240,20 @@ static void test_reject(void **state)
 
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
-	res = h_call(&fx->op, "node.pair.reject", rid_params(rid), h_ms(3000));
+	remote_node_pending(fx, rid);
+	res = h_call(&fx->op, "node.pair.reject", rid_params(rid), kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
 
-	res = h_wait_res(&fx->node, fx->node.connect_id, h_ms(3000));
+	res = h_wait_res(&fx->node, fx->node.connect_id, kit_ms(3000));
 	assert_err_row(res, "c1", CP_ERR_PAIRING_REJECTED);
 	cJSON_Delete(res);
-	assert_closed_with(&fx->node, CP_ERR_PAIRING_REJECTED, h_ms(3000));
+	assert_closed_with(&fx->node, CP_ERR_PAIRING_REJECTED, kit_ms(3000));
 
-	ev = h_wait_event(&fx->op, "device.pair.resolved", h_ms(3000));
+	ev = h_wait_event(&fx->op, "device.pair.resolved", kit_ms(3000));
 	assert_string_equal(h_str(ev, "payload.decision"), "rejected");
 	cJSON_Delete(ev);
-	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "device.pair.list", NULL, kit_ms(3000));
 	assert_false(list_has(res, rid));
 	cJSON_Delete(res);
 	stop_ok(fx);
@@ -254,20 +268,19 @@ static void test_expiry(void **state)
 
 	start(fx, extra);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 
-	res = h_wait_res(&fx->node, "c1", h_ms(4000));
+	res = h_wait_res(&fx->node, "c1", kit_ms(4000));
 	assert_err_row(res, "c1", CP_ERR_PAIRING_EXPIRED);
 	cJSON_Delete(res);
-	assert_closed_with(&fx->node, CP_ERR_PAIRING_EXPIRED, h_ms(3000));
+	assert_closed_with(&fx->node, CP_ERR_PAIRING_EXPIRED, kit_ms(3000));
 
-	ev = h_wait_event(&fx->op, "device.pair.resolved", h_ms(3000));
+	ev = h_wait_event(&fx->op, "device.pair.resolved", kit_ms(3000));
 	assert_non_null(ev);
 	assert_string_equal(h_str(ev, "payload.requestId"), rid);
 	assert_string_equal(h_str(ev, "payload.decision"), "expired");
 	cJSON_Delete(ev);
-	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "device.pair.list", NULL, kit_ms(3000));
 	assert_int_equal(cJSON_GetArraySize(h_get(res, "payload.pending")), 0);
 	cJSON_Delete(res);
 	stop_ok(fx);
@@ -280,18 +293,17 @@ static void test_second_connection_supersedes(void **state)
 	cJSON *res;
 
 	start(fx, NULL);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid1);
+	remote_node_pending(fx, rid1);
 	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node2), 0);
 
-	res = h_wait_res(&fx->node, "c1", h_ms(3000));
+	res = h_wait_res(&fx->node, "c1", kit_ms(3000));
 	assert_err_row(res, "c1", CP_ERR_PAIRING_SUPERSEDED);
 	cJSON_Delete(res);
-	assert_closed_with(&fx->node, CP_ERR_PAIRING_SUPERSEDED, h_ms(3000));
+	assert_closed_with(&fx->node, CP_ERR_PAIRING_SUPERSEDED, kit_ms(3000));
 
 	expect_pending(&fx->node2, &fx->id, false, rid2);
 	assert_string_equal(rid1, rid2);
-	assert_true(h_quiet(&fx->node2, NULL, h_ms(300)));
+	assert_true(h_quiet(&fx->node2, NULL, kit_ms(300)));
 	stop_ok(fx);
 }
 
@@ -301,9 +313,8 @@ static void pair_node(struct fixture *fx)
 	char rid[64];
 	cJSON *res;
 
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
-	res = h_call(&fx->op, "device.pair.approve", rid_params(rid), h_ms(3000));
+	remote_node_pending(fx, rid);
+	res = h_call(&fx->op, "device.pair.approve", rid_params(rid), kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
 	expect_hello_with_token(&fx->node);
@@ -319,7 +330,6 @@ static void test_key_change_is_repair(void **state)
 	cJSON *rec;
 	FILE *f;
 	long n;
-	int rc;
 
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
@@ -343,8 +353,7 @@ static void test_key_change_is_repair(void **state)
 	rec = cJSON_Parse(text);
 	free(text);
 	assert_non_null(rec);
-	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "deviceId")),
-	                    fx->id.device_id);
+	assert_string_equal(json_get_string(rec, "deviceId"), fx->id.device_id);
 	cJSON_ReplaceItemInObjectCaseSensitive(rec, "publicKey", cJSON_CreateString(other.pk_b64));
 	out = cJSON_PrintUnformatted(rec);
 	cJSON_Delete(rec);
@@ -354,22 +363,14 @@ static void test_key_change_is_repair(void **state)
 	fclose(f);
 	free(out);
 
-	{
-		char dir[256];
-		bool own = fx->gw.own_state;
-
-		snprintf(dir, sizeof(dir), "%s", fx->gw.state_dir);
-		rc = h_gateway_start(&fx->gw, dir, NULL);
-		fx->gw.own_state = own;
-		assert_int_equal(rc, 0);
-	}
+	assert_int_equal(h_gateway_restart(&fx->gw, NULL), 0);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
 	/* Local and remote alike: a key change is never accepted silently. */
 	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, NULL, &fx->id, NULL, &fx->node), 0);
 	expect_pending(&fx->node, &fx->id, true, rid);
-	assert_true(h_quiet(&fx->node, NULL, h_ms(500)));
+	assert_true(h_quiet(&fx->node, NULL, kit_ms(500)));
 	{
-		cJSON *ev = h_wait_event(&fx->op, "device.pair.requested", h_ms(3000));
+		cJSON *ev = h_wait_event(&fx->op, "device.pair.requested", kit_ms(3000));
 
 		assert_non_null(ev);
 		assert_true(cJSON_IsTrue(h_get(ev, "payload.isRepair")));
@@ -387,20 +388,19 @@ static void test_operator_without_pairing_scope(void **state)
 
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, read_only, &fx->op), 0);
-	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "device.pair.list", NULL, kit_ms(3000));
 	assert_non_null(res);
 	assert_false(h_is_res_ok(res));
-	assert_string_equal(h_err_details_code(res), "MISSING_SCOPE");
+	assert_string_equal(h_err_details_code(res), details_code(CP_ERR_MISSING_SCOPE));
 	cJSON_Delete(res);
-	res = h_call(&fx->op, "node.pair.approve", rid_params("x"), h_ms(3000));
-	assert_string_equal(h_err_details_code(res), "MISSING_SCOPE");
+	res = h_call(&fx->op, "node.pair.approve", rid_params("x"), kit_ms(3000));
+	assert_string_equal(h_err_details_code(res), details_code(CP_ERR_MISSING_SCOPE));
 	cJSON_Delete(res);
 
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	/* No pairing event of any kind reaches it; the connection is still served. */
-	assert_true(h_quiet(&fx->op, NULL, h_ms(800)));
-	res = h_call(&fx->op, "node.list", NULL, h_ms(3000));
+	assert_true(h_quiet(&fx->op, NULL, kit_ms(800)));
+	res = h_call(&fx->op, "node.list", NULL, kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
 	stop_ok(fx);
@@ -416,53 +416,47 @@ static void test_two_operators_race(void **state)
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op2), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 
 	assert_int_equal(h_send_req(&fx->op, "node.pair.approve", rid_params(rid), id1), 0);
 	assert_int_equal(h_send_req(&fx->op2, "device.pair.approve", rid_params(rid), id2), 0);
-	r1 = h_wait_res(&fx->op, id1, h_ms(3000));
-	r2 = h_wait_res(&fx->op2, id2, h_ms(3000));
+	r1 = h_wait_res(&fx->op, id1, kit_ms(3000));
+	r2 = h_wait_res(&fx->op2, id2, kit_ms(3000));
 	assert_non_null(r1);
 	assert_non_null(r2);
 	oks = h_is_res_ok(r1) + h_is_res_ok(r2);
 	assert_int_equal(oks, 1);
-	assert_string_equal(h_err_details_code(h_is_res_ok(r1) ? r2 : r1), "UNKNOWN_REQUEST_ID");
+	assert_string_equal(h_err_details_code(h_is_res_ok(r1) ? r2 : r1),
+	                    details_code(CP_ERR_UNKNOWN_REQUEST_ID));
 	cJSON_Delete(r1);
 	cJSON_Delete(r2);
 
 	expect_hello_with_token(&fx->node);
-	assert_true(h_quiet(&fx->node, NULL, h_ms(300)));
+	assert_true(h_quiet(&fx->node, NULL, kit_ms(300)));
 	stop_ok(fx);
 }
 
 static void test_restart_keeps_pending(void **state)
 {
 	struct fixture *fx = *state;
-	char rid1[64], rid2[64], dir[256];
+	char rid1[64], rid2[64];
 	cJSON *res;
-	bool own;
 
 	start(fx, NULL);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid1);
+	remote_node_pending(fx, rid1);
 	stop_ok(fx);
-	res = h_wait_res(&fx->node, "c1", h_ms(3000));
+	res = h_wait_res(&fx->node, "c1", kit_ms(3000));
 	assert_err_row(res, "c1", CP_ERR_SHUTDOWN);
 	cJSON_Delete(res);
-	assert_closed_with(&fx->node, CP_ERR_SHUTDOWN, h_ms(3000));
+	assert_closed_with(&fx->node, CP_ERR_SHUTDOWN, kit_ms(3000));
 
-	snprintf(dir, sizeof(dir), "%s", fx->gw.state_dir);
-	own = fx->gw.own_state;
-	assert_int_equal(h_gateway_start(&fx->gw, dir, NULL), 0);
-	fx->gw.own_state = own;
+	assert_int_equal(h_gateway_restart(&fx->gw, NULL), 0);
 	h_close(&fx->node);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid2);
+	remote_node_pending(fx, rid2);
 	assert_string_equal(rid1, rid2);
 
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
-	res = h_call(&fx->op, "node.pair.approve", rid_params(rid2), h_ms(3000));
+	res = h_call(&fx->op, "node.pair.approve", rid_params(rid2), kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
 	expect_hello_with_token(&fx->node);
@@ -473,36 +467,34 @@ static void test_compat_6836(void **state)
 {
 	struct fixture *fx = *state;
 	const char *extra[] = {"--compat-6836", NULL};
-	const struct cp_err_info *e = cp_err_info(CP_ERR_PAIRING_REQUIRED);
 	cJSON *res, *ev;
 	char rid[64];
 
 	start(fx, extra);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
 	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	res = h_next_non_tick(&fx->node, h_ms(3000));
+	res = h_next_non_tick(&fx->node, kit_ms(3000));
 	assert_err_row(res, "c1", CP_ERR_PAIRING_REQUIRED);
 	assert_string_equal(h_str(res, "error.message"), "pairing required");
 	assert_non_null(h_str(res, "error.details.requestId"));
 	snprintf(rid, sizeof(rid), "%s", h_str(res, "error.details.requestId"));
 	cJSON_Delete(res);
-	assert_int_equal(h_wait_close(&fx->node, h_ms(3000)), 1008);
-	assert_string_equal(fx->node.close_reason, e->close_reason);
+	assert_closed_with(&fx->node, CP_ERR_PAIRING_REQUIRED, kit_ms(3000));
 
-	ev = h_wait_event(&fx->op, "device.pair.requested", h_ms(3000));
+	ev = h_wait_event(&fx->op, "device.pair.requested", kit_ms(3000));
 	assert_non_null(ev);
 	assert_string_equal(h_str(ev, "payload.requestId"), rid);
 	cJSON_Delete(ev);
 	/* The bug: the node tools look at another store. */
-	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "node.pair.list", NULL, kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	assert_int_equal(cJSON_GetArraySize(h_get(res, "payload.pending")), 0);
 	cJSON_Delete(res);
-	res = h_call(&fx->op, "node.pair.approve", rid_params(rid), h_ms(3000));
+	res = h_call(&fx->op, "node.pair.approve", rid_params(rid), kit_ms(3000));
 	assert_false(h_is_res_ok(res));
-	assert_string_equal(h_err_details_code(res), "UNKNOWN_REQUEST_ID");
+	assert_string_equal(h_err_details_code(res), details_code(CP_ERR_UNKNOWN_REQUEST_ID));
 	cJSON_Delete(res);
-	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "device.pair.list", NULL, kit_ms(3000));
 	assert_true(list_has(res, rid));
 	cJSON_Delete(res);
 	stop_ok(fx);
@@ -516,15 +508,15 @@ static void test_sigterm_held_open(void **state)
 
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	stop_ok(fx);
-	res = h_wait_res(&fx->node, "c1", h_ms(3000));
+	res = h_wait_res(&fx->node, "c1", kit_ms(3000));
 	assert_err_row(res, "c1", CP_ERR_SHUTDOWN);
 	cJSON_Delete(res);
-	assert_closed_with(&fx->node, CP_ERR_SHUTDOWN, h_ms(3000));
-	/* Operators are closed with 1001 too. */
-	assert_int_equal(h_wait_close(&fx->op, h_ms(3000)), 1001);
+	assert_closed_with(&fx->node, CP_ERR_SHUTDOWN, kit_ms(3000));
+	/* Operators are closed with the same code. */
+	assert_int_equal(h_wait_close(&fx->op, kit_ms(3000)),
+	                 cp_err_info(CP_ERR_SHUTDOWN)->close_code);
 }
 
 static void test_handshake_timeout(void **state)
@@ -536,12 +528,12 @@ static void test_handshake_timeout(void **state)
 
 	start(fx, extra);
 	assert_int_equal(h_open(fx->ctx, &fx->gw, NULL, &fx->node), 0);
-	t0 = client_now_ms();
-	assert_int_equal(h_challenge(&fx->node, h_ms(3000)), 0);
-	assert_closed_with(&fx->node, CP_ERR_HANDSHAKE_TIMEOUT, h_ms(3000));
-	took = client_now_ms() - t0;
+	t0 = clock_mono_ms();
+	assert_int_equal(h_challenge(&fx->node, kit_ms(3000)), 0);
+	assert_closed_with(&fx->node, CP_ERR_HANDSHAKE_TIMEOUT, kit_ms(3000));
+	took = clock_mono_ms() - t0;
 	assert_true(took >= 200);
-	assert_true(took < (uint64_t)h_ms(2000));
+	assert_true(took < (uint64_t)kit_ms(2000));
 	stop_ok(fx);
 }
 
@@ -555,24 +547,24 @@ static void test_oversize_frame(void **state)
 	start(fx, NULL);
 	assert_int_equal(h_operator(fx->ctx, &fx->gw, pairing_scopes, &fx->op), 0);
 	assert_int_equal(h_open(fx->ctx, &fx->gw, NULL, &fx->node), 0);
-	assert_int_equal(h_challenge(&fx->node, h_ms(3000)), 0);
+	assert_int_equal(h_challenge(&fx->node, kit_ms(3000)), 0);
 	assert_non_null(buf);
 	memset(buf, 'x', big);
 	assert_int_equal(client_send(fx->node.c, buf, big, false), 0);
 	free(buf);
-	assert_closed_with(&fx->node, CP_ERR_PAYLOAD_TOO_LARGE, h_ms(5000));
+	assert_closed_with(&fx->node, CP_ERR_PAYLOAD_TOO_LARGE, kit_ms(5000));
 
 	/* A frame exactly at the cap is not "too large" (it is just not JSON). */
 	buf = malloc(524288);
 	assert_non_null(buf);
 	memset(buf, ' ', 524288);
 	assert_int_equal(h_open(fx->ctx, &fx->gw, NULL, &fx->node2), 0);
-	assert_int_equal(h_challenge(&fx->node2, h_ms(3000)), 0);
+	assert_int_equal(h_challenge(&fx->node2, kit_ms(3000)), 0);
 	assert_int_equal(client_send(fx->node2.c, buf, 524288, false), 0);
 	free(buf);
-	assert_closed_with(&fx->node2, CP_ERR_INVALID_FRAME, h_ms(5000));
+	assert_closed_with(&fx->node2, CP_ERR_INVALID_FRAME, kit_ms(5000));
 
-	res = h_call(&fx->op, "device.pair.list", NULL, h_ms(3000));
+	res = h_call(&fx->op, "device.pair.list", NULL, kit_ms(3000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
 	stop_ok(fx);
@@ -602,27 +594,27 @@ static void test_garbage_frames(void **state)
 		cJSON *res;
 
 		assert_int_equal(h_open(fx->ctx, &fx->gw, REMOTE_IP, &hc), 0);
-		assert_int_equal(h_challenge(&hc, h_ms(3000)), 0);
+		assert_int_equal(h_challenge(&hc, kit_ms(3000)), 0);
 		assert_int_equal(client_send(hc.c, cases[i].data, cases[i].len, cases[i].binary),
 		                 0);
-		assert_closed_with(&hc, CP_ERR_INVALID_FRAME, h_ms(3000));
+		assert_closed_with(&hc, CP_ERR_INVALID_FRAME, kit_ms(3000));
 		h_close(&hc);
 		/* The operator is not disturbed. */
-		res = h_call(&fx->op, "node.pair.list", NULL, h_ms(3000));
+		res = h_call(&fx->op, "node.pair.list", NULL, kit_ms(3000));
 		assert_true(h_is_res_ok(res));
 		cJSON_Delete(res);
 	}
-	/* A valid frame with another method first: INVALID_HANDSHAKE res + 1008. */
+	/* A valid frame with another method first: the INVALID_HANDSHAKE res, then its close. */
 	{
 		struct h_conn hc;
 		cJSON *res;
 
 		assert_int_equal(h_open(fx->ctx, &fx->gw, REMOTE_IP, &hc), 0);
-		assert_int_equal(h_challenge(&hc, h_ms(3000)), 0);
-		res = h_call(&hc, "node.pair.list", NULL, h_ms(3000));
+		assert_int_equal(h_challenge(&hc, kit_ms(3000)), 0);
+		res = h_call(&hc, "node.pair.list", NULL, kit_ms(3000));
 		assert_err_row(res, "r1", CP_ERR_INVALID_HANDSHAKE);
 		cJSON_Delete(res);
-		assert_closed_with(&hc, CP_ERR_INVALID_HANDSHAKE, h_ms(3000));
+		assert_closed_with(&hc, CP_ERR_INVALID_HANDSHAKE, kit_ms(3000));
 		h_close(&hc);
 	}
 	stop_ok(fx);
@@ -658,7 +650,7 @@ static void raw_consume(struct raw_ws *r, size_t n)
 static int raw_open(struct raw_ws *r, int port)
 {
 	struct sockaddr_in sa = {0};
-	struct timeval tv = {.tv_sec = h_valgrind() ? 30 : 5};
+	struct timeval tv = {.tv_sec = under_valgrind() ? 30 : 5};
 	char req[512];
 	unsigned char *end;
 
@@ -776,7 +768,7 @@ static void test_fragmented_messages(void **state)
 
 	start(fx, NULL);
 	/* Three fragments make one request: the core sees it whole and answers its id. */
-	assert_int_equal(raw_open(&r, fx->gw.port), 0);
+	assert_int_equal(raw_open(&r, fx->gw.proc.port), 0);
 	assert_int_equal(raw_read(&r, out, sizeof(out), &len), 1);
 	assert_non_null(strstr(out, "connect.challenge"));
 	assert_int_equal(raw_send(&r, 1, false, part1, strlen(part1)), 0);
@@ -792,11 +784,11 @@ static void test_fragmented_messages(void **state)
 	assert_string_equal(out + 2, hs->close_reason);
 	close(r.fd);
 
-	/* Fragments each under the cap but over it together: 1009. */
+	/* Fragments each under the cap but over it together: the PAYLOAD_TOO_LARGE close. */
 	chunk = malloc(200000);
 	assert_non_null(chunk);
 	memset(chunk, ' ', 200000);
-	assert_int_equal(raw_open(&r, fx->gw.port), 0);
+	assert_int_equal(raw_open(&r, fx->gw.proc.port), 0);
 	assert_int_equal(raw_read(&r, out, sizeof(out), &len), 1);
 	assert_int_equal(raw_send(&r, 1, false, chunk, 200000), 0);
 	assert_int_equal(raw_send(&r, 0, false, chunk, 200000), 0);
@@ -895,7 +887,7 @@ static void test_slow_consumer(void **state)
 	r.fd = -1;
 	{
 		struct sockaddr_in sa = {0};
-		struct timeval tv = {.tv_sec = h_valgrind() ? 60 : 10};
+		struct timeval tv = {.tv_sec = under_valgrind() ? 60 : 10};
 		char req[512];
 		unsigned char *end = NULL;
 
@@ -904,7 +896,7 @@ static void test_slow_consumer(void **state)
 		setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 		setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		sa.sin_family = AF_INET;
-		sa.sin_port = htons((uint16_t)fx->gw.port);
+		sa.sin_port = htons((uint16_t)fx->gw.proc.port);
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		assert_int_equal(connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 		snprintf(req, sizeof(req),
@@ -927,7 +919,7 @@ static void test_slow_consumer(void **state)
 			break;
 
 	/* The other operator is served meanwhile. */
-	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(5000));
+	res = h_call(&fx->op, "node.pair.list", NULL, kit_ms(5000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
 
@@ -945,7 +937,7 @@ static void test_slow_consumer(void **state)
 		assert_string_equal(reason, e->close_reason);
 	}
 
-	res = h_call(&fx->op, "node.pair.list", NULL, h_ms(5000));
+	res = h_call(&fx->op, "node.pair.list", NULL, kit_ms(5000));
 	assert_true(h_is_res_ok(res));
 	cJSON_Delete(res);
 	for (size_t i = 0; i < 24; i++)
@@ -956,29 +948,24 @@ static void test_slow_consumer(void **state)
 static char *ctl(const struct fixture *fx, int *status, const char *a1, const char *a2,
                  const char *a3, const char *a4, const char *a5)
 {
-	char *argv[16];
+	const char *argv[16];
 	size_t n = 0;
 	char *out = NULL;
 
-	if (h_valgrind()) {
-		argv[n++] = "valgrind";
-		argv[n++] = "--error-exitcode=99";
-		argv[n++] = "--leak-check=full";
-		argv[n++] = "--errors-for-leak-kinds=definite";
-		argv[n++] = "-q";
-	}
-	argv[n++] = (char *)h_build_path("ctl/clawpair-ctl");
+	if (under_valgrind())
+		n += kit_memcheck_argv(argv);
+	argv[n++] = build_path("ctl/clawpair-ctl");
 	argv[n++] = "--url";
-	argv[n++] = (char *)fx->gw.url;
+	argv[n++] = fx->gw.proc.url;
 	argv[n++] = "--token";
 	argv[n++] = H_TOKEN;
-	argv[n++] = (char *)a1;
-	argv[n++] = (char *)a2;
-	argv[n++] = (char *)a3;
-	argv[n++] = (char *)a4;
-	argv[n++] = (char *)a5;
+	argv[n++] = a1;
+	argv[n++] = a2;
+	argv[n++] = a3;
+	argv[n++] = a4;
+	argv[n++] = a5;
 	argv[n] = NULL;
-	*status = h_run(argv, h_ms(10000), &out);
+	*status = spawn_run((char *const *)argv, kit_ms(10000), &out, NULL);
 	return out;
 }
 
@@ -991,8 +978,7 @@ static void test_ctl_pending_approve(void **state)
 	cJSON *j;
 
 	start(fx, NULL);
-	assert_int_equal(h_node_begin(fx->ctx, &fx->gw, REMOTE_IP, &fx->id, NULL, &fx->node), 0);
-	expect_pending(&fx->node, &fx->id, false, rid);
+	remote_node_pending(fx, rid);
 	identity_fingerprint(fx->id.pk, fp);
 
 	out = ctl(fx, &st, "pending", NULL, NULL, NULL, NULL);
@@ -1021,7 +1007,7 @@ static void test_ctl_pending_approve(void **state)
 	out = ctl(fx, &st, "approve", rid, "--fingerprint", "0000:0000:0000:0000", NULL);
 	assert_int_equal(st, 1);
 	free(out);
-	assert_true(h_quiet(&fx->node, NULL, h_ms(200)));
+	assert_true(h_quiet(&fx->node, NULL, kit_ms(200)));
 
 	out = ctl(fx, &st, "approve", rid, "--fingerprint", fp, NULL);
 	assert_int_equal(st, 0);
@@ -1052,8 +1038,8 @@ static void test_http_get(void **state)
 	int st;
 
 	start(fx, NULL);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", fx->gw.port);
-	st = h_run(argv, h_ms(5000), &out);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", fx->gw.proc.port);
+	st = spawn_run(argv, kit_ms(5000), &out, NULL);
 	if (st == 127) {
 		free(out);
 		stop_ok(fx);

@@ -1,250 +1,74 @@
-/* harness.c: integration-test helpers: the real gateway as a child process, and protocol steps
+/* harness.c: integration-test helpers: the gateway's integration options, and protocol steps
  * (challenge, signed connect, calls, waits) over the client library. */
-#define _XOPEN_SOURCE 700
 #include "harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "authpayload.h"
-
-static long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool h_valgrind(void)
-{
-	const char *v = getenv("CLAWPAIR_VALGRIND");
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
-int h_ms(int ms)
-{
-	return h_valgrind() ? ms * 10 : ms;
-}
-
-const char *h_build_path(const char *rel)
-{
-	static char bufs[4][4096];
-	static unsigned next;
-	const char *root = getenv("CLAWPAIR_BUILD_ROOT");
-	char *b = bufs[next++ % 4];
-
-	snprintf(b, sizeof(bufs[0]), "%s/%s", root && *root ? root : ".", rel);
-	return b;
-}
-
-static int status_of(int st)
-{
-	if (WIFEXITED(st))
-		return WEXITSTATUS(st);
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return -1;
-}
+#include "clock.h"
+#include "connect_build.h"
+#include "frame.h"
+#include "json.h"
+#include "loadgen.h"
 
 /* --- the gateway process --- */
 
-int h_gateway_start(struct h_gateway *g, const char *state_dir, const char *const *extra)
+static struct kit_gateway_opts gateway_opts(const char *const *extra)
 {
-	const char *argv[64];
-	size_t n = 0;
-	int pfd[2];
-	char buf[512];
-	size_t got = 0;
-	long deadline;
+	const char *level = getenv("CLAWPAIR_GW_LOG");
+	struct kit_gateway_opts o = {.token = H_TOKEN,
+	                             .trusted_proxy = "127.0.0.1",
+	                             .log_level = level ? level : "warn",
+	                             .extra = extra,
+	                             .memcheck = under_valgrind(),
+	                             .timeout_ms = kit_ms(5000)};
 
-	memset(g, 0, sizeof(*g));
-	g->pid = -1;
-	g->out_fd = -1;
-	if (state_dir) {
-		snprintf(g->state_dir, sizeof(g->state_dir), "%s", state_dir);
-	} else {
-		snprintf(g->state_dir, sizeof(g->state_dir), "/tmp/clawpair-it-XXXXXX");
-		if (!mkdtemp(g->state_dir))
-			return -1;
-		g->own_state = true;
-	}
-	if (h_valgrind()) {
-		argv[n++] = "valgrind";
-		argv[n++] = "--error-exitcode=99";
-		argv[n++] = "--leak-check=full";
-		argv[n++] = "--errors-for-leak-kinds=definite";
-		argv[n++] = "-q";
-	}
-	argv[n++] = h_build_path("server/clawpair-gateway");
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--token";
-	argv[n++] = H_TOKEN;
-	argv[n++] = "--state-dir";
-	argv[n++] = g->state_dir;
-	argv[n++] = "--trusted-proxy";
-	argv[n++] = "127.0.0.1";
-	argv[n++] = "--log-level";
-	argv[n++] = getenv("CLAWPAIR_GW_LOG") ? getenv("CLAWPAIR_GW_LOG") : "warn";
-	for (size_t i = 0; extra && extra[i] && n < 62; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-
-	if (pipe(pfd) < 0)
-		return -1;
-	g->pid = fork();
-	if (g->pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	if (g->pid == 0) {
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	g->out_fd = pfd[0];
-	deadline = mono_ms() + h_ms(5000);
-	while (got < sizeof(buf) - 1) {
-		struct pollfd p = {.fd = g->out_fd, .events = POLLIN};
-		long left = deadline - mono_ms();
-		ssize_t r;
-		char *nl, *colon;
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			break;
-		r = read(g->out_fd, buf + got, sizeof(buf) - 1 - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-		buf[got] = '\0';
-		nl = strchr(buf, '\n');
-		if (!nl)
-			continue;
-		*nl = '\0';
-		if (strncmp(buf, "listening on ws://127.0.0.1:", 28) != 0)
-			break;
-		colon = strrchr(buf, ':');
-		g->port = atoi(colon + 1);
-		if (g->port <= 0)
-			break;
-		snprintf(g->url, sizeof(g->url), "ws://127.0.0.1:%d", g->port);
-		return 0;
-	}
-	fprintf(stderr, "# gateway did not report its port (read: %.*s)\n", (int)got, buf);
-	h_gateway_stop(g);
-	return -1;
+	return o;
 }
 
-int h_gateway_stop(struct h_gateway *g)
+/* Starts g, or starts it again on its state dir. */
+static int gateway_up(struct kit_gateway *g, const char *const *extra, bool again)
 {
-	int st = 0;
-	long deadline;
+	struct kit_gateway_opts o = gateway_opts(extra);
+	char err[256];
+	int rc = again ? kit_gateway_restart(g, &o, err, sizeof(err))
+	               : kit_gateway_start(g, &o, err, sizeof(err));
 
-	if (g->pid <= 0)
-		return -1;
-	kill(g->pid, SIGTERM);
-	deadline = mono_ms() + h_ms(10000);
-	for (;;) {
-		pid_t r = waitpid(g->pid, &st, WNOHANG);
-
-		if (r == g->pid)
-			break;
-		if (r < 0) {
-			st = -1;
-			break;
-		}
-		if (mono_ms() > deadline) {
-			kill(g->pid, SIGKILL);
-			waitpid(g->pid, &st, 0);
-			break;
-		}
-		usleep(10000);
-	}
-	g->pid = -1;
-	if (g->out_fd >= 0)
-		close(g->out_fd);
-	g->out_fd = -1;
-	return st < 0 ? -1 : status_of(st);
+	if (rc < 0)
+		fprintf(stderr, "# %s\n", err);
+	return rc;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+int h_gateway_start(struct kit_gateway *g, const char *const *extra)
 {
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
+	return gateway_up(g, extra, false);
 }
 
-void h_rm_rf(const char *dir)
+int h_gateway_restart(struct kit_gateway *g, const char *const *extra)
 {
-	if (dir && dir[0])
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return gateway_up(g, extra, true);
 }
 
-void h_gateway_cleanup(struct h_gateway *g)
+int h_gateway_stop(struct kit_gateway *g)
 {
-	if (g->pid > 0)
-		h_gateway_stop(g);
-	if (g->own_state)
-		h_rm_rf(g->state_dir);
-	g->own_state = false;
-}
-
-long h_gateway_rss_kib(const struct h_gateway *g)
-{
-	char path[64], line[256];
-	FILE *f;
-	long kib = -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)g->pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
+	return kit_gateway_stop(g, SIGTERM, kit_ms(10000));
 }
 
 /* --- connections --- */
 
-int h_open(struct client_ctx *ctx, const struct h_gateway *g, const char *xff, struct h_conn *hc)
+int h_open(struct client_ctx *ctx, const struct kit_gateway *g, const char *xff, struct h_conn *hc)
 {
 	struct client_conn_opts o = {0};
 	char err[256];
 
 	memset(hc, 0, sizeof(*hc));
-	o.url = g->url;
+	o.url = g->proc.url;
 	o.xff = xff;
-	o.connect_timeout_ms = h_ms(5000);
+	o.connect_timeout_ms = kit_ms(5000);
 	if (client_connect(ctx, &o, &hc->c, err, sizeof(err)) < 0) {
-		fprintf(stderr, "# connect to %s failed: %s\n", g->url, err);
+		fprintf(stderr, "# connect to %s failed: %s\n", g->proc.url, err);
 		return -1;
 	}
 	return 0;
@@ -286,75 +110,95 @@ static bool is_event(const cJSON *j, const char *name)
 	return t && strcmp(t, "event") == 0 && (!name || (e && strcmp(e, name) == 0));
 }
 
-cJSON *h_next_non_tick(struct h_conn *hc, int timeout_ms)
+static bool is_res(const cJSON *j, const char *id)
 {
-	long deadline = mono_ms() + timeout_ms;
+	const char *t = h_str(j, "type"), *rid = h_str(j, "id");
+
+	return t && strcmp(t, "res") == 0 && rid && strcmp(rid, id) == 0;
+}
+
+/* Milliseconds left until deadline (0 once past). */
+static int left_ms(uint64_t deadline)
+{
+	uint64_t now = clock_mono_ms();
+
+	return now < deadline ? (int)(deadline - now) : 0;
+}
+
+/* The next frame for which keep() is true, dropping the others (dropped() sees them first);
+ * NULL on timeout or close. */
+static cJSON *next_matching(struct h_conn *hc, int timeout_ms,
+                            bool (*keep)(const cJSON *j, const void *arg), const void *arg,
+                            void (*dropped)(const cJSON *j, const void *arg))
+{
+	uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
 
 	for (;;) {
-		long left = deadline - mono_ms();
-		cJSON *j = h_next(hc, left > 0 ? (int)left : 0);
+		int left = left_ms(deadline);
+		cJSON *j;
 
-		if (!j || !is_event(j, "tick"))
+		if (left <= 0)
+			return NULL;
+		j = h_next(hc, left);
+		if (!j || keep(j, arg))
 			return j;
+		if (dropped)
+			dropped(j, arg);
 		cJSON_Delete(j);
 	}
+}
+
+static bool keep_non_tick(const cJSON *j, const void *arg)
+{
+	(void)arg;
+	return !is_event(j, "tick");
+}
+
+static bool keep_event(const cJSON *j, const void *arg)
+{
+	return is_event(j, arg);
+}
+
+static bool keep_res(const cJSON *j, const void *arg)
+{
+	return is_res(j, arg);
+}
+
+static void note_skipped(const cJSON *j, const void *arg)
+{
+	if (!is_event(j, NULL))
+		fprintf(stderr, "# skipped unexpected frame while waiting for res %s\n",
+		        (const char *)arg);
+}
+
+cJSON *h_next_non_tick(struct h_conn *hc, int timeout_ms)
+{
+	return next_matching(hc, timeout_ms, keep_non_tick, NULL, NULL);
 }
 
 cJSON *h_wait_event(struct h_conn *hc, const char *event, int timeout_ms)
 {
-	long deadline = mono_ms() + timeout_ms;
-
-	for (;;) {
-		long left = deadline - mono_ms();
-		cJSON *j;
-
-		if (left <= 0)
-			return NULL;
-		j = h_next(hc, (int)left);
-		if (!j || is_event(j, event))
-			return j;
-		cJSON_Delete(j);
-	}
+	return next_matching(hc, timeout_ms, keep_event, event, NULL);
 }
 
 cJSON *h_wait_res(struct h_conn *hc, const char *id, int timeout_ms)
 {
-	long deadline = mono_ms() + timeout_ms;
-
-	for (;;) {
-		long left = deadline - mono_ms();
-		const char *t, *rid;
-		cJSON *j;
-
-		if (left <= 0)
-			return NULL;
-		j = h_next(hc, (int)left);
-		if (!j)
-			return NULL;
-		t = h_str(j, "type");
-		rid = h_str(j, "id");
-		if (t && strcmp(t, "res") == 0 && rid && strcmp(rid, id) == 0)
-			return j;
-		if (!is_event(j, NULL))
-			fprintf(stderr, "# skipped unexpected frame while waiting for res %s\n",
-			        id);
-		cJSON_Delete(j);
-	}
+	return next_matching(hc, timeout_ms, keep_res, id, note_skipped);
 }
 
 int h_wait_close(struct h_conn *hc, int timeout_ms)
 {
-	long deadline = mono_ms() + timeout_ms;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)timeout_ms;
 
 	while (!hc->closed) {
-		long left = deadline - mono_ms();
+		int left = left_ms(deadline);
 		cJSON *j;
 
 		if (left <= 0)
 			return -1;
-		j = h_next(hc, (int)left);
+		j = h_next(hc, left);
 		cJSON_Delete(j);
-		if (!j && !hc->closed && mono_ms() >= deadline)
+		if (!j && !hc->closed && left_ms(deadline) == 0)
 			return -1;
 	}
 	return hc->close_code;
@@ -362,19 +206,19 @@ int h_wait_close(struct h_conn *hc, int timeout_ms)
 
 bool h_quiet(struct h_conn *hc, const char *event, int ms)
 {
-	long deadline = mono_ms() + ms;
+	uint64_t deadline = clock_mono_ms() + (uint64_t)ms;
 
 	for (;;) {
-		long left = deadline - mono_ms();
+		int left = left_ms(deadline);
 		cJSON *j;
 
 		if (left <= 0)
 			return !hc->closed;
-		j = h_next(hc, (int)left);
+		j = h_next(hc, left);
 		if (!j)
 			return !hc->closed;
 		if (!is_event(j, "tick") && (!event || is_event(j, event))) {
-			char *s = cJSON_PrintUnformatted(j);
+			char *s = json_print(j);
 
 			fprintf(stderr, "# unexpected frame: %s\n", s ? s : "?");
 			free(s);
@@ -401,119 +245,76 @@ int h_challenge(struct h_conn *hc, int timeout_ms)
 	return rc;
 }
 
-static int send_json(struct h_conn *hc, cJSON *frame)
+/* Sends the frame text (malloc'd or NULL) and frees it. */
+static int send_text(struct h_conn *hc, char *text)
 {
-	char *s = cJSON_PrintUnformatted(frame);
-	int rc = s ? client_send_text(hc->c, s) : -1;
+	int rc = text ? client_send_text(hc->c, text) : -1;
 
-	free(s);
-	cJSON_Delete(frame);
+	free(text);
 	return rc;
 }
 
+/* The integration node's connect: client node-host / node on linux, version 1.0.0, role, caps []
+ * and commands [] but no scopes, auth.token and the signed device. The client.instanceId that
+ * connect_params_build adds for a device is dropped: these tests pin the minimal node connect
+ * the gateway must accept. */
 int h_send_node_connect(struct h_conn *hc, const struct identity *id, const struct h_node_opts *o)
 {
 	static const struct h_node_opts defaults = {0};
-	const char *token, *role, *nonce;
-	struct authpayload_params ap = {0};
-	char sig[IDENTITY_SIG_B64_LEN + 8];
-	int64_t signed_at = wall_ms();
-	cJSON *f, *p, *client, *dev, *auth;
-	char *payload;
+	struct connect_spec s = {0};
+	cJSON *params;
 
 	if (!o)
 		o = &defaults;
-	token = o->token ? o->token : H_TOKEN;
-	role = o->role ? o->role : "node";
-	nonce = o->nonce ? o->nonce : hc->nonce;
 	snprintf(hc->connect_id, sizeof(hc->connect_id), "%s", o->req_id ? o->req_id : "c1");
-
-	ap.device_id = id->device_id;
-	ap.client_id = "node-host";
-	ap.client_mode = "node";
-	ap.role = role;
-	ap.signed_at_ms = signed_at;
-	ap.token = token;
-	ap.nonce = nonce;
-	ap.platform = "linux";
-	ap.device_family = "";
-	payload = authpayload_build(o->sig_version == 2 ? AUTHPAYLOAD_V2 : AUTHPAYLOAD_V3, &ap);
-	if (!payload || identity_sign(id, payload, sig, sizeof(sig)) < 0) {
-		free(payload);
+	s.role = o->role ? o->role : "node";
+	s.client_id = "node-host";
+	s.client_mode = "node";
+	s.platform = "linux";
+	s.version = "1.0.0";
+	s.display_name = o->display_name ? o->display_name : "integration node";
+	s.scopes_omit = true;
+	s.token = o->token ? o->token : H_TOKEN;
+	s.identity = id;
+	s.sig = o->sig_version == 2 ? CONNECT_SIG_V2 : CONNECT_SIG_V3;
+	s.nonce = CONNECT_NONCE_CHALLENGE;
+	s.min_protocol = 3;
+	s.max_protocol = 4;
+	params = connect_params_build(&s, o->nonce ? o->nonce : hc->nonce, clock_wall_ms());
+	if (!params)
 		return -1;
-	}
-	free(payload);
-
-	f = cJSON_CreateObject();
-	cJSON_AddStringToObject(f, "type", "req");
-	cJSON_AddStringToObject(f, "id", hc->connect_id);
-	cJSON_AddStringToObject(f, "method", "connect");
-	p = cJSON_AddObjectToObject(f, "params");
-	cJSON_AddNumberToObject(p, "minProtocol", 3);
-	cJSON_AddNumberToObject(p, "maxProtocol", 4);
-	client = cJSON_AddObjectToObject(p, "client");
-	cJSON_AddStringToObject(client, "id", "node-host");
-	cJSON_AddStringToObject(client, "displayName",
-	                        o->display_name ? o->display_name : "integration node");
-	cJSON_AddStringToObject(client, "version", "1.0.0");
-	cJSON_AddStringToObject(client, "platform", "linux");
-	cJSON_AddStringToObject(client, "mode", "node");
-	cJSON_AddStringToObject(p, "role", role);
-	cJSON_AddArrayToObject(p, "caps");
-	cJSON_AddArrayToObject(p, "commands");
-	dev = cJSON_AddObjectToObject(p, "device");
-	cJSON_AddStringToObject(dev, "id", id->device_id);
-	cJSON_AddStringToObject(dev, "publicKey", id->pk_b64);
-	cJSON_AddStringToObject(dev, "signature", sig);
-	cJSON_AddNumberToObject(dev, "signedAt", (double)signed_at);
-	cJSON_AddStringToObject(dev, "nonce", nonce);
-	auth = cJSON_AddObjectToObject(p, "auth");
-	cJSON_AddStringToObject(auth, "token", token);
-	return send_json(hc, f);
+	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(params, "client"),
+	                                        "instanceId");
+	return send_text(hc, frame_build_req(hc->connect_id, "connect", params));
 }
 
-int h_node_begin(struct client_ctx *ctx, const struct h_gateway *g, const char *xff,
+int h_node_begin(struct client_ctx *ctx, const struct kit_gateway *g, const char *xff,
                  const struct identity *id, const struct h_node_opts *o, struct h_conn *hc)
 {
 	if (h_open(ctx, g, xff, hc) < 0)
 		return -1;
-	if (h_challenge(hc, h_ms(3000)) < 0)
+	if (h_challenge(hc, kit_ms(3000)) < 0)
 		return -1;
 	return h_send_node_connect(hc, id, o);
 }
 
-int h_operator(struct client_ctx *ctx, const struct h_gateway *g, const char *const *scopes,
+int h_operator(struct client_ctx *ctx, const struct kit_gateway *g, const char *const *scopes,
                struct h_conn *hc)
 {
-	cJSON *f, *p, *client, *res;
+	struct connect_spec s;
+	size_t n_scopes = 0;
+	cJSON *res;
 	int rc = -1;
 
-	if (h_open(ctx, g, NULL, hc) < 0 || h_challenge(hc, h_ms(3000)) < 0)
+	if (h_open(ctx, g, NULL, hc) < 0 || h_challenge(hc, kit_ms(3000)) < 0)
 		return -1;
 	snprintf(hc->connect_id, sizeof(hc->connect_id), "op-connect");
-	f = cJSON_CreateObject();
-	cJSON_AddStringToObject(f, "type", "req");
-	cJSON_AddStringToObject(f, "id", hc->connect_id);
-	cJSON_AddStringToObject(f, "method", "connect");
-	p = cJSON_AddObjectToObject(f, "params");
-	cJSON_AddNumberToObject(p, "minProtocol", 3);
-	cJSON_AddNumberToObject(p, "maxProtocol", 4);
-	client = cJSON_AddObjectToObject(p, "client");
-	cJSON_AddStringToObject(client, "id", "cli");
-	cJSON_AddStringToObject(client, "version", "1.0.0");
-	cJSON_AddStringToObject(client, "platform", "linux");
-	cJSON_AddStringToObject(client, "mode", "cli");
-	cJSON_AddStringToObject(p, "role", "operator");
-	if (scopes) {
-		cJSON *arr = cJSON_AddArrayToObject(p, "scopes");
-
-		for (size_t i = 0; scopes[i]; i++)
-			cJSON_AddItemToArray(arr, cJSON_CreateString(scopes[i]));
-	}
-	cJSON_AddStringToObject(cJSON_AddObjectToObject(p, "auth"), "token", H_TOKEN);
-	if (send_json(hc, f) < 0)
+	while (scopes && scopes[n_scopes])
+		n_scopes++;
+	loadgen_operator_spec(&s, H_TOKEN, scopes, n_scopes);
+	if (send_text(hc, connect_request_build(hc->connect_id, &s, NULL, clock_wall_ms())) < 0)
 		return -1;
-	res = h_wait_res(hc, hc->connect_id, h_ms(3000));
+	res = h_wait_res(hc, hc->connect_id, kit_ms(3000));
 	if (h_is_res_ok(res) &&
 	    strcmp(h_str(res, "payload.type") ? h_str(res, "payload.type") : "", "hello-ok") == 0)
 		rc = 0;
@@ -525,14 +326,9 @@ int h_operator(struct client_ctx *ctx, const struct h_gateway *g, const char *co
 
 int h_send_req(struct h_conn *hc, const char *method, cJSON *params, char *id_out)
 {
-	cJSON *f = cJSON_CreateObject();
-
 	snprintf(id_out, 32, "r%u", ++hc->next_req);
-	cJSON_AddStringToObject(f, "type", "req");
-	cJSON_AddStringToObject(f, "id", id_out);
-	cJSON_AddStringToObject(f, "method", method);
-	cJSON_AddItemToObject(f, "params", params ? params : cJSON_CreateObject());
-	return send_json(hc, f);
+	return send_text(hc,
+	                 frame_build_req(id_out, method, params ? params : cJSON_CreateObject()));
 }
 
 cJSON *h_call(struct h_conn *hc, const char *method, cJSON *params, int timeout_ms)
@@ -567,9 +363,15 @@ const cJSON *h_get(const cJSON *obj, const char *path)
 
 const char *h_str(const cJSON *obj, const char *path)
 {
-	const cJSON *v = h_get(obj, path);
+	const char *last = strrchr(path, '.');
+	char parent[128];
 
-	return cJSON_IsString(v) ? v->valuestring : NULL;
+	if (!last)
+		return json_get_string(obj, path);
+	if ((size_t)(last - path) >= sizeof(parent))
+		return NULL;
+	snprintf(parent, sizeof(parent), "%.*s", (int)(last - path), path);
+	return json_get_string(h_get(obj, parent), last + 1);
 }
 
 bool h_is_res_ok(const cJSON *res)
@@ -589,70 +391,4 @@ const char *h_err_details_code(const cJSON *res)
 	const char *s = h_str(res, "error.details.code");
 
 	return s ? s : "";
-}
-
-/* --- running a CLI --- */
-
-int h_run(char *const argv[], int timeout_ms, char **out)
-{
-	int pfd[2], st = 0;
-	pid_t pid;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	long deadline = mono_ms() + timeout_ms;
-	bool killed = false;
-
-	*out = NULL;
-	if (pipe(pfd) < 0)
-		return -1;
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(pfd[1], 1);
-		close(pfd[0]);
-		close(pfd[1]);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (;;) {
-		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-		long left = deadline - mono_ms();
-		ssize_t r;
-
-		if (left <= 0) {
-			kill(pid, SIGKILL);
-			killed = true;
-			break;
-		}
-		if (poll(&p, 1, (int)left) <= 0)
-			continue;
-		if (len + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = cap ? cap * 2 : 8192);
-
-			if (!nb)
-				break;
-			buf = nb;
-		}
-		r = read(pfd[0], buf + len, 4096);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	close(pfd[0]);
-	waitpid(pid, &st, 0);
-	if (!buf)
-		buf = calloc(1, 1);
-	else
-		buf[len] = '\0';
-	*out = buf;
-	return killed ? -1 : status_of(st);
 }

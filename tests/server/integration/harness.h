@@ -1,48 +1,30 @@
 /* harness.h: integration-test helpers: run the real clawpair-gateway on a free port with a fresh
- * state dir (under valgrind when CLAWPAIR_VALGRIND=1), and speak the protocol to it as a node or
- * an operator through the client library, asserting exact frames and close codes. */
+ * state dir (under valgrind when CLAWPAIR_VALGRIND=1; tests/kit starts it), and speak the
+ * protocol to it as a node or an operator through the client library, asserting exact frames
+ * and close codes. */
 #ifndef CLAWPAIR_TEST_HARNESS_H
 #define CLAWPAIR_TEST_HARNESS_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/types.h>
 
 #include <cjson/cJSON.h>
 
 #include "client.h"
+#include "gateway.h"
 #include "identity.h"
 
 #define H_TOKEN "integration-token"
 
-struct h_gateway {
-	pid_t pid;
-	int out_fd;
-	int port;
-	char url[64];
-	char state_dir[256];
-	bool own_state; /* made by h_gateway_start: removed by h_gateway_cleanup */
-};
-
-/* True under the valgrind test setup; h_ms scales a timeout for it (x10). */
-bool h_valgrind(void);
-int h_ms(int ms);
-/* CLAWPAIR_BUILD_ROOT/rel (static buffer, rotated between 4 slots). */
-const char *h_build_path(const char *rel);
-
 /* Starts the gateway on 127.0.0.1:0 with --token H_TOKEN, --trusted-proxy 127.0.0.1 and
- * --log-level warn, plus extra (NULL-terminated, may be NULL). state_dir NULL: a fresh mkdtemp
- * dir owned by g; otherwise that dir (a restart). Returns 0 or -1. */
-int h_gateway_start(struct h_gateway *g, const char *state_dir, const char *const *extra);
+ * --log-level warn (CLAWPAIR_GW_LOG overrides), plus extra (NULL-terminated, may be NULL), on a
+ * fresh state dir owned by g. Returns 0 or -1. */
+int h_gateway_start(struct kit_gateway *g, const char *const *extra);
+/* The same gateway again on its state dir (stopped first if still running). Returns 0 or -1. */
+int h_gateway_restart(struct kit_gateway *g, const char *const *extra);
 /* SIGTERM, then waits (SIGKILL after the timeout). Returns the exit status, 128+signal, or -1.
  * Under valgrind an error shows as status 99. */
-int h_gateway_stop(struct h_gateway *g);
-/* Stops if still running, removes the state dir if owned. */
-void h_gateway_cleanup(struct h_gateway *g);
-/* VmRSS of the gateway in KiB, or -1. */
-long h_gateway_rss_kib(const struct h_gateway *g);
-
-void h_rm_rf(const char *dir);
+int h_gateway_stop(struct kit_gateway *g);
 
 /* One connection under test. */
 struct h_conn {
@@ -57,7 +39,7 @@ struct h_conn {
 
 /* Opens a WebSocket. xff: X-Forwarded-For (with --trusted-proxy 127.0.0.1 that makes the client
  * remote), or NULL. Returns 0 or -1. */
-int h_open(struct client_ctx *ctx, const struct h_gateway *g, const char *xff, struct h_conn *hc);
+int h_open(struct client_ctx *ctx, const struct kit_gateway *g, const char *xff, struct h_conn *hc);
 void h_close(struct h_conn *hc);
 
 /* The next frame, parsed; NULL on timeout or close (then hc->closed, close_code are set). */
@@ -89,12 +71,12 @@ struct h_node_opts {
 int h_send_node_connect(struct h_conn *hc, const struct identity *id, const struct h_node_opts *o);
 
 /* open + challenge + signed node connect; returns 0 or -1. The answer is left for the caller. */
-int h_node_begin(struct client_ctx *ctx, const struct h_gateway *g, const char *xff,
+int h_node_begin(struct client_ctx *ctx, const struct kit_gateway *g, const char *xff,
                  const struct identity *id, const struct h_node_opts *o, struct h_conn *hc);
 
 /* Operator with the shared token and no device; scopes NULL-terminated (NULL: omitted). Waits
  * for hello-ok. Returns 0 or -1. */
-int h_operator(struct client_ctx *ctx, const struct h_gateway *g, const char *const *scopes,
+int h_operator(struct client_ctx *ctx, const struct kit_gateway *g, const char *const *scopes,
                struct h_conn *hc);
 
 /* Sends a req with a fresh id and waits for its res. params is consumed (NULL: {}). */
@@ -109,9 +91,5 @@ bool h_is_res_ok(const cJSON *res);
 /* error.code / error.details.code of a res, or "". */
 const char *h_err_code(const cJSON *res);
 const char *h_err_details_code(const cJSON *res);
-
-/* Runs argv to completion, capturing stdout into *out (malloc'd). Returns the exit status,
- * 128+signal, or -1. */
-int h_run(char *const argv[], int timeout_ms, char **out);
 
 #endif
