@@ -115,28 +115,15 @@ static void trim_copy(const char *in, char *out, size_t outsz)
 	snprintf(out, outsz, "%.*s", (int)(end - in), in);
 }
 
+/* The payload is rebuilt by the protocol library, which also picks its <token> field. */
 static bool verify_signature(const struct connect_params *cp, const uint8_t pk[IDENTITY_PK_BYTES])
 {
-	char platform[CONNECT_MAX_STRING + 1], family[CONNECT_MAX_STRING + 1];
-	struct authpayload_params ap = {
-	        .device_id = cp->device_id,
-	        .client_id = cp->client_id,
-	        .client_mode = cp->client_mode,
-	        .role = cp->role,
-	        .scopes = cp->scopes,
-	        .n_scopes = cp->n_scopes,
-	        .signed_at_ms = cp->device_signed_at,
-	        .token = cp->auth_token ? cp->auth_token : cp->auth_device_token,
-	        .nonce = cp->device_nonce,
-	        .platform = platform,
-	        .device_family = family,
-	};
 	static const enum authpayload_version order[] = {AUTHPAYLOAD_V3, AUTHPAYLOAD_V2};
+	struct authpayload_params ap;
 
-	if (!cp->device_signature ||
-	    authpayload_normalize_meta(cp->client_platform, platform, sizeof(platform)) < 0 ||
-	    authpayload_normalize_meta(cp->client_device_family, family, sizeof(family)) < 0)
+	if (!cp->device_signature)
 		return false;
+	connect_authpayload_params(cp, &ap);
 	/* v1 (no nonce) is not accepted: every device connect answers the challenge. */
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		char *payload = authpayload_build(order[i], &ap);
