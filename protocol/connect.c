@@ -425,13 +425,7 @@ const char *connect_signing_token(const struct connect_params *p)
 {
 	if (!p)
 		return "";
-	if (p->auth_token)
-		return p->auth_token;
-	if (p->auth_device_token)
-		return p->auth_device_token;
-	if (p->auth_bootstrap_token)
-		return p->auth_bootstrap_token;
-	return "";
+	return authpayload_token(p->auth_token, p->auth_device_token, p->auth_bootstrap_token);
 }
 
 void connect_authpayload_params(const struct connect_params *p, struct authpayload_params *out)

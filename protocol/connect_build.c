@@ -95,7 +95,7 @@ static cJSON *device_object(const struct connect_spec *s, const char *challenge_
 	ap.n_scopes = s->scopes_omit ? 0 : s->n_scopes;
 	/* a bad signature signs a different time than it claims */
 	ap.signed_at_ms = s->sig == CONNECT_SIG_BAD ? signed_at + 1 : signed_at;
-	ap.token = s->token;
+	ap.token = authpayload_token(s->token, NULL, s->bootstrap_token);
 	ap.nonce = nonce;
 	if (authpayload_normalize_meta(s->platform, plat, sizeof(plat)) < 0 ||
 	    authpayload_normalize_meta(s->device_family, fam, sizeof(fam)) < 0)
@@ -172,10 +172,11 @@ cJSON *connect_params_build(const struct connect_spec *s, const char *challenge_
 			goto fail;
 		cJSON_AddItemToObject(p, "commands", a);
 	}
-	if (s->token) {
+	if (s->token || s->bootstrap_token) {
 		cJSON *auth = cJSON_AddObjectToObject(p, "auth");
 
-		if (!auth || !add_str(auth, "token", s->token))
+		if (!auth || !add_str(auth, "token", s->token) ||
+		    !add_str(auth, "bootstrapToken", s->bootstrap_token))
 			goto fail;
 	}
 	if (!add_str(p, "locale", s->locale) || !add_str(p, "userAgent", s->user_agent))
