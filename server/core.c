@@ -86,32 +86,6 @@ void core_fail(struct core *core, struct core_conn *conn, const char *id, enum c
 		           close_reason ? close_reason : info->close_reason);
 }
 
-void core_uuid(char out[CORE_UUID_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	uint8_t b[16];
-	size_t o = 0;
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[b[i] >> 4];
-		out[o++] = hex[b[i] & 15];
-	}
-	out[o] = '\0';
-}
-
-void core_token(char out[CORE_TOKEN_LEN + 1])
-{
-	uint8_t b[CORE_TOKEN_LEN / 2];
-
-	randombytes_buf(b, sizeof(b));
-	sodium_bin2hex(out, CORE_TOKEN_LEN + 1, b, sizeof(b));
-}
-
 int core_utf8_cut(const char *s, size_t max)
 {
 	size_t len = strnlen(s, max + 1);
@@ -305,8 +279,8 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
 		return NULL;
 	conn->user = conn_user;
 	conn->state = CONN_PREAUTH;
-	core_uuid(conn->id);
-	core_uuid(conn->nonce);
+	uuid_v4(conn->id);
+	uuid_v4(conn->nonce);
 	resolve_peer(core, conn, peer);
 	conn->handshake_deadline = now_ms + core->cfg.handshake_timeout_ms;
 	core_note_preauth_deadline(core, conn->handshake_deadline);

@@ -219,7 +219,7 @@ static cJSON *build_pending(struct core *core, const struct core_conn *conn,
 
 	if (!r)
 		return NULL;
-	core_uuid(rid);
+	uuid_v4(rid);
 	cJSON_AddStringToObject(r, "requestId", rid);
 	cJSON_AddStringToObject(r, "deviceId", conn->device_id);
 	cJSON_AddStringToObject(r, "publicKey", conn->public_key);

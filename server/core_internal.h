@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "frame.h"
 #include "identity.h"
+#include "random.h"
 #include "store.h"
 
 #define CORE_UUID_LEN 36
@@ -95,8 +96,6 @@ void core_send_ok(struct core *core, struct core_conn *conn, const char *id, cJS
 void core_fail(struct core *core, struct core_conn *conn, const char *id, enum cp_err err,
                const char *message, cJSON *extra, const char *close_reason);
 void core_close(struct core *core, struct core_conn *conn, int code, const char *reason);
-void core_uuid(char out[CORE_UUID_LEN + 1]);
-void core_token(char out[CORE_TOKEN_LEN + 1]);
 bool core_ip_is_loopback(const char *ip);
 /* Length of s cut to at most max bytes without splitting a UTF-8 sequence (for messages that
  * quote client input). */

@@ -524,7 +524,7 @@ static void m_token_rotate(struct core *core, struct core_conn *conn, const char
 		cJSON_Delete(p);
 		goto store_failed;
 	}
-	core_token(token);
+	token_random_hex32(token);
 	cJSON_AddStringToObject(entry, "token", token);
 	cJSON_AddStringToObject(entry, "role", role);
 	cJSON_AddItemToObject(entry, "scopes",

@@ -125,7 +125,7 @@ static cJSON *new_token_entry(const char *role, const cJSON *scopes, uint64_t cr
 
 	if (!t)
 		return NULL;
-	core_token(token);
+	token_random_hex32(token);
 	cJSON_AddStringToObject(t, "token", token);
 	cJSON_AddStringToObject(t, "role", role);
 	cJSON_AddItemToObject(t, "scopes", scope_union(scopes, NULL));
