@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "frame.h"
 #include "identity.h"
+#include "json.h"
 #include "random.h"
 #include "store.h"
 
