@@ -133,6 +133,25 @@ static void free_config(struct core *core)
 	free(core->trusted);
 }
 
+static uint64_t or_default(uint64_t v, uint64_t def)
+{
+	return v ? v : def;
+}
+
+static void apply_defaults(struct core_config *c)
+{
+	c->pending_ttl_ms = or_default(c->pending_ttl_ms, CORE_DEFAULT_PENDING_TTL_MS);
+	c->handshake_timeout_ms =
+	        or_default(c->handshake_timeout_ms, CORE_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+	c->tick_interval_ms = or_default(c->tick_interval_ms, CORE_DEFAULT_TICK_INTERVAL_MS);
+	c->max_pending = (unsigned)or_default(c->max_pending, CORE_DEFAULT_MAX_PENDING);
+	c->max_pending_per_ip =
+	        (unsigned)or_default(c->max_pending_per_ip, CORE_DEFAULT_MAX_PENDING_PER_IP);
+	c->max_preauth_per_ip =
+	        (unsigned)or_default(c->max_preauth_per_ip, CORE_DEFAULT_MAX_PREAUTH_PER_IP);
+	c->max_payload = (size_t)or_default(c->max_payload, CORE_DEFAULT_MAX_PAYLOAD);
+}
+
 int core_create(const struct core_config *cfg, const struct core_io *io, struct store *store,
                 uint64_t now_ms, struct core **out)
 {
@@ -160,20 +179,7 @@ int core_create(const struct core_config *cfg, const struct core_io *io, struct 
 	core->cfg.trusted_proxies = (const char *const *)core->trusted;
 	if ((cfg->token && !core->cfg.token) || !core->cfg.server_version || !core->cfg.server_host)
 		goto fail;
-	if (!core->cfg.pending_ttl_ms)
-		core->cfg.pending_ttl_ms = 300000;
-	if (!core->cfg.handshake_timeout_ms)
-		core->cfg.handshake_timeout_ms = 10000;
-	if (!core->cfg.tick_interval_ms)
-		core->cfg.tick_interval_ms = 30000;
-	if (!core->cfg.max_pending)
-		core->cfg.max_pending = 10240;
-	if (!core->cfg.max_pending_per_ip)
-		core->cfg.max_pending_per_ip = 32;
-	if (!core->cfg.max_preauth_per_ip)
-		core->cfg.max_preauth_per_ip = 64;
-	if (!core->cfg.max_payload)
-		core->cfg.max_payload = 524288;
+	apply_defaults(&core->cfg);
 	core->io = *io;
 	core->store = store;
 	core->started_ms = now_ms;

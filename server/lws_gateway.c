@@ -19,11 +19,8 @@
 #include "core.h"
 #include "errors.h"
 
-/* Matches hello-ok policy.maxBufferedBytes: a peer that lets more pile up is closed. */
-#define MAX_BUFFERED_BYTES 1572864
 #define RX_CHUNK 4096
 #define HDR_MAX 512
-#define DEFAULT_MAX_PAYLOAD 524288
 #define HTTP_BODY "clawpair-gateway\n"
 
 struct out_frame {
@@ -283,7 +280,7 @@ static void io_send(void *user, void *conn_user, const char *text, size_t len)
 
 	if (!s || s->closing || !s->wsi)
 		return;
-	if (s->queued + len > MAX_BUFFERED_BYTES) {
+	if (s->queued + len > CORE_MAX_BUFFERED_BYTES) {
 		const struct cp_err_info *e = cp_err_info(CP_ERR_SLOW_CONSUMER);
 
 		gateway_log(gw, CORE_LOG_WARN, "closing a slow consumer (%zu bytes queued)",
@@ -605,7 +602,8 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 	}
 	gw->log_level = opts->log_level;
 	gw->timer_at = UINT64_MAX;
-	gw->max_payload = opts->core->max_payload ? opts->core->max_payload : DEFAULT_MAX_PAYLOAD;
+	gw->max_payload =
+	        opts->core->max_payload ? opts->core->max_payload : CORE_DEFAULT_MAX_PAYLOAD;
 	io.user = gw;
 	io.send = io_send;
 	io.close = io_close;
