@@ -9,17 +9,11 @@
 #include "authpayload.h"
 #include "random.h"
 
-void connect_spec_android(struct connect_spec *s)
+/* What both built clients send alike. */
+static void spec_common(struct connect_spec *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->role = "node";
-	s->client_id = "openclaw-android";
-	s->client_mode = "node";
-	s->platform = "android";
-	s->device_family = "Android";
-	s->display_name = "clawpair fake node";
 	s->version = CONNECT_CLIENT_VERSION;
-	s->model_identifier = "clawpair-fake-android";
 	s->locale = "en-US";
 	s->user_agent = "clawpair-fake-node/" CONNECT_CLIENT_VERSION;
 	s->sig = CONNECT_SIG_V2;
@@ -27,23 +21,29 @@ void connect_spec_android(struct connect_spec *s)
 	s->max_protocol = 4;
 }
 
+void connect_spec_android(struct connect_spec *s)
+{
+	spec_common(s);
+	s->role = "node";
+	s->client_id = "openclaw-android";
+	s->client_mode = "node";
+	s->platform = "android";
+	s->device_family = "Android";
+	s->display_name = "clawpair fake node";
+	s->model_identifier = "clawpair-fake-android";
+}
+
 void connect_spec_operator(struct connect_spec *s)
 {
-	memset(s, 0, sizeof(*s));
+	spec_common(s);
 	s->role = "operator";
 	/* OpenClaw keeps a token operator's scopes only for the CLI client */
 	s->client_id = "cli";
 	s->client_mode = "cli";
 	s->platform = "linux";
-	s->version = CONNECT_CLIENT_VERSION;
 	s->scopes_omit = true;
 	s->caps_omit = true;
 	s->commands_omit = true;
-	s->locale = "en-US";
-	s->user_agent = "clawpair-fake-node/" CONNECT_CLIENT_VERSION;
-	s->sig = CONNECT_SIG_V2;
-	s->min_protocol = 3;
-	s->max_protocol = 4;
 }
 
 static cJSON *string_array(const char *const *v, size_t n)
