@@ -400,7 +400,7 @@ static uint64_t run_expiry(struct core *core, uint64_t now_ms)
 		}
 		if (!due && !(due = calloc(n, sizeof(*due))))
 			return now_ms + 1000;
-		snprintf(due[n_due++], sizeof(due[0]), "%s", core_json_str(rec, "requestId"));
+		snprintf(due[n_due++], sizeof(due[0]), "%s", json_get_string(rec, "requestId"));
 	}
 	for (size_t i = 0; i < n_due; i++)
 		if (core_expire_request(core, due[i], now_ms) < 0)
@@ -419,7 +419,7 @@ static uint64_t run_expiry(struct core *core, uint64_t now_ms)
 			continue;
 		}
 		if (store_remove(core->store, STORE_COMPAT_NODE_PENDING,
-		                 core_json_str(rec, "requestId")) != 0) {
+		                 json_get_string(rec, "requestId")) != 0) {
 			next = min_u64(next, now_ms + 1000);
 			i++;
 			continue;

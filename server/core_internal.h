@@ -123,7 +123,6 @@ void core_handle_connect(struct core *core, struct core_conn *conn, const struct
 void core_finish_hello(struct core *core, struct core_conn *conn, uint64_t now_ms);
 
 /* core_pairing.c */
-const char *core_json_str(const cJSON *obj, const char *key);
 uint64_t core_json_u64(const cJSON *obj, const char *key);
 bool core_json_array_has(const cJSON *arr, const char *s);
 bool core_conn_has_scope(const struct core_conn *conn, const char *scope);

@@ -128,7 +128,7 @@ static cJSON *pending_list(struct core *core, enum store_table t, bool node_view
 		cJSON *r = cJSON_Duplicate(store_at(core->store, t, v[i]), true);
 
 		if (r && node_view && !cJSON_GetObjectItemCaseSensitive(r, "nodeId"))
-			cJSON_AddStringToObject(r, "nodeId", core_json_str(r, "deviceId"));
+			cJSON_AddStringToObject(r, "nodeId", json_get_string(r, "deviceId"));
 		cJSON_AddItemToArray(a, r);
 	}
 	free(v);
@@ -195,7 +195,7 @@ static void unknown_request(struct core *core, struct core_conn *conn, const cha
 	size_t *v = sorted_pending(core, t, node_only, &n);
 
 	for (size_t i = 0; ids && v && i < n; i++)
-		cJSON_AddItemToArray(ids, cJSON_CreateString(core_json_str(
+		cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_string(
 		                                  store_at(core->store, t, v[i]), "requestId")));
 	free(v);
 	snprintf(msg, sizeof(msg), "unknown requestId: %.*s", core_utf8_cut(rid, 64), rid);
@@ -224,7 +224,7 @@ static bool key_matches(const cJSON *rec, const cJSON *params)
 {
 	const char *want_pk = json_get_string(params, "publicKey");
 	const char *want_fp = json_get_string(params, "fingerprint");
-	const char *rec_pk = core_json_str(rec, "publicKey");
+	const char *rec_pk = json_get_string(rec, "publicKey");
 	char norm[IDENTITY_PK_B64_LEN + 8];
 	uint8_t pk[IDENTITY_PK_BYTES];
 
@@ -269,7 +269,7 @@ static void m_pair_approve(struct core *core, struct core_conn *conn, const stru
 	rec = lookup_request(core, conn, rq, &t);
 	if (!rec)
 		return;
-	snprintf(rid, sizeof(rid), "%s", core_json_str(rec, "requestId"));
+	snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
 	if (t == STORE_COMPAT_NODE_PENDING) {
 		approve_compat_node(core, conn, rq, rid);
 		return;
@@ -285,7 +285,7 @@ static void m_pair_approve(struct core *core, struct core_conn *conn, const stru
 		return;
 	}
 	snprintf(did, sizeof(did), "%s",
-	         core_json_str(copy, "deviceId") ? core_json_str(copy, "deviceId") : "");
+	         json_get_string(copy, "deviceId") ? json_get_string(copy, "deviceId") : "");
 	rc = core_pair_request(core, copy, true, rq->now_ms, &device);
 	if (rc < 0) {
 		cJSON_Delete(copy);
@@ -326,11 +326,11 @@ static void m_pair_reject(struct core *core, struct core_conn *conn, const struc
 	rec = lookup_request(core, conn, rq, &t);
 	if (!rec)
 		return;
-	snprintf(rid, sizeof(rid), "%s", core_json_str(rec, "requestId"));
+	snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
 	snprintf(did, sizeof(did), "%s",
-	         core_json_str(rec, "deviceId") ? core_json_str(rec, "deviceId")
-	         : core_json_str(rec, "nodeId") ? core_json_str(rec, "nodeId")
-	                                        : "");
+	         json_get_string(rec, "deviceId") ? json_get_string(rec, "deviceId")
+	         : json_get_string(rec, "nodeId") ? json_get_string(rec, "nodeId")
+	                                          : "");
 	node_role = core_is_node_request(rec) || t == STORE_COMPAT_NODE_PENDING;
 	if (store_remove(core->store, t, rid) < 0) {
 		store_failed(core, conn, rq);
@@ -400,13 +400,14 @@ static cJSON *node_entry(const struct core *core, const cJSON *d, const char *di
 		    strcmp(c->device_id, did) == 0)
 			connected = true;
 	cJSON_AddStringToObject(n, "nodeId", did);
-	add_str_if(n, "displayName", core_json_str(d, "displayName"));
-	add_str_if(n, "platform", core_json_str(d, "platform"));
+	add_str_if(n, "displayName", json_get_string(d, "displayName"));
+	add_str_if(n, "platform", json_get_string(d, "platform"));
 	cJSON_AddStringToObject(n, "clientId",
-	                        core_json_str(d, "clientId") ? core_json_str(d, "clientId") : "");
+	                        json_get_string(d, "clientId") ? json_get_string(d, "clientId")
+	                                                       : "");
 	cJSON_AddBoolToObject(n, "paired", true);
 	cJSON_AddBoolToObject(n, "connected", connected);
-	add_str_if(n, "remoteIp", core_json_str(d, "remoteIp"));
+	add_str_if(n, "remoteIp", json_get_string(d, "remoteIp"));
 	return n;
 }
 
@@ -423,7 +424,7 @@ static void m_node_list(struct core *core, struct core_conn *conn, const struct 
 	nodes = cJSON_AddArrayToObject(p, "nodes");
 	for (size_t i = 0; nodes && i < store_count(core->store, STORE_PAIRED); i++) {
 		const cJSON *d = store_at(core->store, STORE_PAIRED, i);
-		const char *did = core_json_str(d, "deviceId");
+		const char *did = json_get_string(d, "deviceId");
 		cJSON *n;
 
 		if (!core_is_node_request(d) || !did)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "json.h"
 #include "store.h"
 
 #define NO_HOLE SIZE_MAX
@@ -81,13 +82,12 @@ __attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errs
 	va_end(ap);
 }
 
+/* A record's key and indexed fields count only when non-empty. */
 static const char *str_field(const cJSON *json, const char *field)
 {
-	const cJSON *k = field ? cJSON_GetObjectItemCaseSensitive(json, field) : NULL;
+	const char *v = json_get_string(json, field);
 
-	if (!cJSON_IsString(k) || !k->valuestring || !k->valuestring[0])
-		return NULL;
-	return k->valuestring;
+	return v && v[0] ? v : NULL;
 }
 
 static bool key_char(char c)
@@ -885,8 +885,7 @@ const cJSON *store_find(const struct store *s, enum store_table t, const char *f
 
 		if (!tb->slots[i])
 			continue;
-		f = cJSON_GetStringValue(
-		        cJSON_GetObjectItemCaseSensitive(tb->slots[i]->json, field));
+		f = json_get_string(tb->slots[i]->json, field);
 		if (f && strcmp(f, value) == 0)
 			return tb->slots[i]->json;
 	}
