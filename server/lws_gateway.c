@@ -16,6 +16,7 @@
 #include <ev.h>
 #endif
 
+#include "clock.h"
 #include "core.h"
 #include "errors.h"
 
@@ -105,14 +106,6 @@ static int loop_once(struct gateway *gw, int wait_ms)
 	return lws_service(gw->ctx, 0) < 0 ? -1 : 0;
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static const char *level_name(enum core_log_level level)
 {
 	switch (level) {
@@ -129,16 +122,16 @@ static const char *level_name(enum core_log_level level)
 
 static void log_line(enum core_log_level threshold, enum core_log_level level, const char *line)
 {
-	struct timespec ts;
+	int64_t now = clock_wall_ms();
+	time_t sec = (time_t)(now / 1000);
 	struct tm tm;
 	char when[32];
 
 	if (level > threshold)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	gmtime_r(&sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ %s %s\n", when, ts.tv_nsec / 1000000L, level_name(level), line);
+	fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)(now % 1000), level_name(level), line);
 }
 
 void gateway_log(struct gateway *gw, enum core_log_level level, const char *fmt, ...)
@@ -203,7 +196,7 @@ static void timer_cancel(struct gateway *gw)
 
 static void timer_set(struct gateway *gw, uint64_t at_ms)
 {
-	uint64_t now = wall_ms();
+	uint64_t now = (uint64_t)clock_wall_ms();
 	lws_usec_t us;
 
 	if (at_ms == UINT64_MAX) {
@@ -227,7 +220,7 @@ static void timer_set(struct gateway *gw, uint64_t at_ms)
 static void timer_fire(struct gateway *gw)
 {
 	gw->timer_at = UINT64_MAX;
-	timer_set(gw, core_run_timers(gw->core, wall_ms()));
+	timer_set(gw, core_run_timers(gw->core, clock_wall_ms()));
 }
 
 static void timer_cb(lws_sorted_usec_list_t *sul)
@@ -242,7 +235,7 @@ static void timer_kick(struct gateway *gw)
 {
 	if (gw->stopping)
 		return;
-	if (gw->timer_at != UINT64_MAX && gw->timer_at <= wall_ms())
+	if (gw->timer_at != UINT64_MAX && gw->timer_at <= (uint64_t)clock_wall_ms())
 		return;
 	timer_set(gw, 0);
 }
@@ -371,13 +364,14 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		 * data then), and the rest of the message is dropped as it arrives. */
 		s->rx_over = true;
 		core_conn_message(gw->core, s->conn, NULL, gw->max_payload + 1, s->rx_binary,
-		                  wall_ms());
+		                  clock_wall_ms());
 		timer_kick(gw);
 		goto out;
 	}
 	if (first && final) {
 		/* The whole message in one piece, the usual case: no copy. */
-		core_conn_message(gw->core, s->conn, in ? in : "", len, s->rx_binary, wall_ms());
+		core_conn_message(gw->core, s->conn, in ? in : "", len, s->rx_binary,
+		                  clock_wall_ms());
 		timer_kick(gw);
 		goto out;
 	}
@@ -387,7 +381,8 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		goto out;
 	}
 	if (final) {
-		core_conn_message(gw->core, s->conn, s->rx, s->rx_len, s->rx_binary, wall_ms());
+		core_conn_message(gw->core, s->conn, s->rx, s->rx_len, s->rx_binary,
+		                  clock_wall_ms());
 		timer_kick(gw);
 	}
 out:
@@ -450,7 +445,7 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 	peer.real_ip = real_ip;
 	peer.forwarded_host = fwd_host;
 	peer.origin = origin;
-	s->conn = core_conn_open(gw->core, s, &peer, wall_ms());
+	s->conn = core_conn_open(gw->core, s, &peer, clock_wall_ms());
 	free(host);
 	free(xff);
 	free(origin);
@@ -570,7 +565,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		free(s->rx);
 		s->rx = NULL;
 		if (s->conn) {
-			core_conn_closed(gw->core, s->conn, wall_ms());
+			core_conn_closed(gw->core, s->conn, clock_wall_ms());
 			s->conn = NULL;
 			timer_kick(gw);
 		}
@@ -608,7 +603,7 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 	io.send = io_send;
 	io.close = io_close;
 	io.log = io_log;
-	if (core_create(opts->core, &io, opts->store, wall_ms(), &gw->core) < 0) {
+	if (core_create(opts->core, &io, opts->store, clock_wall_ms(), &gw->core) < 0) {
 		snprintf(err, errsz, "cannot create the pairing core");
 		goto fail;
 	}
@@ -679,7 +674,7 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		}
 		gw->n_vhosts++;
 	}
-	timer_set(gw, core_run_timers(gw->core, wall_ms()));
+	timer_set(gw, core_run_timers(gw->core, clock_wall_ms()));
 	*out = gw;
 	return 0;
 fail:
@@ -743,9 +738,9 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	gateway_log(gw, CORE_LOG_INFO, "shutting down: closing %u connection(s)", gw->sessions);
 	gw->stopping = true;
 	timer_cancel(gw);
-	core_shutdown(gw->core, wall_ms());
-	deadline = wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
-	while (rc == 0 && gw->sessions > 0 && wall_ms() < deadline) {
+	core_shutdown(gw->core, clock_wall_ms());
+	deadline = (uint64_t)clock_wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
+	while (rc == 0 && gw->sessions > 0 && (uint64_t)clock_wall_ms() < deadline) {
 		/* Bounds each wait so the deadline is seen even when no socket moves. */
 		if (loop_once(gw, 50) < 0)
 			rc = -1;
