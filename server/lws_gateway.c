@@ -583,33 +583,11 @@ static const struct lws_protocols protocols[] = {
 
 /* --- lifecycle --- */
 
-int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *err, size_t errsz)
+/* The lws context, on a libev loop when lws has the plugin for it, else on lws's own poll(). */
+static int create_context(struct gateway *gw)
 {
 	struct lws_context_creation_info info;
-	struct core_io io = {0};
-	struct gateway *gw;
 
-	*out = NULL;
-	gw = calloc(1, sizeof(*gw));
-	if (!gw) {
-		snprintf(err, errsz, "out of memory");
-		return -1;
-	}
-	gw->log_level = opts->log_level;
-	gw->timer_at = UINT64_MAX;
-	gw->max_payload =
-	        opts->core->max_payload ? opts->core->max_payload : CORE_DEFAULT_MAX_PAYLOAD;
-	io.user = gw;
-	io.send = io_send;
-	io.close = io_close;
-	io.log = io_log;
-	if (core_create(opts->core, &io, opts->store, clock_wall_ms(), &gw->core) < 0) {
-		snprintf(err, errsz, "cannot create the pairing core");
-		goto fail;
-	}
-
-	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
-	                  lws_log_emit);
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = gw;
@@ -638,19 +616,15 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 	if (!gw->ctx)
 #endif
 		gw->ctx = lws_create_context(&info);
-	if (!gw->ctx) {
-		snprintf(err, errsz, "cannot create the libwebsockets context");
-		goto fail;
-	}
-	gw->vhosts = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->vhosts));
-	gw->vhost_names = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->vhost_names));
-	gw->listen = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->listen));
-	if (!gw->vhosts || !gw->vhost_names || !gw->listen) {
-		snprintf(err, errsz, "out of memory");
-		goto fail;
-	}
-	memcpy(gw->listen, opts->listen, opts->n_listen * sizeof(*gw->listen));
-	for (size_t i = 0; i < opts->n_listen; i++) {
+	return gw->ctx ? 0 : -1;
+}
+
+/* One vhost per listen address (gw->listen), all on the one protocol. */
+static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
+{
+	struct lws_context_creation_info info;
+
+	for (size_t i = 0; i < n; i++) {
 		const struct gateway_listen *l = &gw->listen[i];
 		bool v6 = strchr(l->host, ':') != NULL;
 		bool any = strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
@@ -670,10 +644,53 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		if (!gw->vhosts[i]) {
 			snprintf(err, errsz, "cannot listen on %s%s%s:%d", v6 ? "[" : "", l->host,
 			         v6 ? "]" : "", l->port);
-			goto fail;
+			return -1;
 		}
 		gw->n_vhosts++;
 	}
+	return 0;
+}
+
+int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *err, size_t errsz)
+{
+	struct core_io io = {0};
+	struct gateway *gw;
+	size_t n_alloc = opts->n_listen ? opts->n_listen : 1;
+
+	*out = NULL;
+	gw = calloc(1, sizeof(*gw));
+	if (!gw) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	gw->log_level = opts->log_level;
+	gw->timer_at = UINT64_MAX;
+	gw->max_payload =
+	        opts->core->max_payload ? opts->core->max_payload : CORE_DEFAULT_MAX_PAYLOAD;
+	io.user = gw;
+	io.send = io_send;
+	io.close = io_close;
+	io.log = io_log;
+	if (core_create(opts->core, &io, opts->store, clock_wall_ms(), &gw->core) < 0) {
+		snprintf(err, errsz, "cannot create the pairing core");
+		goto fail;
+	}
+	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
+	                  lws_log_emit);
+	if (create_context(gw) < 0) {
+		snprintf(err, errsz, "cannot create the libwebsockets context");
+		goto fail;
+	}
+	gw->vhosts = calloc(n_alloc, sizeof(*gw->vhosts));
+	gw->vhost_names = calloc(n_alloc, sizeof(*gw->vhost_names));
+	gw->listen = calloc(n_alloc, sizeof(*gw->listen));
+	if (!gw->vhosts || !gw->vhost_names || !gw->listen) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	memcpy(gw->listen, opts->listen, opts->n_listen * sizeof(*gw->listen));
+	if (open_listeners(gw, opts->n_listen, err, errsz) < 0)
+		goto fail;
 	timer_set(gw, core_run_timers(gw->core, clock_wall_ms()));
 	*out = gw;
 	return 0;
