@@ -345,14 +345,7 @@ void frame_close_reason(const char *reason, char *out, size_t outsz)
 		reason = "";
 	if (outsz - 1 < max)
 		max = outsz - 1;
-	n = strlen(reason);
-	if (n > max) {
-		n = max;
-		/* Never end inside a multi-byte sequence: back up over continuation bytes to the
-		 * lead byte, which then starts the cut-off character. */
-		while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
-			n--;
-	}
+	n = json_utf8_prefix(reason, max);
 	memcpy(out, reason, n);
 	out[n] = '\0';
 }

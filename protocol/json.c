@@ -98,6 +98,19 @@ bool json_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+size_t json_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n <= max)
+		return n;
+	/* Back up over continuation bytes to the lead byte, which starts the character cut. */
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
 void json_utf8_trim_tail(char *s)
 {
 	size_t n, start, need;

@@ -86,18 +86,6 @@ void core_fail(struct core *core, struct core_conn *conn, const char *id, enum c
 		           close_reason ? close_reason : info->close_reason);
 }
 
-int core_utf8_cut(const char *s, size_t max)
-{
-	size_t len = strnlen(s, max + 1);
-
-	if (len <= max)
-		return (int)len;
-	len = max;
-	while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-		len--;
-	return (int)len;
-}
-
 bool core_ip_is_loopback(const char *ip)
 {
 	if (!ip)

@@ -97,9 +97,6 @@ void core_fail(struct core *core, struct core_conn *conn, const char *id, enum c
                const char *message, cJSON *extra, const char *close_reason);
 void core_close(struct core *core, struct core_conn *conn, int code, const char *reason);
 bool core_ip_is_loopback(const char *ip);
-/* Length of s cut to at most max bytes without splitting a UTF-8 sequence (for messages that
- * quote client input). */
-int core_utf8_cut(const char *s, size_t max);
 /* Sends a pairing event to every authenticated operator with operator.pairing or operator.admin.
  * Consumes payload. */
 void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload);

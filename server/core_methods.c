@@ -47,7 +47,7 @@ static bool check_params(struct core *core, struct core_conn *conn, const struct
 					break;
 			if (i == n) {
 				snprintf(why, sizeof(why), "at root: unexpected property '%.*s'",
-				         core_utf8_cut(e->string, 64), e->string);
+				         (int)json_utf8_prefix(e->string, 64), e->string);
 				goto bad;
 			}
 			if (spec[i].type == P_STR && (!cJSON_IsString(e) || !e->valuestring[0])) {
@@ -198,7 +198,7 @@ static void unknown_request(struct core *core, struct core_conn *conn, const cha
 		cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_string(
 		                                  store_at(core->store, t, v[i]), "requestId")));
 	free(v);
-	snprintf(msg, sizeof(msg), "unknown requestId: %.*s", core_utf8_cut(rid, 64), rid);
+	snprintf(msg, sizeof(msg), "unknown requestId: %.*s", (int)json_utf8_prefix(rid, 64), rid);
 	core_fail(core, conn, id, CP_ERR_UNKNOWN_REQUEST_ID, msg, extra, NULL);
 }
 
@@ -644,8 +644,8 @@ static bool allowed(struct core *core, struct core_conn *conn, const struct fram
 		return false;
 	}
 	if (!m) {
-		snprintf(msg, sizeof(msg), "unknown method: %.*s", core_utf8_cut(f->method, 200),
-		         f->method);
+		snprintf(msg, sizeof(msg), "unknown method: %.*s",
+		         (int)json_utf8_prefix(f->method, 200), f->method);
 		core_fail(core, conn, f->id, CP_ERR_UNKNOWN_METHOD, msg, NULL, NULL);
 		return false;
 	}
