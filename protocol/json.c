@@ -54,6 +54,20 @@ bool json_get_bool(const cJSON *obj, const char *key, bool *out)
 	return true;
 }
 
+bool json_array_has_string(const cJSON *arr, const char *s)
+{
+	const cJSON *e;
+
+	if (!cJSON_IsArray(arr) || !s)
+		return false;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0)
+			return true;
+	}
+	return false;
+}
+
 bool json_utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;

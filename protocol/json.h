@@ -24,6 +24,9 @@ bool json_get_int64(const cJSON *obj, const char *key, int64_t *out);
 /* Sets *out to obj[key] when it is a JSON boolean. */
 bool json_get_bool(const cJSON *obj, const char *key, bool *out);
 
+/* True when arr is an array with a string element equal to s. */
+bool json_array_has_string(const cJSON *arr, const char *s);
+
 /* Strict UTF-8 check (no overlongs, no surrogates, nothing above U+10FFFF). */
 bool json_utf8_valid(const char *s, size_t len);
 

@@ -197,7 +197,7 @@ static cJSON *effective_scopes(const struct connect_params *cp, bool is_node)
 		return a;
 	}
 	for (size_t i = 0; i < cp->n_scopes; i++)
-		if (!core_json_array_has(a, cp->scopes[i]))
+		if (!json_array_has_string(a, cp->scopes[i]))
 			cJSON_AddItemToArray(a, cJSON_CreateString(cp->scopes[i]));
 	return a;
 }
@@ -254,11 +254,11 @@ static bool paired_covers(const cJSON *paired, const struct core_conn *conn)
 	const cJSON *s;
 	const char *role = json_get_string(paired, "role");
 
-	if (!core_json_array_has(roles, conn->role) && !(role && strcmp(role, conn->role) == 0))
+	if (!json_array_has_string(roles, conn->role) && !(role && strcmp(role, conn->role) == 0))
 		return false;
 	cJSON_ArrayForEach(s, conn->scopes)
 	{
-		if (!core_json_array_has(scopes, s->valuestring))
+		if (!json_array_has_string(scopes, s->valuestring))
 			return false;
 	}
 	return true;
@@ -337,7 +337,7 @@ static void set_request_role(cJSON *rec, const char *role)
 		cJSON_DeleteItemFromObjectCaseSensitive(rec, "roles");
 		roles = cJSON_AddArrayToObject(rec, "roles");
 	}
-	if (roles && !core_json_array_has(roles, role))
+	if (roles && !json_array_has_string(roles, role))
 		cJSON_AddItemToArray(roles, cJSON_CreateString(role));
 }
 

@@ -121,7 +121,6 @@ void core_finish_hello(struct core *core, struct core_conn *conn, uint64_t now_m
 
 /* core_pairing.c */
 uint64_t core_json_u64(const cJSON *obj, const char *key);
-bool core_json_array_has(const cJSON *arr, const char *s);
 bool core_conn_has_scope(const struct core_conn *conn, const char *scope);
 bool core_is_node_request(const cJSON *rec);
 /* Writes the paired record for request rec (taken from the pending table when in_store). On

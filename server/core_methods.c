@@ -463,10 +463,10 @@ static bool rotation_scopes_ok(const cJSON *paired, const cJSON *old, const cJSO
 
 	cJSON_ArrayForEach(s, scopes)
 	{
-		if (!core_json_array_has(cJSON_GetObjectItemCaseSensitive(paired, "scopes"),
-		                         s->valuestring) &&
-		    !(old && core_json_array_has(cJSON_GetObjectItemCaseSensitive(old, "scopes"),
-		                                 s->valuestring)))
+		if (!json_array_has_string(cJSON_GetObjectItemCaseSensitive(paired, "scopes"),
+		                           s->valuestring) &&
+		    !(old && json_array_has_string(cJSON_GetObjectItemCaseSensitive(old, "scopes"),
+		                                   s->valuestring)))
 			return false;
 	}
 	return true;
@@ -503,7 +503,7 @@ static void m_token_rotate(struct core *core, struct core_conn *conn, const stru
 	role = json_get_string(rq->params, "role");
 	paired = store_get(core->store, STORE_PAIRED, did);
 	old = paired ? paired_token(paired, role) : NULL;
-	if (!paired || (!old && !core_json_array_has(
+	if (!paired || (!old && !json_array_has_string(
 	                                cJSON_GetObjectItemCaseSensitive(paired, "roles"), role))) {
 		core_fail(core, conn, rq->id, CP_ERR_UNKNOWN_DEVICE, "unknown deviceId/role", NULL,
 		          NULL);

@@ -17,23 +17,9 @@ uint64_t core_json_u64(const cJSON *obj, const char *key)
 	return (uint64_t)v->valuedouble;
 }
 
-bool core_json_array_has(const cJSON *arr, const char *s)
-{
-	const cJSON *e;
-
-	if (!cJSON_IsArray(arr) || !s)
-		return false;
-	cJSON_ArrayForEach(e, arr)
-	{
-		if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0)
-			return true;
-	}
-	return false;
-}
-
 bool core_conn_has_scope(const struct core_conn *conn, const char *scope)
 {
-	return core_json_array_has(conn->scopes, scope);
+	return json_array_has_string(conn->scopes, scope);
 }
 
 bool core_is_node_request(const cJSON *rec)
@@ -41,7 +27,7 @@ bool core_is_node_request(const cJSON *rec)
 	const char *role = json_get_string(rec, "role");
 
 	return (role && strcmp(role, "node") == 0) ||
-	       core_json_array_has(cJSON_GetObjectItemCaseSensitive(rec, "roles"), "node");
+	       json_array_has_string(cJSON_GetObjectItemCaseSensitive(rec, "roles"), "node");
 }
 
 bool core_token_eq(const char *a, const char *b)
@@ -152,7 +138,7 @@ static cJSON *make_paired(const cJSON *rec, const cJSON *old, uint64_t now_ms)
 		set_str(p, meta[i], json_get_string(rec, meta[i]));
 	set_str(p, "role", role);
 	roles_one = scope_union(cJSON_GetObjectItemCaseSensitive(rec, "roles"), NULL);
-	if (roles_one && !core_json_array_has(roles_one, role))
+	if (roles_one && !json_array_has_string(roles_one, role))
 		cJSON_AddItemToArray(roles_one, cJSON_CreateString(role));
 	set_item(p, "roles",
 	         scope_union(same_key ? cJSON_GetObjectItemCaseSensitive(p, "roles") : NULL,
@@ -299,8 +285,8 @@ int core_ensure_token(struct core *core, struct core_conn *conn, uint64_t now_ms
 	reuse = token_live(t);
 	cJSON_ArrayForEach(s, conn->scopes)
 	{
-		if (reuse && !core_json_array_has(cJSON_GetObjectItemCaseSensitive(t, "scopes"),
-		                                  s->valuestring))
+		if (reuse && !json_array_has_string(cJSON_GetObjectItemCaseSensitive(t, "scopes"),
+		                                    s->valuestring))
 			reuse = false;
 	}
 	if (!reuse) {

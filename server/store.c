@@ -612,18 +612,6 @@ cleanup:
 	return rc;
 }
 
-static bool array_has(const cJSON *a, const char *s)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach(e, a)
-	{
-		if (cJSON_IsString(e) && e->valuestring && strcmp(e->valuestring, s) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Does the paired record already grant every role and scope the request asks for? */
 static bool paired_covers(const cJSON *paired, const cJSON *req)
 {
@@ -633,19 +621,20 @@ static bool paired_covers(const cJSON *paired, const cJSON *req)
 	const char *role = str_field(req, "role");
 	const cJSON *e;
 
-	if (role && !array_has(proles, role) && !(prole && strcmp(prole, role) == 0))
+	if (role && !json_array_has_string(proles, role) && !(prole && strcmp(prole, role) == 0))
 		return false;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(req, "roles"))
 	{
 		if (!cJSON_IsString(e) || !e->valuestring)
 			continue;
-		if (!array_has(proles, e->valuestring) &&
+		if (!json_array_has_string(proles, e->valuestring) &&
 		    !(prole && strcmp(prole, e->valuestring) == 0))
 			return false;
 	}
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(req, "scopes"))
 	{
-		if (cJSON_IsString(e) && e->valuestring && !array_has(pscopes, e->valuestring))
+		if (cJSON_IsString(e) && e->valuestring &&
+		    !json_array_has_string(pscopes, e->valuestring))
 			return false;
 	}
 	return true;

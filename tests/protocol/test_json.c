@@ -135,12 +135,28 @@ static void test_prefix(void **state)
 	assert_int_equal(json_utf8_prefix("\xf0\x9f\x98\x80", 3), 0);
 }
 
+static void test_array_has_string(void **state)
+{
+	cJSON *a = cJSON_Parse("[1,\"x\",null,\"node\"]");
+	cJSON *o = cJSON_Parse("{\"k\":\"node\"}");
+
+	(void)state;
+	assert_true(json_array_has_string(a, "node"));
+	assert_true(json_array_has_string(a, "x"));
+	assert_false(json_array_has_string(a, "no"));
+	assert_false(json_array_has_string(a, NULL));
+	assert_false(json_array_has_string(o, "node")); /* only arrays */
+	assert_false(json_array_has_string(NULL, "node"));
+	cJSON_Delete(a);
+	cJSON_Delete(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_accessors), cmocka_unit_test(test_add_int64),
-	        cmocka_unit_test(test_trim_tail), cmocka_unit_test(test_prefix),
-	        cmocka_unit_test(test_utf8),
+	        cmocka_unit_test(test_accessors),        cmocka_unit_test(test_add_int64),
+	        cmocka_unit_test(test_trim_tail),        cmocka_unit_test(test_prefix),
+	        cmocka_unit_test(test_array_has_string), cmocka_unit_test(test_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
