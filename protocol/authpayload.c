@@ -60,6 +60,16 @@ int authpayload_normalize_meta(const char *in, char *out, size_t outsz)
 	return (int)(end - start);
 }
 
+const char *authpayload_token(const char *token, const char *device_token,
+                              const char *bootstrap_token)
+{
+	if (token)
+		return token;
+	if (device_token)
+		return device_token;
+	return bootstrap_token ? bootstrap_token : "";
+}
+
 /* A tiny growable string: the payload is built in one pass without guessing its size. */
 struct buf {
 	char *p;

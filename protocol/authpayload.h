@@ -15,11 +15,16 @@ struct authpayload_params {
 	const char *const *scopes; /* as sent, joined with ',' in order; NULL or n_scopes 0: "" */
 	size_t n_scopes;
 	int64_t signed_at_ms;
-	const char *token; /* auth.token as sent, or NULL for "" */
+	const char *token; /* authpayload_token(), or NULL for "" */
 	const char *nonce; /* v2, v3; NULL for "" */
 	const char *platform; /* v3, normalized by authpayload_normalize_meta */
 	const char *device_family; /* v3 */
 };
+
+/* The <token> field: token if present (even empty), else device_token, else bootstrap_token,
+ * else "" (auth.token, auth.deviceToken and auth.bootstrapToken of the connect). Never NULL. */
+const char *authpayload_token(const char *token, const char *device_token,
+                              const char *bootstrap_token);
 
 /* Trims ASCII whitespace and lowercases A-Z only (OpenClaw's normalizeDeviceMetadataForAuth).
  * NULL becomes "". Returns the length, or -1 if outsz is too small. */

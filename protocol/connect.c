@@ -322,11 +322,6 @@ static int check_object(const cJSON *obj, const struct schema *s, char *why, siz
 	return 0;
 }
 
-static const char *str_or_null(const cJSON *obj, const char *key)
-{
-	return json_get_string(obj, key);
-}
-
 enum cp_err connect_params_parse(cJSON *params, struct connect_params *out, char *why, size_t whysz)
 {
 	struct path p = {{0}, 0};
@@ -344,18 +339,18 @@ enum cp_err connect_params_parse(cJSON *params, struct connect_params *out, char
 	json_get_int64(params, "maxProtocol", &out->max_protocol);
 
 	client = cJSON_GetObjectItemCaseSensitive(params, "client");
-	out->client_id = str_or_null(client, "id");
-	out->client_display_name = str_or_null(client, "displayName");
-	out->client_version = str_or_null(client, "version");
-	out->client_platform = str_or_null(client, "platform");
-	out->client_device_family = str_or_null(client, "deviceFamily");
-	out->client_model_identifier = str_or_null(client, "modelIdentifier");
-	out->client_mode = str_or_null(client, "mode");
-	out->client_instance_id = str_or_null(client, "instanceId");
-	out->client_build_id = str_or_null(client, "buildId");
-	out->client_time_zone = str_or_null(client, "timeZone");
+	out->client_id = json_get_string(client, "id");
+	out->client_display_name = json_get_string(client, "displayName");
+	out->client_version = json_get_string(client, "version");
+	out->client_platform = json_get_string(client, "platform");
+	out->client_device_family = json_get_string(client, "deviceFamily");
+	out->client_model_identifier = json_get_string(client, "modelIdentifier");
+	out->client_mode = json_get_string(client, "mode");
+	out->client_instance_id = json_get_string(client, "instanceId");
+	out->client_build_id = json_get_string(client, "buildId");
+	out->client_time_zone = json_get_string(client, "timeZone");
 
-	out->role = str_or_null(params, "role");
+	out->role = json_get_string(params, "role");
 	out->role_given = out->role != NULL;
 	if (!out->role)
 		out->role = "operator";
@@ -375,25 +370,25 @@ enum cp_err connect_params_parse(cJSON *params, struct connect_params *out, char
 	device = cJSON_GetObjectItemCaseSensitive(params, "device");
 	out->has_device = device != NULL;
 	if (device) {
-		out->device_id = str_or_null(device, "id");
-		out->device_public_key = str_or_null(device, "publicKey");
-		out->device_signature = str_or_null(device, "signature");
-		out->device_nonce = str_or_null(device, "nonce");
+		out->device_id = json_get_string(device, "id");
+		out->device_public_key = json_get_string(device, "publicKey");
+		out->device_signature = json_get_string(device, "signature");
+		out->device_nonce = json_get_string(device, "nonce");
 		json_get_int64(device, "signedAt", &out->device_signed_at);
 	}
 
 	auth = cJSON_GetObjectItemCaseSensitive(params, "auth");
 	out->has_auth = auth != NULL;
-	out->auth_token = str_or_null(auth, "token");
-	out->auth_password = str_or_null(auth, "password");
-	out->auth_device_token = str_or_null(auth, "deviceToken");
-	out->auth_bootstrap_token = str_or_null(auth, "bootstrapToken");
-	out->auth_approval_runtime_token = str_or_null(auth, "approvalRuntimeToken");
-	out->auth_agent_runtime_identity_token = str_or_null(auth, "agentRuntimeIdentityToken");
+	out->auth_token = json_get_string(auth, "token");
+	out->auth_password = json_get_string(auth, "password");
+	out->auth_device_token = json_get_string(auth, "deviceToken");
+	out->auth_bootstrap_token = json_get_string(auth, "bootstrapToken");
+	out->auth_approval_runtime_token = json_get_string(auth, "approvalRuntimeToken");
+	out->auth_agent_runtime_identity_token = json_get_string(auth, "agentRuntimeIdentityToken");
 
-	out->locale = str_or_null(params, "locale");
-	out->user_agent = str_or_null(params, "userAgent");
-	out->path_env = str_or_null(params, "pathEnv");
+	out->locale = json_get_string(params, "locale");
+	out->user_agent = json_get_string(params, "userAgent");
+	out->path_env = json_get_string(params, "pathEnv");
 	return CP_OK;
 }
 
@@ -425,13 +420,7 @@ const char *connect_signing_token(const struct connect_params *p)
 {
 	if (!p)
 		return "";
-	if (p->auth_token)
-		return p->auth_token;
-	if (p->auth_device_token)
-		return p->auth_device_token;
-	if (p->auth_bootstrap_token)
-		return p->auth_bootstrap_token;
-	return "";
+	return authpayload_token(p->auth_token, p->auth_device_token, p->auth_bootstrap_token);
 }
 
 void connect_authpayload_params(const struct connect_params *p, struct authpayload_params *out)

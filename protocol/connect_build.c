@@ -9,17 +9,11 @@
 #include "authpayload.h"
 #include "random.h"
 
-void connect_spec_android(struct connect_spec *s)
+/* What both built clients send alike. */
+static void spec_common(struct connect_spec *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->role = "node";
-	s->client_id = "openclaw-android";
-	s->client_mode = "node";
-	s->platform = "android";
-	s->device_family = "Android";
-	s->display_name = "clawpair fake node";
 	s->version = CONNECT_CLIENT_VERSION;
-	s->model_identifier = "clawpair-fake-android";
 	s->locale = "en-US";
 	s->user_agent = "clawpair-fake-node/" CONNECT_CLIENT_VERSION;
 	s->sig = CONNECT_SIG_V2;
@@ -27,23 +21,29 @@ void connect_spec_android(struct connect_spec *s)
 	s->max_protocol = 4;
 }
 
+void connect_spec_android(struct connect_spec *s)
+{
+	spec_common(s);
+	s->role = "node";
+	s->client_id = "openclaw-android";
+	s->client_mode = "node";
+	s->platform = "android";
+	s->device_family = "Android";
+	s->display_name = "clawpair fake node";
+	s->model_identifier = "clawpair-fake-android";
+}
+
 void connect_spec_operator(struct connect_spec *s)
 {
-	memset(s, 0, sizeof(*s));
+	spec_common(s);
 	s->role = "operator";
 	/* OpenClaw keeps a token operator's scopes only for the CLI client */
 	s->client_id = "cli";
 	s->client_mode = "cli";
 	s->platform = "linux";
-	s->version = CONNECT_CLIENT_VERSION;
 	s->scopes_omit = true;
 	s->caps_omit = true;
 	s->commands_omit = true;
-	s->locale = "en-US";
-	s->user_agent = "clawpair-fake-node/" CONNECT_CLIENT_VERSION;
-	s->sig = CONNECT_SIG_V2;
-	s->min_protocol = 3;
-	s->max_protocol = 4;
 }
 
 static cJSON *string_array(const char *const *v, size_t n)
@@ -95,7 +95,7 @@ static cJSON *device_object(const struct connect_spec *s, const char *challenge_
 	ap.n_scopes = s->scopes_omit ? 0 : s->n_scopes;
 	/* a bad signature signs a different time than it claims */
 	ap.signed_at_ms = s->sig == CONNECT_SIG_BAD ? signed_at + 1 : signed_at;
-	ap.token = s->token;
+	ap.token = authpayload_token(s->token, NULL, s->bootstrap_token);
 	ap.nonce = nonce;
 	if (authpayload_normalize_meta(s->platform, plat, sizeof(plat)) < 0 ||
 	    authpayload_normalize_meta(s->device_family, fam, sizeof(fam)) < 0)
@@ -172,10 +172,11 @@ cJSON *connect_params_build(const struct connect_spec *s, const char *challenge_
 			goto fail;
 		cJSON_AddItemToObject(p, "commands", a);
 	}
-	if (s->token) {
+	if (s->token || s->bootstrap_token) {
 		cJSON *auth = cJSON_AddObjectToObject(p, "auth");
 
-		if (!auth || !add_str(auth, "token", s->token))
+		if (!auth || !add_str(auth, "token", s->token) ||
+		    !add_str(auth, "bootstrapToken", s->bootstrap_token))
 			goto fail;
 	}
 	if (!add_str(p, "locale", s->locale) || !add_str(p, "userAgent", s->user_agent))

@@ -42,7 +42,10 @@ struct connect_spec {
 	const char *const *commands;
 	size_t n_commands;
 	bool commands_omit;
-	const char *token; /* auth.token; NULL: no auth object */
+	const char *token; /* auth.token; NULL: none */
+	/* auth.bootstrapToken; NULL: none. Without a token it is the signature's <token>. With
+	 * neither, no auth object is sent. */
+	const char *bootstrap_token;
 	const char *locale, *user_agent;
 	const struct identity *identity; /* NULL: no device object */
 	enum connect_sig sig;

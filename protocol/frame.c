@@ -38,9 +38,17 @@ static bool only_space(const char *s, size_t len)
 	return true;
 }
 
-static bool nonempty_string(const cJSON *it)
+/* root[key] when it is a non-empty string; else NULL, with *why = msg. */
+static const char *need_string(const cJSON *root, const char *key, const char *msg,
+                               const char **why)
 {
-	return cJSON_IsString(it) && it->valuestring[0] != '\0';
+	const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+
+	if (!cJSON_IsString(it) || it->valuestring[0] == '\0') {
+		*why = msg;
+		return NULL;
+	}
+	return it->valuestring;
 }
 
 /* Request envelopes are closed objects (both OpenClaw releases' keys). */
@@ -64,18 +72,12 @@ static int parse_req(struct frame *f, const char **why)
 			*why = "unknown key in request frame";
 			return -1;
 		}
-	it = cJSON_GetObjectItemCaseSensitive(root, "id");
-	if (!nonempty_string(it)) {
-		*why = "request id must be a non-empty string";
+	f->id = need_string(root, "id", "request id must be a non-empty string", why);
+	if (!f->id)
 		return -1;
-	}
-	f->id = it->valuestring;
-	it = cJSON_GetObjectItemCaseSensitive(root, "method");
-	if (!nonempty_string(it)) {
-		*why = "request method must be a non-empty string";
+	f->method = need_string(root, "method", "request method must be a non-empty string", why);
+	if (!f->method)
 		return -1;
-	}
-	f->method = it->valuestring;
 	it = cJSON_GetObjectItemCaseSensitive(root, "traceparent");
 	if (it && (!cJSON_IsString(it) || strlen(it->valuestring) > 128)) {
 		*why = "bad traceparent";
@@ -95,12 +97,9 @@ static int parse_res(struct frame *f, const char **why)
 {
 	cJSON *root = f->root, *it;
 
-	it = cJSON_GetObjectItemCaseSensitive(root, "id");
-	if (!nonempty_string(it)) {
-		*why = "response id must be a non-empty string";
+	f->id = need_string(root, "id", "response id must be a non-empty string", why);
+	if (!f->id)
 		return -1;
-	}
-	f->id = it->valuestring;
 	it = cJSON_GetObjectItemCaseSensitive(root, "ok");
 	if (!cJSON_IsBool(it)) {
 		*why = "response ok must be a boolean";
@@ -122,12 +121,9 @@ static int parse_event(struct frame *f, const char **why)
 {
 	cJSON *root = f->root, *it;
 
-	it = cJSON_GetObjectItemCaseSensitive(root, "event");
-	if (!nonempty_string(it)) {
-		*why = "event name must be a non-empty string";
+	f->event = need_string(root, "event", "event name must be a non-empty string", why);
+	if (!f->event)
 		return -1;
-	}
-	f->event = it->valuestring;
 	f->payload = cJSON_GetObjectItemCaseSensitive(root, "payload");
 	it = cJSON_GetObjectItemCaseSensitive(root, "seq");
 	if (it) {
@@ -225,6 +221,27 @@ static char *print_and_free(cJSON *root)
 	return s;
 }
 
+/* A builder gives up: what it owns goes. */
+static char *discard(cJSON *root, cJSON *item)
+{
+	cJSON_Delete(item);
+	cJSON_Delete(root);
+	return NULL;
+}
+
+/* {"type": type, key: value}, or NULL. */
+static cJSON *envelope(const char *type, const char *key, const char *value)
+{
+	cJSON *root = cJSON_CreateObject();
+
+	if (root && (!cJSON_AddStringToObject(root, "type", type) ||
+	             !cJSON_AddStringToObject(root, key, value))) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
 /* Adds item (owned) under key; on failure item is freed. Returns false on failure. */
 static bool add_owned(cJSON *obj, const char *key, cJSON *item)
 {
@@ -237,110 +254,85 @@ static bool add_owned(cJSON *obj, const char *key, cJSON *item)
 	return true;
 }
 
+/* Adds item (owned, may be NULL) under key as the last member, then prints and frees root. */
+static char *finish(cJSON *root, const char *key, cJSON *item)
+{
+	if (!add_owned(root, key, item))
+		return discard(root, NULL);
+	return print_and_free(root);
+}
+
 char *frame_build_req(const char *id, const char *method, cJSON *params)
 {
-	cJSON *root = NULL;
+	cJSON *root = id && method ? envelope("req", "id", id) : NULL;
 
-	if (!id || !method)
-		goto fail;
-	root = cJSON_CreateObject();
-	if (!root || !cJSON_AddStringToObject(root, "type", "req") ||
-	    !cJSON_AddStringToObject(root, "id", id) ||
-	    !cJSON_AddStringToObject(root, "method", method))
-		goto fail;
-	if (!add_owned(root, "params", params)) {
-		params = NULL;
-		goto fail;
-	}
-	return print_and_free(root);
-fail:
-	cJSON_Delete(params);
-	cJSON_Delete(root);
-	return NULL;
+	if (!root || !cJSON_AddStringToObject(root, "method", method))
+		return discard(root, params);
+	return finish(root, "params", params);
 }
 
 char *frame_build_res_ok(const char *id, cJSON *payload)
 {
-	cJSON *root = NULL;
+	cJSON *root = id ? envelope("res", "id", id) : NULL;
 
-	if (!id)
-		goto fail;
-	root = cJSON_CreateObject();
-	if (!root || !cJSON_AddStringToObject(root, "type", "res") ||
-	    !cJSON_AddStringToObject(root, "id", id) || !cJSON_AddTrueToObject(root, "ok"))
-		goto fail;
-	if (!add_owned(root, "payload", payload)) {
-		payload = NULL;
-		goto fail;
-	}
-	return print_and_free(root);
-fail:
-	cJSON_Delete(payload);
-	cJSON_Delete(root);
-	return NULL;
+	if (!root || !cJSON_AddTrueToObject(root, "ok"))
+		return discard(root, payload);
+	return finish(root, "payload", payload);
 }
 
-char *frame_build_res_err(const char *id, enum cp_err err, const char *message,
-                          cJSON *extra_details)
+/* Moves the members of extra (consumed) into details, except "code": the table's details.code
+ * always wins. Returns false when memory ran out. */
+static bool merge_details(cJSON *details, cJSON *extra)
 {
-	const struct cp_err_info *info = cp_err_info(err);
-	cJSON *root = NULL, *error, *details;
+	while (cJSON_IsObject(extra) && extra->child) {
+		cJSON *it = cJSON_DetachItemViaPointer(extra, extra->child);
 
-	if (!id || !info || !info->wire_code)
-		goto fail;
-	root = cJSON_CreateObject();
-	if (!root || !cJSON_AddStringToObject(root, "type", "res") ||
-	    !cJSON_AddStringToObject(root, "id", id) || !cJSON_AddFalseToObject(root, "ok"))
-		goto fail;
-	error = cJSON_AddObjectToObject(root, "error");
-	if (!error || !cJSON_AddStringToObject(error, "code", info->wire_code) ||
-	    !cJSON_AddStringToObject(error, "message", message ? message : info->message))
-		goto fail;
-	details = cJSON_AddObjectToObject(error, "details");
-	if (!details || !cJSON_AddStringToObject(details, "code", info->details_code))
-		goto fail;
-	/* The table's details.code always wins over a "code" in extra_details. */
-	while (cJSON_IsObject(extra_details) && extra_details->child) {
-		cJSON *it = cJSON_DetachItemViaPointer(extra_details, extra_details->child);
 		if (!it->string || strcmp(it->string, "code") == 0) {
 			cJSON_Delete(it);
 			continue;
 		}
 		if (!cJSON_AddItemToObject(details, it->string, it)) {
 			cJSON_Delete(it);
-			goto fail;
+			cJSON_Delete(extra);
+			return false;
 		}
 	}
-	cJSON_Delete(extra_details);
+	cJSON_Delete(extra);
+	return true;
+}
+
+char *frame_build_res_err(const char *id, enum cp_err err, const char *message,
+                          cJSON *extra_details)
+{
+	const struct cp_err_info *info = cp_err_info(err);
+	cJSON *root = id && info && info->wire_code ? envelope("res", "id", id) : NULL;
+	cJSON *error, *details;
+
+	if (!root || !cJSON_AddFalseToObject(root, "ok"))
+		return discard(root, extra_details);
+	error = cJSON_AddObjectToObject(root, "error");
+	if (!error || !cJSON_AddStringToObject(error, "code", info->wire_code) ||
+	    !cJSON_AddStringToObject(error, "message", message ? message : info->message))
+		return discard(root, extra_details);
+	details = cJSON_AddObjectToObject(error, "details");
+	if (!details || !cJSON_AddStringToObject(details, "code", info->details_code))
+		return discard(root, extra_details);
+	if (!merge_details(details, extra_details))
+		return discard(root, NULL);
 	return print_and_free(root);
-fail:
-	cJSON_Delete(extra_details);
-	cJSON_Delete(root);
-	return NULL;
 }
 
 char *frame_build_event(const char *event, cJSON *payload, int64_t seq)
 {
-	cJSON *root = NULL;
+	cJSON *root = event ? envelope("event", "event", event) : NULL;
 
-	if (!event)
-		goto fail;
-	root = cJSON_CreateObject();
-	if (!root || !cJSON_AddStringToObject(root, "type", "event") ||
-	    !cJSON_AddStringToObject(root, "event", event))
-		goto fail;
-	if (!add_owned(root, "payload", payload)) {
-		payload = NULL;
-		goto fail;
-	}
-	payload = NULL;
+	if (!root)
+		return discard(NULL, payload);
+	if (!add_owned(root, "payload", payload))
+		return discard(root, NULL);
 	if (seq >= 0 && !json_add_int64(root, "seq", seq))
-		goto fail;
+		return discard(root, NULL);
 	return print_and_free(root);
-fail:
-	cJSON_Delete(payload);
-	cJSON_Delete(root);
-	return NULL;
 }
 
 void frame_close_reason(const char *reason, char *out, size_t outsz)
@@ -353,14 +345,7 @@ void frame_close_reason(const char *reason, char *out, size_t outsz)
 		reason = "";
 	if (outsz - 1 < max)
 		max = outsz - 1;
-	n = strlen(reason);
-	if (n > max) {
-		n = max;
-		/* Never end inside a multi-byte sequence: back up over continuation bytes to the
-		 * lead byte, which then starts the cut-off character. */
-		while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
-			n--;
-	}
+	n = json_utf8_prefix(reason, max);
 	memcpy(out, reason, n);
 	out[n] = '\0';
 }

@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
 #include "b64url.h"
+#include "fileio.h"
 #include "identity.h"
 #include "json.h"
 
@@ -194,55 +194,12 @@ bool identity_verify(const uint8_t pk[IDENTITY_PK_BYTES], const char *payload, c
 	                                   pk) == 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Makes the rename itself durable. */
-static void fsync_parent(const char *path)
-{
-	char *dir = strdup(path);
-	char *slash;
-	int fd;
-
-	if (!dir)
-		return;
-	slash = strrchr(dir, '/');
-	if (!slash) {
-		free(dir);
-		dir = strdup(".");
-		if (!dir)
-			return;
-	} else if (slash == dir) {
-		slash[1] = '\0';
-	} else {
-		*slash = '\0';
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	free(dir);
-}
-
 int identity_save(const struct identity *id, const char *path)
 {
 	char seed_b64[B64URL_ENCODED_SIZE(IDENTITY_SEED_BYTES)];
 	char *text = NULL, *tmp = NULL;
 	cJSON *root = NULL;
-	int fd = -1, rc = -1;
+	int fd, rc = -1;
 	size_t tmpsz;
 
 	if (!id || !path)
@@ -264,31 +221,11 @@ int identity_save(const struct identity *id, const char *path)
 		goto cleanup;
 	snprintf(tmp, tmpsz, "%s.tmp.%ld", path, (long)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	if (fd < 0 || fileio_commit(fd, tmp, path, text, NULL) < 0)
 		goto cleanup;
-	/* An old temp file may have been created with a wider mode. */
-	if (fchmod(fd, 0600) != 0 || write_all(fd, text, strlen(text)) != 0 ||
-	    write_all(fd, "\n", 1) != 0 || fsync(fd) != 0)
-		goto cleanup_unlink;
-	if (close(fd) != 0) {
-		fd = -1;
-		goto cleanup_unlink;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0)
-		goto cleanup_unlink;
-	fsync_parent(path);
+	fileio_sync_parent(path);
 	rc = 0;
-	goto cleanup;
-
-cleanup_unlink:
-	if (fd >= 0)
-		close(fd);
-	fd = -1;
-	unlink(tmp);
 cleanup:
-	if (fd >= 0)
-		close(fd);
 	free(tmp);
 	if (text) {
 		sodium_memzero(text, strlen(text));
@@ -297,49 +234,6 @@ cleanup:
 	cJSON_Delete(root);
 	sodium_memzero(seed_b64, sizeof(seed_b64));
 	return rc;
-}
-
-/* Reads at most IDENTITY_FILE_MAX bytes. Returns the malloc'd NUL-terminated text, or NULL with
- * errno set (EFBIG when too large). */
-static char *read_small_file(const char *path, size_t *lenp)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return NULL;
-	buf = malloc(IDENTITY_FILE_MAX + 1);
-	if (!buf)
-		goto fail;
-	for (;;) {
-		ssize_t r = read(fd, buf + len, IDENTITY_FILE_MAX + 1 - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if (len > IDENTITY_FILE_MAX) {
-			errno = EFBIG;
-			goto fail;
-		}
-	}
-	close(fd);
-	buf[len] = '\0';
-	*lenp = len;
-	return buf;
-
-fail:
-	free(buf);
-	{
-		int e = errno;
-		close(fd);
-		errno = e;
-	}
-	return NULL;
 }
 
 int identity_load(struct identity *id, const char *path)
@@ -357,8 +251,7 @@ int identity_load(struct identity *id, const char *path)
 		errno = EINVAL;
 		return -1;
 	}
-	text = read_small_file(path, &len);
-	if (!text)
+	if (fileio_read(AT_FDCWD, path, IDENTITY_FILE_MAX, &text, &len) < 0)
 		return errno == EFBIG ? -2 : -1;
 	if (strlen(text) != len)
 		goto cleanup;

@@ -7,13 +7,18 @@
 
 #include "json.h"
 
-const char *json_get_string(const cJSON *obj, const char *key)
+/* obj[key], or NULL when obj is not an object. */
+static const cJSON *member(const cJSON *obj, const char *key)
 {
-	const cJSON *it;
-
 	if (!cJSON_IsObject(obj) || !key)
 		return NULL;
-	it = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
+
+const char *json_get_string(const cJSON *obj, const char *key)
+{
+	const cJSON *it = member(obj, key);
+
 	return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
@@ -31,12 +36,9 @@ bool json_is_int64(const cJSON *item)
 
 bool json_get_int64(const cJSON *obj, const char *key, int64_t *out)
 {
-	const cJSON *it;
+	const cJSON *it = member(obj, key);
 
-	if (!cJSON_IsObject(obj) || !key || !out)
-		return false;
-	it = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (!json_is_int64(it))
+	if (!out || !json_is_int64(it))
 		return false;
 	*out = (int64_t)it->valuedouble;
 	return true;
@@ -44,15 +46,26 @@ bool json_get_int64(const cJSON *obj, const char *key, int64_t *out)
 
 bool json_get_bool(const cJSON *obj, const char *key, bool *out)
 {
-	const cJSON *it;
+	const cJSON *it = member(obj, key);
 
-	if (!cJSON_IsObject(obj) || !key || !out)
-		return false;
-	it = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (!cJSON_IsBool(it))
+	if (!out || !cJSON_IsBool(it))
 		return false;
 	*out = cJSON_IsTrue(it);
 	return true;
+}
+
+bool json_array_has_string(const cJSON *arr, const char *s)
+{
+	const cJSON *e;
+
+	if (!cJSON_IsArray(arr) || !s)
+		return false;
+	cJSON_ArrayForEach(e, arr)
+	{
+		if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0)
+			return true;
+	}
+	return false;
 }
 
 bool json_utf8_valid(const char *s, size_t len)
@@ -97,6 +110,19 @@ bool json_utf8_valid(const char *s, size_t len)
 		i += n + 1;
 	}
 	return true;
+}
+
+size_t json_utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n <= max)
+		return n;
+	/* Back up over continuation bytes to the lead byte, which starts the character cut. */
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
 }
 
 void json_utf8_trim_tail(char *s)

@@ -24,8 +24,15 @@ bool json_get_int64(const cJSON *obj, const char *key, int64_t *out);
 /* Sets *out to obj[key] when it is a JSON boolean. */
 bool json_get_bool(const cJSON *obj, const char *key, bool *out);
 
+/* True when arr is an array with a string element equal to s. */
+bool json_array_has_string(const cJSON *arr, const char *s);
+
 /* Strict UTF-8 check (no overlongs, no surrogates, nothing above U+10FFFF). */
 bool json_utf8_valid(const char *s, size_t len);
+
+/* Length of the longest prefix of s of at most max bytes that does not end inside a UTF-8
+ * sequence (for quoting client input in a bounded message or close reason). */
+size_t json_utf8_prefix(const char *s, size_t max);
 
 /* Cuts an incomplete UTF-8 sequence off the end of s (after a byte-wise truncation). */
 void json_utf8_trim_tail(char *s);

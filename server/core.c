@@ -86,44 +86,6 @@ void core_fail(struct core *core, struct core_conn *conn, const char *id, enum c
 		           close_reason ? close_reason : info->close_reason);
 }
 
-void core_uuid(char out[CORE_UUID_LEN + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	uint8_t b[16];
-	size_t o = 0;
-
-	randombytes_buf(b, sizeof(b));
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-	for (int i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[b[i] >> 4];
-		out[o++] = hex[b[i] & 15];
-	}
-	out[o] = '\0';
-}
-
-void core_token(char out[CORE_TOKEN_LEN + 1])
-{
-	uint8_t b[CORE_TOKEN_LEN / 2];
-
-	randombytes_buf(b, sizeof(b));
-	sodium_bin2hex(out, CORE_TOKEN_LEN + 1, b, sizeof(b));
-}
-
-int core_utf8_cut(const char *s, size_t max)
-{
-	size_t len = strnlen(s, max + 1);
-
-	if (len <= max)
-		return (int)len;
-	len = max;
-	while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-		len--;
-	return (int)len;
-}
-
 bool core_ip_is_loopback(const char *ip)
 {
 	if (!ip)
@@ -159,6 +121,25 @@ static void free_config(struct core *core)
 	free(core->trusted);
 }
 
+static uint64_t or_default(uint64_t v, uint64_t def)
+{
+	return v ? v : def;
+}
+
+static void apply_defaults(struct core_config *c)
+{
+	c->pending_ttl_ms = or_default(c->pending_ttl_ms, CORE_DEFAULT_PENDING_TTL_MS);
+	c->handshake_timeout_ms =
+	        or_default(c->handshake_timeout_ms, CORE_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+	c->tick_interval_ms = or_default(c->tick_interval_ms, CORE_DEFAULT_TICK_INTERVAL_MS);
+	c->max_pending = (unsigned)or_default(c->max_pending, CORE_DEFAULT_MAX_PENDING);
+	c->max_pending_per_ip =
+	        (unsigned)or_default(c->max_pending_per_ip, CORE_DEFAULT_MAX_PENDING_PER_IP);
+	c->max_preauth_per_ip =
+	        (unsigned)or_default(c->max_preauth_per_ip, CORE_DEFAULT_MAX_PREAUTH_PER_IP);
+	c->max_payload = (size_t)or_default(c->max_payload, CORE_DEFAULT_MAX_PAYLOAD);
+}
+
 int core_create(const struct core_config *cfg, const struct core_io *io, struct store *store,
                 uint64_t now_ms, struct core **out)
 {
@@ -186,20 +167,7 @@ int core_create(const struct core_config *cfg, const struct core_io *io, struct 
 	core->cfg.trusted_proxies = (const char *const *)core->trusted;
 	if ((cfg->token && !core->cfg.token) || !core->cfg.server_version || !core->cfg.server_host)
 		goto fail;
-	if (!core->cfg.pending_ttl_ms)
-		core->cfg.pending_ttl_ms = 300000;
-	if (!core->cfg.handshake_timeout_ms)
-		core->cfg.handshake_timeout_ms = 10000;
-	if (!core->cfg.tick_interval_ms)
-		core->cfg.tick_interval_ms = 30000;
-	if (!core->cfg.max_pending)
-		core->cfg.max_pending = 10240;
-	if (!core->cfg.max_pending_per_ip)
-		core->cfg.max_pending_per_ip = 32;
-	if (!core->cfg.max_preauth_per_ip)
-		core->cfg.max_preauth_per_ip = 64;
-	if (!core->cfg.max_payload)
-		core->cfg.max_payload = 524288;
+	apply_defaults(&core->cfg);
 	core->io = *io;
 	core->store = store;
 	core->started_ms = now_ms;
@@ -305,8 +273,8 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
 		return NULL;
 	conn->user = conn_user;
 	conn->state = CONN_PREAUTH;
-	core_uuid(conn->id);
-	core_uuid(conn->nonce);
+	uuid_v4(conn->id);
+	uuid_v4(conn->nonce);
 	resolve_peer(core, conn, peer);
 	conn->handshake_deadline = now_ms + core->cfg.handshake_timeout_ms;
 	core_note_preauth_deadline(core, conn->handshake_deadline);
@@ -420,7 +388,7 @@ static uint64_t run_expiry(struct core *core, uint64_t now_ms)
 		}
 		if (!due && !(due = calloc(n, sizeof(*due))))
 			return now_ms + 1000;
-		snprintf(due[n_due++], sizeof(due[0]), "%s", core_json_str(rec, "requestId"));
+		snprintf(due[n_due++], sizeof(due[0]), "%s", json_get_string(rec, "requestId"));
 	}
 	for (size_t i = 0; i < n_due; i++)
 		if (core_expire_request(core, due[i], now_ms) < 0)
@@ -439,7 +407,7 @@ static uint64_t run_expiry(struct core *core, uint64_t now_ms)
 			continue;
 		}
 		if (store_remove(core->store, STORE_COMPAT_NODE_PENDING,
-		                 core_json_str(rec, "requestId")) != 0) {
+		                 json_get_string(rec, "requestId")) != 0) {
 			next = min_u64(next, now_ms + 1000);
 			i++;
 			continue;

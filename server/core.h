@@ -14,6 +14,18 @@ struct store;
 
 enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG_DEBUG };
 
+/* What a zero field of struct core_config stands for. */
+#define CORE_DEFAULT_PENDING_TTL_MS 300000
+#define CORE_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define CORE_DEFAULT_TICK_INTERVAL_MS 30000
+#define CORE_DEFAULT_MAX_PENDING 10240
+#define CORE_DEFAULT_MAX_PENDING_PER_IP 32
+#define CORE_DEFAULT_MAX_PREAUTH_PER_IP 64
+#define CORE_DEFAULT_MAX_PAYLOAD 524288
+
+/* hello-ok's policy.maxBufferedBytes: the adapter closes a peer that lets more pile up. */
+#define CORE_MAX_BUFFERED_BYTES 1572864
+
 struct core_config {
 	const char *token; /* shared gateway token; NULL: none accepted */
 	const char *const *trusted_proxies; /* exact peer IPs whose X-Forwarded-For is believed */

@@ -115,28 +115,15 @@ static void trim_copy(const char *in, char *out, size_t outsz)
 	snprintf(out, outsz, "%.*s", (int)(end - in), in);
 }
 
+/* The payload is rebuilt by the protocol library, which also picks its <token> field. */
 static bool verify_signature(const struct connect_params *cp, const uint8_t pk[IDENTITY_PK_BYTES])
 {
-	char platform[CONNECT_MAX_STRING + 1], family[CONNECT_MAX_STRING + 1];
-	struct authpayload_params ap = {
-	        .device_id = cp->device_id,
-	        .client_id = cp->client_id,
-	        .client_mode = cp->client_mode,
-	        .role = cp->role,
-	        .scopes = cp->scopes,
-	        .n_scopes = cp->n_scopes,
-	        .signed_at_ms = cp->device_signed_at,
-	        .token = cp->auth_token ? cp->auth_token : cp->auth_device_token,
-	        .nonce = cp->device_nonce,
-	        .platform = platform,
-	        .device_family = family,
-	};
 	static const enum authpayload_version order[] = {AUTHPAYLOAD_V3, AUTHPAYLOAD_V2};
+	struct authpayload_params ap;
 
-	if (!cp->device_signature ||
-	    authpayload_normalize_meta(cp->client_platform, platform, sizeof(platform)) < 0 ||
-	    authpayload_normalize_meta(cp->client_device_family, family, sizeof(family)) < 0)
+	if (!cp->device_signature)
 		return false;
+	connect_authpayload_params(cp, &ap);
 	/* v1 (no nonce) is not accepted: every device connect answers the challenge. */
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		char *payload = authpayload_build(order[i], &ap);
@@ -210,7 +197,7 @@ static cJSON *effective_scopes(const struct connect_params *cp, bool is_node)
 		return a;
 	}
 	for (size_t i = 0; i < cp->n_scopes; i++)
-		if (!core_json_array_has(a, cp->scopes[i]))
+		if (!json_array_has_string(a, cp->scopes[i]))
 			cJSON_AddItemToArray(a, cJSON_CreateString(cp->scopes[i]));
 	return a;
 }
@@ -232,7 +219,7 @@ static cJSON *build_pending(struct core *core, const struct core_conn *conn,
 
 	if (!r)
 		return NULL;
-	core_uuid(rid);
+	uuid_v4(rid);
 	cJSON_AddStringToObject(r, "requestId", rid);
 	cJSON_AddStringToObject(r, "deviceId", conn->device_id);
 	cJSON_AddStringToObject(r, "publicKey", conn->public_key);
@@ -265,13 +252,13 @@ static bool paired_covers(const cJSON *paired, const struct core_conn *conn)
 	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(paired, "roles");
 	const cJSON *scopes = cJSON_GetObjectItemCaseSensitive(paired, "scopes");
 	const cJSON *s;
-	const char *role = core_json_str(paired, "role");
+	const char *role = json_get_string(paired, "role");
 
-	if (!core_json_array_has(roles, conn->role) && !(role && strcmp(role, conn->role) == 0))
+	if (!json_array_has_string(roles, conn->role) && !(role && strcmp(role, conn->role) == 0))
 		return false;
 	cJSON_ArrayForEach(s, conn->scopes)
 	{
-		if (!core_json_array_has(scopes, s->valuestring))
+		if (!json_array_has_string(scopes, s->valuestring))
 			return false;
 	}
 	return true;
@@ -283,9 +270,9 @@ static cJSON *pending_event_payload(const cJSON *rec)
 
 	if (!p)
 		return NULL;
-	cJSON_AddStringToObject(p, "requestId", core_json_str(rec, "requestId"));
-	cJSON_AddStringToObject(p, "deviceId", core_json_str(rec, "deviceId"));
-	add_opt(p, "fingerprint", core_json_str(rec, "fingerprint"));
+	cJSON_AddStringToObject(p, "requestId", json_get_string(rec, "requestId"));
+	cJSON_AddStringToObject(p, "deviceId", json_get_string(rec, "deviceId"));
+	add_opt(p, "fingerprint", json_get_string(rec, "fingerprint"));
 	cJSON_AddNumberToObject(p, "expiresAtMs", (double)core_json_u64(rec, "expiresAtMs"));
 	cJSON_AddBoolToObject(p, "isRepair",
 	                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "isRepair")));
@@ -299,7 +286,7 @@ static void announce_requested(struct core *core, const cJSON *rec)
 		cJSON *n = cJSON_Duplicate(rec, true);
 
 		if (n)
-			cJSON_AddStringToObject(n, "nodeId", core_json_str(rec, "deviceId"));
+			cJSON_AddStringToObject(n, "nodeId", json_get_string(rec, "deviceId"));
 		core_broadcast_pairing(core, "node.pair.requested", n);
 	}
 }
@@ -313,7 +300,7 @@ static void compat_require_pairing(struct core *core, struct core_conn *conn,
 	cJSON *extra;
 
 	if (existing) {
-		snprintf(rid, sizeof(rid), "%s", core_json_str(existing, "requestId"));
+		snprintf(rid, sizeof(rid), "%s", json_get_string(existing, "requestId"));
 	} else {
 		cJSON *rec = build_pending(core, conn, cp, false, is_repair, now_ms);
 		cJSON *copy = rec ? cJSON_Duplicate(rec, true) : NULL;
@@ -326,7 +313,7 @@ static void compat_require_pairing(struct core *core, struct core_conn *conn,
 			          NULL);
 			return;
 		}
-		snprintf(rid, sizeof(rid), "%s", core_json_str(copy, "requestId"));
+		snprintf(rid, sizeof(rid), "%s", json_get_string(copy, "requestId"));
 		/* 1.30 announced only the device event for a WS connect. */
 		core_broadcast_pairing(core, "device.pair.requested", copy);
 	}
@@ -341,7 +328,7 @@ static void set_request_role(cJSON *rec, const char *role)
 {
 	cJSON *roles;
 
-	if (core_json_str(rec, "role") && strcmp(core_json_str(rec, "role"), role) == 0)
+	if (json_get_string(rec, "role") && strcmp(json_get_string(rec, "role"), role) == 0)
 		return;
 	cJSON_DeleteItemFromObjectCaseSensitive(rec, "role");
 	cJSON_AddStringToObject(rec, "role", role);
@@ -350,7 +337,7 @@ static void set_request_role(cJSON *rec, const char *role)
 		cJSON_DeleteItemFromObjectCaseSensitive(rec, "roles");
 		roles = cJSON_AddArrayToObject(rec, "roles");
 	}
-	if (roles && !core_json_array_has(roles, role))
+	if (roles && !json_array_has_string(roles, role))
 		cJSON_AddItemToArray(roles, cJSON_CreateString(role));
 }
 
@@ -363,7 +350,7 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 	char rid[CORE_UUID_LEN + 1];
 
 	if (existing)
-		holder = core_find_held(core, core_json_str(existing, "requestId"), conn);
+		holder = core_find_held(core, json_get_string(existing, "requestId"), conn);
 	if (core_count_held(core, conn->ip, holder) >= core->cfg.max_pending_per_ip) {
 		core_fail(core, conn, conn->connect_id, CP_ERR_PENDING_LIMIT_IP, NULL, NULL, NULL);
 		return;
@@ -387,7 +374,7 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 		if (!rec)
 			goto store_failed;
 	}
-	snprintf(rid, sizeof(rid), "%s", core_json_str(rec, "requestId"));
+	snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
 	{
 		cJSON *copy = cJSON_Duplicate(rec, true);
 
@@ -423,8 +410,9 @@ static void pairing_decision(struct core *core, struct core_conn *conn,
 {
 	const cJSON *paired = store_get(core->store, STORE_PAIRED, conn->device_id);
 	const cJSON *existing = store_find(core->store, STORE_PENDING, "deviceId", conn->device_id);
-	bool key_changed = paired && (!core_json_str(paired, "publicKey") ||
-	                              strcmp(core_json_str(paired, "publicKey"), conn->public_key));
+	bool key_changed =
+	        paired && (!json_get_string(paired, "publicKey") ||
+	                   strcmp(json_get_string(paired, "publicKey"), conn->public_key));
 
 	if (paired && !key_changed && paired_covers(paired, conn)) {
 		core_finish_hello(core, conn, now_ms);
@@ -434,18 +422,19 @@ static void pairing_decision(struct core *core, struct core_conn *conn,
 	    !core->cfg.compat_6836) {
 		char rid[CORE_UUID_LEN + 1];
 
-		snprintf(rid, sizeof(rid), "%s", core_json_str(existing, "requestId"));
+		snprintf(rid, sizeof(rid), "%s", json_get_string(existing, "requestId"));
 		core_expire_request(core, rid, now_ms);
 		existing = store_find(core->store, STORE_PENDING, "deviceId", conn->device_id);
 	}
 	if (existing &&
-	    strcmp(core_json_str(existing, "publicKey") ? core_json_str(existing, "publicKey") : "",
+	    strcmp(json_get_string(existing, "publicKey") ? json_get_string(existing, "publicKey")
+	                                                  : "",
 	           conn->public_key) != 0) {
 		/* A request signed by another key cannot be this device's: drop it. */
 		char rid[CORE_UUID_LEN + 1];
 		struct core_conn *h;
 
-		snprintf(rid, sizeof(rid), "%s", core_json_str(existing, "requestId"));
+		snprintf(rid, sizeof(rid), "%s", json_get_string(existing, "requestId"));
 		h = core_find_held(core, rid, conn);
 		if (store_remove(core->store, STORE_PENDING, rid) < 0) {
 			core_fail(core, conn, conn->connect_id, CP_ERR_STORE_FAILED, NULL, NULL,
@@ -474,7 +463,7 @@ static void pairing_decision(struct core *core, struct core_conn *conn,
 			          NULL);
 			return;
 		}
-		snprintf(rid, sizeof(rid), "%s", core_json_str(rec, "requestId"));
+		snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
 		core_logf(core, CORE_LOG_INFO, "conn %s: local device %s approved silently",
 		          conn->id, conn->device_id);
 		core_announce_approved(core, rid, conn->device_id, core_is_node_request(rec),

@@ -14,13 +14,14 @@
 #include "errors.h"
 #include "frame.h"
 #include "identity.h"
+#include "json.h"
+#include "random.h"
 #include "store.h"
 
 #define CORE_UUID_LEN 36
 #define CORE_TOKEN_LEN 32
 #define CORE_IP_MAX 64
 #define CORE_SKEW_MS 120000
-#define CORE_MAX_BUFFERED_BYTES 1572864
 #define CORE_PROTOCOL_EXPECTED 4
 
 enum conn_state { CONN_PREAUTH, CONN_HELD, CONN_AUTHED };
@@ -95,12 +96,7 @@ void core_send_ok(struct core *core, struct core_conn *conn, const char *id, cJS
 void core_fail(struct core *core, struct core_conn *conn, const char *id, enum cp_err err,
                const char *message, cJSON *extra, const char *close_reason);
 void core_close(struct core *core, struct core_conn *conn, int code, const char *reason);
-void core_uuid(char out[CORE_UUID_LEN + 1]);
-void core_token(char out[CORE_TOKEN_LEN + 1]);
 bool core_ip_is_loopback(const char *ip);
-/* Length of s cut to at most max bytes without splitting a UTF-8 sequence (for messages that
- * quote client input). */
-int core_utf8_cut(const char *s, size_t max);
 /* Sends a pairing event to every authenticated operator with operator.pairing or operator.admin.
  * Consumes payload. */
 void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload);
@@ -124,9 +120,7 @@ void core_handle_connect(struct core *core, struct core_conn *conn, const struct
 void core_finish_hello(struct core *core, struct core_conn *conn, uint64_t now_ms);
 
 /* core_pairing.c */
-const char *core_json_str(const cJSON *obj, const char *key);
 uint64_t core_json_u64(const cJSON *obj, const char *key);
-bool core_json_array_has(const cJSON *arr, const char *s);
 bool core_conn_has_scope(const struct core_conn *conn, const char *scope);
 bool core_is_node_request(const cJSON *rec);
 /* Writes the paired record for request rec (taken from the pending table when in_store). On

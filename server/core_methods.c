@@ -6,6 +6,17 @@
 
 #include "core_internal.h"
 
+/* One request after the handshake, as a method handler sees it. */
+struct call {
+	const char *id;
+	const char *method;
+	const cJSON *params;
+	uint64_t now_ms;
+	bool node; /* the node.pair.* twin of a device.pair.* method */
+};
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
 enum ptype { P_STR, P_STR_ARRAY };
 
 struct pspec {
@@ -15,10 +26,10 @@ struct pspec {
 };
 
 /* OpenClaw's params objects are closed: unknown keys and wrong types are errors. */
-static bool check_params(struct core *core, struct core_conn *conn, const char *id,
-                         const char *method, const cJSON *params, const struct pspec *spec,
-                         size_t n)
+static bool check_params(struct core *core, struct core_conn *conn, const struct call *rq,
+                         const struct pspec *spec, size_t n)
 {
+	const cJSON *params = rq->params;
 	char why[200] = "", msg[320];
 	const cJSON *e;
 
@@ -36,7 +47,7 @@ static bool check_params(struct core *core, struct core_conn *conn, const char *
 					break;
 			if (i == n) {
 				snprintf(why, sizeof(why), "at root: unexpected property '%.*s'",
-				         core_utf8_cut(e->string, 64), e->string);
+				         (int)json_utf8_prefix(e->string, 64), e->string);
 				goto bad;
 			}
 			if (spec[i].type == P_STR && (!cJSON_IsString(e) || !e->valuestring[0])) {
@@ -70,14 +81,9 @@ static bool check_params(struct core *core, struct core_conn *conn, const char *
 	}
 	return true;
 bad:
-	snprintf(msg, sizeof(msg), "invalid %s params: %s", method, why);
-	core_fail(core, conn, id, CP_ERR_INVALID_PARAMS, msg, NULL, NULL);
+	snprintf(msg, sizeof(msg), "invalid %s params: %s", rq->method, why);
+	core_fail(core, conn, rq->id, CP_ERR_INVALID_PARAMS, msg, NULL, NULL);
 	return false;
-}
-
-static const char *param_str(const cJSON *params, const char *k)
-{
-	return core_json_str(params, k);
 }
 
 /* Indexes of table t's records (node-role ones only when node_only), newest first. */
@@ -122,21 +128,24 @@ static cJSON *pending_list(struct core *core, enum store_table t, bool node_view
 		cJSON *r = cJSON_Duplicate(store_at(core->store, t, v[i]), true);
 
 		if (r && node_view && !cJSON_GetObjectItemCaseSensitive(r, "nodeId"))
-			cJSON_AddStringToObject(r, "nodeId", core_json_str(r, "deviceId"));
+			cJSON_AddStringToObject(r, "nodeId", json_get_string(r, "deviceId"));
 		cJSON_AddItemToArray(a, r);
 	}
 	free(v);
 	return a;
 }
 
-static void m_device_pair_list(struct core *core, struct core_conn *conn, const char *id,
-                               const cJSON *params, uint64_t now_ms)
+/* A write to the store failed: the request gets STORE_FAILED, the log says why. */
+static void store_failed(struct core *core, struct core_conn *conn, const struct call *rq)
+{
+	core_logf(core, CORE_LOG_ERROR, "%s: %s", rq->method, store_last_error(core->store));
+	core_fail(core, conn, rq->id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
+}
+
+static void m_device_pair_list(struct core *core, struct core_conn *conn, const struct call *rq)
 {
 	cJSON *p, *paired;
 
-	(void)now_ms;
-	if (!check_params(core, conn, id, "device.pair.list", params, NULL, 0))
-		return;
 	p = cJSON_CreateObject();
 	if (p) {
 		cJSON_AddItemToObject(p, "pending", pending_list(core, STORE_PENDING, false));
@@ -145,25 +154,16 @@ static void m_device_pair_list(struct core *core, struct core_conn *conn, const 
 			cJSON_AddItemToArray(
 			        paired, core_redact_paired(store_at(core->store, STORE_PAIRED, i)));
 	}
-	core_send_ok(core, conn, id, p);
+	core_send_ok(core, conn, rq->id, p);
 }
 
-static bool paired_is_node(const cJSON *paired)
-{
-	return core_is_node_request(paired);
-}
-
-static void m_node_pair_list(struct core *core, struct core_conn *conn, const char *id,
-                             const cJSON *params, uint64_t now_ms)
+static void m_node_pair_list(struct core *core, struct core_conn *conn, const struct call *rq)
 {
 	cJSON *p, *paired;
 
-	(void)now_ms;
-	if (!check_params(core, conn, id, "node.pair.list", params, NULL, 0))
-		return;
 	p = cJSON_CreateObject();
 	if (!p) {
-		core_send_ok(core, conn, id, NULL);
+		core_send_ok(core, conn, rq->id, NULL);
 		return;
 	}
 	if (core->cfg.compat_6836) {
@@ -171,7 +171,7 @@ static void m_node_pair_list(struct core *core, struct core_conn *conn, const ch
 		cJSON_AddItemToObject(p, "pending",
 		                      pending_list(core, STORE_COMPAT_NODE_PENDING, true));
 		cJSON_AddArrayToObject(p, "paired");
-		core_send_ok(core, conn, id, p);
+		core_send_ok(core, conn, rq->id, p);
 		return;
 	}
 	cJSON_AddItemToObject(p, "pending", pending_list(core, STORE_PENDING, true));
@@ -179,10 +179,10 @@ static void m_node_pair_list(struct core *core, struct core_conn *conn, const ch
 	for (size_t i = 0; paired && i < store_count(core->store, STORE_PAIRED); i++) {
 		const cJSON *d = store_at(core->store, STORE_PAIRED, i);
 
-		if (paired_is_node(d))
+		if (core_is_node_request(d))
 			cJSON_AddItemToArray(paired, core_node_summary(d));
 	}
-	core_send_ok(core, conn, id, p);
+	core_send_ok(core, conn, rq->id, p);
 }
 
 static void unknown_request(struct core *core, struct core_conn *conn, const char *id,
@@ -195,38 +195,36 @@ static void unknown_request(struct core *core, struct core_conn *conn, const cha
 	size_t *v = sorted_pending(core, t, node_only, &n);
 
 	for (size_t i = 0; ids && v && i < n; i++)
-		cJSON_AddItemToArray(ids, cJSON_CreateString(core_json_str(
+		cJSON_AddItemToArray(ids, cJSON_CreateString(json_get_string(
 		                                  store_at(core->store, t, v[i]), "requestId")));
 	free(v);
-	snprintf(msg, sizeof(msg), "unknown requestId: %.*s", core_utf8_cut(rid, 64), rid);
+	snprintf(msg, sizeof(msg), "unknown requestId: %.*s", (int)json_utf8_prefix(rid, 64), rid);
 	core_fail(core, conn, id, CP_ERR_UNKNOWN_REQUEST_ID, msg, extra, NULL);
 }
 
 /* The request an approve/reject of this kind may resolve: device.* any pending request, node.*
- * the node-role ones (or, in compat mode, only the separate node store). */
-static const cJSON *lookup_request(struct core *core, bool node, const char *rid,
+ * the node-role ones (or, in compat mode, only the separate node store). Unknown: answered with
+ * UNKNOWN_REQUEST_ID here, NULL returned. */
+static const cJSON *lookup_request(struct core *core, struct core_conn *conn, const struct call *rq,
                                    enum store_table *t_out)
 {
+	const char *rid = json_get_string(rq->params, "requestId");
 	const cJSON *rec;
 
-	*t_out = node && core->cfg.compat_6836 ? STORE_COMPAT_NODE_PENDING : STORE_PENDING;
+	*t_out = rq->node && core->cfg.compat_6836 ? STORE_COMPAT_NODE_PENDING : STORE_PENDING;
 	rec = store_get(core->store, *t_out, rid);
-	if (rec && node && *t_out == STORE_PENDING && !core_is_node_request(rec))
-		return NULL;
+	if (rec && rq->node && *t_out == STORE_PENDING && !core_is_node_request(rec))
+		rec = NULL;
+	if (!rec)
+		unknown_request(core, conn, rq->id, *t_out, rq->node, rid);
 	return rec;
 }
 
-static const struct pspec approve_spec[] = {
-        {"requestId", P_STR, true},
-        {"publicKey", P_STR, false},
-        {"fingerprint", P_STR, false},
-};
-
 static bool key_matches(const cJSON *rec, const cJSON *params)
 {
-	const char *want_pk = param_str(params, "publicKey");
-	const char *want_fp = param_str(params, "fingerprint");
-	const char *rec_pk = core_json_str(rec, "publicKey");
+	const char *want_pk = json_get_string(params, "publicKey");
+	const char *want_fp = json_get_string(params, "fingerprint");
+	const char *rec_pk = json_get_string(rec, "publicKey");
 	char norm[IDENTITY_PK_B64_LEN + 8];
 	uint8_t pk[IDENTITY_PK_BYTES];
 
@@ -242,82 +240,82 @@ static bool key_matches(const cJSON *rec, const cJSON *params)
 	return true;
 }
 
-static void approve(struct core *core, struct core_conn *conn, const char *id, const cJSON *params,
-                    uint64_t now_ms, bool node)
+/* 2026.1.30's node.pair.approve of its separate node store: the record just goes. */
+static void approve_compat_node(struct core *core, struct core_conn *conn, const struct call *rq,
+                                const char *rid)
 {
-	const char *method = node ? "node.pair.approve" : "device.pair.approve";
+	cJSON *p;
+
+	if (store_remove(core->store, STORE_COMPAT_NODE_PENDING, rid) < 0) {
+		store_failed(core, conn, rq);
+		return;
+	}
+	p = cJSON_CreateObject();
+	if (p) {
+		cJSON_AddStringToObject(p, "requestId", rid);
+		cJSON_AddItemToObject(p, "node", cJSON_CreateObject());
+	}
+	core_send_ok(core, conn, rq->id, p);
+}
+
+static void m_pair_approve(struct core *core, struct core_conn *conn, const struct call *rq)
+{
 	enum store_table t;
 	const cJSON *rec;
 	cJSON *copy, *device = NULL, *p;
 	char rid[CORE_UUID_LEN + 1], did[IDENTITY_DEVICE_ID_LEN + 1];
 	int rc;
 
-	if (!check_params(core, conn, id, method, params, approve_spec, 3))
+	rec = lookup_request(core, conn, rq, &t);
+	if (!rec)
 		return;
-	rec = lookup_request(core, node, param_str(params, "requestId"), &t);
-	if (!rec) {
-		unknown_request(core, conn, id, t, node, param_str(params, "requestId"));
-		return;
-	}
-	snprintf(rid, sizeof(rid), "%s", core_json_str(rec, "requestId"));
+	snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
 	if (t == STORE_COMPAT_NODE_PENDING) {
-		if (store_remove(core->store, t, rid) < 0)
-			goto store_failed;
-		p = cJSON_CreateObject();
-		if (p) {
-			cJSON_AddStringToObject(p, "requestId", rid);
-			cJSON_AddItemToObject(p, "node", cJSON_CreateObject());
-		}
-		core_send_ok(core, conn, id, p);
+		approve_compat_node(core, conn, rq, rid);
 		return;
 	}
 	/* KEY-1: the operator may pin the key they compared out of band. */
-	if (!key_matches(rec, params)) {
-		core_fail(core, conn, id, CP_ERR_PUBLIC_KEY_MISMATCH, NULL, NULL, NULL);
+	if (!key_matches(rec, rq->params)) {
+		core_fail(core, conn, rq->id, CP_ERR_PUBLIC_KEY_MISMATCH, NULL, NULL, NULL);
 		return;
 	}
 	copy = cJSON_Duplicate(rec, true);
-	if (!copy)
-		goto store_failed;
-	snprintf(did, sizeof(did), "%s",
-	         core_json_str(copy, "deviceId") ? core_json_str(copy, "deviceId") : "");
-	rc = core_pair_request(core, copy, true, now_ms, &device);
-	if (rc == -2) {
-		cJSON_Delete(copy);
-		core_fail(core, conn, id, CP_ERR_PUBLIC_KEY_MISMATCH,
-		          "the request's deviceId is not the hash of its public key", NULL, NULL);
+	if (!copy) {
+		store_failed(core, conn, rq);
 		return;
 	}
+	snprintf(did, sizeof(did), "%s",
+	         json_get_string(copy, "deviceId") ? json_get_string(copy, "deviceId") : "");
+	rc = core_pair_request(core, copy, true, rq->now_ms, &device);
 	if (rc < 0) {
 		cJSON_Delete(copy);
-		goto store_failed;
+		if (rc == -2)
+			core_fail(core, conn, rq->id, CP_ERR_PUBLIC_KEY_MISMATCH,
+			          "the request's deviceId is not the hash of its public key", NULL,
+			          NULL);
+		else
+			store_failed(core, conn, rq);
+		return;
 	}
 	/* PERSIST-3: the record is on disk (fsync'd) before anyone hears "ok". */
 	core_logf(core, CORE_LOG_INFO, "conn %s: %s approved request %s of device %s", conn->id,
-	          method, rid, did);
+	          rq->method, rid, did);
 	p = cJSON_CreateObject();
 	if (p) {
 		cJSON_AddStringToObject(p, "requestId", rid);
-		if (node)
+		if (rq->node)
 			cJSON_AddItemToObject(p, "node", core_node_summary(device));
 		else
 			cJSON_AddItemToObject(p, "device", core_redact_paired(device));
 	}
 	cJSON_Delete(device);
-	core_send_ok(core, conn, id, p);
-	core_announce_approved(core, rid, did, core_is_node_request(copy), now_ms);
+	core_send_ok(core, conn, rq->id, p);
+	core_announce_approved(core, rid, did, core_is_node_request(copy), rq->now_ms);
 	cJSON_Delete(copy);
-	return;
-store_failed:
-	core_logf(core, CORE_LOG_ERROR, "%s: %s", method, store_last_error(core->store));
-	core_fail(core, conn, id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
 }
 
-static void reject(struct core *core, struct core_conn *conn, const char *id, const cJSON *params,
-                   uint64_t now_ms, bool node)
+static void m_pair_reject(struct core *core, struct core_conn *conn, const struct call *rq)
 {
-	static const struct pspec spec[] = {{"requestId", P_STR, true}};
-	const char *method = node ? "node.pair.reject" : "device.pair.reject";
 	char rid[CORE_UUID_LEN + 1], did[IDENTITY_DEVICE_ID_LEN + 1];
 	enum store_table t;
 	const cJSON *rec;
@@ -325,34 +323,29 @@ static void reject(struct core *core, struct core_conn *conn, const char *id, co
 	bool node_role;
 	cJSON *p;
 
-	if (!check_params(core, conn, id, method, params, spec, 1))
+	rec = lookup_request(core, conn, rq, &t);
+	if (!rec)
 		return;
-	rec = lookup_request(core, node, param_str(params, "requestId"), &t);
-	if (!rec) {
-		unknown_request(core, conn, id, t, node, param_str(params, "requestId"));
-		return;
-	}
-	snprintf(rid, sizeof(rid), "%s", core_json_str(rec, "requestId"));
+	snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
 	snprintf(did, sizeof(did), "%s",
-	         core_json_str(rec, "deviceId") ? core_json_str(rec, "deviceId")
-	         : core_json_str(rec, "nodeId") ? core_json_str(rec, "nodeId")
-	                                        : "");
+	         json_get_string(rec, "deviceId") ? json_get_string(rec, "deviceId")
+	         : json_get_string(rec, "nodeId") ? json_get_string(rec, "nodeId")
+	                                          : "");
 	node_role = core_is_node_request(rec) || t == STORE_COMPAT_NODE_PENDING;
 	if (store_remove(core->store, t, rid) < 0) {
-		core_logf(core, CORE_LOG_ERROR, "%s: %s", method, store_last_error(core->store));
-		core_fail(core, conn, id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
+		store_failed(core, conn, rq);
 		return;
 	}
 	core_logf(core, CORE_LOG_INFO, "conn %s: %s rejected request %s of device %s", conn->id,
-	          method, rid, did);
+	          rq->method, rid, did);
 	p = cJSON_CreateObject();
 	if (p) {
 		cJSON_AddStringToObject(p, "requestId", rid);
-		cJSON_AddStringToObject(p, node ? "nodeId" : "deviceId", did);
+		cJSON_AddStringToObject(p, rq->node ? "nodeId" : "deviceId", did);
 	}
-	core_send_ok(core, conn, id, p);
+	core_send_ok(core, conn, rq->id, p);
 	if (t == STORE_PENDING) {
-		core_announce_resolved(core, rid, did, node_role, "rejected", now_ms);
+		core_announce_resolved(core, rid, did, node_role, "rejected", rq->now_ms);
 		held = core_find_held(core, rid, NULL);
 		if (held)
 			core_fail(core, held, held->connect_id, CP_ERR_PAIRING_REJECTED, NULL, NULL,
@@ -360,58 +353,27 @@ static void reject(struct core *core, struct core_conn *conn, const char *id, co
 	}
 }
 
-static void m_device_pair_approve(struct core *core, struct core_conn *conn, const char *id,
-                                  const cJSON *params, uint64_t now_ms)
+static void m_device_pair_remove(struct core *core, struct core_conn *conn, const struct call *rq)
 {
-	approve(core, conn, id, params, now_ms, false);
-}
-
-static void m_node_pair_approve(struct core *core, struct core_conn *conn, const char *id,
-                                const cJSON *params, uint64_t now_ms)
-{
-	approve(core, conn, id, params, now_ms, true);
-}
-
-static void m_device_pair_reject(struct core *core, struct core_conn *conn, const char *id,
-                                 const cJSON *params, uint64_t now_ms)
-{
-	reject(core, conn, id, params, now_ms, false);
-}
-
-static void m_node_pair_reject(struct core *core, struct core_conn *conn, const char *id,
-                               const cJSON *params, uint64_t now_ms)
-{
-	reject(core, conn, id, params, now_ms, true);
-}
-
-static void m_device_pair_remove(struct core *core, struct core_conn *conn, const char *id,
-                                 const cJSON *params, uint64_t now_ms)
-{
-	static const struct pspec spec[] = {{"deviceId", P_STR, true}};
 	char did[IDENTITY_DEVICE_ID_LEN + 1];
 	cJSON *p;
 	int rc;
 
-	(void)now_ms;
-	if (!check_params(core, conn, id, "device.pair.remove", params, spec, 1))
-		return;
-	snprintf(did, sizeof(did), "%s", param_str(params, "deviceId"));
-	rc = store_remove(core->store, STORE_PAIRED, param_str(params, "deviceId"));
+	snprintf(did, sizeof(did), "%s", json_get_string(rq->params, "deviceId"));
+	rc = store_remove(core->store, STORE_PAIRED, json_get_string(rq->params, "deviceId"));
 	if (rc == 1) {
-		core_fail(core, conn, id, CP_ERR_UNKNOWN_DEVICE, NULL, NULL, NULL);
+		core_fail(core, conn, rq->id, CP_ERR_UNKNOWN_DEVICE, NULL, NULL, NULL);
 		return;
 	}
 	if (rc < 0) {
-		core_logf(core, CORE_LOG_ERROR, "device.pair.remove: %s",
-		          store_last_error(core->store));
-		core_fail(core, conn, id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
+		store_failed(core, conn, rq);
 		return;
 	}
 	core_logf(core, CORE_LOG_INFO, "conn %s: removed device %s", conn->id, did);
 	p = cJSON_CreateObject();
 	if (p)
 		cJSON_AddStringToObject(p, "deviceId", did);
-	core_send_ok(core, conn, id, p);
+	core_send_ok(core, conn, rq->id, p);
 	/* Its live sessions were authorized by the pairing that is gone. */
 	for (struct core_conn *c = core->conns; c; c = c->next)
 		if (!c->closing && c->state == CONN_AUTHED && c->has_device &&
@@ -419,50 +381,72 @@ static void m_device_pair_remove(struct core *core, struct core_conn *conn, cons
 			core_fail(core, c, NULL, CP_ERR_DEVICE_REMOVED, NULL, NULL, NULL);
 }
 
-static void m_node_list(struct core *core, struct core_conn *conn, const char *id,
-                        const cJSON *params, uint64_t now_ms)
+static void add_str_if(cJSON *o, const char *k, const char *v)
+{
+	if (v)
+		cJSON_AddStringToObject(o, k, v);
+}
+
+/* node.list's entry for a paired node. */
+static cJSON *node_entry(const struct core *core, const cJSON *d, const char *did)
+{
+	cJSON *n = cJSON_CreateObject();
+	bool connected = false;
+
+	if (!n)
+		return NULL;
+	for (const struct core_conn *c = core->conns; c; c = c->next)
+		if (!c->closing && c->state == CONN_AUTHED && c->is_node &&
+		    strcmp(c->device_id, did) == 0)
+			connected = true;
+	cJSON_AddStringToObject(n, "nodeId", did);
+	add_str_if(n, "displayName", json_get_string(d, "displayName"));
+	add_str_if(n, "platform", json_get_string(d, "platform"));
+	cJSON_AddStringToObject(n, "clientId",
+	                        json_get_string(d, "clientId") ? json_get_string(d, "clientId")
+	                                                       : "");
+	cJSON_AddBoolToObject(n, "paired", true);
+	cJSON_AddBoolToObject(n, "connected", connected);
+	add_str_if(n, "remoteIp", json_get_string(d, "remoteIp"));
+	return n;
+}
+
+static void m_node_list(struct core *core, struct core_conn *conn, const struct call *rq)
 {
 	cJSON *p, *nodes;
 
-	if (!check_params(core, conn, id, "node.list", params, NULL, 0))
-		return;
 	p = cJSON_CreateObject();
 	if (!p) {
-		core_send_ok(core, conn, id, NULL);
+		core_send_ok(core, conn, rq->id, NULL);
 		return;
 	}
-	cJSON_AddNumberToObject(p, "ts", (double)now_ms);
+	cJSON_AddNumberToObject(p, "ts", (double)rq->now_ms);
 	nodes = cJSON_AddArrayToObject(p, "nodes");
 	for (size_t i = 0; nodes && i < store_count(core->store, STORE_PAIRED); i++) {
 		const cJSON *d = store_at(core->store, STORE_PAIRED, i);
-		const char *did = core_json_str(d, "deviceId");
-		bool connected = false;
+		const char *did = json_get_string(d, "deviceId");
 		cJSON *n;
 
-		if (!paired_is_node(d) || !did)
+		if (!core_is_node_request(d) || !did)
 			continue;
-		for (struct core_conn *c = core->conns; c; c = c->next)
-			if (!c->closing && c->state == CONN_AUTHED && c->is_node &&
-			    strcmp(c->device_id, did) == 0)
-				connected = true;
-		n = cJSON_CreateObject();
+		n = node_entry(core, d, did);
 		if (!n)
 			break;
-		cJSON_AddStringToObject(n, "nodeId", did);
-		if (core_json_str(d, "displayName"))
-			cJSON_AddStringToObject(n, "displayName", core_json_str(d, "displayName"));
-		if (core_json_str(d, "platform"))
-			cJSON_AddStringToObject(n, "platform", core_json_str(d, "platform"));
-		cJSON_AddStringToObject(n, "clientId",
-		                        core_json_str(d, "clientId") ? core_json_str(d, "clientId")
-		                                                     : "");
-		cJSON_AddBoolToObject(n, "paired", true);
-		cJSON_AddBoolToObject(n, "connected", connected);
-		if (core_json_str(d, "remoteIp"))
-			cJSON_AddStringToObject(n, "remoteIp", core_json_str(d, "remoteIp"));
 		cJSON_AddItemToArray(nodes, n);
 	}
-	core_send_ok(core, conn, id, p);
+	core_send_ok(core, conn, rq->id, p);
+}
+
+/* Writes the changed paired record p (consumed), then answers with res (consumed). */
+static void save_paired(struct core *core, struct core_conn *conn, const struct call *rq, cJSON *p,
+                        cJSON *res)
+{
+	if (store_put(core->store, STORE_PAIRED, p) < 0) {
+		cJSON_Delete(res);
+		store_failed(core, conn, rq);
+		return;
+	}
+	core_send_ok(core, conn, rq->id, res);
 }
 
 static const cJSON *paired_token(const cJSON *paired, const char *role)
@@ -471,60 +455,31 @@ static const cJSON *paired_token(const cJSON *paired, const char *role)
 	                                        role);
 }
 
-static void m_token_rotate(struct core *core, struct core_conn *conn, const char *id,
-                           const cJSON *params, uint64_t now_ms)
+/* A rotation may narrow a token, never widen it past what was approved (the device's scopes or
+ * the old token's). */
+static bool rotation_scopes_ok(const cJSON *paired, const cJSON *old, const cJSON *scopes)
 {
-	static const struct pspec spec[] = {
-	        {"deviceId", P_STR, true}, {"role", P_STR, true}, {"scopes", P_STR_ARRAY, false}};
-	const char *did = param_str(params, "deviceId"), *role = param_str(params, "role");
-	const cJSON *paired, *old, *scopes, *s;
-	cJSON *p, *tokens, *entry, *res;
-	char token[CORE_TOKEN_LEN + 1];
+	const cJSON *s;
 
-	if (!check_params(core, conn, id, "device.token.rotate", params, spec, 3))
-		return;
-	did = param_str(params, "deviceId");
-	role = param_str(params, "role");
-	paired = store_get(core->store, STORE_PAIRED, did);
-	old = paired ? paired_token(paired, role) : NULL;
-	if (!paired || (!old && !core_json_array_has(
-	                                cJSON_GetObjectItemCaseSensitive(paired, "roles"), role))) {
-		core_fail(core, conn, id, CP_ERR_UNKNOWN_DEVICE, "unknown deviceId/role", NULL,
-		          NULL);
-		return;
-	}
-	scopes = cJSON_GetObjectItemCaseSensitive(params, "scopes");
-	if (!scopes)
-		scopes = old ? cJSON_GetObjectItemCaseSensitive(old, "scopes") : NULL;
-	/* A rotation may narrow a token, never widen it past what was approved. */
 	cJSON_ArrayForEach(s, scopes)
 	{
-		if (!core_json_array_has(cJSON_GetObjectItemCaseSensitive(paired, "scopes"),
-		                         s->valuestring) &&
-		    !(old && core_json_array_has(cJSON_GetObjectItemCaseSensitive(old, "scopes"),
-		                                 s->valuestring))) {
-			core_fail(core, conn, id, CP_ERR_INVALID_PARAMS,
-			          "invalid device.token.rotate params: scopes exceed the approved "
-			          "scopes",
-			          NULL, NULL);
-			return;
-		}
+		if (!json_array_has_string(cJSON_GetObjectItemCaseSensitive(paired, "scopes"),
+		                           s->valuestring) &&
+		    !(old && json_array_has_string(cJSON_GetObjectItemCaseSensitive(old, "scopes"),
+		                                   s->valuestring)))
+			return false;
 	}
-	p = cJSON_Duplicate(paired, true);
-	if (!p)
-		goto store_failed;
-	tokens = cJSON_GetObjectItemCaseSensitive(p, "tokens");
-	if (!cJSON_IsObject(tokens)) {
-		cJSON_DeleteItemFromObjectCaseSensitive(p, "tokens");
-		tokens = cJSON_AddObjectToObject(p, "tokens");
-	}
-	entry = cJSON_CreateObject();
-	if (!tokens || !entry) {
-		cJSON_Delete(entry);
-		cJSON_Delete(p);
-		goto store_failed;
-	}
-	core_token(token);
+	return true;
+}
+
+/* The token entry that replaces old (may be NULL) for role. */
+static cJSON *rotated_entry(const char *token, const char *role, const cJSON *scopes,
+                            const cJSON *old, uint64_t now_ms)
+{
+	cJSON *entry = cJSON_CreateObject();
+
+	if (!entry)
+		return NULL;
 	cJSON_AddStringToObject(entry, "token", token);
 	cJSON_AddStringToObject(entry, "role", role);
 	cJSON_AddItemToObject(entry, "scopes",
@@ -534,6 +489,49 @@ static void m_token_rotate(struct core *core, struct core_conn *conn, const char
 	                                         ? core_json_u64(old, "createdAtMs")
 	                                         : now_ms));
 	cJSON_AddNumberToObject(entry, "rotatedAtMs", (double)now_ms);
+	return entry;
+}
+
+static void m_token_rotate(struct core *core, struct core_conn *conn, const struct call *rq)
+{
+	const char *did, *role;
+	const cJSON *paired, *old, *scopes;
+	cJSON *p, *tokens, *entry, *res;
+	char token[CORE_TOKEN_LEN + 1];
+
+	did = json_get_string(rq->params, "deviceId");
+	role = json_get_string(rq->params, "role");
+	paired = store_get(core->store, STORE_PAIRED, did);
+	old = paired ? paired_token(paired, role) : NULL;
+	if (!paired || (!old && !json_array_has_string(
+	                                cJSON_GetObjectItemCaseSensitive(paired, "roles"), role))) {
+		core_fail(core, conn, rq->id, CP_ERR_UNKNOWN_DEVICE, "unknown deviceId/role", NULL,
+		          NULL);
+		return;
+	}
+	scopes = cJSON_GetObjectItemCaseSensitive(rq->params, "scopes");
+	if (!scopes)
+		scopes = old ? cJSON_GetObjectItemCaseSensitive(old, "scopes") : NULL;
+	if (!rotation_scopes_ok(paired, old, scopes)) {
+		core_fail(core, conn, rq->id, CP_ERR_INVALID_PARAMS,
+		          "invalid device.token.rotate params: scopes exceed the approved scopes",
+		          NULL, NULL);
+		return;
+	}
+	p = cJSON_Duplicate(paired, true);
+	tokens = p ? cJSON_GetObjectItemCaseSensitive(p, "tokens") : NULL;
+	if (p && !cJSON_IsObject(tokens)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(p, "tokens");
+		tokens = cJSON_AddObjectToObject(p, "tokens");
+	}
+	token_random_hex32(token);
+	entry = rotated_entry(token, role, scopes, old, rq->now_ms);
+	if (!tokens || !entry) {
+		cJSON_Delete(entry);
+		cJSON_Delete(p);
+		store_failed(core, conn, rq);
+		return;
+	}
 	res = cJSON_CreateObject();
 	if (res) {
 		cJSON_AddStringToObject(res, "deviceId", did);
@@ -542,39 +540,27 @@ static void m_token_rotate(struct core *core, struct core_conn *conn, const char
 		cJSON_AddItemToObject(
 		        res, "scopes",
 		        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(entry, "scopes"), true));
-		cJSON_AddNumberToObject(res, "rotatedAtMs", (double)now_ms);
+		cJSON_AddNumberToObject(res, "rotatedAtMs", (double)rq->now_ms);
 	}
 	if (cJSON_GetObjectItemCaseSensitive(tokens, role))
 		cJSON_ReplaceItemInObjectCaseSensitive(tokens, role, entry);
 	else
 		cJSON_AddItemToObject(tokens, role, entry);
-	if (store_put(core->store, STORE_PAIRED, p) < 0) {
-		cJSON_Delete(res);
-		goto store_failed;
-	}
-	core_send_ok(core, conn, id, res);
-	return;
-store_failed:
-	core_logf(core, CORE_LOG_ERROR, "device.token.rotate: %s", store_last_error(core->store));
-	core_fail(core, conn, id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
+	save_paired(core, conn, rq, p, res);
 }
 
-static void m_token_revoke(struct core *core, struct core_conn *conn, const char *id,
-                           const cJSON *params, uint64_t now_ms)
+static void m_token_revoke(struct core *core, struct core_conn *conn, const struct call *rq)
 {
-	static const struct pspec spec[] = {{"deviceId", P_STR, true}, {"role", P_STR, true}};
 	const char *did, *role;
 	const cJSON *paired, *old;
 	cJSON *p, *t, *res;
 
-	if (!check_params(core, conn, id, "device.token.revoke", params, spec, 2))
-		return;
-	did = param_str(params, "deviceId");
-	role = param_str(params, "role");
+	did = json_get_string(rq->params, "deviceId");
+	role = json_get_string(rq->params, "role");
 	paired = store_get(core->store, STORE_PAIRED, did);
 	old = paired ? paired_token(paired, role) : NULL;
 	if (!cJSON_IsObject(old)) {
-		core_fail(core, conn, id, CP_ERR_UNKNOWN_DEVICE, "unknown deviceId/role", NULL,
+		core_fail(core, conn, rq->id, CP_ERR_UNKNOWN_DEVICE, "unknown deviceId/role", NULL,
 		          NULL);
 		return;
 	}
@@ -584,94 +570,122 @@ static void m_token_revoke(struct core *core, struct core_conn *conn, const char
 	      : NULL;
 	if (!t) {
 		cJSON_Delete(p);
-		goto store_failed;
+		store_failed(core, conn, rq);
+		return;
 	}
 	cJSON_DeleteItemFromObjectCaseSensitive(t, "revokedAtMs");
-	cJSON_AddNumberToObject(t, "revokedAtMs", (double)now_ms);
+	cJSON_AddNumberToObject(t, "revokedAtMs", (double)rq->now_ms);
 	res = cJSON_CreateObject();
 	if (res) {
 		cJSON_AddStringToObject(res, "deviceId", did);
 		cJSON_AddStringToObject(res, "role", role);
-		cJSON_AddNumberToObject(res, "revokedAtMs", (double)now_ms);
+		cJSON_AddNumberToObject(res, "revokedAtMs", (double)rq->now_ms);
 	}
-	if (store_put(core->store, STORE_PAIRED, p) < 0) {
-		cJSON_Delete(res);
-		goto store_failed;
-	}
-	core_send_ok(core, conn, id, res);
-	return;
-store_failed:
-	core_logf(core, CORE_LOG_ERROR, "device.token.revoke: %s", store_last_error(core->store));
-	core_fail(core, conn, id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
+	save_paired(core, conn, rq, p, res);
 }
 
-static void m_node_ok(struct core *core, struct core_conn *conn, const char *id,
-                      const cJSON *params, uint64_t now_ms)
+static void m_node_ok(struct core *core, struct core_conn *conn, const struct call *rq)
 {
-	(void)params;
-	(void)now_ms;
-	core_send_ok(core, conn, id, cJSON_CreateObject());
+	core_send_ok(core, conn, rq->id, cJSON_CreateObject());
 }
 
 enum need { NEED_NOTHING, NEED_PAIRING, NEED_READ };
 
+static const struct pspec approve_params[] = {
+        {"requestId", P_STR, true},
+        {"publicKey", P_STR, false},
+        {"fingerprint", P_STR, false},
+};
+static const struct pspec request_params[] = {{"requestId", P_STR, true}};
+static const struct pspec device_params[] = {{"deviceId", P_STR, true}};
+static const struct pspec rotate_params[] = {
+        {"deviceId", P_STR, true}, {"role", P_STR, true}, {"scopes", P_STR_ARRAY, false}};
+static const struct pspec revoke_params[] = {{"deviceId", P_STR, true}, {"role", P_STR, true}};
+
+#define NO_PARAMS NULL, 0, false
+#define PARAMS(spec) spec, N_ELEMS(spec), false
+#define ANY_PARAMS NULL, 0, true
+
 static const struct method {
 	const char *name;
 	enum need need;
-	bool node_ok;
-	void (*fn)(struct core *core, struct core_conn *conn, const char *id, const cJSON *params,
-	           uint64_t now_ms);
+	bool node_ok; /* a node-role connection may call it */
+	bool node_twin; /* node.pair.* sharing its handler with device.pair.* */
+	/* OpenClaw's closed params object, checked before fn runs; open: not interpreted */
+	const struct pspec *params;
+	size_t n_params;
+	bool params_open;
+	void (*fn)(struct core *core, struct core_conn *conn, const struct call *rq);
 } method_table[] = {
-        {"device.pair.list", NEED_PAIRING, false, m_device_pair_list},
-        {"device.pair.approve", NEED_PAIRING, false, m_device_pair_approve},
-        {"device.pair.reject", NEED_PAIRING, false, m_device_pair_reject},
-        {"device.pair.remove", NEED_PAIRING, false, m_device_pair_remove},
-        {"node.pair.list", NEED_PAIRING, false, m_node_pair_list},
-        {"node.pair.approve", NEED_PAIRING, false, m_node_pair_approve},
-        {"node.pair.reject", NEED_PAIRING, false, m_node_pair_reject},
-        {"node.list", NEED_READ, false, m_node_list},
-        {"device.token.rotate", NEED_PAIRING, false, m_token_rotate},
-        {"device.token.revoke", NEED_PAIRING, false, m_token_revoke},
-        {"node.invoke.result", NEED_NOTHING, true, m_node_ok},
-        {"node.event", NEED_NOTHING, true, m_node_ok},
+        {"device.pair.list", NEED_PAIRING, false, false, NO_PARAMS, m_device_pair_list},
+        {"device.pair.approve", NEED_PAIRING, false, false, PARAMS(approve_params), m_pair_approve},
+        {"device.pair.reject", NEED_PAIRING, false, false, PARAMS(request_params), m_pair_reject},
+        {"device.pair.remove", NEED_PAIRING, false, false, PARAMS(device_params),
+         m_device_pair_remove},
+        {"node.pair.list", NEED_PAIRING, false, true, NO_PARAMS, m_node_pair_list},
+        {"node.pair.approve", NEED_PAIRING, false, true, PARAMS(approve_params), m_pair_approve},
+        {"node.pair.reject", NEED_PAIRING, false, true, PARAMS(request_params), m_pair_reject},
+        {"node.list", NEED_READ, false, false, NO_PARAMS, m_node_list},
+        {"device.token.rotate", NEED_PAIRING, false, false, PARAMS(rotate_params), m_token_rotate},
+        {"device.token.revoke", NEED_PAIRING, false, false, PARAMS(revoke_params), m_token_revoke},
+        {"node.invoke.result", NEED_NOTHING, true, false, ANY_PARAMS, m_node_ok},
+        {"node.event", NEED_NOTHING, true, false, ANY_PARAMS, m_node_ok},
 };
 
-void core_handle_request(struct core *core, struct core_conn *conn, const struct frame *f,
-                         uint64_t now_ms)
+/* The role and scope checks in front of every method; false: answered with the error. */
+static bool allowed(struct core *core, struct core_conn *conn, const struct frame *f,
+                    const struct method *m)
 {
-	const struct method *m = NULL;
 	char msg[300];
 
-	if (strcmp(f->method, "connect") == 0) {
-		core_fail(core, conn, f->id, CP_ERR_CONNECT_AGAIN, NULL, NULL, NULL);
-		return;
-	}
-	for (size_t i = 0; i < sizeof(method_table) / sizeof(method_table[0]); i++)
-		if (strcmp(method_table[i].name, f->method) == 0)
-			m = &method_table[i];
 	if (conn->is_node && !(m && m->node_ok)) {
 		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE, "unauthorized role: node",
 		          NULL, NULL);
-		return;
+		return false;
 	}
 	if (!m) {
-		snprintf(msg, sizeof(msg), "unknown method: %.*s", core_utf8_cut(f->method, 200),
-		         f->method);
+		snprintf(msg, sizeof(msg), "unknown method: %.*s",
+		         (int)json_utf8_prefix(f->method, 200), f->method);
 		core_fail(core, conn, f->id, CP_ERR_UNKNOWN_METHOD, msg, NULL, NULL);
-		return;
+		return false;
 	}
 	if (m->need == NEED_PAIRING && !core_conn_has_scope(conn, "operator.pairing") &&
 	    !core_conn_has_scope(conn, "operator.admin")) {
 		core_fail(core, conn, f->id, CP_ERR_MISSING_SCOPE,
 		          "missing scope: operator.pairing", NULL, NULL);
-		return;
+		return false;
 	}
 	if (m->need == NEED_READ && !core_conn_has_scope(conn, "operator.read") &&
 	    !core_conn_has_scope(conn, "operator.write") &&
 	    !core_conn_has_scope(conn, "operator.admin")) {
 		core_fail(core, conn, f->id, CP_ERR_MISSING_SCOPE, "missing scope: operator.read",
 		          NULL, NULL);
+		return false;
+	}
+	return true;
+}
+
+void core_handle_request(struct core *core, struct core_conn *conn, const struct frame *f,
+                         uint64_t now_ms)
+{
+	const struct method *m = NULL;
+	struct call rq;
+
+	if (strcmp(f->method, "connect") == 0) {
+		core_fail(core, conn, f->id, CP_ERR_CONNECT_AGAIN, NULL, NULL, NULL);
 		return;
 	}
-	m->fn(core, conn, f->id, f->params, now_ms);
+	for (size_t i = 0; i < N_ELEMS(method_table); i++)
+		if (strcmp(method_table[i].name, f->method) == 0)
+			m = &method_table[i];
+	if (!allowed(core, conn, f, m))
+		return;
+	rq.id = f->id;
+	rq.method = m->name;
+	rq.params = f->params;
+	rq.now_ms = now_ms;
+	rq.node = m->node_twin;
+	if (!m->params_open && !check_params(core, conn, &rq, m->params, m->n_params))
+		return;
+	m->fn(core, conn, &rq);
 }

@@ -8,13 +8,6 @@
 
 #include "core_internal.h"
 
-const char *core_json_str(const cJSON *obj, const char *key)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 uint64_t core_json_u64(const cJSON *obj, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -24,31 +17,17 @@ uint64_t core_json_u64(const cJSON *obj, const char *key)
 	return (uint64_t)v->valuedouble;
 }
 
-bool core_json_array_has(const cJSON *arr, const char *s)
-{
-	const cJSON *e;
-
-	if (!cJSON_IsArray(arr) || !s)
-		return false;
-	cJSON_ArrayForEach(e, arr)
-	{
-		if (cJSON_IsString(e) && strcmp(e->valuestring, s) == 0)
-			return true;
-	}
-	return false;
-}
-
 bool core_conn_has_scope(const struct core_conn *conn, const char *scope)
 {
-	return core_json_array_has(conn->scopes, scope);
+	return json_array_has_string(conn->scopes, scope);
 }
 
 bool core_is_node_request(const cJSON *rec)
 {
-	const char *role = core_json_str(rec, "role");
+	const char *role = json_get_string(rec, "role");
 
 	return (role && strcmp(role, "node") == 0) ||
-	       core_json_array_has(cJSON_GetObjectItemCaseSensitive(rec, "roles"), "node");
+	       json_array_has_string(cJSON_GetObjectItemCaseSensitive(rec, "roles"), "node");
 }
 
 bool core_token_eq(const char *a, const char *b)
@@ -125,7 +104,7 @@ static cJSON *new_token_entry(const char *role, const cJSON *scopes, uint64_t cr
 
 	if (!t)
 		return NULL;
-	core_token(token);
+	token_random_hex32(token);
 	cJSON_AddStringToObject(t, "token", token);
 	cJSON_AddStringToObject(t, "role", role);
 	cJSON_AddItemToObject(t, "scopes", scope_union(scopes, NULL));
@@ -139,10 +118,10 @@ static cJSON *new_token_entry(const char *role, const cJSON *scopes, uint64_t cr
 /* The paired record after approving request rec, merged into old (may be NULL). */
 static cJSON *make_paired(const cJSON *rec, const cJSON *old, uint64_t now_ms)
 {
-	const char *pk = core_json_str(rec, "publicKey");
-	const char *role = core_json_str(rec, "role");
-	bool same_key = old && core_json_str(old, "publicKey") && pk &&
-	                strcmp(core_json_str(old, "publicKey"), pk) == 0;
+	const char *pk = json_get_string(rec, "publicKey");
+	const char *role = json_get_string(rec, "role");
+	bool same_key = old && json_get_string(old, "publicKey") && pk &&
+	                strcmp(json_get_string(old, "publicKey"), pk) == 0;
 	cJSON *p, *tokens, *roles_one;
 	static const char *const meta[] = {"displayName", "platform",   "deviceFamily",
 	                                   "clientId",    "clientMode", "remoteIp"};
@@ -153,13 +132,13 @@ static cJSON *make_paired(const cJSON *rec, const cJSON *old, uint64_t now_ms)
 	p = same_key ? cJSON_Duplicate(old, true) : cJSON_CreateObject();
 	if (!p)
 		return NULL;
-	set_str(p, "deviceId", core_json_str(rec, "deviceId"));
+	set_str(p, "deviceId", json_get_string(rec, "deviceId"));
 	set_str(p, "publicKey", pk);
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
-		set_str(p, meta[i], core_json_str(rec, meta[i]));
+		set_str(p, meta[i], json_get_string(rec, meta[i]));
 	set_str(p, "role", role);
 	roles_one = scope_union(cJSON_GetObjectItemCaseSensitive(rec, "roles"), NULL);
-	if (roles_one && !core_json_array_has(roles_one, role))
+	if (roles_one && !json_array_has_string(roles_one, role))
 		cJSON_AddItemToArray(roles_one, cJSON_CreateString(role));
 	set_item(p, "roles",
 	         scope_union(same_key ? cJSON_GetObjectItemCaseSensitive(p, "roles") : NULL,
@@ -188,8 +167,8 @@ int core_pair_request(struct core *core, const cJSON *rec, bool in_store, uint64
 {
 	char rid[CORE_UUID_LEN + 1], did[IDENTITY_DEVICE_ID_LEN + 1];
 	uint8_t pk[IDENTITY_PK_BYTES];
-	const char *rec_did = core_json_str(rec, "deviceId");
-	const char *rec_pk = core_json_str(rec, "publicKey");
+	const char *rec_did = json_get_string(rec, "deviceId");
+	const char *rec_pk = json_get_string(rec, "publicKey");
 	cJSON *paired, *copy = NULL;
 
 	if (device_out)
@@ -201,7 +180,7 @@ int core_pair_request(struct core *core, const cJSON *rec, bool in_store, uint64
 	if (strcmp(did, rec_did) != 0)
 		return -2;
 	snprintf(rid, sizeof(rid), "%s",
-	         core_json_str(rec, "requestId") ? core_json_str(rec, "requestId") : "");
+	         json_get_string(rec, "requestId") ? json_get_string(rec, "requestId") : "");
 	paired = make_paired(rec, store_get(core->store, STORE_PAIRED, did), now_ms);
 	if (!paired)
 		return -1;
@@ -269,7 +248,7 @@ int core_expire_request(struct core *core, const char *request_id, uint64_t now_
 		return 0;
 	snprintf(rid, sizeof(rid), "%s", request_id);
 	snprintf(did, sizeof(did), "%s",
-	         core_json_str(rec, "deviceId") ? core_json_str(rec, "deviceId") : "");
+	         json_get_string(rec, "deviceId") ? json_get_string(rec, "deviceId") : "");
 	node_role = core_is_node_request(rec);
 	if (store_remove(core->store, STORE_PENDING, rid) < 0) {
 		core_logf(core, CORE_LOG_ERROR, "expiring request %s: %s", rid,
@@ -286,7 +265,7 @@ int core_expire_request(struct core *core, const char *request_id, uint64_t now_
 
 static bool token_live(const cJSON *t)
 {
-	return cJSON_IsObject(t) && core_json_str(t, "token") &&
+	return cJSON_IsObject(t) && json_get_string(t, "token") &&
 	       !cJSON_GetObjectItemCaseSensitive(t, "revokedAtMs");
 }
 
@@ -306,8 +285,8 @@ int core_ensure_token(struct core *core, struct core_conn *conn, uint64_t now_ms
 	reuse = token_live(t);
 	cJSON_ArrayForEach(s, conn->scopes)
 	{
-		if (reuse && !core_json_array_has(cJSON_GetObjectItemCaseSensitive(t, "scopes"),
-		                                  s->valuestring))
+		if (reuse && !json_array_has_string(cJSON_GetObjectItemCaseSensitive(t, "scopes"),
+		                                    s->valuestring))
 			reuse = false;
 	}
 	if (!reuse) {
@@ -341,7 +320,7 @@ int core_ensure_token(struct core *core, struct core_conn *conn, uint64_t now_ms
 	auth = cJSON_CreateObject();
 	if (!auth)
 		return -1;
-	cJSON_AddStringToObject(auth, "deviceToken", core_json_str(t, "token"));
+	cJSON_AddStringToObject(auth, "deviceToken", json_get_string(t, "token"));
 	cJSON_AddStringToObject(auth, "role", conn->role);
 	cJSON_AddItemToObject(auth, "scopes",
 	                      cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(t, "scopes"), true));
@@ -359,18 +338,18 @@ bool core_device_token_ok(struct core *core, const char *device_id, const char *
 
 	if (!paired || !token || !role)
 		return false;
-	pk = core_json_str(paired, "publicKey");
+	pk = json_get_string(paired, "publicKey");
 	if (!pk || strcmp(pk, public_key) != 0)
 		return false;
 	t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(paired, "tokens"),
 	                                     role);
-	return token_live(t) && core_token_eq(core_json_str(t, "token"), token);
+	return token_live(t) && core_token_eq(json_get_string(t, "token"), token);
 }
 
 static int cmp_role(const void *a, const void *b)
 {
-	const char *ra = core_json_str(*(const cJSON *const *)a, "role");
-	const char *rb = core_json_str(*(const cJSON *const *)b, "role");
+	const char *ra = json_get_string(*(const cJSON *const *)a, "role");
+	const char *rb = json_get_string(*(const cJSON *const *)b, "role");
 
 	return strcmp(ra ? ra : "", rb ? rb : "");
 }
@@ -408,7 +387,8 @@ cJSON *core_redact_paired(const cJSON *paired)
 		if (!s)
 			break;
 		cJSON_AddStringToObject(
-		        s, "role", core_json_str(v[i], "role") ? core_json_str(v[i], "role") : "");
+		        s, "role",
+		        json_get_string(v[i], "role") ? json_get_string(v[i], "role") : "");
 		cJSON_AddItemToObject(
 		        s, "scopes",
 		        cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(v[i], "scopes"), true));
@@ -431,10 +411,10 @@ cJSON *core_node_summary(const cJSON *paired)
 
 	if (!n)
 		return NULL;
-	cJSON_AddStringToObject(n, "nodeId", core_json_str(paired, "deviceId"));
+	cJSON_AddStringToObject(n, "nodeId", json_get_string(paired, "deviceId"));
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-		if (core_json_str(paired, strs[i]))
-			cJSON_AddStringToObject(n, strs[i], core_json_str(paired, strs[i]));
+		if (json_get_string(paired, strs[i]))
+			cJSON_AddStringToObject(n, strs[i], json_get_string(paired, strs[i]));
 	cJSON_AddNumberToObject(n, "createdAtMs", (double)core_json_u64(paired, "createdAtMs"));
 	cJSON_AddNumberToObject(n, "approvedAtMs", (double)core_json_u64(paired, "approvedAtMs"));
 	return n;

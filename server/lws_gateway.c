@@ -16,14 +16,12 @@
 #include <ev.h>
 #endif
 
+#include "clock.h"
 #include "core.h"
 #include "errors.h"
 
-/* Matches hello-ok policy.maxBufferedBytes: a peer that lets more pile up is closed. */
-#define MAX_BUFFERED_BYTES 1572864
 #define RX_CHUNK 4096
 #define HDR_MAX 512
-#define DEFAULT_MAX_PAYLOAD 524288
 #define HTTP_BODY "clawpair-gateway\n"
 
 struct out_frame {
@@ -108,14 +106,6 @@ static int loop_once(struct gateway *gw, int wait_ms)
 	return lws_service(gw->ctx, 0) < 0 ? -1 : 0;
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static const char *level_name(enum core_log_level level)
 {
 	switch (level) {
@@ -132,16 +122,16 @@ static const char *level_name(enum core_log_level level)
 
 static void log_line(enum core_log_level threshold, enum core_log_level level, const char *line)
 {
-	struct timespec ts;
+	int64_t now = clock_wall_ms();
+	time_t sec = (time_t)(now / 1000);
 	struct tm tm;
 	char when[32];
 
 	if (level > threshold)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
+	gmtime_r(&sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ %s %s\n", when, ts.tv_nsec / 1000000L, level_name(level), line);
+	fprintf(stderr, "%s.%03dZ %s %s\n", when, (int)(now % 1000), level_name(level), line);
 }
 
 void gateway_log(struct gateway *gw, enum core_log_level level, const char *fmt, ...)
@@ -206,7 +196,7 @@ static void timer_cancel(struct gateway *gw)
 
 static void timer_set(struct gateway *gw, uint64_t at_ms)
 {
-	uint64_t now = wall_ms();
+	uint64_t now = (uint64_t)clock_wall_ms();
 	lws_usec_t us;
 
 	if (at_ms == UINT64_MAX) {
@@ -230,7 +220,7 @@ static void timer_set(struct gateway *gw, uint64_t at_ms)
 static void timer_fire(struct gateway *gw)
 {
 	gw->timer_at = UINT64_MAX;
-	timer_set(gw, core_run_timers(gw->core, wall_ms()));
+	timer_set(gw, core_run_timers(gw->core, clock_wall_ms()));
 }
 
 static void timer_cb(lws_sorted_usec_list_t *sul)
@@ -245,7 +235,7 @@ static void timer_kick(struct gateway *gw)
 {
 	if (gw->stopping)
 		return;
-	if (gw->timer_at != UINT64_MAX && gw->timer_at <= wall_ms())
+	if (gw->timer_at != UINT64_MAX && gw->timer_at <= (uint64_t)clock_wall_ms())
 		return;
 	timer_set(gw, 0);
 }
@@ -283,7 +273,7 @@ static void io_send(void *user, void *conn_user, const char *text, size_t len)
 
 	if (!s || s->closing || !s->wsi)
 		return;
-	if (s->queued + len > MAX_BUFFERED_BYTES) {
+	if (s->queued + len > CORE_MAX_BUFFERED_BYTES) {
 		const struct cp_err_info *e = cp_err_info(CP_ERR_SLOW_CONSUMER);
 
 		gateway_log(gw, CORE_LOG_WARN, "closing a slow consumer (%zu bytes queued)",
@@ -374,13 +364,14 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		 * data then), and the rest of the message is dropped as it arrives. */
 		s->rx_over = true;
 		core_conn_message(gw->core, s->conn, NULL, gw->max_payload + 1, s->rx_binary,
-		                  wall_ms());
+		                  clock_wall_ms());
 		timer_kick(gw);
 		goto out;
 	}
 	if (first && final) {
 		/* The whole message in one piece, the usual case: no copy. */
-		core_conn_message(gw->core, s->conn, in ? in : "", len, s->rx_binary, wall_ms());
+		core_conn_message(gw->core, s->conn, in ? in : "", len, s->rx_binary,
+		                  clock_wall_ms());
 		timer_kick(gw);
 		goto out;
 	}
@@ -390,7 +381,8 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		goto out;
 	}
 	if (final) {
-		core_conn_message(gw->core, s->conn, s->rx, s->rx_len, s->rx_binary, wall_ms());
+		core_conn_message(gw->core, s->conn, s->rx, s->rx_len, s->rx_binary,
+		                  clock_wall_ms());
 		timer_kick(gw);
 	}
 out:
@@ -453,7 +445,7 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 	peer.real_ip = real_ip;
 	peer.forwarded_host = fwd_host;
 	peer.origin = origin;
-	s->conn = core_conn_open(gw->core, s, &peer, wall_ms());
+	s->conn = core_conn_open(gw->core, s, &peer, clock_wall_ms());
 	free(host);
 	free(xff);
 	free(origin);
@@ -573,7 +565,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		free(s->rx);
 		s->rx = NULL;
 		if (s->conn) {
-			core_conn_closed(gw->core, s->conn, wall_ms());
+			core_conn_closed(gw->core, s->conn, clock_wall_ms());
 			s->conn = NULL;
 			timer_kick(gw);
 		}
@@ -591,32 +583,11 @@ static const struct lws_protocols protocols[] = {
 
 /* --- lifecycle --- */
 
-int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *err, size_t errsz)
+/* The lws context, on a libev loop when lws has the plugin for it, else on lws's own poll(). */
+static int create_context(struct gateway *gw)
 {
 	struct lws_context_creation_info info;
-	struct core_io io = {0};
-	struct gateway *gw;
 
-	*out = NULL;
-	gw = calloc(1, sizeof(*gw));
-	if (!gw) {
-		snprintf(err, errsz, "out of memory");
-		return -1;
-	}
-	gw->log_level = opts->log_level;
-	gw->timer_at = UINT64_MAX;
-	gw->max_payload = opts->core->max_payload ? opts->core->max_payload : DEFAULT_MAX_PAYLOAD;
-	io.user = gw;
-	io.send = io_send;
-	io.close = io_close;
-	io.log = io_log;
-	if (core_create(opts->core, &io, opts->store, wall_ms(), &gw->core) < 0) {
-		snprintf(err, errsz, "cannot create the pairing core");
-		goto fail;
-	}
-
-	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
-	                  lws_log_emit);
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = gw;
@@ -645,19 +616,15 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 	if (!gw->ctx)
 #endif
 		gw->ctx = lws_create_context(&info);
-	if (!gw->ctx) {
-		snprintf(err, errsz, "cannot create the libwebsockets context");
-		goto fail;
-	}
-	gw->vhosts = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->vhosts));
-	gw->vhost_names = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->vhost_names));
-	gw->listen = calloc(opts->n_listen ? opts->n_listen : 1, sizeof(*gw->listen));
-	if (!gw->vhosts || !gw->vhost_names || !gw->listen) {
-		snprintf(err, errsz, "out of memory");
-		goto fail;
-	}
-	memcpy(gw->listen, opts->listen, opts->n_listen * sizeof(*gw->listen));
-	for (size_t i = 0; i < opts->n_listen; i++) {
+	return gw->ctx ? 0 : -1;
+}
+
+/* One vhost per listen address (gw->listen), all on the one protocol. */
+static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
+{
+	struct lws_context_creation_info info;
+
+	for (size_t i = 0; i < n; i++) {
 		const struct gateway_listen *l = &gw->listen[i];
 		bool v6 = strchr(l->host, ':') != NULL;
 		bool any = strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
@@ -677,11 +644,54 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		if (!gw->vhosts[i]) {
 			snprintf(err, errsz, "cannot listen on %s%s%s:%d", v6 ? "[" : "", l->host,
 			         v6 ? "]" : "", l->port);
-			goto fail;
+			return -1;
 		}
 		gw->n_vhosts++;
 	}
-	timer_set(gw, core_run_timers(gw->core, wall_ms()));
+	return 0;
+}
+
+int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *err, size_t errsz)
+{
+	struct core_io io = {0};
+	struct gateway *gw;
+	size_t n_alloc = opts->n_listen ? opts->n_listen : 1;
+
+	*out = NULL;
+	gw = calloc(1, sizeof(*gw));
+	if (!gw) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	gw->log_level = opts->log_level;
+	gw->timer_at = UINT64_MAX;
+	gw->max_payload =
+	        opts->core->max_payload ? opts->core->max_payload : CORE_DEFAULT_MAX_PAYLOAD;
+	io.user = gw;
+	io.send = io_send;
+	io.close = io_close;
+	io.log = io_log;
+	if (core_create(opts->core, &io, opts->store, clock_wall_ms(), &gw->core) < 0) {
+		snprintf(err, errsz, "cannot create the pairing core");
+		goto fail;
+	}
+	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
+	                  lws_log_emit);
+	if (create_context(gw) < 0) {
+		snprintf(err, errsz, "cannot create the libwebsockets context");
+		goto fail;
+	}
+	gw->vhosts = calloc(n_alloc, sizeof(*gw->vhosts));
+	gw->vhost_names = calloc(n_alloc, sizeof(*gw->vhost_names));
+	gw->listen = calloc(n_alloc, sizeof(*gw->listen));
+	if (!gw->vhosts || !gw->vhost_names || !gw->listen) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	memcpy(gw->listen, opts->listen, opts->n_listen * sizeof(*gw->listen));
+	if (open_listeners(gw, opts->n_listen, err, errsz) < 0)
+		goto fail;
+	timer_set(gw, core_run_timers(gw->core, clock_wall_ms()));
 	*out = gw;
 	return 0;
 fail:
@@ -745,9 +755,9 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	gateway_log(gw, CORE_LOG_INFO, "shutting down: closing %u connection(s)", gw->sessions);
 	gw->stopping = true;
 	timer_cancel(gw);
-	core_shutdown(gw->core, wall_ms());
-	deadline = wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
-	while (rc == 0 && gw->sessions > 0 && wall_ms() < deadline) {
+	core_shutdown(gw->core, clock_wall_ms());
+	deadline = (uint64_t)clock_wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
+	while (rc == 0 && gw->sessions > 0 && (uint64_t)clock_wall_ms() < deadline) {
 		/* Bounds each wait so the deadline is seen even when no socket moves. */
 		if (loop_once(gw, 50) < 0)
 			rc = -1;

@@ -20,6 +20,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "fileio.h"
+#include "json.h"
 #include "store.h"
 
 #define NO_HOLE SIZE_MAX
@@ -68,7 +70,8 @@ static const struct table_def table_defs[STORE__TABLES] = {
                                        "deviceId", "ts"},
 };
 
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errsz, const char *fmt,
+                                                          ...)
 {
 	va_list ap;
 
@@ -79,13 +82,12 @@ static void set_err(char *err, size_t errsz, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A record's key and indexed fields count only when non-empty. */
 static const char *str_field(const cJSON *json, const char *field)
 {
-	const cJSON *k = field ? cJSON_GetObjectItemCaseSensitive(json, field) : NULL;
+	const char *v = json_get_string(json, field);
 
-	if (!cJSON_IsString(k) || !k->valuestring || !k->valuestring[0])
-		return NULL;
-	return k->valuestring;
+	return v && v[0] ? v : NULL;
 }
 
 static bool key_char(char c)
@@ -290,53 +292,6 @@ static void table_free(struct table *t)
 		close(t->fd);
 }
 
-static int read_file(int dirfd, const char *name, char **out, size_t *outlen)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-
-	if (fd < 0)
-		return -1;
-	for (;;) {
-		ssize_t r;
-
-		if (len + 4096 > cap) {
-			size_t ncap = cap ? cap * 2 : 8192;
-			char *nb = realloc(buf, ncap);
-
-			if (!nb) {
-				errno = ENOMEM;
-				goto fail;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		r = read(fd, buf + len, cap - len - 1);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	buf[len] = '\0';
-	*out = buf;
-	*outlen = len;
-	return 0;
-fail : {
-	int e = errno;
-
-	close(fd);
-	free(buf);
-	errno = e;
-	return -1;
-}
-}
-
 /* Trailing garbage or an embedded NUL is corruption too, not a shorter valid file. */
 static cJSON *parse_whole(const char *text, size_t len)
 {
@@ -345,30 +300,15 @@ static cJSON *parse_whole(const char *text, size_t len)
 	return cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Writes rec to <table>/<key>.json through a temp file. sync_dir false leaves the directory
  * fsync to the caller (an import syncs once for all its records). */
 static int write_record(struct store *s, struct table *t, const char *key, const cJSON *rec,
                         bool sync_dir)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
+	const char *stage = "write";
 	char *text = NULL;
-	int fd = -1, rc = -1;
+	int fd, rc = -1;
 
 	if (snprintf(path, sizeof(path), "%s/%s.json", t->path, key) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/.%s.json.XXXXXX", t->path, key) >= (int)sizeof(tmp)) {
@@ -385,20 +325,9 @@ static int write_record(struct store *s, struct table *t, const char *key, const
 		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
 		goto cleanup;
 	}
-	if (fchmod(fd, 0600) < 0 || write_all(fd, text, strlen(text)) < 0 ||
-	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
-		goto unlink_tmp;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
-		goto unlink_tmp;
-	}
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		set_err(s->err, sizeof(s->err), "rename %s: %s", path, strerror(errno));
-		goto unlink_tmp;
+	if (fileio_commit(fd, tmp, path, text, &stage) < 0) {
+		set_err(s->err, sizeof(s->err), "%s %s: %s", stage, path, strerror(errno));
+		goto cleanup;
 	}
 	/* The rename itself is durable only once the directory entry is. */
 	if (sync_dir && fsync(t->fd) < 0) {
@@ -406,12 +335,7 @@ static int write_record(struct store *s, struct table *t, const char *key, const
 		goto cleanup;
 	}
 	rc = 0;
-	goto cleanup;
-unlink_tmp:
-	unlink(tmp);
 cleanup:
-	if (fd >= 0)
-		close(fd);
 	free(text);
 	return rc;
 }
@@ -510,7 +434,7 @@ static int load_record(struct table *t, const char *name, struct node **out, cha
 		        name);
 		return -1;
 	}
-	if (read_file(t->fd, name, &text, &tlen) < 0) {
+	if (fileio_read(t->fd, name, SIZE_MAX, &text, &tlen) < 0) {
 		set_err(err, errsz, "cannot read state file %s/%s: %s", t->path, name,
 		        strerror(errno));
 		return -1;
@@ -628,7 +552,7 @@ static int import_legacy(struct store *s, struct table *t, char *err, size_t err
 	cJSON *root = NULL, *item;
 	int rc = -1;
 
-	if (read_file(s->dirfd, file, &text, &len) < 0) {
+	if (fileio_read(s->dirfd, file, SIZE_MAX, &text, &len) < 0) {
 		if (errno == ENOENT)
 			return 0;
 		set_err(err, errsz, "cannot read state file %s/%s: %s", s->dir, file,
@@ -688,18 +612,6 @@ cleanup:
 	return rc;
 }
 
-static bool array_has(const cJSON *a, const char *s)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach(e, a)
-	{
-		if (cJSON_IsString(e) && e->valuestring && strcmp(e->valuestring, s) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* Does the paired record already grant every role and scope the request asks for? */
 static bool paired_covers(const cJSON *paired, const cJSON *req)
 {
@@ -709,19 +621,20 @@ static bool paired_covers(const cJSON *paired, const cJSON *req)
 	const char *role = str_field(req, "role");
 	const cJSON *e;
 
-	if (role && !array_has(proles, role) && !(prole && strcmp(prole, role) == 0))
+	if (role && !json_array_has_string(proles, role) && !(prole && strcmp(prole, role) == 0))
 		return false;
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(req, "roles"))
 	{
 		if (!cJSON_IsString(e) || !e->valuestring)
 			continue;
-		if (!array_has(proles, e->valuestring) &&
+		if (!json_array_has_string(proles, e->valuestring) &&
 		    !(prole && strcmp(prole, e->valuestring) == 0))
 			return false;
 	}
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(req, "scopes"))
 	{
-		if (cJSON_IsString(e) && e->valuestring && !array_has(pscopes, e->valuestring))
+		if (cJSON_IsString(e) && e->valuestring &&
+		    !json_array_has_string(pscopes, e->valuestring))
 			return false;
 	}
 	return true;
@@ -961,8 +874,7 @@ const cJSON *store_find(const struct store *s, enum store_table t, const char *f
 
 		if (!tb->slots[i])
 			continue;
-		f = cJSON_GetStringValue(
-		        cJSON_GetObjectItemCaseSensitive(tb->slots[i]->json, field));
+		f = json_get_string(tb->slots[i]->json, field);
 		if (f && strcmp(f, value) == 0)
 			return tb->slots[i]->json;
 	}

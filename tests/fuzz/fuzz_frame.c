@@ -82,13 +82,19 @@ static void check_string(const char *s)
 		CHECK(strlen(s) <= CONNECT_MAX_STRING);
 }
 
+/* Normalizing twice changes nothing more than normalizing once. */
+static void check_normalize(const char *s)
+{
+	char once[CONNECT_MAX_STRING + 1], twice[CONNECT_MAX_STRING + 1];
+	CHECK(authpayload_normalize_meta(s, once, sizeof(once)) >= 0);
+	CHECK(authpayload_normalize_meta(once, twice, sizeof(twice)) >= 0);
+	CHECK(strcmp(once, twice) == 0);
+}
+
 static void exercise_device(const struct connect_params *p)
 {
-	char platform[CONNECT_MAX_STRING + 1], family[CONNECT_MAX_STRING + 1];
-	if (authpayload_normalize_meta(p->client_platform, platform, sizeof(platform)) < 0)
-		return;
-	if (authpayload_normalize_meta(p->client_device_family, family, sizeof(family)) < 0)
-		return;
+	check_normalize(p->client_platform);
+	check_normalize(p->client_device_family);
 
 	uint8_t pk[IDENTITY_PK_BYTES];
 	bool have_key =
@@ -105,19 +111,10 @@ static void exercise_device(const struct connect_params *p)
 			(void)identity_fingerprint_matches(pk, p->device_id);
 	}
 
-	struct authpayload_params ap = {
-	        .device_id = p->device_id,
-	        .client_id = p->client_id,
-	        .client_mode = p->client_mode,
-	        .role = p->role,
-	        .scopes = p->scopes,
-	        .n_scopes = p->n_scopes,
-	        .signed_at_ms = p->device_signed_at,
-	        .token = p->auth_token,
-	        .nonce = p->device_nonce,
-	        .platform = platform,
-	        .device_family = family,
-	};
+	/* The payload the gateway verifies, built the way the gateway builds it. */
+	struct authpayload_params ap;
+	connect_authpayload_params(p, &ap);
+	CHECK(ap.token != NULL);
 	for (int v = AUTHPAYLOAD_V1; v <= AUTHPAYLOAD_V3; v++) {
 		char *payload = authpayload_build((enum authpayload_version)v, &ap);
 		if (!payload)

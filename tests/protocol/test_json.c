@@ -117,13 +117,46 @@ static void test_trim_tail(void **state)
 	json_utf8_trim_tail(NULL);
 }
 
+static void test_prefix(void **state)
+{
+	(void)state;
+	assert_int_equal(json_utf8_prefix("", 4), 0);
+	assert_int_equal(json_utf8_prefix("abc", 4), 3);
+	assert_int_equal(json_utf8_prefix("abcd", 4), 4);
+	assert_int_equal(json_utf8_prefix("abcde", 4), 4);
+	/* "ab" then the euro sign (3 bytes): a cut inside it drops the whole character. */
+	assert_int_equal(json_utf8_prefix("ab\xe2\x82\xac", 5), 5);
+	assert_int_equal(json_utf8_prefix("ab\xe2\x82\xac", 4), 2);
+	assert_int_equal(json_utf8_prefix("ab\xe2\x82\xac", 3), 2);
+	assert_int_equal(json_utf8_prefix("ab\xe2\x82\xac"
+	                                  "d",
+	                                  5),
+	                 5);
+	assert_int_equal(json_utf8_prefix("\xf0\x9f\x98\x80", 3), 0);
+}
+
+static void test_array_has_string(void **state)
+{
+	cJSON *a = cJSON_Parse("[1,\"x\",null,\"node\"]");
+	cJSON *o = cJSON_Parse("{\"k\":\"node\"}");
+
+	(void)state;
+	assert_true(json_array_has_string(a, "node"));
+	assert_true(json_array_has_string(a, "x"));
+	assert_false(json_array_has_string(a, "no"));
+	assert_false(json_array_has_string(a, NULL));
+	assert_false(json_array_has_string(o, "node")); /* only arrays */
+	assert_false(json_array_has_string(NULL, "node"));
+	cJSON_Delete(a);
+	cJSON_Delete(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_accessors),
-	        cmocka_unit_test(test_add_int64),
-	        cmocka_unit_test(test_trim_tail),
-	        cmocka_unit_test(test_utf8),
+	        cmocka_unit_test(test_accessors),        cmocka_unit_test(test_add_int64),
+	        cmocka_unit_test(test_trim_tail),        cmocka_unit_test(test_prefix),
+	        cmocka_unit_test(test_array_has_string), cmocka_unit_test(test_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

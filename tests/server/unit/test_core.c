@@ -348,6 +348,8 @@ struct copts {
 	const struct identity *id;
 	const char *token; /* NULL: no auth */
 	const char *device_token;
+	const char *bootstrap_token;
+	const char *signed_token; /* the <token> the signature carries; NULL: as spec §4.4 says */
 	const char *scopes[4];
 	int n_scopes; /* -1: omitted */
 	enum sig_kind sig;
@@ -364,7 +366,10 @@ static char *connect_text(struct client *c, const struct copts *o, const char *r
 	cJSON *params = cJSON_CreateObject(), *client, *req;
 	const char *role = o->role ? o->role : "operator";
 	const char *nonce = o->nonce ? o->nonce : c->nonce;
-	const char *tok = o->token ? o->token : o->device_token;
+	const char *tok = o->signed_token   ? o->signed_token
+	                  : o->token        ? o->token
+	                  : o->device_token ? o->device_token
+	                                    : o->bootstrap_token;
 	char *text;
 
 	cJSON_AddNumberToObject(params, "minProtocol", o->min_proto ? o->min_proto : 3);
@@ -384,13 +389,15 @@ static char *connect_text(struct client *c, const struct copts *o, const char *r
 		for (int i = 0; i < o->n_scopes; i++)
 			cJSON_AddItemToArray(s, cJSON_CreateString(o->scopes[i]));
 	}
-	if (o->token || o->device_token) {
+	if (o->token || o->device_token || o->bootstrap_token) {
 		cJSON *a = cJSON_AddObjectToObject(params, "auth");
 
 		if (o->token)
 			cJSON_AddStringToObject(a, "token", o->token);
 		if (o->device_token)
 			cJSON_AddStringToObject(a, "deviceToken", o->device_token);
+		if (o->bootstrap_token)
+			cJSON_AddStringToObject(a, "bootstrapToken", o->bootstrap_token);
 	}
 	if (o->id) {
 		cJSON *d = cJSON_AddObjectToObject(params, "device");
@@ -789,6 +796,49 @@ static void test_handshake_errors(void **state)
 		assert_false(c->closed);
 	}
 	assert_int_equal(store_count(e->store, STORE_PENDING), 1);
+	env_free(e);
+}
+
+/* Spec §4.4: with neither auth.token nor auth.deviceToken present, the signature's <token> is
+ * auth.bootstrapToken. Such a connect passes the device checks and only then fails
+ * authentication (§5: a bootstrap token never authenticates). */
+static void test_bootstrap_token_signature(void **state)
+{
+	static const struct hs_case missing = {"boot", "AUTH_TOKEN_MISSING", "INVALID_REQUEST",
+	                                       1008};
+	static const struct hs_case mismatch = {"boot2", "AUTH_TOKEN_MISMATCH", "INVALID_REQUEST",
+	                                        1008};
+	static const struct hs_case badsig = {"boot3", "DEVICE_AUTH_SIGNATURE_INVALID",
+	                                      "INVALID_REQUEST", 1008};
+	struct env *e = env_new(NULL);
+	struct identity id;
+	struct copts o;
+
+	(void)state;
+	ident(&id, 11);
+	o = node_opts(&id);
+	o.token = NULL;
+	o.bootstrap_token = "bootstrap-token-1";
+	o.sig = SIG_V3;
+	hs(e, &missing, o);
+	o.sig = SIG_V2;
+	hs(e, &missing, o);
+	/* Signed over an empty <token>: not the payload §4.4 defines for this connect. */
+	o.signed_token = "";
+	hs(e, &badsig, o);
+	/* auth.deviceToken comes before auth.bootstrapToken. */
+	o.device_token = "0123456789abcdef0123456789abcdef";
+	o.signed_token = NULL;
+	hs(e, &mismatch, o);
+	o.signed_token = o.bootstrap_token;
+	hs(e, &badsig, o);
+	/* auth.token, even empty, comes before both. */
+	o.token = "";
+	o.signed_token = NULL;
+	hs(e, &mismatch, o);
+	o.signed_token = o.bootstrap_token;
+	hs(e, &badsig, o);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
 	env_free(e);
 }
 
@@ -1663,6 +1713,7 @@ int main(void)
 	        cmocka_unit_test(test_challenge),
 	        cmocka_unit_test(test_operator_hello),
 	        cmocka_unit_test(test_handshake_errors),
+	        cmocka_unit_test(test_bootstrap_token_signature),
 	        cmocka_unit_test(test_hold_approve_device),
 	        cmocka_unit_test(test_hold_approve_node),
 	        cmocka_unit_test(test_reject),
