@@ -86,14 +86,6 @@ void core_fail(struct core *core, struct core_conn *conn, const char *id, enum c
 		           close_reason ? close_reason : info->close_reason);
 }
 
-bool core_ip_is_loopback(const char *ip)
-{
-	if (!ip)
-		return false;
-	return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
-	       strncasecmp(ip, "::ffff:127.", 11) == 0;
-}
-
 void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload)
 {
 	for (struct core_conn *c = core->ops, *next; c; c = next) {
@@ -116,8 +108,6 @@ static void free_config(struct core *core)
 	free((char *)core->cfg.token);
 	free((char *)core->cfg.server_version);
 	free((char *)core->cfg.server_host);
-	for (size_t i = 0; core->trusted && i < core->cfg.n_trusted_proxies; i++)
-		free(core->trusted[i]);
 	free(core->trusted);
 }
 
@@ -157,14 +147,16 @@ int core_create(const struct core_config *cfg, const struct core_io *io, struct 
 	core->cfg.server_host = strdup(cfg->server_host ? cfg->server_host : "clawpair");
 	core->cfg.trusted_proxies = NULL;
 	if (cfg->n_trusted_proxies) {
-		core->trusted = calloc(cfg->n_trusted_proxies, sizeof(char *));
+		core->trusted = calloc(cfg->n_trusted_proxies, sizeof(*core->trusted));
 		if (!core->trusted)
 			goto fail;
-		for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
-			if (!(core->trusted[i] = strdup(cfg->trusted_proxies[i])))
-				goto fail;
+		for (size_t i = 0; i < cfg->n_trusted_proxies; i++) {
+			const char *a = cfg->trusted_proxies[i];
+
+			if (!a || !locality_addr_parse(a, strlen(a), &core->trusted[i]))
+				goto fail; /* the caller checks addresses with locality_addr_parse */
+		}
 	}
-	core->cfg.trusted_proxies = (const char *const *)core->trusted;
 	if ((cfg->token && !core->cfg.token) || !core->cfg.server_version || !core->cfg.server_host)
 		goto fail;
 	apply_defaults(&core->cfg);
@@ -204,62 +196,28 @@ void core_destroy(struct core *core)
 	free(core);
 }
 
-static bool nonempty(const char *s)
-{
-	if (!s)
-		return false;
-	while (*s == ' ' || *s == '\t')
-		s++;
-	return *s != '\0';
-}
-
-/* Copies the first comma-separated entry of a header value, trimmed. */
-static void first_entry(const char *v, char *out, size_t outsz)
-{
-	const char *end;
-
-	while (*v == ' ' || *v == '\t')
-		v++;
-	end = v;
-	while (*end && *end != ',')
-		end++;
-	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	snprintf(out, outsz, "%.*s", (int)(end - v), v);
-}
-
-static bool is_trusted_proxy(const struct core *core, const char *ip)
-{
-	const char *v4 = strncasecmp(ip, "::ffff:", 7) == 0 ? ip + 7 : NULL;
-
-	for (size_t i = 0; i < core->cfg.n_trusted_proxies; i++)
-		if (strcmp(core->trusted[i], ip) == 0 || (v4 && strcmp(core->trusted[i], v4) == 0))
-			return true;
-	return false;
-}
-
 static void resolve_peer(const struct core *core, struct core_conn *conn,
                          const struct core_peer *peer)
 {
 	const char *ip = peer && peer->ip ? peer->ip : "";
+	struct locality_headers h = {0};
+	struct locality_result r;
+	struct locality_addr a;
 
+	if (peer) {
+		h.x_forwarded_for = peer->xff;
+		h.x_real_ip = peer->real_ip;
+		h.forwarded = peer->forwarded;
+		h.x_forwarded_host = peer->forwarded_host;
+		h.origin = peer->origin;
+	}
+	locality_resolve(ip, &h, core->trusted, core->cfg.n_trusted_proxies, &r);
 	snprintf(conn->peer_ip, sizeof(conn->peer_ip), "%s", ip);
-	snprintf(conn->ip, sizeof(conn->ip), "%s", ip);
-	if (!peer) {
-		conn->local = false;
-		return;
-	}
-	if (is_trusted_proxy(core, ip)) {
-		if (nonempty(peer->xff))
-			first_entry(peer->xff, conn->ip, sizeof(conn->ip));
-		else if (nonempty(peer->real_ip))
-			first_entry(peer->real_ip, conn->ip, sizeof(conn->ip));
-		conn->local = core_ip_is_loopback(conn->ip);
-		return;
-	}
-	/* Proxy headers from a peer nobody vouches for: the real client is unknown, so not local. */
-	conn->local = core_ip_is_loopback(ip) && !nonempty(peer->xff) && !nonempty(peer->real_ip) &&
-	              !nonempty(peer->forwarded_host);
+	snprintf(conn->ip, sizeof(conn->ip), "%s", r.client);
+	conn->local = peer && r.local;
+	conn->client_loopback = locality_addr_parse(r.client, strlen(r.client), &a) &&
+	                        locality_addr_is_loopback(&a);
+	conn->locality_why = r.why;
 }
 
 struct core_conn *core_conn_open(struct core *core, void *conn_user, const struct core_peer *peer,
@@ -284,8 +242,8 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
 		core->conns->prev = conn;
 	core->conns = conn;
 	core_index_add(core, conn);
-	core_logf(core, CORE_LOG_DEBUG, "conn %s open: peer %s client %s%s", conn->id,
-	          conn->peer_ip, conn->ip, conn->local ? " (local)" : "");
+	core_logf(core, CORE_LOG_DEBUG, "conn %s open: peer %s client %s (%s: %s)", conn->id,
+	          conn->peer_ip, conn->ip, conn->local ? "local" : "remote", conn->locality_why);
 	if (core->shutting_down) {
 		core_fail(core, conn, NULL, CP_ERR_SHUTDOWN, NULL, NULL, NULL);
 		return conn;

@@ -28,7 +28,8 @@ enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG
 
 struct core_config {
 	const char *token; /* shared gateway token; NULL: none accepted */
-	const char *const *trusted_proxies; /* exact peer IPs whose X-Forwarded-For is believed */
+	const char *const *trusted_proxies; /* addresses whose proxy headers are believed (§8.10);
+	                                    * each must parse with locality_addr_parse */
 	size_t n_trusted_proxies;
 	uint64_t pending_ttl_ms; /* 0: 300000 */
 	uint64_t handshake_timeout_ms; /* 0: 10000 */
@@ -43,13 +44,15 @@ struct core_config {
 	const char *server_host; /* hello-ok server.host */
 };
 
-/* What the adapter knows about the peer at upgrade time. Strings may be NULL. */
+/* What the adapter knows about the peer at upgrade time. Header values are every line of that
+ * header joined with ',' in order; NULL when the header is absent. */
 struct core_peer {
 	const char *ip; /* socket peer address, e.g. "127.0.0.1", "::1", "10.77.0.2" */
 	const char *host; /* Host header */
 	const char *xff; /* X-Forwarded-For */
 	const char *real_ip; /* X-Real-IP */
 	const char *forwarded_host; /* X-Forwarded-Host */
+	const char *forwarded; /* Forwarded (RFC 7239) */
 	const char *origin; /* Origin */
 };
 

@@ -233,7 +233,7 @@ static cJSON *build_pending(struct core *core, const struct core_conn *conn,
 	if (roles)
 		cJSON_AddItemToArray(roles, cJSON_CreateString(conn->role));
 	cJSON_AddItemToObject(r, "scopes", cJSON_Duplicate(conn->scopes, true));
-	if (!core_ip_is_loopback(conn->ip) && conn->ip[0])
+	if (!conn->client_loopback && conn->ip[0])
 		cJSON_AddStringToObject(r, "remoteIp", conn->ip);
 	cJSON_AddBoolToObject(r, "silent", silent);
 	cJSON_AddBoolToObject(r, "isRepair", is_repair);

@@ -15,6 +15,7 @@
 #include "frame.h"
 #include "identity.h"
 #include "json.h"
+#include "locality.h"
 #include "random.h"
 #include "store.h"
 
@@ -34,7 +35,9 @@ struct core_conn {
 	char id[CORE_UUID_LEN + 1];
 	char peer_ip[CORE_IP_MAX];
 	char ip[CORE_IP_MAX]; /* client ip: the peer, or the proxy's word for a trusted proxy */
-	bool local;
+	bool local; /* §8.10 */
+	bool client_loopback; /* the client address is loopback (no remoteIp) */
+	const char *locality_why; /* static text, for the log */
 	char nonce[CORE_UUID_LEN + 1];
 	uint64_t handshake_deadline;
 	int64_t seq; /* last event seq sent */
@@ -60,7 +63,7 @@ struct core_ip_count;
 
 struct core {
 	struct core_config cfg; /* defaults applied; strings owned */
-	char **trusted;
+	struct locality_addr *trusted; /* parsed cfg.trusted_proxies */
 	struct core_io io;
 	struct store *store;
 	struct core_conn *conns;
@@ -96,7 +99,6 @@ void core_send_ok(struct core *core, struct core_conn *conn, const char *id, cJS
 void core_fail(struct core *core, struct core_conn *conn, const char *id, enum cp_err err,
                const char *message, cJSON *extra, const char *close_reason);
 void core_close(struct core *core, struct core_conn *conn, int code, const char *reason);
-bool core_ip_is_loopback(const char *ip);
 /* Sends a pairing event to every authenticated operator with operator.pairing or operator.admin.
  * Consumes payload. */
 void core_broadcast_pairing(struct core *core, const char *event, cJSON *payload);
