@@ -17,7 +17,9 @@ static const char *const verdict_names[CONF_VERDICT__COUNT] = {
         "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP",
 };
 
-/* Group order of the spec's sections; unknown groups sort after these, by name. */
+/* The case groups, in the order of the spec's sections: the one list of them. A case id starts
+ * with its group and its file lives in cases/<group>/ (tests/conformance/drive.py reads this list
+ * to check both). Unknown groups sort after these, by name. */
 static const char *const group_order[] = {
         "handshake", "hold",   "store",   "key",   "outcome", "recon",
         "events",    "limits", "persist", "local", "robust",
