@@ -641,6 +641,7 @@ static void log_add(struct run *run, const char *actor, enum scenario_dir dir, c
 		r->n_log++;
 }
 
+static char *vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 static char *vfmt(const char *fmt, va_list ap)
 {
 	va_list ap2;
@@ -658,6 +659,7 @@ static char *vfmt(const char *fmt, va_list ap)
 	return s;
 }
 
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 static char *fmt(const char *f, ...)
 {
 	va_list ap;
@@ -1310,7 +1312,7 @@ static int step_connect(struct run *run, struct actor_rt *a, const cJSON *st)
 		const cJSON *hm = cJSON_GetObjectItemCaseSensitive(expect, "hello-ok");
 		const cJSON *pm = cJSON_GetObjectItemCaseSensitive(expect, "pending");
 		struct connect_pick cp = {a->connect_id, NULL};
-		char why[300];
+		char why[300] = "";
 
 		if (hm || pm || em) {
 			char *m = cJSON_PrintUnformatted(hm ? hm : pm ? pm : em);
