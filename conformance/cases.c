@@ -468,11 +468,13 @@ void conf_result_finish(struct conf_result *r)
 	free(r->expected);
 	free(r->actual);
 	free(r->xfail_reason);
+	free(r->close_reason);
 	for (i = 0; i < r->n_frames; i++)
 		free(r->frames[i]);
 	free(r->frames);
 	memset(r, 0, sizeof *r);
 	r->failed_step = -1;
+	r->close_ms = -1;
 }
 
 int conf_result_add_frame(struct conf_result *r, const char *line)
