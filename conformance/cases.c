@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json.h"
+
 #define MAX_CASE_FILE (4u * 1024u * 1024u)
 #define MAX_DEPTH 8
 
@@ -91,11 +93,12 @@ static void case_finish(struct conf_case *c)
 	memset(c, 0, sizeof *c);
 }
 
+/* a string field that says something: absent, non-string and "" are all missing */
 static const char *str_field(const cJSON *o, const char *k)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	const char *v = json_get_string(o, k);
 
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+	return v && v[0] ? v : NULL;
 }
 
 static int load_one(const char *path, struct conf_case *c, char *err, size_t errsz)
