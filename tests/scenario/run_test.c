@@ -212,18 +212,19 @@ static void test_open_failure_fields(void **state)
 	            "\"steps\":[{\"actor\":\"x\",\"do\":\"open\"},"
 	            "{\"actor\":\"x\",\"do\":\"send\",\"text\":{\"$hex\":\"7b00\"},"
 	            "\"binary\":true},"
+	            "{\"actor\":\"x\",\"do\":\"expect-close\"},"
 	            "{\"actor\":\"x\",\"do\":\"sleep\",\"ms\":100},"
 	            "{\"actor\":\"x\",\"do\":\"expect-close\",\"code\":4008}]}",
 	            &r);
 
 	assert_int_equal(r.verdict, SCENARIO_FAIL);
-	assert_int_equal(r.failed_step, 3);
+	assert_int_equal(r.failed_step, 4);
 	assert_string_equal(r.expected, "close with code 4008");
 	assert_matches(r.actual, "^closed 1008 'invalid request frame' [0-9]+ ms after open$");
 	assert_int_equal(r.close_code, 1008);
 	assert_string_equal(r.close_reason, "invalid request frame");
 	assert_true(r.close_ms >= 0);
-	/* the close came before the sleep ended, and so before the failure was noticed */
+	/* the close came before the sleep, and so at least 100 ms before the failure was noticed */
 	assert_true(r.ms_since_connect >= r.close_ms + 100);
 	assert_non_null(log_text(&r, "x", SCENARIO_DIR_OUT, "(binary message)"));
 	assert_close_json(s, &r);
