@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json.h"
+
 #define MAX_CASE_FILE (4u * 1024u * 1024u)
 #define MAX_DEPTH 8
 
@@ -17,7 +19,9 @@ static const char *const verdict_names[CONF_VERDICT__COUNT] = {
         "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP",
 };
 
-/* Group order of the spec's sections; unknown groups sort after these, by name. */
+/* The case groups, in the order of the spec's sections: the one list of them. A case id starts
+ * with its group and its file lives in cases/<group>/ (tests/conformance/drive.py reads this list
+ * to check both). Unknown groups sort after these, by name. */
 static const char *const group_order[] = {
         "handshake", "hold",   "store",   "key",   "outcome", "recon",
         "events",    "limits", "persist", "local", "robust",
@@ -89,11 +93,12 @@ static void case_finish(struct conf_case *c)
 	memset(c, 0, sizeof *c);
 }
 
+/* a string field that says something: absent, non-string and "" are all missing */
 static const char *str_field(const cJSON *o, const char *k)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	const char *v = json_get_string(o, k);
 
-	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+	return v && v[0] ? v : NULL;
 }
 
 static int load_one(const char *path, struct conf_case *c, char *err, size_t errsz)
@@ -466,11 +471,13 @@ void conf_result_finish(struct conf_result *r)
 	free(r->expected);
 	free(r->actual);
 	free(r->xfail_reason);
+	free(r->close_reason);
 	for (i = 0; i < r->n_frames; i++)
 		free(r->frames[i]);
 	free(r->frames);
 	memset(r, 0, sizeof *r);
 	r->failed_step = -1;
+	r->close_ms = -1;
 }
 
 int conf_result_add_frame(struct conf_result *r, const char *line)

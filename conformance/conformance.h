@@ -67,6 +67,8 @@ struct conf_result {
 	enum conf_verdict verdict;
 	uint64_t duration_ms;
 	int close_code; /* close code seen at the failing step, 0 if none */
+	char *close_reason; /* its reason (with a close code) */
+	long close_ms; /* the close's time since that actor's connect, -1 if unknown */
 	char *message; /* one line: the diagnosis or why it failed/skipped */
 	char *expected, *actual;
 	char *xfail_reason; /* CONF_XFAIL: from the expectations file */

@@ -7,14 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
+#include "json.h"
 #include "strbuf.h"
-
-static const char *str_of(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 bool conf_find_uuid(const char *s, char *out)
 {
@@ -65,23 +60,11 @@ static bool is_resolve_method(const char *m)
 	             !strcmp(m, "device.pair.approve") || !strcmp(m, "device.pair.reject"));
 }
 
-/* "closed 1008 'pairing required' 13 ms after connect" in the engine's actual text: the time of
- * the close itself, which is earlier than the time the failure was noticed */
-static long close_ms_from_actual(const char *actual, long fallback)
-{
-	const char *p = actual ? strstr(actual, "closed ") : NULL;
-	const char *q;
-	long ms;
-
-	if (!p || !(q = strstr(p, "' ")) || sscanf(q + 2, "%ld ms after", &ms) != 1)
-		return fallback;
-	return ms;
-}
-
 static char *hold_open(const struct conf_failure *f)
 {
-	const char *op = str_of(f->step, "do");
-	long ms = close_ms_from_actual(f->actual, f->ms_since_connect);
+	const char *op = json_get_string(f->step, "do");
+	/* the time of the close itself, which is earlier than the time the failure was noticed */
+	long ms = f->close_ms >= 0 ? f->close_ms : f->ms_since_connect;
 	struct strbuf b;
 
 	if (f->close_code) {
@@ -112,7 +95,9 @@ static char *hold_open(const struct conf_failure *f)
 
 static char *unified_list(const struct conf_failure *f)
 {
-	const char *op = str_of(f->step, "do"), *method = str_of(f->step, "method");
+	const char *op = json_get_string(f->step, "do"),
+	           *method = json_get_string(f->step, "method");
+	const struct cp_err_info *unknown = cp_err_info(CP_ERR_UNKNOWN_REQUEST_ID);
 	char uuid[40], sid[24];
 	struct strbuf b;
 
@@ -132,14 +117,13 @@ static char *unified_list(const struct conf_failure *f)
 		return strbuf_take(&b);
 	}
 	if (is_resolve_method(method) && f->actual &&
-	    (strstr(f->actual, "unknown requestId") || strstr(f->actual, "UNKNOWN_REQUEST_ID"))) {
+	    (strstr(f->actual, unknown->message) || strstr(f->actual, unknown->details_code))) {
 		short_id(f->sent_request_id, sid, sizeof sid);
 		strbuf_init(&b);
-		strbuf_addf(
-		        &b,
-		        "%s answered 'unknown requestId' for requestId %s that device.pair.list "
-		        "shows (OpenClaw #6836: two stores)",
-		        method, sid);
+		strbuf_addf(&b,
+		            "%s answered '%s' for requestId %s that device.pair.list shows "
+		            "(OpenClaw #6836: two stores)",
+		            method, unknown->message, sid);
 		return strbuf_take(&b);
 	}
 	return NULL;
@@ -153,13 +137,14 @@ char *conf_diagnose(const char *diagnose, const struct conf_failure *f)
 		return NULL;
 	if (!diagnose) {
 		/* any case: a connect that should have been held, closed as OpenClaw does */
-		const cJSON *op = cJSON_GetObjectItemCaseSensitive(f->step, "do");
+		const char *op = json_get_string(f->step, "do");
 		const cJSON *ex = cJSON_GetObjectItemCaseSensitive(f->step, "expect");
 		bool wants_pending = (cJSON_IsString(ex) && !strcmp(ex->valuestring, "pending")) ||
 		                     cJSON_GetObjectItemCaseSensitive(ex, "pending");
 
-		if (cJSON_IsString(op) && !strcmp(op->valuestring, "connect") && wants_pending &&
-		    f->close_code && f->close_reason && strstr(f->close_reason, "pairing required"))
+		if (op && !strcmp(op, "connect") && wants_pending && f->close_code &&
+		    f->close_reason &&
+		    strstr(f->close_reason, cp_err_info(CP_ERR_PAIRING_REQUIRED)->close_reason))
 			return hold_open(f);
 		return NULL;
 	}

@@ -13,7 +13,8 @@ struct conf_failure {
 	const char *actual; /* what happened */
 	int close_code; /* 0: the actor's connection was not closed */
 	const char *close_reason;
-	long ms_since_connect; /* -1: unknown */
+	long close_ms; /* the close's own time since the actor's connect, -1: unknown */
+	long ms_since_connect; /* when the failure was noticed, -1: unknown */
 	bool approved_before; /* an earlier step approved a request */
 	const char *sent_request_id; /* requestId the failing call sent, if any */
 };

@@ -40,10 +40,14 @@ static cJSON *case_json(const struct conf_result *r)
 	cJSON_AddStringToObject(o, "sentence", r->c->sentence);
 	cJSON_AddStringToObject(o, "verdict", conf_verdict_name(r->verdict));
 	cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
-	if (r->close_code)
+	if (r->close_code) {
 		cJSON_AddNumberToObject(o, "close_code", r->close_code);
-	else
+		cJSON_AddItemToObject(o, "close_reason", str_or_null(r->close_reason));
+		if (r->close_ms >= 0)
+			cJSON_AddNumberToObject(o, "close_ms", (double)r->close_ms);
+	} else {
 		cJSON_AddNullToObject(o, "close_code");
+	}
 	cJSON_AddItemToObject(o, "message", str_or_null(r->message));
 	cJSON_AddItemToObject(o, "expected", str_or_null(r->expected));
 	cJSON_AddItemToObject(o, "actual", str_or_null(r->actual));

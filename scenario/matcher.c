@@ -2,20 +2,25 @@
 #include "matcher.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void say(char *why, size_t whysz, const char *path, const char *fmt, const char *a,
-                const char *b)
+static void say(char *why, size_t whysz, const char *path, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void say(char *why, size_t whysz, const char *path, const char *fmt, ...)
 {
 	char msg[256];
+	va_list ap;
 
 	if (!why || !whysz)
 		return;
-	snprintf(msg, sizeof(msg), fmt, a ? a : "", b ? b : "");
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	snprintf(why, whysz, "at %s: %s", *path ? path : "/", msg);
 }
 
@@ -72,16 +77,17 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 
 		if (!strcmp(k, "$absent")) {
 			if (cJSON_IsTrue(op) != (a == NULL)) {
-				say(why, whysz, path,
-				    cJSON_IsTrue(op) ? "expected absent, got %s%s"
-				                     : "expected present%s%s",
-				    cJSON_IsTrue(op) ? type_name(a) : NULL, NULL);
+				if (cJSON_IsTrue(op))
+					say(why, whysz, path, "expected absent, got %s",
+					    type_name(a));
+				else
+					say(why, whysz, path, "expected present");
 				return false;
 			}
 			continue;
 		}
 		if (!a) {
-			say(why, whysz, path, "missing (expected %s)%s", k, NULL);
+			say(why, whysz, path, "missing (expected %s)", k);
 			return false;
 		}
 		if (!strcmp(k, "$type")) {
@@ -96,7 +102,7 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 
 			if (!cJSON_IsString(op) ||
 			    regcomp(&re, op->valuestring, REG_EXTENDED | REG_NOSUB)) {
-				say(why, whysz, path, "bad $regex%s%s", NULL, NULL);
+				say(why, whysz, path, "bad $regex");
 				return false;
 			}
 			ok = cJSON_IsString(a) && regexec(&re, a->valuestring, 0, NULL, 0) == 0;
@@ -113,7 +119,7 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 			if (match_at(op, a, NULL, 0, path)) {
 				char *t = cJSON_PrintUnformatted(op);
 
-				say(why, whysz, path, "matches $not %s%s", t ? t : "?", NULL);
+				say(why, whysz, path, "matches $not %s", t ? t : "?");
 				free(t);
 				return false;
 			}
@@ -138,8 +144,7 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 			const cJSON *x;
 
 			if (!cJSON_IsArray(op) || !cJSON_IsArray(a)) {
-				say(why, whysz, path, "$exact needs arrays (got %s)%s",
-				    type_name(a), NULL);
+				say(why, whysz, path, "$exact needs arrays (got %s)", type_name(a));
 				return false;
 			}
 			ne = cJSON_GetArraySize(op);
@@ -163,7 +168,7 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 				i++;
 			}
 		} else {
-			say(why, whysz, path, "unknown operator %s%s", k, NULL);
+			say(why, whysz, path, "unknown operator %s", k);
 			return false;
 		}
 	}
@@ -177,7 +182,7 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 	if (!a) {
 		char *t = cJSON_PrintUnformatted(e);
 
-		say(why, whysz, path, "missing (expected %s)%s", t ? t : "?", NULL);
+		say(why, whysz, path, "missing (expected %s)", t ? t : "?");
 		free(t);
 		return false;
 	}
@@ -185,7 +190,7 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 		const cJSON *k;
 
 		if (!cJSON_IsObject(a)) {
-			say(why, whysz, path, "expected an object, got %s%s", type_name(a), NULL);
+			say(why, whysz, path, "expected an object, got %s", type_name(a));
 			return false;
 		}
 		cJSON_ArrayForEach(k, e)
@@ -205,7 +210,7 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 		const cJSON *x;
 
 		if (!cJSON_IsArray(a)) {
-			say(why, whysz, path, "expected an array, got %s%s", type_name(a), NULL);
+			say(why, whysz, path, "expected an array, got %s", type_name(a));
 			return false;
 		}
 		na = cJSON_GetArraySize(a);
@@ -229,7 +234,7 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 				char cp[512];
 
 				child_path(cp, sizeof(cp), path, NULL, i);
-				say(why, whysz, cp, "no element matches %s%s", t ? t : "?", NULL);
+				say(why, whysz, cp, "no element matches %s", t ? t : "?");
 				free(t);
 				free(used);
 				return false;
@@ -277,7 +282,7 @@ static bool match_at(const cJSON *e, const cJSON *a, char *why, size_t whysz, co
 		}
 		return true;
 	}
-	say(why, whysz, path, "unsupported expectation%s%s", NULL, NULL);
+	say(why, whysz, path, "unsupported expectation");
 	return false;
 }
 

@@ -79,7 +79,9 @@ struct scenario_result {
 			       * after connect", "nothing within 5000 ms" (malloc'd) */
 	int close_code; /* when the actor's connection had closed: its code, else 0 */
 	char close_reason[128];
-	long ms_since_connect; /* from the actor's last connect to the failure, -1 */
+	long close_ms; /* when it had closed: ms from the actor's last connect (or open) to the
+			* close itself, else -1 */
+	long ms_since_connect; /* from the actor's last connect (or open) to the failure, -1 */
 	char *message; /* one line: why it failed, skipped or errored (malloc'd) */
 	struct scenario_step_result *steps;
 	size_t n_steps;
@@ -88,10 +90,29 @@ struct scenario_result {
 	uint64_t duration_ms;
 };
 
-/* Loads a scenario file, or parses JSON text (// and block comments allowed). Validates actors,
- * steps and their fields. NULL with a one-line reason in err. */
+/* A number a scenario names as "${conf.NAME}" (a string that is exactly that becomes the number
+ * when the scenario is loaded). */
+struct scenario_number {
+	const char *name; /* NAME, without "conf." */
+	double value;
+};
+
+/* What the caller of the interpreter adds to the format. */
+struct scenario_parse_opts {
+	const char *const *extra_needs; /* "needs" names the caller checks itself, besides remote,
+					 * restart and operator; NULL-terminated or NULL */
+	const struct scenario_number *numbers; /* the ${conf.NAME} values */
+	size_t n_numbers;
+};
+
+/* Loads a scenario file, or parses JSON text (// and block comments allowed). Expands the macros
+ * ($hex, $repeat, $concat, ${conf.NAME}), then validates actors, steps and their fields. NULL
+ * with a one-line reason in err. */
 struct scenario *scenario_load(const char *path, char *err, size_t errsz);
 struct scenario *scenario_parse(const char *json_text, char *err, size_t errsz);
+/* scenario_parse with the caller's needs and numbers (o may be NULL). */
+struct scenario *scenario_parse_with(const char *json_text, const struct scenario_parse_opts *o,
+                                     char *err, size_t errsz);
 void scenario_destroy(struct scenario *s);
 const struct scenario_meta *scenario_get_meta(const struct scenario *s);
 

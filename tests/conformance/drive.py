@@ -260,6 +260,15 @@ def mode_coverage():
     print('ok: %d requirements, each with >= 1 case; %d robustness cases' % (len(ids), robust))
 
 
+def case_groups():
+    """The case groups, in run order, from the one list in conformance/cases.c."""
+    src = open(os.path.join(SOURCE, 'conformance', 'cases.c'), encoding='utf-8').read()
+    m = re.search(r'group_order\[\]\s*=\s*\{([^}]*)\}', src)
+    if not m:
+        fail('no group_order list in conformance/cases.c')
+    return re.findall(r'"([^"]+)"', m.group(1))
+
+
 def mode_lint():
     """Case files: fields, ids, folders, and close codes that agree with protocol/errors.def."""
     rows = {}
@@ -267,9 +276,10 @@ def mode_lint():
         m = re.match(r'X\((\w+), (NULL|"[^"]*"), "([^"]*)", (\d+), "([^"]*)"', line)
         if m:
             rows[m.group(3)] = (int(m.group(4)), m.group(5))
-    folders = {'handshake': 'handshake', 'hold': 'hold-open', 'store': 'store', 'key': 'key',
-               'outcome': 'outcome', 'recon': 'recon', 'events': 'events', 'limits': 'limits',
-               'persist': 'persist', 'local': 'local', 'robust': 'robustness'}
+    groups = case_groups()
+    folders = sorted(d for d in os.listdir(CASES) if os.path.isdir(os.path.join(CASES, d)))
+    if folders != sorted(groups):
+        fail('case folders %s are not the groups of conformance/cases.c %s' % (folders, groups))
     seen = set()
     checked = 0
     for path, c in load_cases():
@@ -282,8 +292,8 @@ def mode_lint():
             fail('duplicate id ' + c['id'])
         seen.add(c['id'])
         group = c['id'].split('/')[0]
-        if os.path.basename(os.path.dirname(path)) != folders.get(group):
-            fail('%s: id %s is not in folder %s' % (path, c['id'], folders.get(group)))
+        if os.path.basename(os.path.dirname(path)) != group:
+            fail('%s: id %s is not in folder %s' % (path, c['id'], group))
         if c['id'].split('/')[1] != c['requirement']:
             fail('%s: id does not name its requirement' % path)
         for st in c['steps']:

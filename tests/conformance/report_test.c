@@ -262,6 +262,7 @@ static void test_diagnose(void **state)
 	        .step = st,
 	        .close_code = 1008,
 	        .close_reason = "pairing required",
+	        .close_ms = 13,
 	        .actual = "{...}, then closed 1008 'pairing required' 13 ms after connect",
 	        .ms_since_connect = 540};
 	char *d, uuid[40];
@@ -272,6 +273,17 @@ static void test_diagnose(void **state)
 	                    "closed with 1008 'pairing required' 13 ms after connect, before any "
 	                    "approval: the spec requires the connection to be held open "
 	                    "(OpenClaw #6836)");
+	free(d);
+	/* the close time is a field of the failure, not read back from the text */
+	f.actual = "{\"note\":\"closed 1 'x' 99 ms after connect\"}";
+	f.close_ms = 7;
+	d = conf_diagnose("hold-open", &f);
+	assert_non_null(strstr(d, "'pairing required' 7 ms after connect"));
+	free(d);
+	/* without it, the time the failure was noticed */
+	f.close_ms = -1;
+	d = conf_diagnose("hold-open", &f);
+	assert_non_null(strstr(d, "'pairing required' 540 ms after connect"));
 	free(d);
 	/* no hint, but the pattern is unmistakable */
 	d = conf_diagnose(NULL, &f);

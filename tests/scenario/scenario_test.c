@@ -146,6 +146,80 @@ static void test_parse_errors(void **state)
 	}
 }
 
+/* What the conformance runner adds: open steps, byte macros, its needs and numbers. */
+static const char *extended =
+        "{\"id\":\"robust/ROBUST-1/x\",\"needs\":[\"short-ttl\"],\n"
+        " \"actors\":{\"x\":{\"role\":\"operator\"},\"n\":{\"role\":\"node\",\"remote\":true}},\n"
+        " \"steps\":[\n"
+        "  {\"actor\":\"x\",\"do\":\"open\",\"xff\":\"10.77.0.9\"},\n"
+        "  {\"actor\":\"x\",\"do\":\"send\",\"text\":{\"$concat\":[\"{\",{\"$hex\":\"00ff\"},"
+        "{\"$repeat\":\"a\",\"count\":3}]}},\n"
+        "  {\"actor\":\"n\",\"do\":\"connect\",\"override\":{\"client\":{\"displayName\":"
+        "{\"$repeat\":\"y\",\"count\":1000}}},\"expect\":\"pending\"},\n"
+        "  {\"actor\":\"x\",\"do\":\"expect-close\",\"code\":1008,\"timeout_ms\":\"${conf.wait}\"},\n"
+        "  {\"do\":\"sleep\",\"ms\":\"${conf.wait}\"}\n"
+        " ]}";
+
+static void test_parse_runner_extensions(void **state)
+{
+	static const char *const extra_needs[] = {"short-ttl", NULL};
+	static const struct scenario_number numbers[] = {{"wait", 1500}};
+	struct scenario_parse_opts o = {
+	        .extra_needs = extra_needs, .numbers = numbers, .n_numbers = 1};
+	char err[256] = "";
+	struct scenario *s = scenario_parse_with(extended, &o, err, sizeof(err));
+	(void)state;
+
+	if (!s)
+		fail_msg("parse: %s", err);
+	assert_int_equal(scenario_get_meta(s)->n_steps, 5);
+	assert_int_equal(scenario_get_meta(s)->n_needs, 1);
+	assert_string_equal(scenario_get_meta(s)->needs[0], "short-ttl");
+	scenario_destroy(s);
+	/* without the runner's numbers and needs the same file is refused, with the reason */
+	assert_null(scenario_parse(extended, err, sizeof(err)));
+	assert_non_null(strstr(err, "unknown runner variable ${conf.wait}"));
+	o.extra_needs = NULL;
+	assert_null(scenario_parse_with(extended, &o, err, sizeof(err)));
+	assert_non_null(strstr(err, "needs"));
+}
+
+static void test_parse_macro_errors(void **state)
+{
+	static const struct bad_case cases[] = {
+	        {"{\"actor\":\"a\",\"do\":\"send\",\"text\":{\"$hex\":\"0\"}}", "even number"},
+	        {"{\"actor\":\"a\",\"do\":\"send\",\"text\":{\"$hex\":\"zz\"}}", "not a hex digit"},
+	        {"{\"actor\":\"a\",\"do\":\"send\",\"text\":{\"$repeat\":\"ab\",\"count\":9e9}}",
+	         "larger than"},
+	        {"{\"actor\":\"a\",\"do\":\"send\",\"text\":{\"$concat\":\"x\"}}",
+	         "needs an array"},
+	        {"{\"actor\":\"a\",\"do\":\"send\",\"text\":5}", "\"text\" must be a string or"},
+	        /* a NUL byte cannot live in a JSON string: only a send step's text holds one */
+	        {"{\"actor\":\"a\",\"do\":\"call\",\"method\":\"m\",\"params\":{\"$hex\":\"00\"}}",
+	         "NUL byte"},
+	        {"{\"actor\":\"a\",\"do\":\"expect-open\",\"ms\":\"${conf.ms\"}",
+	         "bad runner variable"},
+	        {"{\"actor\":\"a\",\"do\":\"open\",\"expect\":\"hello-ok\"}",
+	         "unknown key \"expect\""},
+	        {"{\"do\":\"open\"}", "\"actor\" must name an actor"},
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512], err[256] = "";
+		struct scenario *s;
+
+		snprintf(text, sizeof(text),
+		         "{\"id\":\"m\",\"actors\":{\"a\":{\"role\":\"operator\"}},\"steps\":[%s]}",
+		         cases[i].text);
+		s = scenario_parse(text, err, sizeof(err));
+		if (s)
+			fail_msg("case %zu parsed but should not", i);
+		if (!strstr(err, cases[i].needle))
+			fail_msg("case %zu: error '%s' lacks '%s'", i, err, cases[i].needle);
+	}
+}
+
 static void test_skips_without_network(void **state)
 {
 	char err[256];
@@ -348,6 +422,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_parse_good),
 	        cmocka_unit_test(test_parse_errors),
+	        cmocka_unit_test(test_parse_runner_extensions),
+	        cmocka_unit_test(test_parse_macro_errors),
 	        cmocka_unit_test(test_skips_without_network),
 	        cmocka_unit_test(test_unreachable_and_unknown_var),
 	        cmocka_unit_test(test_android_connect_params),

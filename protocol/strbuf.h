@@ -1,4 +1,4 @@
-/* strbuf.h: a growable string for report writers, with HTML/XML and JSON escaping. */
+/* strbuf.h: a growable byte string, with HTML/XML escaping and UTF-8 cleaning for reports. */
 #ifndef CLAWPAIR_STRBUF_H
 #define CLAWPAIR_STRBUF_H
 

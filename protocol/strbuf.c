@@ -1,4 +1,4 @@
-/* strbuf.c: growable strings and markup escaping for the report writers. */
+/* strbuf.c: growable byte strings, markup escaping and UTF-8 cleaning. */
 #include "strbuf.h"
 
 #include <stdarg.h>
