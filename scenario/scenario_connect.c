@@ -182,11 +182,13 @@ static cJSON *build_params(struct scenario_run *run, struct scenario_actor *a, c
 	v = cJSON_GetObjectItemCaseSensitive(st, "signedAtOffsetMs");
 	if (cJSON_IsNumber(v))
 		spec.signed_at_offset_ms = (int64_t)v->valuedouble;
-	/* token: step > actor > environment; null anywhere means none */
+	/* token: step > actor > environment; null anywhere means none; an actor with a bootstrap
+	 * token sends no shared token unless one is given explicitly */
+	spec.bootstrap_token = d->bootstrap_token;
 	v = cJSON_GetObjectItemCaseSensitive(st, "token");
 	if (v)
 		spec.token = cJSON_IsString(v) ? v->valuestring : NULL;
-	else if (d->token_null)
+	else if (d->token_null || (d->bootstrap_token && !d->token))
 		spec.token = NULL;
 	else
 		spec.token = d->token ? d->token : run->env->token;

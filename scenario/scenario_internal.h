@@ -37,6 +37,8 @@ struct scenario_actor_def {
 	const cJSON *scopes; /* array, or NULL: node [] / operator from the spec default */
 	bool token_null; /* "token": null: no auth */
 	const char *token; /* explicit token, or NULL: the environment's */
+	const char
+	        *bootstrap_token; /* auth.bootstrapToken (signed; then no auth.token by default) */
 	const cJSON *override; /* merged into every connect of this actor */
 	enum connect_sig sig;
 	const char *display_name;

@@ -115,7 +115,7 @@ static int parse_scopes(const cJSON *v, const char *where, char *err, size_t err
 	return 0;
 }
 
-/* role, remote, token, override, sig, displayName */
+/* role, remote, token, bootstrapToken, override, sig, displayName */
 static int parse_actor_fields(struct scenario_actor_def *d, const cJSON *a, const char *where,
                               char *err, size_t errsz)
 {
@@ -151,13 +151,20 @@ static int parse_actor_fields(struct scenario_actor_def *d, const cJSON *a, cons
 		return -1;
 	}
 	d->display_name = json_get_string(a, "displayName");
+	v = cJSON_GetObjectItemCaseSensitive(a, "bootstrapToken");
+	if (v && !cJSON_IsString(v)) {
+		snprintf(err, errsz, "%s: \"bootstrapToken\" must be a string", where);
+		return -1;
+	}
+	d->bootstrap_token = json_get_string(a, "bootstrapToken");
 	return 0;
 }
 
 static int parse_actors(struct scenario *s, const cJSON *actors, char *err, size_t errsz)
 {
-	static const char *const keys[] = {"role",     "remote", "identity",    "scopes", "token",
-	                                   "override", "sig",    "displayName", NULL};
+	static const char *const keys[] = {"role",           "remote",   "identity", "scopes",
+	                                   "token",          "override", "sig",      "displayName",
+	                                   "bootstrapToken", NULL};
 	const cJSON *a;
 
 	if (!cJSON_IsObject(actors) || !actors->child) {
