@@ -17,6 +17,8 @@
 /* RFC 6455's 1006: the connection ended without a close frame; the client library reports a
  * connection that could not be opened so, with local_close set. */
 #define CLOSE_NO_FRAME 1006
+/* RFC 6455's 1011: this side cannot go on (it ran out of memory building its connect) */
+#define CLOSE_INTERNAL_ERROR 1011
 
 /* ---- device tokens ---- */
 
@@ -163,7 +165,7 @@ static void send_connect(struct node_session *s, const char *nonce)
 	snprintf(s->connect_id, sizeof(s->connect_id), "connect-%u", ++s->next_req);
 	req = connect_request_build(s->connect_id, &spec, nonce, clock_wall_ms());
 	if (!req) {
-		client_close(s->conn, 1011, "out of memory");
+		client_close(s->conn, CLOSE_INTERNAL_ERROR, "out of memory");
 		return;
 	}
 	client_send_text(s->conn, req);

@@ -1,5 +1,5 @@
-/* node.h: the Android-like node: connect params and signatures, the device-token file, and the
- * per-connection session (challenge, connect, pending, hello-ok, ticks, invoke answers). */
+/* node.h: the Android-like node: the device-token file, the per-connection session (challenge,
+ * connect, pending, hello-ok, ticks, invoke answers) and the reconnect policy. */
 #ifndef CLAWPAIR_NODE_H
 #define CLAWPAIR_NODE_H
 
