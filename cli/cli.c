@@ -138,6 +138,25 @@ int cli_next(struct cli *c, int argc, char **argv)
 	}
 }
 
+int cli_parse(struct cli *c, const struct cli_tool *tool, int argc, char **argv,
+              int (*apply)(const struct cli *c, void *user, int opt, const char *arg), void *user)
+{
+	int opt, rc;
+
+	if (cli_init(c, tool) < 0) {
+		fprintf(stderr, "%s: too many options\n", tool->prog);
+		return CLI_EXIT_USAGE;
+	}
+	while ((opt = cli_next(c, argc, argv)) != CLI_END) {
+		if (opt == CLI_STOP)
+			return c->status;
+		rc = apply(c, user, opt, optarg);
+		if (rc)
+			return rc;
+	}
+	return -1;
+}
+
 /* The first line of path without its line ending and trailing blanks, or NULL with *why. */
 static char *read_token_file(const char *path, const char **why)
 {

@@ -50,6 +50,13 @@ int cli_init(struct cli *c, const struct cli_tool *tool);
  * option, an option missing its value, a value given to an option that takes none). */
 int cli_next(struct cli *c, int argc, char **argv);
 
+/* cli_init, then cli_next over argv, handing each of the tool's options to apply (which returns
+ * 0, or an exit status to stop with). Returns -1 when every option was applied (optind is then
+ * the first operand), else the exit status: 0 after --help or --version, CLI_EXIT_USAGE after a
+ * usage error, or what apply returned. */
+int cli_parse(struct cli *c, const struct cli_tool *tool, int argc, char **argv,
+              int (*apply)(const struct cli *c, void *user, int opt, const char *arg), void *user);
+
 /* Prints "PROG: message (try --help)" on stderr. Returns CLI_EXIT_USAGE. */
 int cli_usage_error(const struct cli *c, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));

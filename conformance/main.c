@@ -178,8 +178,10 @@ static int apply_number(const struct cli *c, struct args *a, int opt, const char
 }
 
 /* Applies one option. Returns 0, or the exit status of a usage error. */
-static int apply_option(const struct cli *c, struct args *a, int opt, const char *arg)
+static int apply_option(const struct cli *c, void *user, int opt, const char *arg)
 {
+	struct args *a = user;
+
 	switch (opt) {
 	case O_URL:
 		a->url = arg;
@@ -234,20 +236,14 @@ static int apply_option(const struct cli *c, struct args *a, int opt, const char
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	struct cli c;
-	int opt, rc;
+	int rc;
 
 	memset(a, 0, sizeof *a);
 	a->timeout_scale = 1.0;
 	a->remote_via = "xff:10.77.0.2";
-	if (cli_init(&c, &tool) < 0)
-		return EXIT_USAGE;
-	while ((opt = cli_next(&c, argc, argv)) != CLI_END) {
-		if (opt == CLI_STOP)
-			return c.status;
-		rc = apply_option(&c, a, opt, optarg);
-		if (rc)
-			return rc;
-	}
+	rc = cli_parse(&c, &tool, argc, argv, apply_option, a);
+	if (rc >= 0)
+		return rc;
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument %s", argv[optind]);
 	rc = cli_token(&c, !a->list, &a->token);

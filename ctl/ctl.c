@@ -413,8 +413,9 @@ static const struct cli_tool tool = {
 };
 
 /* Applies one option. Returns 0, or the exit status of a usage error. */
-static int apply_option(const struct cli *cli, struct ctl *c, int opt, const char *arg)
+static int apply_option(const struct cli *cli, void *user, int opt, const char *arg)
 {
+	struct ctl *c = user;
 	uint64_t ms;
 
 	switch (opt) {
@@ -469,19 +470,13 @@ static int check_command(const struct cli *cli, const struct ctl *c, int argc, c
 static int parse_args(struct ctl *c, int argc, char **argv, int *first)
 {
 	struct cli cli;
-	int opt, rc;
+	int rc;
 
 	c->url = DEFAULT_URL;
 	c->timeout_ms = 10000;
-	if (cli_init(&cli, &tool) < 0)
-		return EXIT_USAGE;
-	while ((opt = cli_next(&cli, argc, argv)) != CLI_END) {
-		if (opt == CLI_STOP)
-			return cli.status;
-		rc = apply_option(&cli, c, opt, optarg);
-		if (rc)
-			return rc;
-	}
+	rc = cli_parse(&cli, &tool, argc, argv, apply_option, c);
+	if (rc >= 0)
+		return rc;
 	rc = check_command(&cli, c, argc - optind, argv + optind);
 	if (!rc)
 		rc = cli_token(&cli, true, &c->token);

@@ -229,8 +229,10 @@ static int apply_value(const struct cli *c, struct opts *o, int opt, const char 
 }
 
 /* Applies one option. Returns 0, or the exit status of a usage error. */
-static int apply_option(const struct cli *c, struct opts *o, int opt, const char *arg)
+static int apply_option(const struct cli *c, void *user, int opt, const char *arg)
 {
+	struct opts *o = user;
+
 	switch (opt) {
 	case OPT_URL:
 		o->url = arg;
@@ -275,20 +277,14 @@ static int apply_option(const struct cli *c, struct opts *o, int opt, const char
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	struct cli c;
-	int opt, rc;
+	int rc;
 
 	o->sig = CONNECT_SIG_V2;
 	o->timeout_ms = 300000;
 	o->connect_timeout_ms = 5000;
-	if (cli_init(&c, &tool) < 0)
-		return EXIT_USAGE;
-	while ((opt = cli_next(&c, argc, argv)) != CLI_END) {
-		if (opt == CLI_STOP)
-			return c.status;
-		rc = apply_option(&c, o, opt, optarg);
-		if (rc)
-			return rc;
-	}
+	rc = cli_parse(&c, &tool, argc, argv, apply_option, o);
+	if (rc >= 0)
+		return rc;
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument: %s", argv[optind]);
 	if (!o->url)

@@ -201,8 +201,10 @@ static int add_listen(const struct cli *c, struct args *a, const char *s)
 }
 
 /* Applies one option. Returns 0, or the exit status of a usage error. */
-static int apply_option(const struct cli *c, struct args *a, int opt, const char *arg)
+static int apply_option(const struct cli *c, void *user, int opt, const char *arg)
 {
+	struct args *a = user;
+
 	switch (opt) {
 	case OPT_LISTEN:
 		return add_listen(c, a, arg);
@@ -253,18 +255,12 @@ static int apply_option(const struct cli *c, struct args *a, int opt, const char
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	struct cli c;
-	int opt, rc;
+	int rc;
 
 	a->level = CORE_LOG_INFO;
-	if (cli_init(&c, &tool) < 0)
-		return 1;
-	while ((opt = cli_next(&c, argc, argv)) != CLI_END) {
-		if (opt == CLI_STOP)
-			return c.status;
-		rc = apply_option(&c, a, opt, optarg);
-		if (rc)
-			return rc;
-	}
+	rc = cli_parse(&c, &tool, argc, argv, apply_option, a);
+	if (rc >= 0)
+		return rc;
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument '%s'", argv[optind]);
 	rc = cli_token(&c, true, &a->token);

@@ -196,6 +196,44 @@ static void test_usage_error_format(void **state)
 	                         "prog: cannot reach ws://h\n");
 }
 
+struct applied {
+	int n;
+	int refuse; /* the option value to refuse with exit status 7 */
+	const char *url;
+};
+
+static int apply(const struct cli *c, void *user, int opt, const char *arg)
+{
+	struct applied *a = user;
+
+	(void)c;
+	a->n++;
+	if (opt == a->refuse)
+		return 7;
+	if (opt == OPT_URL)
+		a->url = arg;
+	return 0;
+}
+
+static void test_parse_with_callback(void **state)
+{
+	char *argv[] = {"prog", "-v", "--url", "u", "operand", NULL};
+	struct applied a = {0};
+	struct cli c;
+	(void)state;
+
+	assert_int_equal(cli_parse(&c, &tool, 5, argv, apply, &a), -1);
+	assert_int_equal(a.n, 2);
+	assert_string_equal(a.url, "u");
+	assert_int_equal(optind, 4);
+	assert_string_equal(argv[optind], "operand");
+
+	/* what the callback refuses with is the exit status */
+	a = (struct applied){.refuse = 'v'};
+	assert_int_equal(cli_parse(&c, &tool, 5, argv, apply, &a), 7);
+	assert_int_equal(a.n, 1);
+}
+
 static void test_too_many_options(void **state)
 {
 	static struct option many[CLI_MAX_OPTIONS + 2];
@@ -362,6 +400,7 @@ int main(void)
 	        cmocka_unit_test(test_help_and_version),
 	        cmocka_unit_test(test_usage_errors),
 	        cmocka_unit_test(test_usage_error_format),
+	        cmocka_unit_test(test_parse_with_callback),
 	        cmocka_unit_test(test_too_many_options),
 	        cmocka_unit_test(test_token),
 	        cmocka_unit_test(test_numbers),
