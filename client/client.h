@@ -41,7 +41,7 @@ struct client_item {
 	size_t len;
 	int close_code; /* CLOSE: code from the close frame; 1006 when none was received */
 	char close_reason[128];
-	uint64_t at_ms; /* monotonic ms when it arrived (client_now_ms clock) */
+	uint64_t at_ms; /* when it arrived, on the clock_mono_ms clock (protocol/clock.h) */
 	bool binary; /* TEXT: the gateway sent a binary message */
 	bool local_close; /* CLOSE: this side ended the connection (client_close, a failed
 			      * connect, a timeout or an oversize frame); close_code then says why */
@@ -50,7 +50,7 @@ struct client_item {
 struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts);
 void client_ctx_destroy(struct client_ctx *ctx); /* NULL-safe; closes every conn */
 
-uint64_t client_now_ms(void); /* CLOCK_MONOTONIC in ms */
+uint64_t client_now_ms(void); /* clock_mono_ms() of protocol/clock.h */
 
 /* Opens a WebSocket and waits until it is established. Returns 0 and *out, or -1 with a
  * one-line reason in err (refused, timeout, HTTP status of a refused upgrade, bad URL). */

@@ -1,7 +1,8 @@
-/* client_lws.c: the WebSocket client of client.h on libwebsockets (the only fake-node file that
+/* client_lws.c: the WebSocket client of client.h on libwebsockets (the only client file that
  * includes libwebsockets.h). */
 #define _GNU_SOURCE /* setns */
 #include "client.h"
+#include "clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -94,10 +94,7 @@ struct client_ctx {
 
 uint64_t client_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return clock_mono_ms();
 }
 
 static void copy_reason(char *dst, size_t dstsz, const char *src, size_t len)
@@ -110,7 +107,7 @@ static void copy_reason(char *dst, size_t dstsz, const char *src, size_t len)
 
 static void push_item(struct client_conn *c, struct in_item *it)
 {
-	it->item.at_ms = client_now_ms();
+	it->item.at_ms = clock_mono_ms();
 	it->next = NULL;
 	if (c->in_tail)
 		c->in_tail->next = it;
@@ -369,7 +366,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			return -1; /* the owner went away while connecting */
 		c->wsi = wsi;
 		c->established = true;
-		c->connected_at_ms = client_now_ms();
+		c->connected_at_ms = clock_mono_ms();
 		if (!c->http_status)
 			c->http_status = 101;
 		note_local_address(c, wsi);
@@ -701,7 +698,7 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 	}
 	timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms
 	                                          : DEFAULT_CONNECT_TIMEOUT_MS;
-	c->connect_deadline_ms = client_now_ms() + (uint64_t)timeout_ms;
+	c->connect_deadline_ms = clock_mono_ms() + (uint64_t)timeout_ms;
 	if (c->connect_deadline_ms < ctx->next_deadline_ms)
 		ctx->next_deadline_ms = c->connect_deadline_ms;
 
@@ -808,14 +805,14 @@ void client_service(struct client_ctx *ctx, int timeout_ms)
 			ev_run(ctx->loop, EVRUN_ONCE);
 			ev_timer_stop(ctx->loop, &ctx->ev_wake);
 		}
-		check_deadlines(ctx, client_now_ms());
+		check_deadlines(ctx, clock_mono_ms());
 		return;
 	}
 #endif
 	lws_sul_schedule(ctx->lws, 0, &ctx->wake, wake_cb, (lws_usec_t)timeout_ms * 1000);
 	lws_service(ctx->lws, timeout_ms ? timeout_ms : -1);
 	lws_sul_cancel(&ctx->wake);
-	check_deadlines(ctx, client_now_ms());
+	check_deadlines(ctx, clock_mono_ms());
 }
 
 int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
@@ -826,7 +823,7 @@ int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
 	if (start_connect(ctx, opts, &c, err, errsz) < 0)
 		return -1;
 	while (!c->established && !c->finished) {
-		uint64_t now = client_now_ms();
+		uint64_t now = clock_mono_ms();
 		uint64_t left = c->connect_deadline_ms > now ? c->connect_deadline_ms - now : 0;
 
 		client_service(ctx, (int)(left < SERVICE_SLICE_MS ? left : SERVICE_SLICE_MS));
@@ -900,13 +897,13 @@ int client_next(struct client_conn *c, int timeout_ms, struct client_item *item)
 	if (!c || !item)
 		return 0;
 	memset(item, 0, sizeof(*item));
-	deadline = client_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	deadline = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
 		uint64_t now;
 
 		if (pop_item(c, item))
 			return 1;
-		now = client_now_ms();
+		now = clock_mono_ms();
 		if (now >= deadline) {
 			/* one non-blocking pass so a zero timeout still sees ready data */
 			if (timeout_ms <= 0) {

@@ -1,7 +1,6 @@
 /* main.c: clawpair-fake-node: an Android-like node that pairs with a gateway, a swarm of them,
  * or a scenario player. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,24 +13,34 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "cli.h"
 #include "client.h"
+#include "clock.h"
 #include "identity.h"
+#include "json.h"
 #include "node.h"
 #include "scenario.h"
 
-enum { EXIT_PAIRED = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2 };
+#ifndef CLAWPAIR_VERSION
+#define CLAWPAIR_VERSION "dev"
+#endif
 
-#define COMPAT_RETRY_MS 6000 /* the Android app's pairing-screen reconnect cadence */
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 30000
+#define PROG "clawpair-fake-node"
+
+enum { EXIT_PAIRED = 0, EXIT_REFUSED = 1, EXIT_USAGE = CLI_EXIT_USAGE };
+
 #define MAX_COMMANDS 32
 #define MAX_SEEN_IDS 16
+#define SWARM_CONCURRENCY 48
+/* RFC 6455's 1002 (protocol error): this side closes on a message that is not a JSON frame */
+#define CLOSE_PROTOCOL_ERROR 1002
 
 static volatile sig_atomic_t stop_requested;
 
 struct opts {
-	const char *url, *token, *identity, *xff, *netns, *script, *display_name;
+	const char *url, *identity, *xff, *netns, *script, *display_name;
 	const char *remote, *remote_url, *restart_cmd;
+	char *token;
 	char *commands_buf;
 	const char *commands[MAX_COMMANDS];
 	size_t n_commands;
@@ -53,11 +62,12 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fputs("usage: clawpair-fake-node --url ws://HOST:PORT --token T [options]\n"
+	fputs("Usage: " PROG " --url ws://HOST:PORT --token T [options]\n"
 	      "An Android-like node (client.id openclaw-android, role node) for pairing tests.\n"
 	      "\n"
 	      "  --url URL            gateway WebSocket URL (ws:// only)\n"
-	      "  --token T            shared gateway token (also CLAWPAIR_TOKEN)\n"
+	      "  --token T            shared gateway token (also $" CLI_TOKEN_ENV ")\n"
+	      "  --token-file F       read the token from the first line of F\n"
 	      "  --identity FILE      identity file (default $XDG_STATE_HOME/clawpair/fake-node/\n"
 	      "                       identity.json); created mode 0600; device tokens are kept\n"
 	      "                       next to it in *.tokens.json\n"
@@ -83,198 +93,217 @@ static void usage(FILE *f)
 	      "    --var NAME=VALUE   preset ${NAME} (repeatable)\n"
 	      "  -v, --verbose        show every frame\n"
 	      "  -h, --help           this help\n"
+	      "  -V, --version        show the version\n"
 	      "\n"
 	      "Exit: 0 paired (or scenario passed), 1 refused, rejected, timed out or a step\n"
 	      "failed, 2 bad usage, unreachable gateway, or scenario skipped/errored.\n",
 	      f);
 }
 
-static int parse_args(int argc, char **argv, struct opts *o)
+enum {
+	OPT_URL = 256,
+	OPT_IDENTITY,
+	OPT_XFF,
+	OPT_NETNS,
+	OPT_SIG,
+	OPT_SCRIPT,
+	OPT_COUNT,
+	OPT_CONCURRENCY,
+	OPT_JSON,
+	OPT_TIMEOUT,
+	OPT_CONNECT_TIMEOUT,
+	OPT_ONCE,
+	OPT_DISPLAY_NAME,
+	OPT_COMMANDS,
+	OPT_REMOTE,
+	OPT_REMOTE_URL,
+	OPT_RESTART_CMD,
+	OPT_TIMEOUT_SCALE,
+	OPT_VAR,
+};
+
+static const struct option long_opts[] = {
+        {"url", required_argument, NULL, OPT_URL},
+        {"identity", required_argument, NULL, OPT_IDENTITY},
+        {"xff", required_argument, NULL, OPT_XFF},
+        {"netns", required_argument, NULL, OPT_NETNS},
+        {"sig", required_argument, NULL, OPT_SIG},
+        {"script", required_argument, NULL, OPT_SCRIPT},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+        {"once", no_argument, NULL, OPT_ONCE},
+        {"display-name", required_argument, NULL, OPT_DISPLAY_NAME},
+        {"commands", required_argument, NULL, OPT_COMMANDS},
+        {"remote", required_argument, NULL, OPT_REMOTE},
+        {"remote-url", required_argument, NULL, OPT_REMOTE_URL},
+        {"restart-cmd", required_argument, NULL, OPT_RESTART_CMD},
+        {"timeout-scale", required_argument, NULL, OPT_TIMEOUT_SCALE},
+        {"var", required_argument, NULL, OPT_VAR},
+        {"verbose", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
+};
+
+static const struct cli_tool tool = {
+        .prog = PROG,
+        .version = CLAWPAIR_VERSION,
+        .usage = usage,
+        .options = long_opts,
+        .short_options = "v",
+        .token = true,
+};
+
+static int parse_commands(const struct cli *c, struct opts *o, const char *arg)
 {
-	static const struct option lo[] = {
-	        {"url", required_argument, NULL, 'u'},
-	        {"token", required_argument, NULL, 't'},
-	        {"identity", required_argument, NULL, 'i'},
-	        {"xff", required_argument, NULL, 'x'},
-	        {"netns", required_argument, NULL, 'N'},
-	        {"sig", required_argument, NULL, 's'},
-	        {"script", required_argument, NULL, 'S'},
-	        {"count", required_argument, NULL, 'c'},
-	        {"json", no_argument, NULL, 'j'},
-	        {"timeout", required_argument, NULL, 'T'},
-	        {"connect-timeout", required_argument, NULL, 'C'},
-	        {"once", no_argument, NULL, 'o'},
-	        {"display-name", required_argument, NULL, 'd'},
-	        {"commands", required_argument, NULL, 'm'},
-	        {"remote", required_argument, NULL, 'r'},
-	        {"remote-url", required_argument, NULL, 'R'},
-	        {"restart-cmd", required_argument, NULL, 'X'},
-	        {"timeout-scale", required_argument, NULL, 'k'},
-	        {"var", required_argument, NULL, 'V'},
-	        {"verbose", no_argument, NULL, 'v'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	int c;
-	char *end;
-	double d;
+	char *save = NULL, *tok;
 
-	o->sig = CONNECT_SIG_V2;
-	o->count = 0;
-	o->timeout_ms = 300000;
-	o->connect_timeout_ms = 5000;
-	o->token = getenv("CLAWPAIR_TOKEN");
-	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'u':
-			o->url = optarg;
-			break;
-		case 't':
-			o->token = optarg;
-			break;
-		case 'i':
-			o->identity = optarg;
-			break;
-		case 'x':
-			o->xff = optarg;
-			break;
-		case 'N':
-			o->netns = optarg;
-			break;
-		case 's':
-			if (!strcmp(optarg, "v2"))
-				o->sig = CONNECT_SIG_V2;
-			else if (!strcmp(optarg, "v3"))
-				o->sig = CONNECT_SIG_V3;
-			else {
-				fprintf(stderr, "--sig must be v2 or v3\n");
-				return -1;
-			}
-			break;
-		case 'S':
-			o->script = optarg;
-			break;
-		case 'c':
-			errno = 0;
-			o->count = strtol(optarg, &end, 10);
-			if (errno || *end || o->count < 1 || o->count > 100000) {
-				fprintf(stderr, "--count must be 1..100000\n");
-				return -1;
-			}
-			break;
-		case 'P':
-			errno = 0;
-			o->concurrency = strtol(optarg, &end, 10);
-			if (errno || *end || o->concurrency < 1 || o->concurrency > 100000) {
-				fprintf(stderr, "--concurrency must be 1..100000\n");
-				return -1;
-			}
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'T':
-		case 'C':
-		case 'k':
-			errno = 0;
-			d = strtod(optarg, &end);
-			if (errno || *end || !(d > 0) || d > 86400 * 7) {
-				fprintf(stderr, "--%s needs a positive number\n",
-				        c == 'T'   ? "timeout"
-				        : c == 'C' ? "connect-timeout"
-				                   : "timeout-scale");
-				return -1;
-			}
-			if (c == 'T')
-				o->timeout_ms = (int)(d * 1000);
-			else if (c == 'C')
-				o->connect_timeout_ms = (int)(d * 1000);
-			else
-				o->timeout_scale = d;
-			break;
-		case 'o':
-			o->once = true;
-			break;
-		case 'd':
-			o->display_name = optarg;
-			break;
-		case 'm': {
-			char *save = NULL, *tok;
-
-			free(o->commands_buf);
-			o->commands_buf = strdup(optarg);
-			o->n_commands = 0;
-			for (tok = o->commands_buf ? strtok_r(o->commands_buf, ",", &save) : NULL;
-			     tok; tok = strtok_r(NULL, ",", &save)) {
-				if (o->n_commands == MAX_COMMANDS) {
-					fprintf(stderr, "--commands: at most %d\n", MAX_COMMANDS);
-					return -1;
-				}
-				if (*tok)
-					o->commands[o->n_commands++] = tok;
-			}
-			break;
-		}
-		case 'r':
-			if (strcmp(optarg, "xff") && strcmp(optarg, "none") &&
-			    strcmp(optarg, "netns")) {
-				fprintf(stderr, "--remote must be xff, none or netns\n");
-				return -1;
-			}
-			o->remote = optarg;
-			break;
-		case 'R':
-			o->remote_url = optarg;
-			break;
-		case 'X':
-			o->restart_cmd = optarg;
-			break;
-		case 'V':
-			if (!strchr(optarg, '=') || o->n_vars == MAX_COMMANDS) {
-				fprintf(stderr, "--var wants NAME=VALUE (at most %d)\n",
-				        MAX_COMMANDS);
-				return -1;
-			}
-			o->vars[o->n_vars++] = optarg;
-			break;
-		case 'v':
-			o->verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "unexpected argument: %s\n", argv[optind]);
-		return -1;
-	}
-	if (!o->url) {
-		fprintf(stderr, "--url is required\n");
-		return -1;
-	}
-	if (!o->token) {
-		fprintf(stderr, "--token is required (or CLAWPAIR_TOKEN)\n");
-		return -1;
-	}
-	if (strncmp(o->url, "ws://", 5)) {
-		fprintf(stderr, "%s: only ws:// URLs are supported\n", o->url);
-		return -1;
-	}
-	if (o->script && o->count) {
-		fprintf(stderr, "--script and --count do not go together\n");
-		return -1;
+	free(o->commands_buf);
+	o->commands_buf = strdup(arg);
+	o->n_commands = 0;
+	for (tok = o->commands_buf ? strtok_r(o->commands_buf, ",", &save) : NULL; tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (o->n_commands == MAX_COMMANDS)
+			return cli_usage_error(c, "--commands: at most %d", MAX_COMMANDS);
+		o->commands[o->n_commands++] = tok;
 	}
 	return 0;
+}
+
+/* The seconds options. Returns 0, or the exit status of a usage error. */
+static int parse_seconds(const struct cli *c, struct opts *o, int opt, const char *arg)
+{
+	const char *name = opt == OPT_TIMEOUT           ? "timeout"
+	                   : opt == OPT_CONNECT_TIMEOUT ? "connect-timeout"
+	                                                : "timeout-scale";
+	uint64_t ms;
+	double d;
+
+	if (opt == OPT_TIMEOUT_SCALE ? !cli_parse_positive(arg, 86400 * 7, &d)
+	                             : !cli_parse_seconds_ms(arg, 86400 * 7, &ms))
+		return cli_usage_error(c, "--%s needs a positive number", name);
+	if (opt == OPT_TIMEOUT)
+		o->timeout_ms = (int)ms;
+	else if (opt == OPT_CONNECT_TIMEOUT)
+		o->connect_timeout_ms = (int)ms;
+	else
+		o->timeout_scale = d;
+	return 0;
+}
+
+/* The options whose value is checked. Returns 0, or the exit status of a usage error. */
+static int apply_value(const struct cli *c, struct opts *o, int opt, const char *arg)
+{
+	unsigned long long n;
+
+	switch (opt) {
+	case OPT_SIG:
+		if (strcmp(arg, "v2") && strcmp(arg, "v3"))
+			return cli_usage_error(c, "--sig must be v2 or v3");
+		o->sig = !strcmp(arg, "v3") ? CONNECT_SIG_V3 : CONNECT_SIG_V2;
+		return 0;
+	case OPT_COUNT:
+	case OPT_CONCURRENCY:
+		if (!cli_parse_uint(arg, 1, 100000, &n))
+			return cli_usage_error(c, "--%s must be 1..100000",
+			                       opt == OPT_COUNT ? "count" : "concurrency");
+		*(opt == OPT_COUNT ? &o->count : &o->concurrency) = (long)n;
+		return 0;
+	case OPT_COMMANDS:
+		return parse_commands(c, o, arg);
+	case OPT_REMOTE:
+		if (strcmp(arg, "xff") && strcmp(arg, "none") && strcmp(arg, "netns"))
+			return cli_usage_error(c, "--remote must be xff, none or netns");
+		o->remote = arg;
+		return 0;
+	case OPT_VAR:
+		if (!strchr(arg, '=') || o->n_vars == MAX_COMMANDS)
+			return cli_usage_error(c, "--var wants NAME=VALUE (at most %d)",
+			                       MAX_COMMANDS);
+		o->vars[o->n_vars++] = arg;
+		return 0;
+	default:
+		return parse_seconds(c, o, opt, arg);
+	}
+}
+
+/* Applies one option. Returns 0, or the exit status of a usage error. */
+static int apply_option(const struct cli *c, void *user, int opt, const char *arg)
+{
+	struct opts *o = user;
+
+	switch (opt) {
+	case OPT_URL:
+		o->url = arg;
+		break;
+	case OPT_IDENTITY:
+		o->identity = arg;
+		break;
+	case OPT_XFF:
+		o->xff = arg;
+		break;
+	case OPT_NETNS:
+		o->netns = arg;
+		break;
+	case OPT_SCRIPT:
+		o->script = arg;
+		break;
+	case OPT_JSON:
+		o->json = true;
+		break;
+	case OPT_ONCE:
+		o->once = true;
+		break;
+	case OPT_DISPLAY_NAME:
+		o->display_name = arg;
+		break;
+	case OPT_REMOTE_URL:
+		o->remote_url = arg;
+		break;
+	case OPT_RESTART_CMD:
+		o->restart_cmd = arg;
+		break;
+	case 'v':
+		o->verbose = true;
+		break;
+	default:
+		return apply_value(c, o, opt, arg);
+	}
+	return 0;
+}
+
+/* Parses argv into o. Returns -1 to go on, or the exit status to leave with. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	struct cli c;
+	int rc;
+
+	o->sig = CONNECT_SIG_V2;
+	o->timeout_ms = 300000;
+	o->connect_timeout_ms = 5000;
+	rc = cli_parse(&c, &tool, argc, argv, apply_option, o);
+	if (rc >= 0)
+		return rc;
+	if (optind < argc)
+		return cli_usage_error(&c, "unexpected argument: %s", argv[optind]);
+	if (!o->url)
+		return cli_usage_error(&c, "--url is required");
+	rc = cli_token(&c, true, &o->token);
+	if (rc)
+		return rc;
+	if (strncmp(o->url, "ws://", 5))
+		return cli_usage_error(&c, "%s: only ws:// URLs are supported", o->url);
+	if (o->script && o->count)
+		return cli_usage_error(&c, "--script and --count do not go together");
+	return -1;
 }
 
 /* ---- output ---- */
 
 static void emit_json(cJSON *o)
 {
-	char *t = cJSON_PrintUnformatted(o);
+	char *t = json_print(o);
 
 	if (t) {
 		printf("%s\n", t);
@@ -322,6 +351,20 @@ static int default_identity_path(char *out, size_t outsz)
 	return 0;
 }
 
+/* The node_config every node of this run shares (xff: this node's X-Forwarded-For). */
+static void node_config_from(const struct opts *o, const char *xff, struct node_config *cfg)
+{
+	cfg->url = o->url;
+	cfg->shared_token = o->token;
+	cfg->xff = xff;
+	cfg->netns = o->netns;
+	cfg->display_name = o->display_name;
+	cfg->commands = o->commands;
+	cfg->n_commands = o->n_commands;
+	cfg->sig = o->sig;
+	cfg->connect_timeout_ms = o->connect_timeout_ms;
+}
+
 /* ---- one node ---- */
 
 struct single {
@@ -329,6 +372,7 @@ struct single {
 	struct node_config cfg;
 	struct identity id;
 	char identity_path[4096], token_path[4200];
+	bool identity_created;
 	char *device_token;
 	bool device_token_refused;
 	bool paired_once, ever_established;
@@ -375,15 +419,23 @@ static void print_summary(struct single *sn, const char *outcome)
 	fflush(stdout);
 }
 
-enum attempt_outcome {
+/* How an attempt stopped: ENDED leaves the next step to the reconnect policy. */
+enum attempt_stop {
+	ATT_ENDED = 0, /* the connection closed, or no challenge came: see attempt.end */
 	ATT_ONCE_DONE, /* --once and paired */
-	ATT_RETRY_FAST, /* reconnect now (device token refused) */
-	ATT_RETRY_COMPAT, /* closed while pending pairing: retry on the app's cadence */
-	ATT_RETRY_BACKOFF,
-	ATT_REFUSED,
-	ATT_UNREACHABLE,
-	ATT_TIMEOUT,
-	ATT_STOPPED,
+	ATT_STOPPED, /* a signal */
+	ATT_TIMEOUT, /* the pairing deadline passed */
+	ATT_UNREACHABLE, /* the connection could not even be started */
+	ATT_GOING_ON, /* (while the attempt runs) */
+};
+
+/* One attempt: its session and what it saw, for the reconnect policy. */
+struct attempt {
+	struct single *sn;
+	struct node_session s;
+	bool use_dev;
+	struct node_attempt end;
+	char details[64], message[256], reason[128];
 };
 
 static void report_frame(const struct single *sn, const struct node_event *ev)
@@ -403,336 +455,423 @@ static void report_frame(const struct single *sn, const struct node_event *ev)
 	}
 }
 
-static enum attempt_outcome one_attempt(struct single *sn, struct client_ctx *ctx,
-                                        uint64_t deadline)
+static void report_no_challenge(const struct attempt *at, uint64_t now, bool open)
+{
+	const struct opts *o = at->sn->o;
+
+	if (o->json) {
+		cJSON *j = jev("error");
+
+		if (j) {
+			cJSON_AddStringToObject(j, "reason",
+			                        open ? "no connect.challenge" : "connect timeout");
+			cJSON_AddNumberToObject(j, "ms", (double)(now - at->s.t_open));
+			emit_json(j);
+		}
+	} else {
+		fprintf(stderr, "%s: %s within %d ms: not an OpenClaw-compatible gateway?\n",
+		        o->url,
+		        open ? "connected but no connect.challenge" : "no WebSocket connection",
+		        o->connect_timeout_ms);
+	}
+}
+
+static void on_challenge(struct attempt *at, const struct node_event *ev)
+{
+	struct single *sn = at->sn;
+	const char *n =
+	        json_get_string(cJSON_GetObjectItemCaseSensitive(ev->frame, "payload"), "nonce");
+	cJSON *j;
+
+	sn->ever_established = true;
+	if (!sn->o->json || !(j = jev("connect.challenge")))
+		return;
+	cJSON_AddStringToObject(j, "nonce", n ? n : "");
+	cJSON_AddNumberToObject(j, "attempt", sn->attempts);
+	cJSON_AddBoolToObject(j, "deviceToken", at->use_dev);
+	emit_json(j);
+}
+
+static void on_pending(struct attempt *at, const struct node_event *ev)
+{
+	struct single *sn = at->sn;
+	const char *rid = ev->request_id ? ev->request_id : "?", *fp = at->s.fingerprint;
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(ev->frame, "payload");
+	const cJSON *exp = cJSON_GetObjectItemCaseSensitive(p, "expiresAtMs");
+	const char *gfp = json_get_string(p, "fingerprint");
+	bool differs = gfp && strcmp(gfp, fp);
+	cJSON *j;
+
+	at->end.pending = true;
+	remember_rid(sn, ev->request_id);
+	if (!sn->o->json) {
+		printf("pending: requestId %s\n"
+		       "  fingerprint %s (compare with the approver's screen)%s%s\n"
+		       "  waiting for approval, e.g. clawpair-ctl --url %s --token ... "
+		       "approve %s --fingerprint %s\n",
+		       rid, fp, differs ? "; gateway shows " : "", differs ? gfp : "", sn->o->url,
+		       rid, fp);
+		fflush(stdout);
+		return;
+	}
+	j = jev("connect.pending");
+	if (!j)
+		return;
+	cJSON_AddStringToObject(j, "requestId", ev->request_id ? ev->request_id : "");
+	cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
+	cJSON_AddStringToObject(j, "fingerprint", fp);
+	if (gfp)
+		cJSON_AddStringToObject(j, "gatewayFingerprint", gfp);
+	if (cJSON_IsNumber(exp))
+		cJSON_AddNumberToObject(j, "expiresAtMs", exp->valuedouble);
+	emit_json(j);
+}
+
+/* A device token in hello-ok: keep it for the next connect. */
+static void keep_device_token(struct single *sn, const char *token)
+{
+	if (!token || (sn->device_token && !strcmp(token, sn->device_token)))
+		return;
+	free(sn->device_token);
+	sn->device_token = strdup(token);
+	sn->device_token_refused = false;
+	if (node_token_save(sn->token_path, sn->id.device_id, sn->o->url, token) < 0)
+		fprintf(stderr, "warning: could not save the device token to %s\n", sn->token_path);
+}
+
+static void on_hello(struct attempt *at, const struct node_event *ev)
+{
+	struct single *sn = at->sn;
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(ev->frame, "payload");
+	const cJSON *proto = cJSON_GetObjectItemCaseSensitive(p, "protocol");
+	uint64_t ms = at->s.t_hello - at->s.t_open;
+	cJSON *j;
+
+	sn->paired_once = true;
+	keep_device_token(sn, ev->device_token);
+	if (!sn->o->json) {
+		printf("paired: hello-ok (protocol %d) after %llu ms%s%s\n",
+		       cJSON_IsNumber(proto) ? proto->valueint : 0, (unsigned long long)ms,
+		       ev->device_token ? "; device token saved" : "",
+		       at->use_dev ? "; authenticated with the device token" : "");
+		fflush(stdout);
+		return;
+	}
+	j = jev("hello-ok");
+	if (!j)
+		return;
+	cJSON_AddNumberToObject(j, "protocol", cJSON_IsNumber(proto) ? proto->valuedouble : 0);
+	cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
+	cJSON_AddBoolToObject(j, "deviceTokenIssued", ev->device_token != NULL);
+	cJSON_AddBoolToObject(j, "usedDeviceToken", at->use_dev);
+	cJSON_AddNumberToObject(j, "ms", (double)ms);
+	cJSON_AddNumberToObject(j, "attempt", sn->attempts);
+	emit_json(j);
+}
+
+static void on_error(struct attempt *at, const struct node_event *ev)
+{
+	struct single *sn = at->sn;
+	cJSON *j;
+
+	at->end.error = true;
+	snprintf(at->details, sizeof(at->details), "%s", ev->details_code ? ev->details_code : "");
+	snprintf(at->message, sizeof(at->message), "%s", ev->message ? ev->message : "");
+	at->end.error_details = ev->details_code ? at->details : NULL;
+	at->end.error_message = ev->message ? at->message : NULL;
+	remember_rid(sn, ev->request_id);
+	if (!sn->o->json) {
+		printf("error: %s %s%s%s%s\n", ev->error_code ? ev->error_code : "?",
+		       ev->message ? ev->message : "", ev->details_code ? " (" : "",
+		       ev->details_code ? ev->details_code : "", ev->details_code ? ")" : "");
+		if (ev->request_id)
+			printf("  requestId %s  fingerprint %s\n", ev->request_id,
+			       at->s.fingerprint);
+		fflush(stdout);
+		return;
+	}
+	j = jev("error");
+	if (!j)
+		return;
+	cJSON_AddStringToObject(j, "code", ev->error_code ? ev->error_code : "");
+	if (ev->details_code)
+		cJSON_AddStringToObject(j, "detailsCode", ev->details_code);
+	cJSON_AddStringToObject(j, "message", ev->message ? ev->message : "");
+	if (ev->request_id)
+		cJSON_AddStringToObject(j, "requestId", ev->request_id);
+	emit_json(j);
+}
+
+static void on_invoke(const struct attempt *at, const struct node_event *ev)
+{
+	cJSON *j;
+
+	if (!at->sn->o->json) {
+		printf("invoke: %s answered\n", ev->command ? ev->command : "?");
+		fflush(stdout);
+		return;
+	}
+	j = jev("node.invoke.request");
+	if (j) {
+		cJSON_AddStringToObject(j, "command", ev->command ? ev->command : "");
+		emit_json(j);
+	}
+}
+
+static void on_garbage(struct attempt *at, const struct node_event *ev,
+                       const struct client_item *it)
+{
+	const struct opts *o = at->sn->o;
+	const char *text = it->binary ? "(binary)" : ev->text;
+	cJSON *j;
+
+	if (!o->json) {
+		fprintf(stderr, "%s: the gateway sent a message that is not a JSON frame: %.120s\n",
+		        o->url, text);
+	} else if ((j = jev("error"))) {
+		cJSON_AddStringToObject(j, "reason", "not a JSON frame");
+		cJSON_AddStringToObject(j, "text", text);
+		emit_json(j);
+	}
+	at->end.garbage = true;
+	client_close(at->s.conn, CLOSE_PROTOCOL_ERROR, "not a JSON frame");
+}
+
+static void on_close(struct attempt *at, const struct node_event *ev)
+{
+	cJSON *j;
+
+	snprintf(at->reason, sizeof(at->reason), "%s", ev->close_reason ? ev->close_reason : "");
+	at->end.end = NODE_END_CLOSED;
+	at->end.close_code = ev->close_code;
+	at->end.close_reason = at->reason;
+	at->end.local_close = ev->local_close;
+	at->end.reached_gateway = at->sn->ever_established;
+	at->end.hello = at->s.t_hello != 0;
+	if (!at->sn->o->json) {
+		printf("closed %d '%s' after %llu ms%s\n", ev->close_code, at->reason,
+		       (unsigned long long)ev->ms_since_open,
+		       ev->local_close ? " (this side)" : "");
+		fflush(stdout);
+		return;
+	}
+	j = jev("close");
+	if (!j)
+		return;
+	cJSON_AddNumberToObject(j, "code", ev->close_code);
+	cJSON_AddStringToObject(j, "reason", at->reason);
+	cJSON_AddNumberToObject(j, "ms", (double)ev->ms_since_open);
+	if (ev->local_close)
+		cJSON_AddBoolToObject(j, "local", true);
+	emit_json(j);
+}
+
+/* Reports one event and notes what the policy needs. Returns ATT_GOING_ON, or how the attempt
+ * stopped. */
+static enum attempt_stop handle_event(struct attempt *at, const struct node_event *ev,
+                                      const struct client_item *it)
+{
+	switch (ev->kind) {
+	case NODE_EV_CHALLENGE:
+		on_challenge(at, ev);
+		break;
+	case NODE_EV_PENDING:
+		on_pending(at, ev);
+		break;
+	case NODE_EV_HELLO:
+		on_hello(at, ev);
+		if (at->sn->o->once)
+			return ATT_ONCE_DONE;
+		break;
+	case NODE_EV_ERROR:
+		on_error(at, ev);
+		break;
+	case NODE_EV_TICK:
+		if (at->sn->o->json && at->sn->o->verbose)
+			emit_json(jev("tick"));
+		break;
+	case NODE_EV_INVOKE:
+		on_invoke(at, ev);
+		break;
+	case NODE_EV_GARBAGE:
+		on_garbage(at, ev, it);
+		break;
+	case NODE_EV_CLOSE:
+		on_close(at, ev);
+		return ATT_ENDED;
+	default:
+		break;
+	}
+	return ATT_GOING_ON;
+}
+
+/* Whether the attempt must stop before the next item: a signal, the deadline, or no challenge
+ * in time (at->end then says so). */
+static enum attempt_stop check_attempt(struct attempt *at, uint64_t deadline,
+                                       uint64_t challenge_deadline)
+{
+	uint64_t now = clock_mono_ms();
+	bool open;
+
+	if (stop_requested)
+		return ATT_STOPPED;
+	if (now >= deadline && at->s.state != NODE_S_READY)
+		return ATT_TIMEOUT;
+	if (at->s.state != NODE_S_OPENING || now < challenge_deadline)
+		return ATT_GOING_ON;
+	open = client_is_open(at->s.conn);
+	report_no_challenge(at, now, open);
+	at->end.end = NODE_END_NO_CHALLENGE;
+	at->end.socket_open = open;
+	at->end.reached_gateway = at->sn->ever_established;
+	return ATT_ENDED;
+}
+
+/* One connection, from opening to its end. */
+static enum attempt_stop one_attempt(struct single *sn, struct client_ctx *ctx, uint64_t deadline,
+                                     struct attempt *at)
 {
 	const struct opts *o = sn->o;
-	struct node_session s;
-	bool use_dev = sn->device_token && !sn->device_token_refused;
-	char err[256];
-	bool pending_seen = false, auth_error = false, error_seen = false, refused = false;
-	const char *err_details = NULL;
-	char err_details_buf[64] = "";
-	enum attempt_outcome out = ATT_RETRY_BACKOFF;
+	enum attempt_stop stop = ATT_GOING_ON;
 	uint64_t challenge_deadline;
+	char err[256];
 
+	memset(at, 0, sizeof(*at));
+	at->sn = sn;
+	at->use_dev = sn->device_token && !sn->device_token_refused;
+	at->end.used_device_token = at->use_dev;
 	sn->attempts++;
-	if (node_session_open(&s, ctx, &sn->cfg, &sn->id, use_dev ? sn->device_token : o->token,
-	                      use_dev, err, sizeof(err)) < 0) {
+	if (node_session_open(&at->s, ctx, &sn->cfg, &sn->id,
+	                      at->use_dev ? sn->device_token : o->token, at->use_dev, err,
+	                      sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return ATT_UNREACHABLE;
 	}
-	challenge_deadline = s.t_open + (uint64_t)o->connect_timeout_ms;
-	for (;;) {
+	challenge_deadline = at->s.t_open + (uint64_t)o->connect_timeout_ms;
+	while ((stop = check_attempt(at, deadline, challenge_deadline)) == ATT_GOING_ON) {
 		struct client_item it;
 		struct node_event ev;
-		uint64_t now = client_now_ms();
-		int rc;
 
-		if (stop_requested) {
-			out = ATT_STOPPED;
-			break;
-		}
-		if (now >= deadline && s.state != NODE_S_READY) {
-			out = ATT_TIMEOUT;
-			break;
-		}
-		if (s.state == NODE_S_OPENING && now >= challenge_deadline) {
-			bool open = client_is_open(s.conn);
-
-			if (o->json) {
-				cJSON *j = jev("error");
-
-				if (j) {
-					cJSON_AddStringToObject(j, "reason",
-					                        open ? "no connect.challenge"
-					                             : "connect timeout");
-					cJSON_AddNumberToObject(j, "ms", (double)(now - s.t_open));
-					emit_json(j);
-				}
-			} else {
-				fprintf(stderr,
-				        "%s: %s within %d ms: not an OpenClaw-compatible gateway?\n",
-				        o->url,
-				        open ? "connected but no connect.challenge"
-				             : "no WebSocket connection",
-				        o->connect_timeout_ms);
-			}
-			out = sn->ever_established ? ATT_RETRY_BACKOFF : ATT_UNREACHABLE;
-			if (open)
-				out = ATT_REFUSED; /* something answers, but it is not a gateway */
-			break;
-		}
-		rc = client_next(s.conn, 200, &it);
-		if (rc == 0)
+		if (client_next(at->s.conn, 200, &it) == 0)
 			continue;
-		node_session_handle(&s, &it, &ev);
+		node_session_handle(&at->s, &it, &ev);
 		report_frame(sn, &ev);
-		switch (ev.kind) {
-		case NODE_EV_CHALLENGE:
-			sn->ever_established = true;
-			if (o->json) {
-				cJSON *j = jev("connect.challenge");
-				const char *n = cJSON_GetStringValue(cJSON_GetObjectItem(
-				        cJSON_GetObjectItem(ev.frame, "payload"), "nonce"));
-
-				if (j) {
-					cJSON_AddStringToObject(j, "nonce", n ? n : "");
-					cJSON_AddNumberToObject(j, "attempt", sn->attempts);
-					cJSON_AddBoolToObject(j, "deviceToken", use_dev);
-					emit_json(j);
-				}
-			}
+		stop = handle_event(at, &ev, &it);
+		node_event_finish(&ev);
+		client_item_finish(&it);
+		if (stop != ATT_GOING_ON)
 			break;
-		case NODE_EV_PENDING: {
-			const cJSON *p = cJSON_GetObjectItem(ev.frame, "payload");
-			const cJSON *exp = cJSON_GetObjectItem(p, "expiresAtMs");
-			const char *gfp =
-			        cJSON_GetStringValue(cJSON_GetObjectItem(p, "fingerprint"));
+	}
+	node_session_end(&at->s);
+	return stop;
+}
 
-			pending_seen = true;
-			remember_rid(sn, ev.request_id);
-			if (o->json) {
-				cJSON *j = jev("connect.pending");
+/* ---- pairing: attempts and the reconnect policy ---- */
 
-				if (j) {
-					cJSON_AddStringToObject(j, "requestId",
-					                        ev.request_id ? ev.request_id : "");
-					cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
-					cJSON_AddStringToObject(j, "fingerprint", s.fingerprint);
-					if (gfp)
-						cJSON_AddStringToObject(j, "gatewayFingerprint",
-						                        gfp);
-					if (cJSON_IsNumber(exp))
-						cJSON_AddNumberToObject(j, "expiresAtMs",
-						                        exp->valuedouble);
-					emit_json(j);
-				}
-			} else {
-				printf("pending: requestId %s\n"
-				       "  fingerprint %s (compare with the approver's screen)%s%s\n"
-				       "  waiting for approval, e.g. clawpair-ctl --url %s --token ... "
-				       "approve %s --fingerprint %s\n",
-				       ev.request_id ? ev.request_id : "?", s.fingerprint,
-				       gfp && strcmp(gfp, s.fingerprint) ? "; gateway shows " : "",
-				       gfp && strcmp(gfp, s.fingerprint) ? gfp : "", o->url,
-				       ev.request_id ? ev.request_id : "?", s.fingerprint);
-				fflush(stdout);
-			}
-			break;
+static void forget_device_token(struct single *sn)
+{
+	sn->device_token_refused = true;
+	node_token_save(sn->token_path, sn->id.device_id, sn->o->url, NULL);
+	if (!sn->o->json)
+		printf("device token refused; retrying with the shared token\n");
+}
+
+static void report_reconnect(const struct single *sn, int wait_ms)
+{
+	if (sn->o->json) {
+		cJSON *j = jev("reconnect");
+
+		if (j) {
+			cJSON_AddNumberToObject(j, "inMs", wait_ms);
+			cJSON_AddNumberToObject(j, "attempt", sn->attempts + 1);
+			emit_json(j);
 		}
-		case NODE_EV_HELLO: {
-			const cJSON *p = cJSON_GetObjectItem(ev.frame, "payload");
-			const cJSON *proto = cJSON_GetObjectItem(p, "protocol");
-			uint64_t ms = s.t_hello - s.t_open;
+	} else {
+		printf("reconnecting in %d ms (attempt %d)\n", wait_ms, sn->attempts + 1);
+		fflush(stdout);
+	}
+}
 
-			sn->paired_once = true;
-			if (ev.device_token &&
-			    (!sn->device_token || strcmp(ev.device_token, sn->device_token))) {
-				free(sn->device_token);
-				sn->device_token = strdup(ev.device_token);
-				sn->device_token_refused = false;
-				if (node_token_save(sn->token_path, sn->id.device_id, o->url,
-				                    ev.device_token) < 0)
-					fprintf(stderr,
-					        "warning: could not save the device token to %s\n",
-					        sn->token_path);
-			}
-			if (o->json) {
-				cJSON *j = jev("hello-ok");
+/* Waits wait_ms while the loop runs. False when a signal came. */
+static bool wait_unless_stopped(struct client_ctx *ctx, int wait_ms)
+{
+	uint64_t until = clock_mono_ms() + (uint64_t)wait_ms;
 
-				if (j) {
-					cJSON_AddNumberToObject(
-					        j, "protocol",
-					        cJSON_IsNumber(proto) ? proto->valuedouble : 0);
-					cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
-					cJSON_AddBoolToObject(j, "deviceTokenIssued",
-					                      ev.device_token != NULL);
-					cJSON_AddBoolToObject(j, "usedDeviceToken", use_dev);
-					cJSON_AddNumberToObject(j, "ms", (double)ms);
-					cJSON_AddNumberToObject(j, "attempt", sn->attempts);
-					emit_json(j);
-				}
-			} else {
-				printf("paired: hello-ok (protocol %d) after %llu ms%s%s\n",
-				       cJSON_IsNumber(proto) ? proto->valueint : 0,
-				       (unsigned long long)ms,
-				       ev.device_token ? "; device token saved" : "",
-				       use_dev ? "; authenticated with the device token" : "");
-				fflush(stdout);
-			}
-			if (o->once) {
-				node_event_finish(&ev);
-				client_item_finish(&it);
-				node_session_end(&s);
-				return ATT_ONCE_DONE;
-			}
+	while (!stop_requested && clock_mono_ms() < until)
+		client_service(ctx, 100);
+	return !stop_requested;
+}
+
+/* What a run ends with when an attempt stopped short of the reconnect policy. */
+static int end_of_run(struct single *sn, enum attempt_stop stop)
+{
+	switch (stop) {
+	case ATT_ONCE_DONE:
+		return EXIT_PAIRED;
+	case ATT_STOPPED:
+		print_summary(sn, sn->paired_once ? "stopped (was paired)" : "stopped");
+		return sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
+	case ATT_UNREACHABLE:
+		print_summary(sn, "unreachable");
+		return EXIT_USAGE;
+	default:
+		print_summary(sn, "timeout");
+		return EXIT_REFUSED;
+	}
+}
+
+/* Attempts until paired (--once), refused, timed out or stopped. Returns the exit status. */
+static int pair(struct single *sn, struct client_ctx *ctx)
+{
+	struct node_retry_state st = {
+	        .backoff_ms = NODE_BACKOFF_MIN_MS,
+	        .deadline_ms = clock_mono_ms() + (uint64_t)sn->o->timeout_ms,
+	};
+
+	for (;;) {
+		struct attempt at;
+		enum attempt_stop stop = one_attempt(sn, ctx, st.deadline_ms, &at);
+		struct node_retry r;
+
+		if (stop != ATT_ENDED)
+			return end_of_run(sn, stop);
+		r = node_retry_decide(&at.end, &st, clock_mono_ms());
+		switch (r.kind) {
+		case NODE_GIVE_UP_UNREACHABLE:
+			if (at.end.end == NODE_END_CLOSED)
+				fprintf(stderr, "%s: %s\n", sn->o->url, at.reason);
+			return end_of_run(sn, ATT_UNREACHABLE);
+		case NODE_GIVE_UP_REFUSED:
+			print_summary(sn, "refused");
+			return EXIT_REFUSED;
+		case NODE_GIVE_UP_TIMEOUT:
+			return end_of_run(sn, ATT_TIMEOUT);
+		case NODE_RETRY_SHARED_TOKEN:
+			forget_device_token(sn);
 			break;
-		}
-		case NODE_EV_ERROR:
-			error_seen = true;
-			remember_rid(sn, ev.request_id);
-			snprintf(err_details_buf, sizeof(err_details_buf), "%s",
-			         ev.details_code ? ev.details_code : "");
-			err_details = err_details_buf;
-			auth_error = node_error_is_auth(ev.details_code, ev.message, 0, NULL);
-			if (o->json) {
-				cJSON *j = jev("error");
-
-				if (j) {
-					cJSON_AddStringToObject(j, "code",
-					                        ev.error_code ? ev.error_code : "");
-					if (ev.details_code)
-						cJSON_AddStringToObject(j, "detailsCode",
-						                        ev.details_code);
-					cJSON_AddStringToObject(j, "message",
-					                        ev.message ? ev.message : "");
-					if (ev.request_id)
-						cJSON_AddStringToObject(j, "requestId",
-						                        ev.request_id);
-					emit_json(j);
-				}
-			} else {
-				printf("error: %s %s%s%s%s%s\n",
-				       ev.error_code ? ev.error_code : "?",
-				       ev.message ? ev.message : "", ev.details_code ? " (" : "",
-				       ev.details_code ? ev.details_code : "",
-				       ev.details_code ? ")" : "", ev.request_id ? "" : "");
-				if (ev.request_id)
-					printf("  requestId %s  fingerprint %s\n", ev.request_id,
-					       s.fingerprint);
-				fflush(stdout);
-			}
-			break;
-		case NODE_EV_TICK:
-			if (o->json && o->verbose) {
-				cJSON *j = jev("tick");
-
-				if (j)
-					emit_json(j);
-			}
-			break;
-		case NODE_EV_INVOKE:
-			if (o->json) {
-				cJSON *j = jev("node.invoke.request");
-
-				if (j) {
-					cJSON_AddStringToObject(j, "command",
-					                        ev.command ? ev.command : "");
-					emit_json(j);
-				}
-			} else {
-				printf("invoke: %s answered\n", ev.command ? ev.command : "?");
-				fflush(stdout);
-			}
-			break;
-		case NODE_EV_GARBAGE:
-			if (o->json) {
-				cJSON *j = jev("error");
-
-				if (j) {
-					cJSON_AddStringToObject(j, "reason", "not a JSON frame");
-					cJSON_AddStringToObject(j, "text",
-					                        it.binary ? "(binary)" : ev.text);
-					emit_json(j);
-				}
-			} else {
-				fprintf(stderr,
-				        "%s: the gateway sent a message that is not a JSON frame: %.120s\n",
-				        o->url, it.binary ? "(binary)" : ev.text);
-			}
-			refused = true;
-			client_close(s.conn, 1002, "not a JSON frame");
-			break;
-		case NODE_EV_CLOSE: {
-			bool was_ready = s.state == NODE_S_READY;
-
-			(void)was_ready;
-			if (o->json) {
-				cJSON *j = jev("close");
-
-				if (j) {
-					cJSON_AddNumberToObject(j, "code", ev.close_code);
-					cJSON_AddStringToObject(j, "reason", ev.close_reason);
-					cJSON_AddNumberToObject(j, "ms", (double)ev.ms_since_open);
-					if (ev.local_close)
-						cJSON_AddBoolToObject(j, "local", true);
-					emit_json(j);
-				}
-			} else {
-				printf("closed %d '%s' after %llu ms%s\n", ev.close_code,
-				       ev.close_reason, (unsigned long long)ev.ms_since_open,
-				       ev.local_close ? " (this side)" : "");
-				fflush(stdout);
-			}
-			break;
-		}
 		default:
 			break;
 		}
-		if (ev.kind == NODE_EV_CLOSE) {
-			int code = ev.close_code;
-			bool was_paired = sn->paired_once && s.t_hello;
-
-			if (!sn->ever_established && !s.t_hello && code == 1006 && ev.local_close) {
-				fprintf(stderr, "%s: %s\n", o->url, ev.close_reason);
-				out = ATT_UNREACHABLE;
-			} else if (refused) {
-				out = ATT_REFUSED;
-			} else if (use_dev && !was_paired &&
-			           (auth_error ||
-			            node_error_is_auth(NULL, NULL, code, ev.close_reason))) {
-				/* the gateway forgot or revoked our device token */
-				sn->device_token_refused = true;
-				node_token_save(sn->token_path, sn->id.device_id, o->url, NULL);
-				if (!o->json)
-					printf("device token refused; retrying with the shared token\n");
-				out = ATT_RETRY_FAST;
-			} else if (code == 4403 || code == 4409 || code == 4410 ||
-			           (error_seen && !pending_seen && err_details &&
-			            strcmp(err_details, "PAIRING_REQUIRED") && code != 1008) ||
-			           (error_seen && auth_error)) {
-				out = ATT_REFUSED;
-			} else if (error_seen && err_details && *err_details &&
-			           strcmp(err_details, "PAIRING_REQUIRED") &&
-			           !strstr(ev.close_reason, "pairing required")) {
-				out = ATT_REFUSED;
-			} else if (was_paired) {
-				out = ATT_RETRY_BACKOFF;
-			} else if (code == 1008 || code == 4408 || pending_seen) {
-				out = ATT_RETRY_COMPAT;
-			} else {
-				out = ATT_RETRY_BACKOFF;
-			}
-			node_event_finish(&ev);
-			client_item_finish(&it);
-			break;
+		st = r.next;
+		report_reconnect(sn, r.wait_ms);
+		if (!wait_unless_stopped(ctx, r.wait_ms)) {
+			print_summary(sn, "stopped");
+			return sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
 		}
-		node_event_finish(&ev);
-		client_item_finish(&it);
 	}
-	node_session_end(&s);
-	return out;
 }
 
-static int run_single(const struct opts *o)
+/* The identity file (made with its directory when missing) and the device token kept for the
+ * URL. Returns 0 or an exit status. */
+static int load_identity(struct single *sn)
 {
-	struct single *sn = calloc(1, sizeof(*sn));
-	struct client_ctx *ctx = NULL;
-	uint64_t deadline;
-	int backoff = BACKOFF_MIN_MS, rc = EXIT_REFUSED;
-	bool created = false;
 	char *slash;
 
-	if (!sn)
-		return EXIT_USAGE;
-	sn->o = o;
-	if (o->identity)
-		snprintf(sn->identity_path, sizeof(sn->identity_path), "%s", o->identity);
+	if (sn->o->identity)
+		snprintf(sn->identity_path, sizeof(sn->identity_path), "%s", sn->o->identity);
 	else if (default_identity_path(sn->identity_path, sizeof(sn->identity_path)) < 0) {
 		fprintf(stderr, "no --identity and neither XDG_STATE_HOME nor HOME is set\n");
-		rc = EXIT_USAGE;
-		goto out;
+		return EXIT_USAGE;
 	}
 	slash = strrchr(sn->identity_path, '/');
 	if (slash && slash != sn->identity_path) {
@@ -740,124 +879,63 @@ static int run_single(const struct opts *o)
 		if (mkdir_p(sn->identity_path, 0700) < 0 ||
 		    (mkdir(sn->identity_path, 0700) < 0 && errno != EEXIST)) {
 			fprintf(stderr, "%s: %s\n", sn->identity_path, strerror(errno));
-			*slash = '/';
-			rc = EXIT_USAGE;
-			goto out;
+			return EXIT_USAGE;
 		}
 		*slash = '/';
 	}
-	if (identity_load_or_create(&sn->id, sn->identity_path, &created) < 0) {
+	if (identity_load_or_create(&sn->id, sn->identity_path, &sn->identity_created) < 0) {
 		fprintf(stderr, "%s: cannot load or create the identity file\n", sn->identity_path);
-		rc = EXIT_USAGE;
-		goto out;
+		return EXIT_USAGE;
 	}
 	node_token_path(sn->identity_path, sn->token_path, sizeof(sn->token_path));
-	sn->device_token = node_token_load(sn->token_path, sn->id.device_id, o->url);
-	sn->cfg.url = o->url;
-	sn->cfg.shared_token = o->token;
-	sn->cfg.xff = o->xff;
-	sn->cfg.netns = o->netns;
-	sn->cfg.display_name = o->display_name;
-	sn->cfg.commands = o->commands;
-	sn->cfg.n_commands = o->n_commands;
-	sn->cfg.sig = o->sig;
-	sn->cfg.connect_timeout_ms = o->connect_timeout_ms;
+	sn->device_token = node_token_load(sn->token_path, sn->id.device_id, sn->o->url);
+	return 0;
+}
+
+static void announce_identity(const struct single *sn)
+{
+	char fp[IDENTITY_FINGERPRINT_LEN + 1];
+
+	identity_fingerprint(sn->id.pk, fp);
+	if (sn->o->json) {
+		cJSON *j = jev("identity");
+
+		if (j) {
+			cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
+			cJSON_AddStringToObject(j, "fingerprint", fp);
+			cJSON_AddStringToObject(j, "path", sn->identity_path);
+			cJSON_AddBoolToObject(j, "created", sn->identity_created);
+			cJSON_AddBoolToObject(j, "deviceToken", sn->device_token != NULL);
+			emit_json(j);
+		}
+	} else {
+		printf("device %s (fingerprint %s)%s\n", sn->id.device_id, fp,
+		       sn->identity_created ? ", new identity" : "");
+		fflush(stdout);
+	}
+}
+
+static int run_single(const struct opts *o)
+{
+	struct single *sn = calloc(1, sizeof(*sn));
+	struct client_ctx *ctx = NULL;
+	int rc;
+
+	if (!sn)
+		return EXIT_USAGE;
+	sn->o = o;
+	rc = load_identity(sn);
+	if (rc)
+		goto out;
+	node_config_from(o, o->xff, &sn->cfg);
 	ctx = client_ctx_create(NULL);
 	if (!ctx) {
 		fprintf(stderr, "cannot create the WebSocket context\n");
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	{
-		char fp[IDENTITY_FINGERPRINT_LEN + 1];
-
-		identity_fingerprint(sn->id.pk, fp);
-		if (o->json) {
-			cJSON *j = jev("identity");
-
-			if (j) {
-				cJSON_AddStringToObject(j, "deviceId", sn->id.device_id);
-				cJSON_AddStringToObject(j, "fingerprint", fp);
-				cJSON_AddStringToObject(j, "path", sn->identity_path);
-				cJSON_AddBoolToObject(j, "created", created);
-				cJSON_AddBoolToObject(j, "deviceToken", sn->device_token != NULL);
-				emit_json(j);
-			}
-		} else {
-			printf("device %s (fingerprint %s)%s\n", sn->id.device_id, fp,
-			       created ? ", new identity" : "");
-			fflush(stdout);
-		}
-	}
-	deadline = client_now_ms() + (uint64_t)o->timeout_ms;
-	for (;;) {
-		enum attempt_outcome a = one_attempt(sn, ctx, deadline);
-		int wait_ms = 0;
-
-		if (a == ATT_ONCE_DONE) {
-			rc = EXIT_PAIRED;
-			break;
-		}
-		if (a == ATT_STOPPED) {
-			rc = sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
-			print_summary(sn, sn->paired_once ? "stopped (was paired)" : "stopped");
-			break;
-		}
-		if (a == ATT_UNREACHABLE) {
-			rc = EXIT_USAGE;
-			print_summary(sn, "unreachable");
-			break;
-		}
-		if (a == ATT_REFUSED) {
-			rc = EXIT_REFUSED;
-			print_summary(sn, "refused");
-			break;
-		}
-		if (a == ATT_TIMEOUT) {
-			rc = EXIT_REFUSED;
-			print_summary(sn, "timeout");
-			break;
-		}
-		if (a == ATT_RETRY_COMPAT) {
-			wait_ms = COMPAT_RETRY_MS;
-			backoff = BACKOFF_MIN_MS;
-		} else if (a == ATT_RETRY_BACKOFF) {
-			wait_ms = backoff;
-			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-		}
-		if (sn->paired_once && a != ATT_RETRY_FAST)
-			; /* a paired node reconnects until stopped; the pairing deadline is over */
-		else if (client_now_ms() + (uint64_t)wait_ms >= deadline) {
-			rc = EXIT_REFUSED;
-			print_summary(sn, "timeout");
-			break;
-		}
-		if (sn->paired_once)
-			deadline = UINT64_MAX;
-		if (o->json) {
-			cJSON *j = jev("reconnect");
-
-			if (j) {
-				cJSON_AddNumberToObject(j, "inMs", wait_ms);
-				cJSON_AddNumberToObject(j, "attempt", sn->attempts + 1);
-				emit_json(j);
-			}
-		} else {
-			printf("reconnecting in %d ms (attempt %d)\n", wait_ms, sn->attempts + 1);
-			fflush(stdout);
-		}
-		{
-			uint64_t until = client_now_ms() + (uint64_t)wait_ms;
-
-			while (!stop_requested && client_now_ms() < until)
-				client_service(ctx, 100);
-		}
-		if (stop_requested) {
-			rc = sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
-			print_summary(sn, "stopped");
-			break;
-		}
-	}
+	announce_identity(sn);
+	rc = pair(sn, ctx);
 out:
 	client_ctx_destroy(ctx);
 	free(sn->device_token);
@@ -879,6 +957,16 @@ struct swarm_node {
 	uint64_t latency_ms;
 	bool opened;
 	bool done;
+};
+
+struct swarm {
+	const struct opts *o;
+	struct swarm_node *nodes;
+	size_t n, next_open, in_flight, concurrency;
+	uint64_t *lat; /* connect to hello-ok of the paired nodes */
+	size_t n_lat;
+	size_t n_pending, n_paired, n_failed;
+	uint64_t t0;
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -914,176 +1002,208 @@ static void raise_nofile(long need)
 		        (unsigned long long)rl.rlim_cur, need);
 }
 
-static int run_swarm(const struct opts *o)
+/* Fresh identities and configs for every node. Returns 0, or -1 when out of memory. */
+static int swarm_init(struct swarm *w, const struct opts *o)
 {
-	size_t n = (size_t)o->count, n_pending = 0, n_paired = 0, n_failed = 0, n_lat = 0;
-	struct swarm_node *nodes = calloc(n, sizeof(*nodes));
-	uint64_t *lat = calloc(n, sizeof(*lat));
-	struct client_ctx *ctx = NULL;
-	uint64_t t0 = client_now_ms(), deadline = t0 + (uint64_t)o->timeout_ms, next_progress;
-	int rc = EXIT_REFUSED;
 	bool xff_auto = o->xff && !strcmp(o->xff, "auto");
-	size_t next_open = 0, in_flight = 0;
-	size_t concurrency = o->concurrency > 0 ? (size_t)o->concurrency : 48;
 
-	if (!nodes || !lat) {
-		fprintf(stderr, "out of memory\n");
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	raise_nofile((long)n + 64);
-	ctx = client_ctx_create(
-	        &(struct client_ctx_opts){.max_conns = (unsigned)n + 64, .epoll = true});
-	if (!ctx) {
-		fprintf(stderr, "cannot create the WebSocket context\n");
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct swarm_node *sw = &nodes[i];
+	memset(w, 0, sizeof(*w));
+	w->o = o;
+	w->n = (size_t)o->count;
+	w->concurrency = o->concurrency > 0 ? (size_t)o->concurrency : SWARM_CONCURRENCY;
+	w->t0 = clock_mono_ms();
+	w->nodes = calloc(w->n, sizeof(*w->nodes));
+	w->lat = calloc(w->n, sizeof(*w->lat));
+	if (!w->nodes || !w->lat)
+		return -1;
+	for (size_t i = 0; i < w->n; i++) {
+		struct swarm_node *sw = &w->nodes[i];
 
 		if (identity_generate(&sw->id) < 0) {
 			sw->st = SW_FAILED;
 			sw->done = true;
 			continue;
 		}
-		sw->cfg.url = o->url;
-		sw->cfg.shared_token = o->token;
-		if (xff_auto) {
+		if (xff_auto)
 			snprintf(sw->xff, sizeof(sw->xff), "10.77.%u.%u",
 			         (unsigned)(1 + i / 250 % 250), (unsigned)(2 + i % 250));
-			sw->cfg.xff = sw->xff;
-		} else {
-			sw->cfg.xff = o->xff;
-		}
-		sw->cfg.netns = o->netns;
-		sw->cfg.display_name = o->display_name;
-		sw->cfg.commands = o->commands;
-		sw->cfg.n_commands = o->n_commands;
-		sw->cfg.sig = o->sig;
-		sw->cfg.connect_timeout_ms = o->connect_timeout_ms;
+		node_config_from(o, xff_auto ? sw->xff : o->xff, &sw->cfg);
 	}
-	next_progress = client_now_ms() + 1000;
+	return 0;
+}
+
+static void swarm_finish(struct swarm *w)
+{
+	for (size_t i = 0; w->nodes && i < w->n; i++)
+		node_session_end(&w->nodes[i].s);
+	free(w->nodes);
+	free(w->lat);
+}
+
+/* Opens more nodes while few handshakes are in flight. */
+static void swarm_open_more(struct swarm *w, struct client_ctx *ctx)
+{
+	while (w->next_open < w->n && w->in_flight < w->concurrency) {
+		struct swarm_node *sw = &w->nodes[w->next_open++];
+		char err[256];
+
+		if (sw->done)
+			continue;
+		if (node_session_open(&sw->s, ctx, &sw->cfg, &sw->id, w->o->token, false, err,
+		                      sizeof(err)) < 0) {
+			sw->st = SW_FAILED;
+			sw->done = true;
+			continue;
+		}
+		sw->opened = true;
+		w->in_flight++;
+	}
+}
+
+/* Handles what arrived for node i without waiting. */
+static void swarm_drain(struct swarm *w, size_t i)
+{
+	struct swarm_node *sw = &w->nodes[i];
+	struct client_item it;
+
+	while (!sw->done && sw->s.conn && client_pending_items(sw->s.conn) &&
+	       client_next(sw->s.conn, 0, &it) == 1) {
+		struct node_event ev;
+
+		node_session_handle(&sw->s, &it, &ev);
+		if (ev.kind == NODE_EV_PENDING && sw->st == SW_CONNECTING) {
+			sw->st = SW_PENDING;
+		} else if (ev.kind == NODE_EV_HELLO) {
+			sw->st = SW_PAIRED;
+			sw->latency_ms = sw->s.t_hello - sw->s.t_open;
+			w->lat[w->n_lat++] = sw->latency_ms;
+			sw->done = true;
+		} else if (ev.kind == NODE_EV_CLOSE || ev.kind == NODE_EV_ERROR ||
+		           ev.kind == NODE_EV_GARBAGE) {
+			if (w->o->verbose)
+				fprintf(stderr, "node %zu: %s %d %s\n", i,
+				        ev.kind == NODE_EV_CLOSE ? "closed" : "error",
+				        ev.close_code,
+				        ev.kind == NODE_EV_CLOSE ? ev.close_reason
+				        : ev.details_code        ? ev.details_code
+				                                 : "");
+			sw->st = SW_FAILED;
+			sw->done = true;
+		}
+		node_event_finish(&ev);
+		client_item_finish(&it);
+	}
+}
+
+/* Advances every node and counts where they are. Returns how many still wait for an outcome. */
+static size_t swarm_step(struct swarm *w, uint64_t now)
+{
+	size_t open_outcomes = 0;
+
+	w->n_pending = w->n_paired = w->n_failed = w->in_flight = 0;
+	for (size_t i = 0; i < w->n; i++) {
+		struct swarm_node *sw = &w->nodes[i];
+
+		swarm_drain(w, i);
+		if (sw->opened && !sw->done && sw->s.state == NODE_S_OPENING &&
+		    now - sw->s.t_open > (uint64_t)w->o->connect_timeout_ms + 1000) {
+			sw->st = SW_FAILED;
+			sw->done = true;
+		}
+		if (sw->done && sw->s.conn && sw->st != SW_PAIRED)
+			node_session_end(&sw->s);
+		w->n_pending += sw->st == SW_PENDING;
+		w->n_paired += sw->st == SW_PAIRED;
+		w->n_failed += sw->st == SW_FAILED;
+		w->in_flight += sw->opened && !sw->done && sw->st == SW_CONNECTING;
+		open_outcomes += !sw->done && !(w->o->once && sw->st == SW_PENDING);
+	}
+	return open_outcomes;
+}
+
+static void swarm_print_summary(const struct swarm *w)
+{
+	size_t connecting = w->n - w->n_pending - w->n_paired - w->n_failed;
+	uint64_t max = w->n_lat ? w->lat[w->n_lat - 1] : 0;
+
+	if (w->o->json) {
+		cJSON *j = jev("summary");
+
+		if (j) {
+			cJSON_AddNumberToObject(j, "count", (double)w->n);
+			cJSON_AddNumberToObject(j, "pending", (double)w->n_pending);
+			cJSON_AddNumberToObject(j, "paired", (double)w->n_paired);
+			cJSON_AddNumberToObject(j, "failed", (double)w->n_failed);
+			cJSON_AddNumberToObject(j, "connecting", (double)connecting);
+			cJSON_AddNumberToObject(j, "p50Ms", (double)pct(w->lat, w->n_lat, 0.50));
+			cJSON_AddNumberToObject(j, "p90Ms", (double)pct(w->lat, w->n_lat, 0.90));
+			cJSON_AddNumberToObject(j, "p99Ms", (double)pct(w->lat, w->n_lat, 0.99));
+			cJSON_AddNumberToObject(j, "maxMs", (double)max);
+			cJSON_AddNumberToObject(j, "elapsedMs", (double)(clock_mono_ms() - w->t0));
+			emit_json(j);
+		}
+		return;
+	}
+	printf("nodes %zu: pending %zu, paired %zu, failed %zu, connecting %zu\n", w->n,
+	       w->n_pending, w->n_paired, w->n_failed, connecting);
+	printf("connect to hello-ok: p50 %llu ms, p90 %llu ms, p99 %llu ms, max %llu ms "
+	       "(%zu samples)\n",
+	       (unsigned long long)pct(w->lat, w->n_lat, 0.50),
+	       (unsigned long long)pct(w->lat, w->n_lat, 0.90),
+	       (unsigned long long)pct(w->lat, w->n_lat, 0.99), (unsigned long long)max, w->n_lat);
+	fflush(stdout);
+}
+
+static int run_swarm(const struct opts *o)
+{
+	struct swarm w;
+	struct client_ctx *ctx = NULL;
+	uint64_t deadline, next_progress;
+	int rc = EXIT_USAGE;
+
+	if (swarm_init(&w, o) < 0) {
+		fprintf(stderr, "out of memory\n");
+		goto out;
+	}
+	deadline = w.t0 + (uint64_t)o->timeout_ms;
+	raise_nofile((long)w.n + 64);
+	ctx = client_ctx_create(
+	        &(struct client_ctx_opts){.max_conns = (unsigned)w.n + 64, .epoll = true});
+	if (!ctx) {
+		fprintf(stderr, "cannot create the WebSocket context\n");
+		goto out;
+	}
+	next_progress = clock_mono_ms() + 1000;
 	for (;;) {
-		size_t open_outcomes = 0;
 		uint64_t now;
+		size_t open_outcomes;
 
-		/* open more while few handshakes are in flight */
-		while (next_open < n && in_flight < concurrency) {
-			struct swarm_node *sw = &nodes[next_open++];
-			char err[256];
-
-			if (sw->done)
-				continue;
-			if (node_session_open(&sw->s, ctx, &sw->cfg, &sw->id, o->token, false, err,
-			                      sizeof(err)) < 0) {
-				sw->st = SW_FAILED;
-				sw->done = true;
-				continue;
-			}
-			sw->opened = true;
-			in_flight++;
-		}
+		swarm_open_more(&w, ctx);
 		client_service(ctx, 50);
-		now = client_now_ms();
-		n_pending = n_paired = n_failed = 0;
-		in_flight = 0;
-		for (size_t i = 0; i < n; i++) {
-			struct swarm_node *sw = &nodes[i];
-			struct client_item it;
-
-			while (!sw->done && sw->s.conn && client_pending_items(sw->s.conn) &&
-			       client_next(sw->s.conn, 0, &it) == 1) {
-				struct node_event ev;
-
-				node_session_handle(&sw->s, &it, &ev);
-				if (ev.kind == NODE_EV_PENDING && sw->st == SW_CONNECTING) {
-					sw->st = SW_PENDING;
-				} else if (ev.kind == NODE_EV_HELLO) {
-					sw->st = SW_PAIRED;
-					sw->latency_ms = sw->s.t_hello - sw->s.t_open;
-					lat[n_lat++] = sw->latency_ms;
-					sw->done = true;
-				} else if (ev.kind == NODE_EV_CLOSE || ev.kind == NODE_EV_ERROR ||
-				           ev.kind == NODE_EV_GARBAGE) {
-					if (o->verbose)
-						fprintf(stderr, "node %zu: %s %d %s\n", i,
-						        ev.kind == NODE_EV_CLOSE ? "closed"
-						                                 : "error",
-						        ev.close_code,
-						        ev.kind == NODE_EV_CLOSE ? ev.close_reason
-						        : ev.details_code        ? ev.details_code
-						                                 : "");
-					sw->st = SW_FAILED;
-					sw->done = true;
-				}
-				node_event_finish(&ev);
-				client_item_finish(&it);
-			}
-			if (sw->opened && !sw->done && sw->s.state == NODE_S_OPENING &&
-			    now - sw->s.t_open > (uint64_t)o->connect_timeout_ms + 1000) {
-				sw->st = SW_FAILED;
-				sw->done = true;
-			}
-			if (sw->done && sw->s.conn && sw->st != SW_PAIRED)
-				node_session_end(&sw->s);
-			n_pending += sw->st == SW_PENDING;
-			n_paired += sw->st == SW_PAIRED;
-			n_failed += sw->st == SW_FAILED;
-			in_flight += sw->opened && !sw->done && sw->st == SW_CONNECTING;
-			open_outcomes += !sw->done && !(o->once && sw->st == SW_PENDING);
-		}
+		now = clock_mono_ms();
+		open_outcomes = swarm_step(&w, now);
 		if (now >= next_progress) {
 			fprintf(stderr,
 			        "[%5.1fs] connecting %zu, pending %zu, paired %zu, failed %zu\n",
-			        (double)(now - t0) / 1000.0, n - n_pending - n_paired - n_failed,
-			        n_pending, n_paired, n_failed);
+			        (double)(now - w.t0) / 1000.0,
+			        w.n - w.n_pending - w.n_paired - w.n_failed, w.n_pending,
+			        w.n_paired, w.n_failed);
 			next_progress = now + 1000;
 		}
 		if (!open_outcomes || now >= deadline || stop_requested)
 			break;
 	}
-	qsort(lat, n_lat, sizeof(*lat), cmp_u64);
-	if (o->json) {
-		cJSON *j = jev("summary");
-
-		if (j) {
-			cJSON_AddNumberToObject(j, "count", (double)n);
-			cJSON_AddNumberToObject(j, "pending", (double)n_pending);
-			cJSON_AddNumberToObject(j, "paired", (double)n_paired);
-			cJSON_AddNumberToObject(j, "failed", (double)n_failed);
-			cJSON_AddNumberToObject(j, "connecting",
-			                        (double)(n - n_pending - n_paired - n_failed));
-			cJSON_AddNumberToObject(j, "p50Ms", (double)pct(lat, n_lat, 0.50));
-			cJSON_AddNumberToObject(j, "p90Ms", (double)pct(lat, n_lat, 0.90));
-			cJSON_AddNumberToObject(j, "p99Ms", (double)pct(lat, n_lat, 0.99));
-			cJSON_AddNumberToObject(j, "maxMs", n_lat ? (double)lat[n_lat - 1] : 0);
-			cJSON_AddNumberToObject(j, "elapsedMs", (double)(client_now_ms() - t0));
-			emit_json(j);
-		}
-	} else {
-		printf("nodes %zu: pending %zu, paired %zu, failed %zu, connecting %zu\n", n,
-		       n_pending, n_paired, n_failed, n - n_pending - n_paired - n_failed);
-		printf("connect to hello-ok: p50 %llu ms, p90 %llu ms, p99 %llu ms, max %llu ms "
-		       "(%zu samples)\n",
-		       (unsigned long long)pct(lat, n_lat, 0.50),
-		       (unsigned long long)pct(lat, n_lat, 0.90),
-		       (unsigned long long)pct(lat, n_lat, 0.99),
-		       (unsigned long long)(n_lat ? lat[n_lat - 1] : 0), n_lat);
-		fflush(stdout);
-	}
-	if (n_paired == n)
+	qsort(w.lat, w.n_lat, sizeof(*w.lat), cmp_u64);
+	swarm_print_summary(&w);
+	if (w.n_paired == w.n)
 		rc = EXIT_PAIRED;
-	else if (o->once && n_failed == 0 && n_paired + n_pending == n)
+	else if (o->once && w.n_failed == 0 && w.n_paired + w.n_pending == w.n)
 		rc = EXIT_PAIRED; /* --once: every node reached its first outcome */
 	else
 		rc = EXIT_REFUSED;
 out:
-	for (size_t i = 0; nodes && i < n; i++)
-		node_session_end(&nodes[i].s);
+	swarm_finish(&w);
 	client_ctx_destroy(ctx);
-	free(nodes);
-	free(lat);
 	return rc;
 }
 
@@ -1187,11 +1307,9 @@ int main(int argc, char **argv)
 	int rc;
 
 	memset(&o, 0, sizeof(o));
-	if (parse_args(argc, argv, &o) < 0) {
-		fprintf(stderr, "try --help\n");
-		free(o.commands_buf);
-		return EXIT_USAGE;
-	}
+	rc = parse_args(argc, argv, &o);
+	if (rc >= 0)
+		goto out;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
@@ -1199,8 +1317,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (identity_global_init() < 0) {
 		fprintf(stderr, "crypto library init failed\n");
-		free(o.commands_buf);
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+		goto out;
 	}
 	if (o.script)
 		rc = run_script(&o);
@@ -1208,6 +1326,8 @@ int main(int argc, char **argv)
 		rc = run_swarm(&o);
 	else
 		rc = run_single(&o);
+out:
 	free(o.commands_buf);
+	free(o.token);
 	return rc;
 }

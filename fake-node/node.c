@@ -1,4 +1,5 @@
-/* node.c: the Android-like node: connect params, signatures, device tokens, session state. */
+/* node.c: the Android-like node: its connect and invoke answers, device tokens, session state,
+ * and the reconnect policy. */
 #include "node.h"
 
 #include <errno.h>
@@ -7,12 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <sodium.h>
+#include "errors.h"
+#include "frame.h"
+#include "json.h"
 
-#include "authpayload.h"
+/* RFC 6455's 1006: the connection ended without a close frame; the client library reports a
+ * connection that could not be opened so, with local_close set. */
+#define CLOSE_NO_FRAME 1006
+/* RFC 6455's 1011: this side cannot go on (it ran out of memory building its connect) */
+#define CLOSE_INTERNAL_ERROR 1011
 
 /* ---- device tokens ---- */
 
@@ -132,7 +138,7 @@ int node_session_open(struct node_session *s, struct client_ctx *ctx, const stru
 	s->auth_token = auth_token;
 	s->with_device_token = with_device_token;
 	identity_fingerprint(id->pk, s->fingerprint);
-	s->t_open = client_now_ms();
+	s->t_open = clock_mono_ms();
 	if (client_connect_async(ctx, &o, &s->conn) < 0) {
 		snprintf(err, errsz, "%s: bad URL or out of memory",
 		         cfg->url ? cfg->url : "(none)");
@@ -143,26 +149,10 @@ int node_session_open(struct node_session *s, struct client_ctx *ctx, const stru
 	return 0;
 }
 
-static const char *json_str(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int send_json(struct client_conn *c, cJSON *frame)
-{
-	char *t = cJSON_PrintUnformatted(frame);
-	int rc = t ? client_send_text(c, t) : -1;
-
-	free(t);
-	return rc;
-}
-
 static void send_connect(struct node_session *s, const char *nonce)
 {
 	struct connect_spec spec;
-	cJSON *params, *req;
+	char *req;
 
 	connect_spec_android(&spec);
 	if (s->cfg->display_name)
@@ -172,41 +162,26 @@ static void send_connect(struct node_session *s, const char *nonce)
 	spec.sig = s->cfg->sig == CONNECT_SIG_V3 ? CONNECT_SIG_V3 : CONNECT_SIG_V2;
 	spec.token = s->auth_token;
 	spec.identity = s->id;
-	params = connect_params_build(&spec, nonce, clock_wall_ms());
 	snprintf(s->connect_id, sizeof(s->connect_id), "connect-%u", ++s->next_req);
-	req = cJSON_CreateObject();
-	if (!params || !req || !cJSON_AddStringToObject(req, "type", "req") ||
-	    !cJSON_AddStringToObject(req, "id", s->connect_id) ||
-	    !cJSON_AddStringToObject(req, "method", "connect")) {
-		cJSON_Delete(params);
-		cJSON_Delete(req);
-		client_close(s->conn, 1011, "out of memory");
+	req = connect_request_build(s->connect_id, &spec, nonce, clock_wall_ms());
+	if (!req) {
+		client_close(s->conn, CLOSE_INTERNAL_ERROR, "out of memory");
 		return;
 	}
-	cJSON_AddItemToObject(req, "params", params);
-	send_json(s->conn, req);
-	cJSON_Delete(req);
+	client_send_text(s->conn, req);
+	free(req);
 	s->state = NODE_S_CONNECT_SENT;
 }
 
-/* Canned answers of a phone that is fine and shows notifications. */
-static void answer_invoke(struct node_session *s, const cJSON *payload, struct node_event *ev)
+/* The params of node.invoke.result: canned answers of a phone that is fine and shows
+ * notifications. */
+static cJSON *invoke_result(const struct node_session *s, const char *id, const char *cmd)
 {
-	const char *id = json_str(payload, "id"), *cmd = json_str(payload, "command");
-	char rid[32];
-	cJSON *req = cJSON_CreateObject(), *p, *res;
 	bool known = cmd && (!strcmp(cmd, "device.status") || !strcmp(cmd, "system.notify"));
+	cJSON *p = cJSON_CreateObject(), *res;
 
-	ev->command = cmd;
-	snprintf(rid, sizeof(rid), "invoke-%u", ++s->next_req);
-	if (!req || !id)
-		goto out;
-	cJSON_AddStringToObject(req, "type", "req");
-	cJSON_AddStringToObject(req, "id", rid);
-	cJSON_AddStringToObject(req, "method", "node.invoke.result");
-	p = cJSON_AddObjectToObject(req, "params");
 	if (!p)
-		goto out;
+		return NULL;
 	cJSON_AddStringToObject(p, "id", id);
 	cJSON_AddStringToObject(p, "nodeId", s->id->device_id);
 	cJSON_AddBoolToObject(p, "ok", known);
@@ -229,9 +204,24 @@ static void answer_invoke(struct node_session *s, const cJSON *payload, struct n
 			cJSON_AddStringToObject(res, "message", "command not supported");
 		}
 	}
-	send_json(s->conn, req);
-out:
-	cJSON_Delete(req);
+	return p;
+}
+
+static void answer_invoke(struct node_session *s, const cJSON *payload, struct node_event *ev)
+{
+	const char *id = json_get_string(payload, "id");
+	char rid[32], *text;
+	cJSON *p;
+
+	ev->command = json_get_string(payload, "command");
+	snprintf(rid, sizeof(rid), "invoke-%u", ++s->next_req);
+	if (!id)
+		return;
+	p = invoke_result(s, id, ev->command);
+	text = p ? frame_build_req(rid, "node.invoke.result", p) : NULL;
+	if (text)
+		client_send_text(s->conn, text);
+	free(text);
 }
 
 void node_session_handle(struct node_session *s, const struct client_item *it,
@@ -252,7 +242,7 @@ void node_session_handle(struct node_session *s, const struct client_item *it,
 	}
 	ev->text = it->text;
 	f = it->binary ? NULL : cJSON_ParseWithLength(it->text, it->len);
-	type = json_str(f, "type");
+	type = json_get_string(f, "type");
 	if (!f || !cJSON_IsObject(f) || !type) {
 		cJSON_Delete(f);
 		ev->kind = NODE_EV_GARBAGE;
@@ -263,17 +253,17 @@ void node_session_handle(struct node_session *s, const struct client_item *it,
 	if (!strcmp(type, "event")) {
 		cJSON *payload = cJSON_GetObjectItemCaseSensitive(f, "payload");
 
-		name = json_str(f, "event");
+		name = json_get_string(f, "event");
 		if (!name)
 			return;
 		if (!strcmp(name, "connect.challenge") && s->state == NODE_S_OPENING) {
-			const char *nonce = json_str(payload, "nonce");
+			const char *nonce = json_get_string(payload, "nonce");
 
 			ev->kind = NODE_EV_CHALLENGE;
 			send_connect(s, nonce ? nonce : "");
 		} else if (!strcmp(name, "connect.pending")) {
 			ev->kind = NODE_EV_PENDING;
-			ev->request_id = json_str(payload, "requestId");
+			ev->request_id = json_get_string(payload, "requestId");
 			s->state = NODE_S_PENDING;
 		} else if (!strcmp(name, "tick")) {
 			ev->kind = NODE_EV_TICK;
@@ -284,7 +274,7 @@ void node_session_handle(struct node_session *s, const struct client_item *it,
 		return;
 	}
 	if (!strcmp(type, "res")) {
-		const char *id = json_str(f, "id");
+		const char *id = json_get_string(f, "id");
 		cJSON *ok = cJSON_GetObjectItemCaseSensitive(f, "ok");
 		cJSON *payload = cJSON_GetObjectItemCaseSensitive(f, "payload");
 
@@ -294,7 +284,7 @@ void node_session_handle(struct node_session *s, const struct client_item *it,
 			cJSON *auth = cJSON_GetObjectItemCaseSensitive(payload, "auth");
 
 			ev->kind = NODE_EV_HELLO;
-			ev->device_token = json_str(auth, "deviceToken");
+			ev->device_token = json_get_string(auth, "deviceToken");
 			s->state = NODE_S_READY;
 			s->t_hello = it->at_ms;
 		} else {
@@ -302,10 +292,10 @@ void node_session_handle(struct node_session *s, const struct client_item *it,
 			cJSON *details = cJSON_GetObjectItemCaseSensitive(err, "details");
 
 			ev->kind = NODE_EV_ERROR;
-			ev->error_code = json_str(err, "code");
-			ev->message = json_str(err, "message");
-			ev->details_code = json_str(details, "code");
-			ev->request_id = json_str(details, "requestId");
+			ev->error_code = json_get_string(err, "code");
+			ev->message = json_get_string(err, "message");
+			ev->details_code = json_get_string(details, "code");
+			ev->request_id = json_get_string(details, "requestId");
 		}
 	}
 }
@@ -327,14 +317,106 @@ void node_session_end(struct node_session *s)
 	s->state = NODE_S_CLOSED;
 }
 
+/* The shared- and device-token refusals of the table and of OpenClaw all start with the word
+ * before the ':' of the table's reason ("unauthorized"). */
+static bool says_unauthorized(const char *s)
+{
+	const char *reason = cp_err_info(CP_ERR_AUTH_TOKEN_MISMATCH)->close_reason;
+
+	return s && !strncmp(s, reason, strcspn(reason, ":"));
+}
+
 bool node_error_is_auth(const char *details_code, const char *message, int close_code,
                         const char *close_reason)
 {
-	if (details_code && (!strcmp(details_code, "AUTH_TOKEN_MISMATCH") ||
-	                     !strcmp(details_code, "AUTH_TOKEN_MISSING") ||
-	                     !strncmp(details_code, "DEVICE_TOKEN", 12)))
+	/* DEVICE_TOKEN_*: OpenClaw's device-token refusals, which the table does not have */
+	if (details_code &&
+	    (!strcmp(details_code, cp_err_info(CP_ERR_AUTH_TOKEN_MISMATCH)->details_code) ||
+	     !strcmp(details_code, cp_err_info(CP_ERR_AUTH_TOKEN_MISSING)->details_code) ||
+	     !strncmp(details_code, "DEVICE_TOKEN", 12)))
 		return true;
-	if (message && !strncmp(message, "unauthorized", 12))
+	if (says_unauthorized(message))
 		return true;
-	return close_code == 1008 && close_reason && !strncmp(close_reason, "unauthorized", 12);
+	return close_code == cp_err_info(CP_ERR_AUTH_TOKEN_MISMATCH)->close_code &&
+	       says_unauthorized(close_reason);
+}
+
+/* ---- reconnect policy ---- */
+
+static bool closed_with(int code, enum cp_err err)
+{
+	return code == cp_err_info(err)->close_code;
+}
+
+static enum node_retry_kind after_no_challenge(const struct node_attempt *a)
+{
+	if (a->socket_open)
+		return NODE_GIVE_UP_REFUSED; /* something answers, but it is not a gateway */
+	return a->reached_gateway ? NODE_RETRY_BACKOFF : NODE_GIVE_UP_UNREACHABLE;
+}
+
+static enum node_retry_kind after_close(const struct node_attempt *a)
+{
+	const struct cp_err_info *required = cp_err_info(CP_ERR_PAIRING_REQUIRED);
+	const char *reason = a->close_reason ? a->close_reason : "";
+	const char *details = a->error_details ? a->error_details : "";
+	int code = a->close_code;
+	bool auth_error =
+	        a->error && node_error_is_auth(a->error_details, a->error_message, 0, NULL);
+	/* an error res other than OpenClaw's "pairing required", which only means "wait" */
+	bool final_error = a->error && strcmp(details, required->details_code) != 0;
+
+	if (!a->reached_gateway && !a->hello && code == CLOSE_NO_FRAME && a->local_close)
+		return NODE_GIVE_UP_UNREACHABLE;
+	if (a->garbage)
+		return NODE_GIVE_UP_REFUSED;
+	if (a->used_device_token && !a->hello &&
+	    (auth_error || node_error_is_auth(NULL, NULL, code, reason)))
+		return NODE_RETRY_SHARED_TOKEN; /* the gateway forgot or revoked the device token */
+	if (closed_with(code, CP_ERR_PAIRING_REJECTED) ||
+	    closed_with(code, CP_ERR_PAIRING_SUPERSEDED) ||
+	    closed_with(code, CP_ERR_DEVICE_REMOVED))
+		return NODE_GIVE_UP_REFUSED;
+	if ((final_error && !a->pending && code != required->close_code) || auth_error)
+		return NODE_GIVE_UP_REFUSED;
+	if (final_error && *details && !strstr(reason, required->close_reason))
+		return NODE_GIVE_UP_REFUSED;
+	if (a->hello)
+		return NODE_RETRY_BACKOFF;
+	if (code == required->close_code || closed_with(code, CP_ERR_PAIRING_EXPIRED) || a->pending)
+		return NODE_RETRY_COMPAT;
+	return NODE_RETRY_BACKOFF;
+}
+
+struct node_retry node_retry_decide(const struct node_attempt *a, const struct node_retry_state *st,
+                                    uint64_t now_ms)
+{
+	struct node_retry r = {.next = *st};
+
+	r.kind = a->end == NODE_END_NO_CHALLENGE ? after_no_challenge(a) : after_close(a);
+	r.next.paired = st->paired || a->hello;
+	switch (r.kind) {
+	case NODE_RETRY_SHARED_TOKEN:
+		break;
+	case NODE_RETRY_COMPAT:
+		r.wait_ms = NODE_COMPAT_RETRY_MS;
+		r.next.backoff_ms = NODE_BACKOFF_MIN_MS;
+		break;
+	case NODE_RETRY_BACKOFF:
+		r.wait_ms = st->backoff_ms;
+		r.next.backoff_ms = st->backoff_ms * 2 > NODE_BACKOFF_MAX_MS ? NODE_BACKOFF_MAX_MS
+		                                                             : st->backoff_ms * 2;
+		break;
+	default:
+		return r;
+	}
+	/* once paired, the node reconnects until stopped: the pairing deadline is over */
+	if ((!r.next.paired || r.kind == NODE_RETRY_SHARED_TOKEN) &&
+	    now_ms + (uint64_t)r.wait_ms >= st->deadline_ms) {
+		r.kind = NODE_GIVE_UP_TIMEOUT;
+		return r;
+	}
+	if (r.next.paired)
+		r.next.deadline_ms = UINT64_MAX;
+	return r;
 }

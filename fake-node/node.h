@@ -1,5 +1,5 @@
-/* node.h: the Android-like node: connect params and signatures, the device-token file, and the
- * per-connection session (challenge, connect, pending, hello-ok, ticks, invoke answers). */
+/* node.h: the Android-like node: the device-token file, the per-connection session (challenge,
+ * connect, pending, hello-ok, ticks, invoke answers) and the reconnect policy. */
 #ifndef CLAWPAIR_NODE_H
 #define CLAWPAIR_NODE_H
 
@@ -97,5 +97,59 @@ void node_session_end(struct node_session *s);
  * token. */
 bool node_error_is_auth(const char *details_code, const char *message, int close_code,
                         const char *close_reason);
+
+/* ---- reconnect policy ---- */
+
+#define NODE_COMPAT_RETRY_MS 6000 /* the Android app's pairing-screen reconnect cadence */
+#define NODE_BACKOFF_MIN_MS 1000
+#define NODE_BACKOFF_MAX_MS 30000
+
+enum node_end {
+	NODE_END_CLOSED = 0, /* the connection closed */
+	NODE_END_NO_CHALLENGE, /* no connect.challenge within the connect timeout */
+};
+
+/* What one attempt saw, as far as the policy cares. */
+struct node_attempt {
+	enum node_end end;
+	int close_code; /* CLOSED */
+	const char *close_reason; /* CLOSED; NULL: "" */
+	bool local_close; /* CLOSED: this side ended it (close_code says why) */
+	bool socket_open; /* NO_CHALLENGE: the WebSocket was up, yet no challenge came */
+	bool reached_gateway; /* this or an earlier attempt got connect.challenge */
+	bool hello; /* this attempt got hello-ok */
+	bool used_device_token;
+	bool pending; /* connect.pending came */
+	bool error; /* an error res to connect came (the last one below) */
+	const char *error_details; /* its details.code, NULL when it had none */
+	const char *error_message;
+	bool garbage; /* the gateway sent a message that is not a JSON frame */
+};
+
+enum node_retry_kind {
+	NODE_RETRY_SHARED_TOKEN, /* at once, with the shared token: the device token was refused */
+	NODE_RETRY_COMPAT, /* after NODE_COMPAT_RETRY_MS: closed while waiting for approval */
+	NODE_RETRY_BACKOFF, /* after the backoff, which then doubles up to NODE_BACKOFF_MAX_MS */
+	NODE_GIVE_UP_REFUSED, /* the gateway said no for good, or is not a gateway */
+	NODE_GIVE_UP_UNREACHABLE, /* nothing answered at the URL */
+	NODE_GIVE_UP_TIMEOUT, /* waiting would pass the pairing deadline */
+};
+
+struct node_retry_state {
+	int backoff_ms; /* the next backoff wait; starts at NODE_BACKOFF_MIN_MS */
+	bool paired; /* hello-ok came on some attempt: reconnect until stopped, no deadline */
+	uint64_t deadline_ms; /* give up pairing at this clock_mono_ms time */
+};
+
+struct node_retry {
+	enum node_retry_kind kind;
+	int wait_ms; /* the RETRY kinds: wait this long before the next attempt */
+	struct node_retry_state next; /* the state for the attempt after */
+};
+
+/* The reconnect policy: what to do after attempt a ended at now_ms, given the state st. A pure
+ * function of its arguments. */
+struct node_retry node_retry_decide(const struct node_attempt *a, const struct node_retry_state *st,
+                                    uint64_t now_ms);
 
 #endif

@@ -1,8 +1,5 @@
 /* main.c: clawpair-gateway's command line, signals and startup/shutdown order. */
-#include <errno.h>
-#include <getopt.h>
 #include <limits.h>
-#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "core.h"
 #include "identity.h"
 #include "lws_gateway.h"
@@ -48,7 +46,8 @@ static void usage(FILE *f)
 	        "  --listen ADDR:PORT        listen address, repeatable (default " DEFAULT_LISTEN
 	        ");\n"
 	        "                            port 0 picks a free port; IPv6 as [ADDR]:PORT\n"
-	        "  --token T                 shared gateway token (required, or --token-file)\n"
+	        "  --token T                 shared gateway token (required: --token, --token-file\n"
+	        "                            or $" CLI_TOKEN_ENV ")\n"
 	        "  --token-file F            read the token from the first line of F\n"
 	        "  --state-dir DIR           pairing store (default $XDG_STATE_HOME/clawpair or\n"
 	        "                            ~/.local/state/clawpair)\n"
@@ -63,68 +62,11 @@ static void usage(FILE *f)
 	        "                            (default 64)\n"
 	        "  --log-level LEVEL         error, warn, info (default) or debug\n"
 	        "  --compat-6836             behave like OpenClaw 2026.1.30 (for tests only)\n"
-	        "  --help                    show this help\n"
-	        "  --version                 show the version\n"
+	        "  -h, --help                show this help\n"
+	        "  -V, --version             show the version\n"
 	        "\n"
 	        "Prints 'listening on ws://ADDR:PORT' on stdout per address once ready.\n"
 	        "SIGTERM or SIGINT stops it gracefully (exit status 0).\n");
-}
-
-static int bad_usage(const char *fmt, const char *arg)
-{
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nTry '" PROG " --help' for more information.\n");
-	return 2;
-}
-
-static bool parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v > max)
-		return false;
-	*out = v;
-	return true;
-}
-
-/* ADDR:PORT or [ADDR]:PORT. */
-static bool parse_listen(const char *s, struct gateway_listen *out)
-{
-	const char *colon;
-	size_t hlen;
-	unsigned long long port;
-	const char *h = s;
-
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (!close || close[1] != ':')
-			return false;
-		h = s + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return false;
-		hlen = (size_t)(colon - s);
-		if (memchr(s, ':', hlen))
-			return false; /* a bare IPv6 address needs brackets */
-	}
-	if (hlen == 0 || hlen >= sizeof(out->host))
-		return false;
-	if (!parse_uint(colon + 1, 65535, &port))
-		return false;
-	memcpy(out->host, h, hlen);
-	out->host[hlen] = '\0';
-	out->port = (int)port;
-	return true;
 }
 
 static bool parse_level(const char *s, enum core_log_level *out)
@@ -137,35 +79,6 @@ static bool parse_level(const char *s, enum core_log_level *out)
 			return true;
 		}
 	return false;
-}
-
-/* The first line of path, without its line ending and trailing blanks; NULL on error. */
-static char *read_token_file(const char *path, char *err, size_t errsz)
-{
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-
-	if (!f) {
-		snprintf(err, errsz, "cannot read token file %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	n = getline(&line, &cap, f);
-	fclose(f);
-	if (n < 0) {
-		free(line);
-		snprintf(err, errsz, "token file %s is empty", path);
-		return NULL;
-	}
-	while (n > 0 && strchr(" \t\r\n", line[n - 1]))
-		line[--n] = '\0';
-	if (n == 0) {
-		free(line);
-		snprintf(err, errsz, "token file %s is empty", path);
-		return NULL;
-	}
-	return line;
 }
 
 static char *default_state_dir(void)
@@ -208,8 +121,6 @@ static void raise_fd_limit(void)
 
 enum {
 	OPT_LISTEN = 256,
-	OPT_TOKEN,
-	OPT_TOKEN_FILE,
 	OPT_STATE_DIR,
 	OPT_PENDING_TTL,
 	OPT_HANDSHAKE_TIMEOUT,
@@ -221,14 +132,10 @@ enum {
 	OPT_MAX_PREAUTH_PER_IP,
 	OPT_LOG_LEVEL,
 	OPT_COMPAT_6836,
-	OPT_HELP,
-	OPT_VERSION,
 };
 
 static const struct option long_opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
-        {"token", required_argument, NULL, OPT_TOKEN},
-        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"pending-ttl", required_argument, NULL, OPT_PENDING_TTL},
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
@@ -240,175 +147,144 @@ static const struct option long_opts[] = {
         {"max-preauth-per-ip", required_argument, NULL, OPT_MAX_PREAUTH_PER_IP},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"compat-6836", no_argument, NULL, OPT_COMPAT_6836},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
 };
 
-int main(int argc, char **argv)
-{
+static const struct cli_tool tool = {
+        .prog = PROG,
+        .version = CLAWPAIR_VERSION,
+        .usage = usage,
+        .options = long_opts,
+        .token = true,
+};
+
+/* What the command line asks for. */
+struct args {
 	struct gateway_listen listen[MAX_LISTEN];
-	size_t n_listen = 0;
+	size_t n_listen;
 	const char *proxies[MAX_PROXIES];
-	size_t n_proxies = 0;
-	const char *token_arg = NULL, *token_file = NULL, *state_arg = NULL;
-	char *token = NULL, *state_dir = NULL;
-	struct core_config cfg = {0};
-	enum core_log_level level = CORE_LOG_INFO;
-	struct store *store = NULL;
-	struct gateway_opts gopts = {0};
-	struct sigaction sa;
-	char err[512], host[256];
+	size_t n_proxies;
+	const char *state_arg;
+	struct core_config cfg;
+	enum core_log_level level;
+	char *token, *state_dir;
+};
+
+/* A limit option: a whole number > 0 that fits an unsigned. */
+static int parse_limit(const struct cli *c, const char *name, const char *s, unsigned *out)
+{
 	unsigned long long v;
-	int opt, rc = 1;
 
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_LISTEN:
-			if (n_listen == MAX_LISTEN)
-				return bad_usage("too many --listen addresses (at most 16)", "");
-			if (!parse_listen(optarg, &listen[n_listen]))
-				return bad_usage("bad --listen '%s': expected ADDR:PORT", optarg);
-			n_listen++;
-			break;
-		case OPT_TOKEN:
-			token_arg = optarg;
-			break;
-		case OPT_TOKEN_FILE:
-			token_file = optarg;
-			break;
-		case OPT_STATE_DIR:
-			state_arg = optarg;
-			break;
-		case OPT_PENDING_TTL: {
-			char *end;
-			double s;
+	if (!cli_parse_uint(s, 1, UINT_MAX, &v))
+		return cli_usage_error(c, "bad --%s '%s': expected a number > 0", name, s);
+	*out = (unsigned)v;
+	return 0;
+}
 
-			errno = 0;
-			s = strtod(optarg, &end);
-			if (errno || *end || !isfinite(s) || s <= 0 || s > 1e9)
-				return bad_usage("bad --pending-ttl '%s': expected seconds > 0",
-				                 optarg);
-			cfg.pending_ttl_ms = (uint64_t)(s * 1000.0 + 0.5);
-			if (!cfg.pending_ttl_ms)
-				cfg.pending_ttl_ms = 1;
-			break;
-		}
-		case OPT_HANDSHAKE_TIMEOUT:
-			if (!parse_uint(optarg, UINT32_MAX, &v) || !v)
-				return bad_usage("bad --handshake-timeout '%s': expected ms > 0",
-				                 optarg);
-			cfg.handshake_timeout_ms = v;
-			break;
-		case OPT_TICK_INTERVAL:
-			if (!parse_uint(optarg, UINT32_MAX, &v) || !v)
-				return bad_usage("bad --tick-interval '%s': expected ms > 0",
-				                 optarg);
-			cfg.tick_interval_ms = v;
-			break;
-		case OPT_TRUSTED_PROXY:
-			if (n_proxies == MAX_PROXIES)
-				return bad_usage("too many --trusted-proxy addresses (at most 64)",
-				                 "");
-			if (!optarg[0])
-				return bad_usage("empty --trusted-proxy address%s", "");
-			proxies[n_proxies++] = optarg;
-			break;
-		case OPT_NO_LOCAL_AUTO_APPROVE:
-			cfg.no_local_auto_approve = true;
-			break;
-		case OPT_MAX_PENDING:
-			if (!parse_uint(optarg, UINT_MAX, &v) || !v)
-				return bad_usage("bad --max-pending '%s': expected a number > 0",
-				                 optarg);
-			cfg.max_pending = (unsigned)v;
-			break;
-		case OPT_MAX_PENDING_PER_IP:
-			if (!parse_uint(optarg, UINT_MAX, &v) || !v)
-				return bad_usage(
-				        "bad --max-pending-per-ip '%s': expected a number > 0",
-				        optarg);
-			cfg.max_pending_per_ip = (unsigned)v;
-			break;
-		case OPT_MAX_PREAUTH_PER_IP:
-			if (!parse_uint(optarg, UINT_MAX, &v) || !v)
-				return bad_usage(
-				        "bad --max-preauth-per-ip '%s': expected a number > 0",
-				        optarg);
-			cfg.max_preauth_per_ip = (unsigned)v;
-			break;
-		case OPT_LOG_LEVEL:
-			if (!parse_level(optarg, &level))
-				return bad_usage(
-				        "bad --log-level '%s': expected error, warn, info or "
-				        "debug",
-				        optarg);
-			break;
-		case OPT_COMPAT_6836:
-			cfg.compat_6836 = true;
-			break;
-		case OPT_HELP:
-			usage(stdout);
-			return 0;
-		case OPT_VERSION:
-			printf(PROG " " CLAWPAIR_VERSION "\n");
-			return 0;
-		default:
-			if (optopt && optopt < 256)
-				return bad_usage("unknown option -%c", (char[]){(char)optopt, 0});
-			if (optopt >= OPT_LISTEN)
-				return bad_usage("option --%s needs an argument",
-				                 long_opts[optopt - OPT_LISTEN].name);
-			return bad_usage("unknown option '%s'", argv[optind - 1]);
-		}
+static int parse_ms_option(const struct cli *c, const char *name, const char *s, uint64_t *out)
+{
+	if (!cli_parse_ms(s, UINT32_MAX, out))
+		return cli_usage_error(c, "bad --%s '%s': expected ms > 0", name, s);
+	return 0;
+}
+
+static int add_listen(const struct cli *c, struct args *a, const char *s)
+{
+	struct gateway_listen *l = &a->listen[a->n_listen];
+
+	if (a->n_listen == MAX_LISTEN)
+		return cli_usage_error(c, "too many --listen addresses (at most %d)", MAX_LISTEN);
+	if (!cli_parse_host_port(s, l->host, sizeof(l->host), &l->port))
+		return cli_usage_error(c, "bad --listen '%s': expected ADDR:PORT", s);
+	a->n_listen++;
+	return 0;
+}
+
+/* Applies one option. Returns 0, or the exit status of a usage error. */
+static int apply_option(const struct cli *c, void *user, int opt, const char *arg)
+{
+	struct args *a = user;
+
+	switch (opt) {
+	case OPT_LISTEN:
+		return add_listen(c, a, arg);
+	case OPT_STATE_DIR:
+		a->state_arg = arg;
+		return 0;
+	case OPT_PENDING_TTL:
+		if (!cli_parse_seconds_ms(arg, 1e9, &a->cfg.pending_ttl_ms))
+			return cli_usage_error(c, "bad --pending-ttl '%s': expected seconds > 0",
+			                       arg);
+		return 0;
+	case OPT_HANDSHAKE_TIMEOUT:
+		return parse_ms_option(c, "handshake-timeout", arg, &a->cfg.handshake_timeout_ms);
+	case OPT_TICK_INTERVAL:
+		return parse_ms_option(c, "tick-interval", arg, &a->cfg.tick_interval_ms);
+	case OPT_TRUSTED_PROXY:
+		if (a->n_proxies == MAX_PROXIES)
+			return cli_usage_error(c, "too many --trusted-proxy addresses (at most %d)",
+			                       MAX_PROXIES);
+		if (!arg[0])
+			return cli_usage_error(c, "empty --trusted-proxy address");
+		a->proxies[a->n_proxies++] = arg;
+		return 0;
+	case OPT_NO_LOCAL_AUTO_APPROVE:
+		a->cfg.no_local_auto_approve = true;
+		return 0;
+	case OPT_MAX_PENDING:
+		return parse_limit(c, "max-pending", arg, &a->cfg.max_pending);
+	case OPT_MAX_PENDING_PER_IP:
+		return parse_limit(c, "max-pending-per-ip", arg, &a->cfg.max_pending_per_ip);
+	case OPT_MAX_PREAUTH_PER_IP:
+		return parse_limit(c, "max-preauth-per-ip", arg, &a->cfg.max_preauth_per_ip);
+	case OPT_LOG_LEVEL:
+		if (!parse_level(arg, &a->level))
+			return cli_usage_error(
+			        c, "bad --log-level '%s': expected error, warn, info or debug",
+			        arg);
+		return 0;
+	case OPT_COMPAT_6836:
+		a->cfg.compat_6836 = true;
+		return 0;
+	default:
+		return cli_usage_error(c, "unhandled option %d", opt);
 	}
+}
+
+/* Parses argv into a. Returns -1 to go on, or the exit status to leave with. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	struct cli c;
+	int rc;
+
+	a->level = CORE_LOG_INFO;
+	rc = cli_parse(&c, &tool, argc, argv, apply_option, a);
+	if (rc >= 0)
+		return rc;
 	if (optind < argc)
-		return bad_usage("unexpected argument '%s'", argv[optind]);
-	if (token_arg && token_file)
-		return bad_usage("--token and --token-file are exclusive%s", "");
-	if (!token_arg && !token_file)
-		return bad_usage("a gateway token is required: --token T or --token-file F%s", "");
-	if (token_arg && !token_arg[0])
-		return bad_usage("empty --token%s", "");
-	if (token_file) {
-		token = read_token_file(token_file, err, sizeof(err));
-		if (!token)
-			return bad_usage("%s", err);
-	} else {
-		token = strdup(token_arg);
+		return cli_usage_error(&c, "unexpected argument '%s'", argv[optind]);
+	rc = cli_token(&c, true, &a->token);
+	if (rc)
+		return rc;
+	if (a->n_listen == 0) {
+		cli_parse_host_port(DEFAULT_LISTEN, a->listen[0].host, sizeof(a->listen[0].host),
+		                    &a->listen[0].port);
+		a->n_listen = 1;
 	}
-	if (n_listen == 0) {
-		parse_listen(DEFAULT_LISTEN, &listen[0]);
-		n_listen = 1;
-	}
-	state_dir = state_arg ? strdup(state_arg) : default_state_dir();
-	if (!token || !state_dir) {
-		free(token);
-		if (!state_dir)
-			return bad_usage("no state directory: set --state-dir (HOME is unset)%s",
-			                 "");
-		free(state_dir);
+	a->state_dir = a->state_arg ? strdup(a->state_arg) : default_state_dir();
+	if (!a->state_dir) {
+		if (!a->state_arg)
+			return cli_usage_error(
+			        &c, "no state directory: set --state-dir (HOME is unset)");
+		cli_error(&c, "out of memory");
 		return 1;
 	}
+	return -1;
+}
 
-	if (identity_global_init() < 0) {
-		fprintf(stderr, PROG ": cannot initialize libsodium\n");
-		goto done;
-	}
-	raise_fd_limit();
-	if (store_open(state_dir, &store, err, sizeof(err)) < 0) {
-		fprintf(stderr, PROG ": %s\n", err);
-		goto done;
-	}
-	if (gethostname(host, sizeof(host)) < 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	cfg.token = token;
-	cfg.trusted_proxies = proxies;
-	cfg.n_trusted_proxies = n_proxies;
-	cfg.server_version = CLAWPAIR_VERSION;
-	cfg.server_host = host;
+static void install_signals(void)
+{
+	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
@@ -417,12 +293,51 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+}
 
-	gopts.listen = listen;
-	gopts.n_listen = n_listen;
-	gopts.core = &cfg;
+static void print_listening(const struct args *a)
+{
+	for (size_t i = 0; i < a->n_listen; i++) {
+		bool v6 = strchr(a->listen[i].host, ':') != NULL;
+
+		printf("listening on ws://%s%s%s:%d\n", v6 ? "[" : "", a->listen[i].host,
+		       v6 ? "]" : "", gateway_listen_port(g_gw, i));
+	}
+	fflush(stdout);
+}
+
+/* Opens the store, serves until a signal, stops. Returns the exit status. */
+static int serve(struct args *a)
+{
+	struct store *store = NULL;
+	struct gateway_opts gopts = {0};
+	char err[512], host[256];
+	int rc = 1;
+
+	if (identity_global_init() < 0) {
+		fprintf(stderr, PROG ": cannot initialize libsodium\n");
+		return 1;
+	}
+	raise_fd_limit();
+	if (store_open(a->state_dir, &store, err, sizeof(err)) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 1;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	a->cfg.token = a->token;
+	a->cfg.trusted_proxies = a->proxies;
+	a->cfg.n_trusted_proxies = a->n_proxies;
+	a->cfg.server_version = CLAWPAIR_VERSION;
+	a->cfg.server_host = host;
+	install_signals();
+
+	gopts.listen = a->listen;
+	gopts.n_listen = a->n_listen;
+	gopts.core = &a->cfg;
 	gopts.store = store;
-	gopts.log_level = level;
+	gopts.log_level = a->level;
 	if (gateway_create(&gopts, &g_gw, err, sizeof(err)) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto done;
@@ -430,15 +345,9 @@ int main(int argc, char **argv)
 	gateway_log(g_gw, CORE_LOG_INFO,
 	            PROG " " CLAWPAIR_VERSION ": state dir %s, %zu pending, %zu paired%s",
 	            store_dir(store), store_count(store, STORE_PENDING),
-	            store_count(store, STORE_PAIRED), cfg.compat_6836 ? " (compat-6836 mode)" : "");
-	for (size_t i = 0; i < n_listen; i++) {
-		bool v6 = strchr(listen[i].host, ':') != NULL;
-
-		printf("listening on ws://%s%s%s:%d\n", v6 ? "[" : "", listen[i].host,
-		       v6 ? "]" : "", gateway_listen_port(g_gw, i));
-	}
-	fflush(stdout);
-
+	            store_count(store, STORE_PAIRED),
+	            a->cfg.compat_6836 ? " (compat-6836 mode)" : "");
+	print_listening(a);
 	rc = gateway_run(g_gw, &g_stop, FLUSH_MS) < 0 ? 1 : 0;
 	gateway_log(g_gw, CORE_LOG_INFO, "stopped");
 done : {
@@ -448,7 +357,19 @@ done : {
 	gateway_destroy(gw);
 }
 	store_close(store);
-	free(token);
-	free(state_dir);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	rc = parse_args(argc, argv, &a);
+	if (rc < 0)
+		rc = serve(&a);
+	free(a.token);
+	free(a.state_dir);
 	return rc;
 }
