@@ -50,8 +50,6 @@ struct client_item {
 struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts);
 void client_ctx_destroy(struct client_ctx *ctx); /* NULL-safe; closes every conn */
 
-uint64_t client_now_ms(void); /* clock_mono_ms() of protocol/clock.h */
-
 /* Opens a WebSocket and waits until it is established. Returns 0 and *out, or -1 with a
  * one-line reason in err (refused, timeout, HTTP status of a refused upgrade, bad URL). */
 int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,

@@ -92,11 +92,6 @@ struct client_ctx {
 #endif
 };
 
-uint64_t client_now_ms(void)
-{
-	return clock_mono_ms();
-}
-
 static void copy_reason(char *dst, size_t dstsz, const char *src, size_t len)
 {
 	if (len >= dstsz)

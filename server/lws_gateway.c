@@ -19,9 +19,9 @@
 #include "clock.h"
 #include "core.h"
 #include "errors.h"
+#include "locality.h"
 
 #define RX_CHUNK 4096
-#define HDR_MAX 512
 #define HTTP_BODY "clawpair-gateway\n"
 
 struct out_frame {
@@ -392,25 +392,87 @@ out:
 
 /* --- peer facts --- */
 
+/* A header's value, every line joined with ',' in order (lws does the joining); NULL when the
+ * header is absent. Values of any length are read: a proxy header must never read as absent
+ * because it is long (LOCAL-4 refuses those before the upgrade). */
 static char *hdr_dup(struct lws *wsi, enum lws_token_indexes tok)
 {
-	char buf[HDR_MAX];
 	int n = lws_hdr_total_length(wsi, tok);
+	char one[1];
+	char *buf;
 
-	if (n <= 0 || n >= (int)sizeof(buf) || lws_hdr_copy(wsi, buf, sizeof(buf), tok) < 0)
+	/* an empty line is present too: lws answers -1 for the first fragment of an absent header
+	 * only, whatever the buffer size */
+	if (n < 0 || (n == 0 && lws_hdr_copy_fragment(wsi, one, sizeof(one), tok, 0) == -1))
 		return NULL;
-	return strdup(buf);
+	buf = malloc((size_t)n + 1);
+	if (buf && lws_hdr_copy(wsi, buf, n + 1, tok) < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
+/* A header lws does not know by name (the first line of it). */
 static char *hdr_custom_dup(struct lws *wsi, const char *name)
 {
-	char buf[HDR_MAX];
 	int n = lws_hdr_custom_length(wsi, name, (int)strlen(name));
+	char *buf;
 
-	if (n <= 0 || n >= (int)sizeof(buf) ||
-	    lws_hdr_custom_copy(wsi, buf, sizeof(buf), name, (int)strlen(name)) < 0)
+	if (n < 0)
 		return NULL;
-	return strdup(buf);
+	buf = malloc((size_t)n + 1);
+	if (buf && lws_hdr_custom_copy(wsi, buf, n + 1, name, (int)strlen(name)) < 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+struct peer_headers {
+	char *host, *xff, *real_ip, *forwarded, *fwd_host, *origin;
+};
+
+static void peer_headers_read(struct lws *wsi, struct peer_headers *h)
+{
+	h->host = hdr_dup(wsi, WSI_TOKEN_HOST);
+	h->xff = hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR);
+	h->real_ip = hdr_dup(wsi, WSI_TOKEN_HTTP_X_REAL_IP);
+	h->origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN);
+	h->forwarded = hdr_custom_dup(wsi, "forwarded:");
+	h->fwd_host = hdr_custom_dup(wsi, "x-forwarded-host:");
+}
+
+static void peer_headers_free(struct peer_headers *h)
+{
+	free(h->host);
+	free(h->xff);
+	free(h->real_ip);
+	free(h->forwarded);
+	free(h->fwd_host);
+	free(h->origin);
+}
+
+/* LOCAL-4: a proxy header longer than the spec allows refuses the upgrade with 431. */
+static int filter_upgrade(struct gateway *gw, struct lws *wsi)
+{
+	struct peer_headers h = {0};
+	struct locality_headers lh;
+	bool oversize;
+
+	peer_headers_read(wsi, &h);
+	lh = (struct locality_headers){.x_forwarded_for = h.xff,
+	                               .x_real_ip = h.real_ip,
+	                               .forwarded = h.forwarded,
+	                               .x_forwarded_host = h.fwd_host};
+	oversize = locality_headers_oversize(&lh);
+	peer_headers_free(&h);
+	if (!oversize)
+		return 0;
+	gateway_log(gw, CORE_LOG_WARN, "upgrade refused: 431, a proxy header exceeds %d bytes",
+	            LOCALITY_HEADER_MAX);
+	lws_return_http_status(wsi, 431, "proxy header too large");
+	return -1;
 }
 
 /* An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d; proxies are configured and
@@ -429,28 +491,21 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 {
 	char ip[64];
 	struct core_peer peer = {0};
-	char *host, *xff, *real_ip, *fwd_host, *origin;
+	struct peer_headers h = {0};
 
 	s->gw = gw;
 	s->wsi = wsi;
 	peer_ip(wsi, ip, sizeof(ip));
-	host = hdr_dup(wsi, WSI_TOKEN_HOST);
-	xff = hdr_dup(wsi, WSI_TOKEN_X_FORWARDED_FOR);
-	origin = hdr_dup(wsi, WSI_TOKEN_ORIGIN);
-	real_ip = hdr_custom_dup(wsi, "x-real-ip:");
-	fwd_host = hdr_custom_dup(wsi, "x-forwarded-host:");
+	peer_headers_read(wsi, &h);
 	peer.ip = ip;
-	peer.host = host;
-	peer.xff = xff;
-	peer.real_ip = real_ip;
-	peer.forwarded_host = fwd_host;
-	peer.origin = origin;
+	peer.host = h.host;
+	peer.xff = h.xff;
+	peer.real_ip = h.real_ip;
+	peer.forwarded = h.forwarded;
+	peer.forwarded_host = h.fwd_host;
+	peer.origin = h.origin;
 	s->conn = core_conn_open(gw->core, s, &peer, clock_wall_ms());
-	free(host);
-	free(xff);
-	free(origin);
-	free(real_ip);
-	free(fwd_host);
+	peer_headers_free(&h);
 	if (!s->conn) {
 		queue_free(s);
 		s->wsi = NULL;
@@ -541,6 +596,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		return http_reply(wsi, in);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return s ? http_body(wsi, s->http_root) : -1;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		return gw ? filter_upgrade(gw, wsi) : -1;
 	case LWS_CALLBACK_ESTABLISHED:
 		if (!s || !gw)
 			return -1;
@@ -590,6 +647,9 @@ static int create_context(struct gateway *gw)
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	/* room for the four proxy headers at their limit (LOCALITY_HEADER_MAX) and the rest, so a
+	 * long header reaches filter_upgrade and gets its 431 */
+	info.max_http_header_data = 16384;
 	info.user = gw;
 	info.port = CONTEXT_PORT_NO_LISTEN;
 #ifdef CLAWPAIR_WITH_LIBEV

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "core.h"
 #include "identity.h"
+#include "locality.h"
 #include "lws_gateway.h"
 #include "store.h"
 
@@ -54,7 +55,8 @@ static void usage(FILE *f)
 	        "  --pending-ttl SECONDS     lifetime of a pending pairing request (default 300)\n"
 	        "  --handshake-timeout MS    close sockets with no connect after MS (default 10000)\n"
 	        "  --tick-interval MS        tick event interval (default 30000)\n"
-	        "  --trusted-proxy ADDR      believe X-Forwarded-For/X-Real-IP from ADDR, repeatable\n"
+	        "  --trusted-proxy ADDR      believe X-Forwarded-For/X-Real-IP from ADDR (an IP address),\n"
+	        "                            repeatable\n"
 	        "  --no-local-auto-approve   local devices need an operator's approval too\n"
 	        "  --max-pending N           held-open connects in total (default 10240)\n"
 	        "  --max-pending-per-ip N    held-open connects per client address (default 32)\n"
@@ -224,8 +226,10 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 		if (a->n_proxies == MAX_PROXIES)
 			return cli_usage_error(c, "too many --trusted-proxy addresses (at most %d)",
 			                       MAX_PROXIES);
-		if (!arg[0])
-			return cli_usage_error(c, "empty --trusted-proxy address");
+		if (!locality_addr_parse(arg, strlen(arg), &(struct locality_addr){0}))
+			return cli_usage_error(
+			        c, "bad --trusted-proxy '%s': expected an IPv4 or IPv6 address",
+			        arg);
 		a->proxies[a->n_proxies++] = arg;
 		return 0;
 	case OPT_NO_LOCAL_AUTO_APPROVE:
