@@ -24,7 +24,11 @@ struct client_conn_opts {
 	const char *xff; /* X-Forwarded-For value, or NULL */
 	const char *host_header; /* overrides Host, or NULL */
 	const char *origin; /* Origin header, or NULL (default: none sent) */
+	const char *extra_headers; /* more request header lines, each "Name: value\r\n", sent
+				    * verbatim after the others (repeated names allowed), or NULL */
 	int connect_timeout_ms; /* 0: 5000 */
+	int *refused_status; /* client_connect: when not NULL, receives the HTTP status of a
+			      * refused upgrade (0 when the connection failed otherwise) */
 	const char *netns; /* open the TCP connection from inside this network namespace
 				   * (a name under /run/netns, or a path); NULL: this one.
 				   * Needs CAP_SYS_ADMIN. */

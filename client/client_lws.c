@@ -50,6 +50,7 @@ struct client_conn {
 	char *host_header;
 	char *xff;
 	char *origin;
+	char *extra_headers;
 	int port;
 
 	bool established;
@@ -350,6 +351,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 				return -1;
 			*p += n;
 		}
+		if (c->extra_headers) {
+			int n = snprintf(*p, (size_t)(end - *p), "%s", c->extra_headers);
+
+			if (n < 0 || n >= end - *p)
+				return -1;
+			*p += n;
+		}
 		break;
 	}
 	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
@@ -469,6 +477,8 @@ struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
 	/* each connection needs a header table until its upgrade completes */
 	info.max_http_header_pool = (unsigned short)(max_conns > 4096 ? 4096 : max_conns + 4);
 	info.timeout_secs = 30;
+	/* the upgrade request is built in this buffer: room for long test headers */
+	info.pt_serv_buf_size = 16384;
 	ctx->next_deadline_ms = UINT64_MAX;
 #ifdef CLAWPAIR_WITH_LIBEV
 	if (opts && opts->epoll && (ctx->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK))) {
@@ -609,6 +619,7 @@ static void conn_free(struct client_conn *c)
 	free(c->host_header);
 	free(c->xff);
 	free(c->origin);
+	free(c->extra_headers);
 	free(c);
 }
 
@@ -686,6 +697,7 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 	c->xff = dup_opt(opts->xff, &oom);
 	c->host_header = dup_opt(opts->host_header, &oom);
 	c->origin = dup_opt(opts->origin, &oom);
+	c->extra_headers = dup_opt(opts->extra_headers, &oom);
 	if (oom) {
 		snprintf(err, errsz, "out of memory");
 		conn_free(c);
@@ -815,6 +827,8 @@ int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
 {
 	struct client_conn *c;
 
+	if (opts && opts->refused_status)
+		*opts->refused_status = 0;
 	if (start_connect(ctx, opts, &c, err, errsz) < 0)
 		return -1;
 	while (!c->established && !c->finished) {
@@ -829,6 +843,8 @@ int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
 		snprintf(err, errsz, "%s: %s", opts->url,
 		         it && it->item.kind == CLIENT_ITEM_CLOSE ? it->item.close_reason
 		                                                  : "connection failed");
+		if (opts->refused_status && c->http_status != 101)
+			*opts->refused_status = c->http_status;
 		client_conn_destroy(c);
 		return -1;
 	}

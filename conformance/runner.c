@@ -15,7 +15,8 @@
 
 /* Needs the runner checks itself (conf_unmet_need); the interpreter knows remote, restart and
  * operator. */
-static const char *const runner_needs[] = {"short-ttl", "ticks", "netns", "max-pending-2", NULL};
+static const char *const runner_needs[] = {
+        "short-ttl", "ticks", "netns", "max-pending-2", "trusted-loopback-proxy", NULL};
 
 enum { N_NUMBERS = 5 };
 
@@ -54,6 +55,8 @@ const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o
 		if (!strcmp(n, "ticks") && !o->slow &&
 		    !(o->tick_interval_ms > 0 && o->tick_interval_ms <= 10000))
 			return "waits for a tick: pass --tick-interval-ms N (N <= 10000) or --slow";
+		if (!strcmp(n, "trusted-loopback-proxy") && o->remote_via != CONF_REMOTE_XFF)
+			return "needs a gateway that trusts 127.0.0.1 as a proxy: --remote-via xff";
 		if (!strcmp(n, "max-pending-2") && o->max_pending != 2)
 			return "needs a gateway started with a total pending cap of 2: pass "
 			       "--max-pending 2";

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "json.h"
 #include "scenario_internal.h"
+#include "strbuf.h"
 
 /* ---------------------------------------------------------------- identities */
 
@@ -87,11 +88,29 @@ static void remote_opts(struct scenario_run *run, struct scenario_actor *a,
 
 /* Opens the actor's WebSocket (closing its previous one). Returns 0, or -1 with the reason in
  * err and the refusal recorded as the actor's close: some cases expect exactly that. */
+/* "headers": ["Name: value", ...] as request header lines (malloc'd), or NULL. */
+static char *extra_headers(const cJSON *st)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(st, "headers"), *line;
+	struct strbuf b;
+
+	if (!cJSON_IsArray(h) || !h->child)
+		return NULL;
+	strbuf_init(&b);
+	cJSON_ArrayForEach(line, h)
+	{
+		strbuf_add(&b, line->valuestring);
+		strbuf_add(&b, "\r\n");
+	}
+	return strbuf_take(&b);
+}
+
 static int open_socket(struct scenario_run *run, struct scenario_actor *a, const cJSON *st,
                        int timeout, char *err, size_t errsz)
 {
 	struct client_conn_opts o = {0};
-	char note[300];
+	char note[300], *headers = extra_headers(st);
+	int rc;
 
 	scenario_actor_reset_conn(a);
 	o.url = run->env->url;
@@ -101,12 +120,16 @@ static int open_socket(struct scenario_run *run, struct scenario_actor *a, const
 		o.xff = json_get_string(st, "xff");
 	o.host_header = json_get_string(st, "host");
 	o.origin = json_get_string(st, "origin");
+	o.extra_headers = headers;
+	o.refused_status = &a->refused_status;
 	a->t_connect = clock_mono_ms();
 	snprintf(note, sizeof(note), "%s %s%s%s%s",
 	         strcmp(json_get_string(st, "do"), "open") ? "connect" : "open", o.url,
 	         o.xff ? " X-Forwarded-For " : "", o.xff ? o.xff : "", o.netns ? " (netns)" : "");
 	scenario_log(run, a->def->name, SCENARIO_DIR_NOTE, note, a->t_connect);
-	if (client_connect(run->ctx, &o, &a->conn, err, errsz) == 0)
+	rc = client_connect(run->ctx, &o, &a->conn, err, errsz);
+	free(headers);
+	if (rc == 0)
 		return 0;
 	a->conn = NULL;
 	a->closed = true;
@@ -376,6 +399,33 @@ static int expect_matched(struct scenario_run *run, struct scenario_actor *a, co
 	return cm ? scenario_expect_close(run, a, cm, timeout) : 0;
 }
 
+/* "expect": {"http": N}: the upgrade must be refused with that status. */
+static int want_status(const cJSON *expect)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(expect, "http");
+
+	return cJSON_IsNumber(v) ? v->valueint : 0;
+}
+
+/* A refused upgrade is an outcome some cases expect: a close without a frame ("close"), or a
+ * refusal with a given HTTP status. */
+static int refused(struct scenario_run *run, struct scenario_actor *a, const cJSON *expect,
+                   const char *err)
+{
+	int want = want_status(expect);
+
+	if (cJSON_IsString(expect) && !strcmp(expect->valuestring, "close"))
+		return 0;
+	if (want && a->refused_status == want)
+		return 0;
+	if (want)
+		return scenario_fail_with(run,
+		                          scenario_fmt("the upgrade refused with HTTP %d", want),
+		                          scenario_fmt("connection failed: %s", err));
+	return scenario_fail_with(run, strdup("a WebSocket connection"),
+	                          scenario_fmt("connection failed: %s", err));
+}
+
 int scenario_step_connect(struct scenario_run *run, struct scenario_actor *a, const cJSON *st)
 {
 	const cJSON *expect = cJSON_GetObjectItemCaseSensitive(st, "expect");
@@ -388,13 +438,12 @@ int scenario_step_connect(struct scenario_run *run, struct scenario_actor *a, co
 	if (a->def->ident != SCENARIO_IDENT_NONE && !a->has_id)
 		return scenario_fail_with(run, strdup("a device identity"),
 		                          strdup("key generation failed"));
-	if (open_socket(run, a, st, timeout, err, sizeof(err)) < 0) {
-		/* a refused upgrade is an outcome some cases expect: a close without a frame */
-		if (want && !strcmp(want, "close"))
-			return 0;
-		return scenario_fail_with(run, strdup("a WebSocket connection"),
-		                          scenario_fmt("connection failed: %s", err));
-	}
+	if (open_socket(run, a, st, timeout, err, sizeof(err)) < 0)
+		return refused(run, a, expect, err);
+	if (want_status(expect))
+		return scenario_fail_with(
+		        run, scenario_fmt("the upgrade refused with HTTP %d", want_status(expect)),
+		        strdup("the WebSocket upgrade succeeded (HTTP 101)"));
 	if (send_connect(run, a, st, timeout) < 0)
 		return -1;
 	if (!expect)

@@ -55,6 +55,8 @@ struct scenario {
 
 int scenario_find_actor(const struct scenario *s, const char *name);
 int scenario_parse_sig(const char *v, enum connect_sig *out);
+/* "headers" of an open or connect step: an array of one-line "Name: value" strings. */
+int scenario_check_headers(const cJSON *st, const char *where, char *err, size_t errsz);
 
 /* The macros (scenario_value.c). A copy of root with every macro object turned into its string
  * and every "${conf.NAME}" into its number, except a send step's "text", which stays a macro
@@ -87,6 +89,7 @@ struct scenario_actor {
 	bool closed; /* the current conn is closed */
 	int close_code;
 	char close_reason[128];
+	int refused_status; /* HTTP status of the last refused upgrade, 0 if none */
 	uint64_t close_at;
 	char xff[24];
 	unsigned next_req;

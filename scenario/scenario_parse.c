@@ -205,9 +205,35 @@ static int parse_actors(struct scenario *s, const cJSON *actors, char *err, size
 
 /* ---------------------------------------------------------------- steps */
 
+int scenario_check_headers(const cJSON *st, const char *where, char *err, size_t errsz)
+{
+	const cJSON *h = cJSON_GetObjectItemCaseSensitive(st, "headers"), *line;
+
+	if (!h)
+		return 0;
+	if (!cJSON_IsArray(h)) {
+		snprintf(err, errsz, "%s: \"headers\" must be an array of \"Name: value\" strings",
+		         where);
+		return -1;
+	}
+	cJSON_ArrayForEach(line, h)
+	{
+		const char *v = cJSON_IsString(line) ? line->valuestring : NULL;
+		const char *colon = v ? strchr(v, ':') : NULL;
+
+		if (!v || !colon || colon == v || strpbrk(v, "\r\n")) {
+			snprintf(err, errsz,
+			         "%s: every \"headers\" entry must be one \"Name: value\" line",
+			         where);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int check_connect_expect(const cJSON *e, const char *where, char *err, size_t errsz)
 {
-	static const char *const ek[] = {"error", "close", "hello-ok", "pending", NULL};
+	static const char *const ek[] = {"error", "close", "hello-ok", "pending", "http", NULL};
 
 	if (!e)
 		return 0;
@@ -255,6 +281,8 @@ static int check_connect(const cJSON *st, const char *where, char *err, size_t e
 		snprintf(err, errsz, "%s (connect): \"override\" must be an object", where);
 		return -1;
 	}
+	if (scenario_check_headers(st, where, err, errsz) < 0)
+		return -1;
 	return check_connect_expect(cJSON_GetObjectItemCaseSensitive(st, "expect"), where, err,
 	                            errsz);
 }
@@ -294,6 +322,8 @@ static int check_required(const cJSON *st, const char *op, const char *where, ch
 	}
 	if (!strcmp(op, "connect"))
 		return check_connect(st, where, err, errsz);
+	if (!strcmp(op, "open"))
+		return scenario_check_headers(st, where, err, errsz);
 	return 0;
 }
 

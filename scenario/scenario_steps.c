@@ -390,10 +390,10 @@ static int step_restart(struct scenario_run *run, struct scenario_actor *a, cons
 
 /* ---------------------------------------------------------------- the table */
 
-static const char *const k_open[] = {"xff", "host", "origin", NULL};
-static const char *const k_connect[] = {
-        "sig", "nonce", "signedAtOffsetMs", "token", "override", "rawParams", "expect",
-        "xff", "host",  "origin",           NULL};
+static const char *const k_open[] = {"xff", "host", "origin", "headers", NULL};
+static const char *const k_connect[] = {"sig",      "nonce",     "signedAtOffsetMs", "token",
+                                        "override", "rawParams", "expect",           "xff",
+                                        "host",     "origin",    "headers",          NULL};
 static const char *const k_expect_hello[] = {"payload", NULL};
 static const char *const k_send[] = {"text", "frame", "binary", NULL};
 static const char *const k_call[] = {"method", "params", "expect", "id", NULL};
