@@ -558,7 +558,7 @@ static void test_challenge(void **state)
 static void test_operator_hello(void **state)
 {
 	struct env *e = env_new(NULL);
-	struct client *c = open_client(e, "10.0.0.5");
+	struct client *c = open_client(e, "127.0.0.1"); /* local: scopes as asked (TRUST-1) */
 	struct copts o = {.token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
 	const cJSON *h;
 
@@ -583,7 +583,7 @@ static void test_operator_hello(void **state)
 	assert_true(cJSON_IsArray(jget(expect_ok(c, call(c, "node.list", NULL)), "nodes")));
 	/* Protocol 3 only: hello-ok says 3. */
 	{
-		struct client *c3 = open_client(e, "10.0.0.5");
+		struct client *c3 = open_client(e, "127.0.0.1");
 		struct copts o3 = {.token = TOKEN, .n_scopes = -1, .min_proto = 3, .max_proto = 3};
 
 		do_connect(c3, &o3);
@@ -1212,7 +1212,8 @@ static void test_unknown_request(void **state)
 	(void)state;
 	ident(&id, 17);
 	ident(&opdev, 18);
-	op = operator(e, "operator.pairing", NULL);
+	/* It approves an operator.read request below: it must hold that scope (TRUST-2). */
+	op = operator(e, "operator.pairing", "operator.read");
 	n = held_node(e, &id, "10.0.0.5", rid);
 	(void)n;
 	/* An operator with a device is held too (operator-role request). */
@@ -1606,6 +1607,7 @@ static void test_tokens_and_remove(void **state)
 	assert_string_not_equal(newtok, tok);
 	assert_string_equal(jstr(p, "role"), "node");
 	assert_int_equal((uint64_t)jnum(p, "rotatedAtMs"), e->now);
+	expect_closed(n, 4411); /* its session held the old token's rights (TRUST-5) */
 
 	/* The old device token no longer authenticates; the new one does. */
 	{
@@ -1642,6 +1644,16 @@ static void test_tokens_and_remove(void **state)
 	assert_true(jnum(p, "paired.0.tokens.0.revokedAtMs") > 0);
 	assert_null(jget(p, "paired.0.tokens.0.token"));
 
+	/* Revoked, still paired: the shared token gets a new device token. */
+	n = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+		expect_hello_device(n, "node");
+		assert_string_not_equal(
+		        jstr(jget(n->frames[n->pos - 1], "payload"), "auth.deviceToken"), newtok);
+	}
 	/* Removal closes the device's live sessions. */
 	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\"}", id.device_id);
 	expect_ok(op, call(op, "device.pair.remove", params));
@@ -1682,8 +1694,8 @@ static void test_held_socket_and_local_resolution(void **state)
 	expect_err(od, call(od, "connect", "{}"), "INVALID_REQUEST", "CONNECT_ALREADY_DONE");
 	assert_false(od->closed);
 
-	/* The same device on loopback as a node: approved silently, and that resolves the one
-	 * request, so the held operator socket gets its hello-ok too. */
+	/* The same device on loopback as a node asks for something else: the operator request is
+	 * superseded (TRUST-3), not widened, and the node is approved silently on its own. */
 	n = open_client(e, "127.0.0.1");
 	{
 		struct copts o = node_opts(&id);
@@ -1691,19 +1703,54 @@ static void test_held_socket_and_local_resolution(void **state)
 		do_connect(n, &o);
 	}
 	expect_hello_device(n, "node");
+	expect_err(od, od->connect_id, "NOT_PAIRED", "PAIRING_SUPERSEDED");
+	expect_closed(od, 4409);
 	p = expect_event(op, "device.pair.resolved", 2);
 	assert_string_equal(jstr(p, "requestId"), rid);
-	expect_hello_device(od, "operator");
+	assert_string_equal(jstr(p, "decision"), "superseded");
+	p = expect_event(op, "device.pair.resolved", 3);
+	assert_string_not_equal(jstr(p, "requestId"), rid);
+	assert_string_equal(jstr(p, "decision"), "approved");
+	expect_event(op, "node.pair.resolved", 4);
 	dev = store_get(e->store, STORE_PAIRED, id.device_id);
 	assert_non_null(dev);
-	assert_int_equal(array_len(jget(dev, "roles")), 2);
+	assert_int_equal(array_len(jget(dev, "roles")), 1);
 	assert_non_null(jget(dev, "tokens.node.token"));
-	assert_non_null(jget(dev, "tokens.operator.token"));
+	assert_null(jget(dev, "tokens.operator"));
 	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
+	reap(e);
 	core_get_stats(e->core, &st);
 	assert_int_equal(st.held_open, 0);
-	assert_int_equal(st.authed, 3);
+	assert_int_equal(st.authed, 2);
 	assert_int_equal(st.paired_devices, 1);
+
+	/* A local connect asking what a held request asks approves that request (LOCAL-1): its
+	 * held socket gets hello-ok too. */
+	od = open_client(e, "10.0.0.6");
+	{
+		struct copts o = {
+		        .id = &id, .token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
+		struct client *od2;
+
+		do_connect(od, &o);
+		snprintf(rid, sizeof(rid), "%s",
+		         jstr(expect_event(od, "connect.pending", -1), "requestId"));
+		p = expect_event(op, "device.pair.requested", 5);
+		assert_true(cJSON_IsTrue(jget(p, "isRepair")));
+		od2 = open_client(e, "127.0.0.1");
+		do_connect(od2, &o);
+		expect_hello_device(od2, "operator");
+	}
+	p = expect_event(op, "device.pair.resolved", 6);
+	assert_string_equal(jstr(p, "requestId"), rid);
+	assert_string_equal(jstr(p, "decision"), "approved");
+	expect_hello_device(od, "operator");
+	dev = store_get(e->store, STORE_PAIRED, id.device_id);
+	assert_int_equal(array_len(jget(dev, "roles")), 2);
+	assert_non_null(jget(dev, "tokens.operator.token"));
+	core_get_stats(e->core, &st);
+	assert_int_equal(st.held_open, 0);
+	assert_int_equal(st.authed, 4);
 	env_free(e);
 }
 
@@ -1915,6 +1962,7 @@ static void test_trust2_approver_limits(void **state)
 	expect_ok(pop, call(pop, "device.pair.approve", approve_params(rid3)));
 	h = expect_ok(c3, c3->connect_id);
 	assert_scopes(jget(h, "auth.scopes"), "operator.pairing", NULL);
+	skip_frames(pop);
 	expect_ok(pop, call(pop, "node.pair.approve", approve_params(ridn)));
 	expect_hello_device(n, "node");
 
@@ -1942,7 +1990,8 @@ static void test_trust2_approver_limits(void **state)
 	adm = operator(e, NULL, NULL);
 	expect_ok(adm, call(adm, "device.pair.approve", approve_params(ridu)));
 	h = expect_ok(up, up->connect_id);
-	assert_scopes(jget(h, "auth.scopes"), "operator.admin", NULL);
+	assert_scopes(jget(h, "auth.scopes"), "operator.admin", "operator.pairing");
+	skip_frames(adm);
 	expect_ok(adm, call(adm, "device.pair.approve", approve_params(rid)));
 	expect_hello_device(c1, "operator");
 	env_free(e);
