@@ -66,8 +66,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Sorted, deduplicated union of the string arrays a and b (either may be NULL). */
-static cJSON *scope_union(const cJSON *a, const cJSON *b)
+cJSON *core_scope_set(const cJSON *a, const cJSON *b)
 {
 	size_t n = (size_t)cJSON_GetArraySize(a) + (size_t)cJSON_GetArraySize(b), k = 0;
 	const char **v = calloc(n ? n : 1, sizeof(*v));
@@ -94,11 +93,6 @@ static cJSON *scope_union(const cJSON *a, const cJSON *b)
 			cJSON_AddItemToArray(out, cJSON_CreateString(v[i]));
 	free(v);
 	return out;
-}
-
-cJSON *core_scope_set(const cJSON *a, const cJSON *b)
-{
-	return scope_union(a, b);
 }
 
 bool core_scopes_within(const cJSON *scopes, const cJSON *ceiling)
@@ -147,7 +141,7 @@ static cJSON *new_token_entry(const char *role, const cJSON *scopes, uint64_t cr
 	token_random_hex32(token);
 	cJSON_AddStringToObject(t, "token", token);
 	cJSON_AddStringToObject(t, "role", role);
-	cJSON_AddItemToObject(t, "scopes", scope_union(scopes, NULL));
+	cJSON_AddItemToObject(t, "scopes", core_scope_set(scopes, NULL));
 	cJSON_AddNumberToObject(t, "createdAtMs", (double)created);
 	if (rotated)
 		cJSON_AddNumberToObject(t, "rotatedAtMs", (double)now_ms);
@@ -177,16 +171,16 @@ static cJSON *make_paired(const cJSON *rec, const cJSON *old, uint64_t now_ms)
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
 		set_str(p, meta[i], json_get_string(rec, meta[i]));
 	set_str(p, "role", role);
-	roles_one = scope_union(cJSON_GetObjectItemCaseSensitive(rec, "roles"), NULL);
+	roles_one = core_scope_set(cJSON_GetObjectItemCaseSensitive(rec, "roles"), NULL);
 	if (roles_one && !json_array_has_string(roles_one, role))
 		cJSON_AddItemToArray(roles_one, cJSON_CreateString(role));
 	set_item(p, "roles",
-	         scope_union(same_key ? cJSON_GetObjectItemCaseSensitive(p, "roles") : NULL,
-	                     roles_one));
+	         core_scope_set(same_key ? cJSON_GetObjectItemCaseSensitive(p, "roles") : NULL,
+	                        roles_one));
 	cJSON_Delete(roles_one);
 	set_item(p, "scopes",
-	         scope_union(same_key ? cJSON_GetObjectItemCaseSensitive(p, "scopes") : NULL,
-	                     cJSON_GetObjectItemCaseSensitive(rec, "scopes")));
+	         core_scope_set(same_key ? cJSON_GetObjectItemCaseSensitive(p, "scopes") : NULL,
+	                        cJSON_GetObjectItemCaseSensitive(rec, "scopes")));
 	tokens = cJSON_GetObjectItemCaseSensitive(p, "tokens");
 	if (!cJSON_IsObject(tokens)) {
 		tokens = cJSON_CreateObject();
@@ -200,8 +194,8 @@ static cJSON *make_paired(const cJSON *rec, const cJSON *old, uint64_t now_ms)
 		 * nothing else; a live token that already covers them is kept. */
 		if (!token_live(old_t) ||
 		    !core_scopes_within(want, cJSON_GetObjectItemCaseSensitive(old_t, "scopes"))) {
-			cJSON *sc = scope_union(cJSON_GetObjectItemCaseSensitive(old_t, "scopes"),
-			                        want);
+			cJSON *sc = core_scope_set(
+			        cJSON_GetObjectItemCaseSensitive(old_t, "scopes"), want);
 			cJSON *t = sc ? new_token_entry(role, sc, now_ms, now_ms, false) : NULL;
 
 			cJSON_Delete(sc);

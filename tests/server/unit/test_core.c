@@ -2100,6 +2100,16 @@ static void test_trust4_token_ceiling(void **state)
 	/* The paired record still says read and write; the token does not. */
 	assert_scopes(jget(store_get(e->store, STORE_PAIRED, d.device_id), "scopes"),
 	              "operator.read", "operator.write");
+	/* Only an approval raises it again, not a rotation. */
+	snprintf(params, sizeof(params),
+	         "{\"deviceId\":\"%s\",\"role\":\"operator\",\"scopes\":[\"operator.read\","
+	         "\"operator.write\"]}",
+	         d.device_id);
+	expect_err(adm, call(adm, "device.token.rotate", params), "INVALID_REQUEST",
+	           "INVALID_PARAMS");
+	assert_scopes(
+	        jget(store_get(e->store, STORE_PAIRED, d.device_id), "tokens.operator.scopes"),
+	        "operator.read", NULL);
 
 	{
 		struct copts o = opdev_opts(&d, "operator.read", "operator.write");
