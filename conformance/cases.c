@@ -24,7 +24,7 @@ static const char *const verdict_names[CONF_VERDICT__COUNT] = {
  * to check both). Unknown groups sort after these, by name. */
 static const char *const group_order[] = {
         "handshake", "hold",   "store",   "key",   "outcome", "recon",
-        "events",    "limits", "persist", "local", "robust",
+        "events",    "limits", "persist", "local", "robust",  "trust",
 };
 
 const char *conf_verdict_name(enum conf_verdict v)

@@ -247,21 +247,33 @@ static cJSON *build_pending(struct core *core, const struct core_conn *conn,
 	return r;
 }
 
+/* §8.3 step 1: the device may have what it asks without an approval. Scopes are compared with its
+ * token for the role, not with the record: a rotation may have narrowed the token (TRUST-4). */
 static bool paired_covers(const cJSON *paired, const struct core_conn *conn)
 {
 	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(paired, "roles");
-	const cJSON *scopes = cJSON_GetObjectItemCaseSensitive(paired, "scopes");
-	const cJSON *s;
 	const char *role = json_get_string(paired, "role");
 
 	if (!json_array_has_string(roles, conn->role) && !(role && strcmp(role, conn->role) == 0))
 		return false;
-	cJSON_ArrayForEach(s, conn->scopes)
-	{
-		if (!json_array_has_string(scopes, s->valuestring))
-			return false;
-	}
-	return true;
+	return core_scopes_within(conn->scopes, core_scope_ceiling(paired, conn->role));
+}
+
+/* The pending request asks for exactly what conn asks: its role, only that role, and the same
+ * scopes (as a set). Anything else is a different request (TRUST-3). */
+static bool request_matches(const cJSON *rec, const struct core_conn *conn)
+{
+	const char *role = json_get_string(rec, "role");
+	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(rec, "roles");
+	const cJSON *scopes = cJSON_GetObjectItemCaseSensitive(rec, "scopes");
+
+	if (!role || strcmp(role, conn->role) != 0)
+		return false;
+	if (roles && (!cJSON_IsArray(roles) || cJSON_GetArraySize(roles) != 1 ||
+	              !json_array_has_string(roles, conn->role)))
+		return false;
+	return cJSON_IsArray(scopes) && core_scopes_within(scopes, conn->scopes) &&
+	       core_scopes_within(conn->scopes, scopes);
 }
 
 static cJSON *pending_event_payload(const cJSON *rec)
@@ -323,30 +335,13 @@ static void compat_require_pairing(struct core *core, struct core_conn *conn,
 	core_fail(core, conn, conn->connect_id, CP_ERR_PAIRING_REQUIRED, NULL, extra, NULL);
 }
 
-/* The device's one request now asks for role too (the latest connect's role leads). */
-static void set_request_role(cJSON *rec, const char *role)
-{
-	cJSON *roles;
-
-	if (json_get_string(rec, "role") && strcmp(json_get_string(rec, "role"), role) == 0)
-		return;
-	cJSON_DeleteItemFromObjectCaseSensitive(rec, "role");
-	cJSON_AddStringToObject(rec, "role", role);
-	roles = cJSON_GetObjectItemCaseSensitive(rec, "roles");
-	if (!cJSON_IsArray(roles)) {
-		cJSON_DeleteItemFromObjectCaseSensitive(rec, "roles");
-		roles = cJSON_AddArrayToObject(rec, "roles");
-	}
-	if (roles && !json_array_has_string(roles, role))
-		cJSON_AddItemToArray(roles, cJSON_CreateString(role));
-}
-
+/* §8.3 step 3. existing is the device's pending request (or NULL); same: it asks for what conn
+ * asks, so conn takes it over (RECON-1), else conn replaces it with a new one (TRUST-3). */
 static void hold_open(struct core *core, struct core_conn *conn, const struct connect_params *cp,
-                      const cJSON *existing, bool is_repair, uint64_t now_ms)
+                      const cJSON *existing, bool same, bool is_repair, uint64_t now_ms)
 {
 	struct core_conn *holder = NULL;
-	cJSON *rec;
-	bool created = !existing;
+	cJSON *rec, *copy;
 	char rid[CORE_UUID_LEN + 1];
 
 	if (existing)
@@ -360,6 +355,14 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 		          NULL);
 		return;
 	}
+	if (existing && !same) {
+		/* The approver was shown that request: it is resolved, never changed. */
+		snprintf(rid, sizeof(rid), "%s", json_get_string(existing, "requestId"));
+		existing = NULL;
+		holder = NULL;
+		if (core_supersede_request(core, rid, conn, now_ms) < 0)
+			goto store_failed;
+	}
 	if (existing) {
 		rec = cJSON_Duplicate(existing, true);
 		if (!rec)
@@ -368,24 +371,20 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 		cJSON_DeleteItemFromObjectCaseSensitive(rec, "expiresAtMs");
 		cJSON_AddNumberToObject(rec, "expiresAtMs",
 		                        (double)(now_ms + core->cfg.pending_ttl_ms));
-		set_request_role(rec, conn->role);
 	} else {
 		rec = build_pending(core, conn, cp, false, is_repair, now_ms);
 		if (!rec)
 			goto store_failed;
 	}
 	snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
-	{
-		cJSON *copy = cJSON_Duplicate(rec, true);
-
-		if (!copy || store_put(core->store, STORE_PENDING, rec) < 0) {
-			if (!copy)
-				cJSON_Delete(rec);
-			cJSON_Delete(copy);
-			goto store_failed;
-		}
-		rec = copy;
+	copy = cJSON_Duplicate(rec, true);
+	if (!copy || store_put(core->store, STORE_PENDING, rec) < 0) {
+		if (!copy)
+			cJSON_Delete(rec);
+		cJSON_Delete(copy);
+		goto store_failed;
 	}
+	rec = copy;
 	if (holder) {
 		/* HOLD-6: the newer socket of the device takes the request over. */
 		core_fail(core, holder, holder->connect_id, CP_ERR_PAIRING_SUPERSEDED, NULL, NULL,
@@ -395,10 +394,43 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 	core_conn_set_state(core, conn, CONN_HELD);
 	core_send_event(core, conn, "connect.pending", pending_event_payload(rec), false);
 	core_logf(core, CORE_LOG_INFO, "conn %s ip %s: device %s held open, request %s%s", conn->id,
-	          conn->ip, conn->device_id, rid, created ? " (new)" : "");
-	if (created)
+	          conn->ip, conn->device_id, rid, existing ? "" : " (new)");
+	if (!existing)
 		announce_requested(core, rec);
 	cJSON_Delete(rec);
+	return;
+store_failed:
+	core_logf(core, CORE_LOG_ERROR, "conn %s: %s", conn->id, store_last_error(core->store));
+	core_fail(core, conn, conn->connect_id, CP_ERR_STORE_FAILED, NULL, NULL, NULL);
+}
+
+/* §8.3 step 2 (LOCAL-1): the device's request is approved at once; one that asks for something
+ * else than conn is superseded first (TRUST-3). */
+static void approve_silently(struct core *core, struct core_conn *conn,
+                             const struct connect_params *cp, const cJSON *existing, bool same,
+                             bool is_repair, uint64_t now_ms)
+{
+	char rid[CORE_UUID_LEN + 1];
+	cJSON *rec;
+
+	if (existing && !same) {
+		snprintf(rid, sizeof(rid), "%s", json_get_string(existing, "requestId"));
+		existing = NULL;
+		if (core_supersede_request(core, rid, conn, now_ms) < 0)
+			goto store_failed;
+	}
+	rec = existing ? cJSON_Duplicate(existing, true)
+	               : build_pending(core, conn, cp, true, is_repair, now_ms);
+	if (!rec || core_pair_request(core, rec, existing != NULL, now_ms, NULL) < 0) {
+		cJSON_Delete(rec);
+		goto store_failed;
+	}
+	snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
+	core_logf(core, CORE_LOG_INFO, "conn %s: local device %s approved silently", conn->id,
+	          conn->device_id);
+	core_announce_approved(core, rid, conn->device_id, core_is_node_request(rec), now_ms);
+	cJSON_Delete(rec);
+	core_finish_hello(core, conn, now_ms);
 	return;
 store_failed:
 	core_logf(core, CORE_LOG_ERROR, "conn %s: %s", conn->id, store_last_error(core->store));
@@ -413,6 +445,7 @@ static void pairing_decision(struct core *core, struct core_conn *conn,
 	bool key_changed =
 	        paired && (!json_get_string(paired, "publicKey") ||
 	                   strcmp(json_get_string(paired, "publicKey"), conn->public_key));
+	char rid[CORE_UUID_LEN + 1];
 
 	if (paired && !key_changed && paired_covers(paired, conn)) {
 		core_finish_hello(core, conn, now_ms);
@@ -420,8 +453,6 @@ static void pairing_decision(struct core *core, struct core_conn *conn,
 	}
 	if (existing && core_json_u64(existing, "expiresAtMs") <= now_ms &&
 	    !core->cfg.compat_6836) {
-		char rid[CORE_UUID_LEN + 1];
-
 		snprintf(rid, sizeof(rid), "%s", json_get_string(existing, "requestId"));
 		core_expire_request(core, rid, now_ms);
 		existing = store_find(core->store, STORE_PENDING, "deviceId", conn->device_id);
@@ -431,52 +462,27 @@ static void pairing_decision(struct core *core, struct core_conn *conn,
 	                                                  : "",
 	           conn->public_key) != 0) {
 		/* A request signed by another key cannot be this device's: drop it. */
-		char rid[CORE_UUID_LEN + 1];
-		struct core_conn *h;
-
 		snprintf(rid, sizeof(rid), "%s", json_get_string(existing, "requestId"));
-		h = core_find_held(core, rid, conn);
-		if (store_remove(core->store, STORE_PENDING, rid) < 0) {
+		existing = NULL;
+		if (core_supersede_request(core, rid, conn, now_ms) < 0) {
 			core_fail(core, conn, conn->connect_id, CP_ERR_STORE_FAILED, NULL, NULL,
 			          NULL);
 			return;
 		}
-		if (h)
-			core_fail(core, h, h->connect_id, CP_ERR_PAIRING_SUPERSEDED, NULL, NULL,
-			          NULL);
-		existing = NULL;
 	}
 	/* KEY-3: a known deviceId under another key is never approved silently. */
 	if (conn->local && !core->cfg.no_local_auto_approve && !key_changed) {
-		cJSON *rec = existing ? cJSON_Duplicate(existing, true)
-		                      : build_pending(core, conn, cp, true, paired != NULL, now_ms);
-		char rid[CORE_UUID_LEN + 1];
-
-		if (rec && existing)
-			set_request_role(rec, conn->role);
-
-		if (!rec || core_pair_request(core, rec, existing != NULL, now_ms, NULL) < 0) {
-			cJSON_Delete(rec);
-			core_logf(core, CORE_LOG_ERROR, "conn %s: %s", conn->id,
-			          store_last_error(core->store));
-			core_fail(core, conn, conn->connect_id, CP_ERR_STORE_FAILED, NULL, NULL,
-			          NULL);
-			return;
-		}
-		snprintf(rid, sizeof(rid), "%s", json_get_string(rec, "requestId"));
-		core_logf(core, CORE_LOG_INFO, "conn %s: local device %s approved silently",
-		          conn->id, conn->device_id);
-		core_announce_approved(core, rid, conn->device_id, core_is_node_request(rec),
-		                       now_ms);
-		cJSON_Delete(rec);
-		core_finish_hello(core, conn, now_ms);
+		approve_silently(core, conn, cp, existing,
+		                 existing && request_matches(existing, conn), paired != NULL,
+		                 now_ms);
 		return;
 	}
 	if (core->cfg.compat_6836) {
 		compat_require_pairing(core, conn, cp, existing, paired != NULL, now_ms);
 		return;
 	}
-	hold_open(core, conn, cp, existing, paired != NULL, now_ms);
+	hold_open(core, conn, cp, existing, existing && request_matches(existing, conn),
+	          paired != NULL, now_ms);
 }
 
 void core_handle_connect(struct core *core, struct core_conn *conn, const struct frame *f,
@@ -541,6 +547,21 @@ void core_handle_connect(struct core *core, struct core_conn *conn, const struct
 		return;
 	}
 	if (!conn->has_device) {
+		if (!conn->local && cJSON_GetArraySize(conn->scopes) > 0) {
+			/* TRUST-1: every node on the LAN holds the shared token; from there it
+			 * admits, it does not authorize. */
+			cJSON_Delete(conn->scopes);
+			conn->scopes = cJSON_CreateArray();
+			if (!conn->scopes) {
+				core_close(core, conn, cp_err_info(CP_ERR_SHUTDOWN)->close_code,
+				           "out of memory");
+				return;
+			}
+			core_logf(
+			        core, CORE_LOG_INFO,
+			        "conn %s ip %s: remote connection without a paired device: no scopes",
+			        conn->id, conn->ip);
+		}
 		core_finish_hello(core, conn, now_ms);
 		return;
 	}

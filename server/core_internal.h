@@ -137,6 +137,17 @@ void core_announce_resolved(struct core *core, const char *request_id, const cha
                             bool node_role, const char *decision, uint64_t now_ms);
 /* Removes an expired request, fails its held connect, announces decision "expired". */
 int core_expire_request(struct core *core, const char *request_id, uint64_t now_ms);
+/* Removes a request that a newer connect of its device replaces: its held connect (unless it is
+ * except) gets PAIRING_SUPERSEDED, decision "superseded" is announced. Returns 0 or -1 (store). */
+int core_supersede_request(struct core *core, const char *request_id,
+                           const struct core_conn *except, uint64_t now_ms);
+/* Sorted, deduplicated union of two string arrays (either may be NULL). */
+cJSON *core_scope_set(const cJSON *a, const cJSON *b);
+/* Every entry of scopes is a string that ceiling holds. */
+bool core_scopes_within(const cJSON *scopes, const cJSON *ceiling);
+/* The most a connect of this paired device may ask for role without an approval (TRUST-4): the
+ * scopes of its token for role, revoked or not, else (no token) the record's scopes. */
+const cJSON *core_scope_ceiling(const cJSON *paired, const char *role);
 /* Device token for conn's role: reuses a live one covering the conn's scopes, else issues one.
  * *auth_out gets the hello-ok auth object. Returns 0 or -1 (store write failed). */
 int core_ensure_token(struct core *core, struct core_conn *conn, uint64_t now_ms, cJSON **auth_out);

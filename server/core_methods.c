@@ -258,6 +258,29 @@ static void approve_compat_node(struct core *core, struct core_conn *conn, const
 	core_send_ok(core, conn, rq->id, p);
 }
 
+/* TRUST-2: below operator.admin, an approver grants only scopes it holds itself. */
+static bool approver_holds(struct core *core, struct core_conn *conn, const struct call *rq,
+                           const cJSON *rec)
+{
+	const cJSON *s;
+	char msg[160];
+
+	if (core_conn_has_scope(conn, "operator.admin"))
+		return true;
+	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(rec, "scopes"))
+	{
+		const char *name = cJSON_IsString(s) ? s->valuestring : "";
+
+		if (core_conn_has_scope(conn, name))
+			continue;
+		snprintf(msg, sizeof(msg), "missing scope: %.*s", (int)json_utf8_prefix(name, 100),
+		         name);
+		core_fail(core, conn, rq->id, CP_ERR_MISSING_SCOPE, msg, NULL, NULL);
+		return false;
+	}
+	return true;
+}
+
 static void m_pair_approve(struct core *core, struct core_conn *conn, const struct call *rq)
 {
 	enum store_table t;
@@ -274,6 +297,8 @@ static void m_pair_approve(struct core *core, struct core_conn *conn, const stru
 		approve_compat_node(core, conn, rq, rid);
 		return;
 	}
+	if (!approver_holds(core, conn, rq, rec))
+		return;
 	/* KEY-1: the operator may pin the key they compared out of band. */
 	if (!key_matches(rec, rq->params)) {
 		core_fail(core, conn, rq->id, CP_ERR_PUBLIC_KEY_MISMATCH, NULL, NULL, NULL);
@@ -353,6 +378,16 @@ static void m_pair_reject(struct core *core, struct core_conn *conn, const struc
 	}
 }
 
+/* Closes (no response) every authenticated connection of device did with role (any role when
+ * NULL): their rights came from a pairing or a token that is gone (TRUST-5). */
+static void close_sessions(struct core *core, const char *did, const char *role, enum cp_err err)
+{
+	for (struct core_conn *c = core->conns; c; c = c->next)
+		if (!c->closing && c->state == CONN_AUTHED && c->has_device &&
+		    strcmp(c->device_id, did) == 0 && (!role || strcmp(c->role, role) == 0))
+			core_fail(core, c, NULL, err, NULL, NULL, NULL);
+}
+
 static void m_device_pair_remove(struct core *core, struct core_conn *conn, const struct call *rq)
 {
 	char did[IDENTITY_DEVICE_ID_LEN + 1];
@@ -375,10 +410,7 @@ static void m_device_pair_remove(struct core *core, struct core_conn *conn, cons
 		cJSON_AddStringToObject(p, "deviceId", did);
 	core_send_ok(core, conn, rq->id, p);
 	/* Its live sessions were authorized by the pairing that is gone. */
-	for (struct core_conn *c = core->conns; c; c = c->next)
-		if (!c->closing && c->state == CONN_AUTHED && c->has_device &&
-		    strcmp(c->device_id, did) == 0)
-			core_fail(core, c, NULL, CP_ERR_DEVICE_REMOVED, NULL, NULL, NULL);
+	close_sessions(core, did, NULL, CP_ERR_DEVICE_REMOVED);
 }
 
 static void add_str_if(cJSON *o, const char *k, const char *v)
@@ -438,15 +470,16 @@ static void m_node_list(struct core *core, struct core_conn *conn, const struct 
 }
 
 /* Writes the changed paired record p (consumed), then answers with res (consumed). */
-static void save_paired(struct core *core, struct core_conn *conn, const struct call *rq, cJSON *p,
+static bool save_paired(struct core *core, struct core_conn *conn, const struct call *rq, cJSON *p,
                         cJSON *res)
 {
 	if (store_put(core->store, STORE_PAIRED, p) < 0) {
 		cJSON_Delete(res);
 		store_failed(core, conn, rq);
-		return;
+		return false;
 	}
 	core_send_ok(core, conn, rq->id, res);
+	return true;
 }
 
 static const cJSON *paired_token(const cJSON *paired, const char *role)
@@ -455,21 +488,10 @@ static const cJSON *paired_token(const cJSON *paired, const char *role)
 	                                        role);
 }
 
-/* A rotation may narrow a token, never widen it past what was approved (the device's scopes or
- * the old token's). */
-static bool rotation_scopes_ok(const cJSON *paired, const cJSON *old, const cJSON *scopes)
+/* A rotation may narrow a token, never widen it: only an approval raises a token (TRUST-4). */
+static bool rotation_scopes_ok(const cJSON *paired, const char *role, const cJSON *scopes)
 {
-	const cJSON *s;
-
-	cJSON_ArrayForEach(s, scopes)
-	{
-		if (!json_array_has_string(cJSON_GetObjectItemCaseSensitive(paired, "scopes"),
-		                           s->valuestring) &&
-		    !(old && json_array_has_string(cJSON_GetObjectItemCaseSensitive(old, "scopes"),
-		                                   s->valuestring)))
-			return false;
-	}
-	return true;
+	return core_scopes_within(scopes, core_scope_ceiling(paired, role));
 }
 
 /* The token entry that replaces old (may be NULL) for role. */
@@ -482,8 +504,7 @@ static cJSON *rotated_entry(const char *token, const char *role, const cJSON *sc
 		return NULL;
 	cJSON_AddStringToObject(entry, "token", token);
 	cJSON_AddStringToObject(entry, "role", role);
-	cJSON_AddItemToObject(entry, "scopes",
-	                      scopes ? cJSON_Duplicate(scopes, true) : cJSON_CreateArray());
+	cJSON_AddItemToObject(entry, "scopes", core_scope_set(scopes, NULL));
 	cJSON_AddNumberToObject(entry, "createdAtMs",
 	                        (double)(old && core_json_u64(old, "createdAtMs")
 	                                         ? core_json_u64(old, "createdAtMs")
@@ -512,10 +533,12 @@ static void m_token_rotate(struct core *core, struct core_conn *conn, const stru
 	scopes = cJSON_GetObjectItemCaseSensitive(rq->params, "scopes");
 	if (!scopes)
 		scopes = old ? cJSON_GetObjectItemCaseSensitive(old, "scopes") : NULL;
-	if (!rotation_scopes_ok(paired, old, scopes)) {
-		core_fail(core, conn, rq->id, CP_ERR_INVALID_PARAMS,
-		          "invalid device.token.rotate params: scopes exceed the approved scopes",
-		          NULL, NULL);
+	if (!rotation_scopes_ok(paired, role, scopes)) {
+		core_fail(
+		        core, conn, rq->id, CP_ERR_INVALID_PARAMS,
+		        "invalid device.token.rotate params: scopes exceed the token's scopes; only "
+		        "an approval raises them",
+		        NULL, NULL);
 		return;
 	}
 	p = cJSON_Duplicate(paired, true);
@@ -546,7 +569,8 @@ static void m_token_rotate(struct core *core, struct core_conn *conn, const stru
 		cJSON_ReplaceItemInObjectCaseSensitive(tokens, role, entry);
 	else
 		cJSON_AddItemToObject(tokens, role, entry);
-	save_paired(core, conn, rq, p, res);
+	if (save_paired(core, conn, rq, p, res))
+		close_sessions(core, did, role, CP_ERR_TOKEN_REVOKED);
 }
 
 static void m_token_revoke(struct core *core, struct core_conn *conn, const struct call *rq)
@@ -581,7 +605,8 @@ static void m_token_revoke(struct core *core, struct core_conn *conn, const stru
 		cJSON_AddStringToObject(res, "role", role);
 		cJSON_AddNumberToObject(res, "revokedAtMs", (double)rq->now_ms);
 	}
-	save_paired(core, conn, rq, p, res);
+	if (save_paired(core, conn, rq, p, res))
+		close_sessions(core, did, role, CP_ERR_TOKEN_REVOKED);
 }
 
 static void m_node_ok(struct core *core, struct core_conn *conn, const struct call *rq)

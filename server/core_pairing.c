@@ -66,8 +66,7 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Sorted, deduplicated union of the string arrays a and b (either may be NULL). */
-static cJSON *scope_union(const cJSON *a, const cJSON *b)
+cJSON *core_scope_set(const cJSON *a, const cJSON *b)
 {
 	size_t n = (size_t)cJSON_GetArraySize(a) + (size_t)cJSON_GetArraySize(b), k = 0;
 	const char **v = calloc(n ? n : 1, sizeof(*v));
@@ -96,6 +95,41 @@ static cJSON *scope_union(const cJSON *a, const cJSON *b)
 	return out;
 }
 
+bool core_scopes_within(const cJSON *scopes, const cJSON *ceiling)
+{
+	const cJSON *s;
+
+	cJSON_ArrayForEach(s, scopes)
+	{
+		if (!cJSON_IsString(s) || !json_array_has_string(ceiling, s->valuestring))
+			return false;
+	}
+	return true;
+}
+
+static const cJSON *role_token(const cJSON *paired, const char *role)
+{
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(paired, "tokens"),
+	                                        role);
+}
+
+const cJSON *core_scope_ceiling(const cJSON *paired, const char *role)
+{
+	const cJSON *t = role_token(paired, role);
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(t, "scopes");
+
+	/* A revoked token still bounds the one issued after it: only an approval raises it. */
+	if (cJSON_IsObject(t) && cJSON_IsArray(s))
+		return s;
+	return cJSON_GetObjectItemCaseSensitive(paired, "scopes");
+}
+
+static bool token_live(const cJSON *t)
+{
+	return cJSON_IsObject(t) && json_get_string(t, "token") &&
+	       !cJSON_GetObjectItemCaseSensitive(t, "revokedAtMs");
+}
+
 static cJSON *new_token_entry(const char *role, const cJSON *scopes, uint64_t created,
                               uint64_t now_ms, bool rotated)
 {
@@ -107,7 +141,7 @@ static cJSON *new_token_entry(const char *role, const cJSON *scopes, uint64_t cr
 	token_random_hex32(token);
 	cJSON_AddStringToObject(t, "token", token);
 	cJSON_AddStringToObject(t, "role", role);
-	cJSON_AddItemToObject(t, "scopes", scope_union(scopes, NULL));
+	cJSON_AddItemToObject(t, "scopes", core_scope_set(scopes, NULL));
 	cJSON_AddNumberToObject(t, "createdAtMs", (double)created);
 	if (rotated)
 		cJSON_AddNumberToObject(t, "rotatedAtMs", (double)now_ms);
@@ -137,25 +171,41 @@ static cJSON *make_paired(const cJSON *rec, const cJSON *old, uint64_t now_ms)
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
 		set_str(p, meta[i], json_get_string(rec, meta[i]));
 	set_str(p, "role", role);
-	roles_one = scope_union(cJSON_GetObjectItemCaseSensitive(rec, "roles"), NULL);
+	roles_one = core_scope_set(cJSON_GetObjectItemCaseSensitive(rec, "roles"), NULL);
 	if (roles_one && !json_array_has_string(roles_one, role))
 		cJSON_AddItemToArray(roles_one, cJSON_CreateString(role));
 	set_item(p, "roles",
-	         scope_union(same_key ? cJSON_GetObjectItemCaseSensitive(p, "roles") : NULL,
-	                     roles_one));
+	         core_scope_set(same_key ? cJSON_GetObjectItemCaseSensitive(p, "roles") : NULL,
+	                        roles_one));
 	cJSON_Delete(roles_one);
 	set_item(p, "scopes",
-	         scope_union(same_key ? cJSON_GetObjectItemCaseSensitive(p, "scopes") : NULL,
-	                     cJSON_GetObjectItemCaseSensitive(rec, "scopes")));
+	         core_scope_set(same_key ? cJSON_GetObjectItemCaseSensitive(p, "scopes") : NULL,
+	                        cJSON_GetObjectItemCaseSensitive(rec, "scopes")));
 	tokens = cJSON_GetObjectItemCaseSensitive(p, "tokens");
 	if (!cJSON_IsObject(tokens)) {
 		tokens = cJSON_CreateObject();
 		set_item(p, "tokens", tokens);
 	}
-	if (tokens)
-		set_item(tokens, role,
-		         new_token_entry(role, cJSON_GetObjectItemCaseSensitive(rec, "scopes"),
-		                         now_ms, now_ms, false));
+	if (tokens) {
+		const cJSON *old_t = cJSON_GetObjectItemCaseSensitive(tokens, role);
+		const cJSON *want = cJSON_GetObjectItemCaseSensitive(rec, "scopes");
+
+		/* TRUST-3, TRUST-4: the approval adds the request's scopes to the role's token and
+		 * nothing else; a live token that already covers them is kept. */
+		if (!token_live(old_t) ||
+		    !core_scopes_within(want, cJSON_GetObjectItemCaseSensitive(old_t, "scopes"))) {
+			cJSON *sc = core_scope_set(
+			        cJSON_GetObjectItemCaseSensitive(old_t, "scopes"), want);
+			cJSON *t = sc ? new_token_entry(role, sc, now_ms, now_ms, false) : NULL;
+
+			cJSON_Delete(sc);
+			if (!t) {
+				cJSON_Delete(p);
+				return NULL;
+			}
+			set_item(tokens, role, t);
+		}
+	}
 	if (!same_key || !cJSON_GetObjectItemCaseSensitive(p, "createdAtMs"))
 		set_num(p, "createdAtMs", now_ms);
 	set_num(p, "approvedAtMs", now_ms);
@@ -237,7 +287,10 @@ void core_announce_approved(struct core *core, const char *request_id, const cha
 		core_finish_hello(core, held, now_ms);
 }
 
-int core_expire_request(struct core *core, const char *request_id, uint64_t now_ms)
+/* Removes request_id from the store, fails the connect held for it (not except) with err, and
+ * announces decision. */
+static int drop_request(struct core *core, const char *request_id, const struct core_conn *except,
+                        enum cp_err err, const char *decision, uint64_t now_ms)
 {
 	const cJSON *rec = store_get(core->store, STORE_PENDING, request_id);
 	char rid[CORE_UUID_LEN + 1], did[IDENTITY_DEVICE_ID_LEN + 1];
@@ -251,47 +304,70 @@ int core_expire_request(struct core *core, const char *request_id, uint64_t now_
 	         json_get_string(rec, "deviceId") ? json_get_string(rec, "deviceId") : "");
 	node_role = core_is_node_request(rec);
 	if (store_remove(core->store, STORE_PENDING, rid) < 0) {
-		core_logf(core, CORE_LOG_ERROR, "expiring request %s: %s", rid,
+		core_logf(core, CORE_LOG_ERROR, "removing request %s (%s): %s", rid, decision,
 		          store_last_error(core->store));
 		return -1;
 	}
-	core_logf(core, CORE_LOG_INFO, "request %s of device %s expired", rid, did);
-	held = core_find_held(core, rid, NULL);
+	core_logf(core, CORE_LOG_INFO, "request %s of device %s %s", rid, did, decision);
+	held = core_find_held(core, rid, except);
 	if (held)
-		core_fail(core, held, held->connect_id, CP_ERR_PAIRING_EXPIRED, NULL, NULL, NULL);
-	core_announce_resolved(core, rid, did, node_role, "expired", now_ms);
+		core_fail(core, held, held->connect_id, err, NULL, NULL, NULL);
+	core_announce_resolved(core, rid, did, node_role, decision, now_ms);
 	return 0;
 }
 
-static bool token_live(const cJSON *t)
+int core_expire_request(struct core *core, const char *request_id, uint64_t now_ms)
 {
-	return cJSON_IsObject(t) && json_get_string(t, "token") &&
-	       !cJSON_GetObjectItemCaseSensitive(t, "revokedAtMs");
+	return drop_request(core, request_id, NULL, CP_ERR_PAIRING_EXPIRED, "expired", now_ms);
+}
+
+int core_supersede_request(struct core *core, const char *request_id,
+                           const struct core_conn *except, uint64_t now_ms)
+{
+	return drop_request(core, request_id, except, CP_ERR_PAIRING_SUPERSEDED, "superseded",
+	                    now_ms);
+}
+
+/* conn's scopes without those above ceiling. Never needed when §8.3 let conn in; kept so that a
+ * session can never hold more than its device's token. */
+static int clamp_scopes(struct core *core, struct core_conn *conn, const cJSON *ceiling)
+{
+	cJSON *keep = cJSON_CreateArray();
+	const cJSON *s;
+
+	if (!keep)
+		return -1;
+	cJSON_ArrayForEach(s, conn->scopes)
+	{
+		if (json_array_has_string(ceiling, s->valuestring))
+			cJSON_AddItemToArray(keep, cJSON_CreateString(s->valuestring));
+	}
+	core_logf(core, CORE_LOG_ERROR, "conn %s: scopes above the token of device %s dropped",
+	          conn->id, conn->device_id);
+	cJSON_Delete(conn->scopes);
+	conn->scopes = keep;
+	return 0;
 }
 
 int core_ensure_token(struct core *core, struct core_conn *conn, uint64_t now_ms, cJSON **auth_out)
 {
 	const cJSON *paired = store_get(core->store, STORE_PAIRED, conn->device_id);
-	const cJSON *tokens, *t, *s;
-	bool reuse;
+	const cJSON *t, *ceiling;
 	cJSON *auth;
 	uint64_t issued;
 
 	*auth_out = NULL;
 	if (!paired)
 		return -1;
-	tokens = cJSON_GetObjectItemCaseSensitive(paired, "tokens");
-	t = cJSON_GetObjectItemCaseSensitive(tokens, conn->role);
-	reuse = token_live(t);
-	cJSON_ArrayForEach(s, conn->scopes)
-	{
-		if (reuse && !json_array_has_string(cJSON_GetObjectItemCaseSensitive(t, "scopes"),
-		                                    s->valuestring))
-			reuse = false;
-	}
-	if (!reuse) {
+	t = role_token(paired, conn->role);
+	ceiling = core_scope_ceiling(paired, conn->role);
+	if (!core_scopes_within(conn->scopes, ceiling) && clamp_scopes(core, conn, ceiling) < 0)
+		return -1;
+	if (!token_live(t) ||
+	    !core_scopes_within(conn->scopes, cJSON_GetObjectItemCaseSensitive(t, "scopes"))) {
+		/* Revoked (or never issued): a new token with the scopes the old one had. */
 		cJSON *p = cJSON_Duplicate(paired, true);
-		cJSON *ptokens;
+		cJSON *ptokens, *entry = NULL;
 
 		if (!p)
 			return -1;
@@ -301,17 +377,20 @@ int core_ensure_token(struct core *core, struct core_conn *conn, uint64_t now_ms
 			set_item(p, "tokens", ptokens);
 		}
 		if (ptokens)
-			set_item(ptokens, conn->role,
-			         new_token_entry(conn->role, conn->scopes,
-			                         t && core_json_u64(t, "createdAtMs")
-			                                 ? core_json_u64(t, "createdAtMs")
-			                                 : now_ms,
-			                         now_ms, t != NULL));
+			entry = new_token_entry(conn->role, ceiling,
+			                        t && core_json_u64(t, "createdAtMs")
+			                                ? core_json_u64(t, "createdAtMs")
+			                                : now_ms,
+			                        now_ms, t != NULL);
+		if (!entry) {
+			cJSON_Delete(p);
+			return -1;
+		}
+		set_item(ptokens, conn->role, entry);
 		if (store_put(core->store, STORE_PAIRED, p) < 0)
 			return -1;
 		paired = store_get(core->store, STORE_PAIRED, conn->device_id);
-		tokens = cJSON_GetObjectItemCaseSensitive(paired, "tokens");
-		t = cJSON_GetObjectItemCaseSensitive(tokens, conn->role);
+		t = role_token(paired, conn->role);
 		if (!token_live(t))
 			return -1;
 	}

@@ -558,7 +558,7 @@ static void test_challenge(void **state)
 static void test_operator_hello(void **state)
 {
 	struct env *e = env_new(NULL);
-	struct client *c = open_client(e, "10.0.0.5");
+	struct client *c = open_client(e, "127.0.0.1"); /* local: scopes as asked (TRUST-1) */
 	struct copts o = {.token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
 	const cJSON *h;
 
@@ -583,7 +583,7 @@ static void test_operator_hello(void **state)
 	assert_true(cJSON_IsArray(jget(expect_ok(c, call(c, "node.list", NULL)), "nodes")));
 	/* Protocol 3 only: hello-ok says 3. */
 	{
-		struct client *c3 = open_client(e, "10.0.0.5");
+		struct client *c3 = open_client(e, "127.0.0.1");
 		struct copts o3 = {.token = TOKEN, .n_scopes = -1, .min_proto = 3, .max_proto = 3};
 
 		do_connect(c3, &o3);
@@ -1212,7 +1212,8 @@ static void test_unknown_request(void **state)
 	(void)state;
 	ident(&id, 17);
 	ident(&opdev, 18);
-	op = operator(e, "operator.pairing", NULL);
+	/* It approves an operator.read request below: it must hold that scope (TRUST-2). */
+	op = operator(e, "operator.pairing", "operator.read");
 	n = held_node(e, &id, "10.0.0.5", rid);
 	(void)n;
 	/* An operator with a device is held too (operator-role request). */
@@ -1606,6 +1607,7 @@ static void test_tokens_and_remove(void **state)
 	assert_string_not_equal(newtok, tok);
 	assert_string_equal(jstr(p, "role"), "node");
 	assert_int_equal((uint64_t)jnum(p, "rotatedAtMs"), e->now);
+	expect_closed(n, 4411); /* its session held the old token's rights (TRUST-5) */
 
 	/* The old device token no longer authenticates; the new one does. */
 	{
@@ -1642,6 +1644,16 @@ static void test_tokens_and_remove(void **state)
 	assert_true(jnum(p, "paired.0.tokens.0.revokedAtMs") > 0);
 	assert_null(jget(p, "paired.0.tokens.0.token"));
 
+	/* Revoked, still paired: the shared token gets a new device token. */
+	n = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n, &o);
+		expect_hello_device(n, "node");
+		assert_string_not_equal(
+		        jstr(jget(n->frames[n->pos - 1], "payload"), "auth.deviceToken"), newtok);
+	}
 	/* Removal closes the device's live sessions. */
 	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\"}", id.device_id);
 	expect_ok(op, call(op, "device.pair.remove", params));
@@ -1682,8 +1694,8 @@ static void test_held_socket_and_local_resolution(void **state)
 	expect_err(od, call(od, "connect", "{}"), "INVALID_REQUEST", "CONNECT_ALREADY_DONE");
 	assert_false(od->closed);
 
-	/* The same device on loopback as a node: approved silently, and that resolves the one
-	 * request, so the held operator socket gets its hello-ok too. */
+	/* The same device on loopback as a node asks for something else: the operator request is
+	 * superseded (TRUST-3), not widened, and the node is approved silently on its own. */
 	n = open_client(e, "127.0.0.1");
 	{
 		struct copts o = node_opts(&id);
@@ -1691,19 +1703,541 @@ static void test_held_socket_and_local_resolution(void **state)
 		do_connect(n, &o);
 	}
 	expect_hello_device(n, "node");
+	expect_err(od, od->connect_id, "NOT_PAIRED", "PAIRING_SUPERSEDED");
+	expect_closed(od, 4409);
 	p = expect_event(op, "device.pair.resolved", 2);
 	assert_string_equal(jstr(p, "requestId"), rid);
-	expect_hello_device(od, "operator");
+	assert_string_equal(jstr(p, "decision"), "superseded");
+	p = expect_event(op, "device.pair.resolved", 3);
+	assert_string_not_equal(jstr(p, "requestId"), rid);
+	assert_string_equal(jstr(p, "decision"), "approved");
+	expect_event(op, "node.pair.resolved", 4);
 	dev = store_get(e->store, STORE_PAIRED, id.device_id);
 	assert_non_null(dev);
-	assert_int_equal(array_len(jget(dev, "roles")), 2);
+	assert_int_equal(array_len(jget(dev, "roles")), 1);
 	assert_non_null(jget(dev, "tokens.node.token"));
-	assert_non_null(jget(dev, "tokens.operator.token"));
+	assert_null(jget(dev, "tokens.operator"));
 	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
+	reap(e);
 	core_get_stats(e->core, &st);
 	assert_int_equal(st.held_open, 0);
-	assert_int_equal(st.authed, 3);
+	assert_int_equal(st.authed, 2);
 	assert_int_equal(st.paired_devices, 1);
+
+	/* A local connect asking what a held request asks approves that request (LOCAL-1): its
+	 * held socket gets hello-ok too. */
+	od = open_client(e, "10.0.0.6");
+	{
+		struct copts o = {
+		        .id = &id, .token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
+		struct client *od2;
+
+		do_connect(od, &o);
+		snprintf(rid, sizeof(rid), "%s",
+		         jstr(expect_event(od, "connect.pending", -1), "requestId"));
+		p = expect_event(op, "device.pair.requested", 5);
+		assert_true(cJSON_IsTrue(jget(p, "isRepair")));
+		od2 = open_client(e, "127.0.0.1");
+		do_connect(od2, &o);
+		expect_hello_device(od2, "operator");
+	}
+	p = expect_event(op, "device.pair.resolved", 6);
+	assert_string_equal(jstr(p, "requestId"), rid);
+	assert_string_equal(jstr(p, "decision"), "approved");
+	expect_hello_device(od, "operator");
+	dev = store_get(e->store, STORE_PAIRED, id.device_id);
+	assert_int_equal(array_len(jget(dev, "roles")), 2);
+	assert_non_null(jget(dev, "tokens.operator.token"));
+	core_get_stats(e->core, &st);
+	assert_int_equal(st.held_open, 0);
+	assert_int_equal(st.authed, 4);
+	env_free(e);
+}
+
+/* ---- trust model (§8.13) ---- */
+
+/* Skips every frame received so far (events of earlier steps a test does not look at). */
+static void skip_frames(struct client *c)
+{
+	c->pos = c->n;
+}
+
+/* The next frame is the event name, whatever its seq. */
+static const cJSON *next_event(struct client *c, const char *name)
+{
+	const cJSON *f = next_frame(c);
+
+	assert_string_equal(jstr(f, "type"), "event");
+	assert_string_equal(jstr(f, "event"), name);
+	return jget(f, "payload");
+}
+
+/* An operator device's connect: shared token, scopes as given (s1 NULL: omitted). */
+static struct copts opdev_opts(const struct identity *id, const char *s1, const char *s2)
+{
+	struct copts o = {.id = id, .token = TOKEN, .n_scopes = -1};
+
+	if (s1) {
+		o.scopes[0] = s1;
+		o.scopes[1] = s2;
+		o.n_scopes = s2 ? 2 : 1;
+	}
+	return o;
+}
+
+/* The operator device connects from ip; returns the client, its connect answered or held. */
+static struct client *opdev_connect(struct env *e, const char *ip, struct copts o)
+{
+	struct client *c = open_client(e, ip);
+
+	do_connect(c, &o);
+	return c;
+}
+
+/* The device pairs as an operator with these scopes by a local connect (LOCAL-1); tok gets its
+ * device token. */
+static struct client *local_opdev(struct env *e, const struct identity *id, const char *s1,
+                                  const char *s2, char tok[64])
+{
+	struct client *c = opdev_connect(e, "127.0.0.1", opdev_opts(id, s1, s2));
+
+	expect_hello_device(c, "operator");
+	snprintf(tok, 64, "%s", jstr(jget(c->frames[c->pos - 1], "payload"), "auth.deviceToken"));
+	return c;
+}
+
+/* The held connect's connect.pending; its requestId goes to rid. */
+static const cJSON *expect_pending(struct client *c, char rid[64])
+{
+	const cJSON *p = expect_event(c, "connect.pending", -1);
+
+	snprintf(rid, 64, "%s", jstr(p, "requestId"));
+	assert_false(c->closed);
+	expect_no_frame(c);
+	return p;
+}
+
+static void assert_scopes(const cJSON *a, const char *s1, const char *s2)
+{
+	assert_int_equal(array_len(a), s2 ? 2 : s1 ? 1 : 0);
+	if (s1)
+		assert_string_equal(cJSON_GetArrayItem(a, 0)->valuestring, s1);
+	if (s2)
+		assert_string_equal(cJSON_GetArrayItem(a, 1)->valuestring, s2);
+}
+
+static const char *approve_params(const char *rid)
+{
+	static char buf[128];
+
+	snprintf(buf, sizeof(buf), "{\"requestId\":\"%s\"}", rid);
+	return buf;
+}
+
+/* TRUST-1: the shared token alone gives a remote connection no scope. */
+static void test_trust1_remote_shared_token(void **state)
+{
+	struct core_config cfg = base_cfg();
+	const char *trusted[] = {"127.0.0.1"};
+	struct env *e;
+	struct identity nid, od;
+	struct client *rop, *n, *lop, *c;
+	char rid[64], tok[64];
+	const cJSON *h, *err;
+
+	(void)state;
+	cfg.trusted_proxies = trusted;
+	cfg.n_trusted_proxies = 1;
+	e = env_new(&cfg);
+	ident(&nid, 90);
+	ident(&od, 91);
+	/* A device-less connection from the LAN address a node is held from, same shared token. */
+	rop = open_client(e, "10.0.0.5");
+	{
+		struct copts o = {.token = TOKEN, .n_scopes = -1};
+
+		do_connect(rop, &o);
+	}
+	h = expect_ok(rop, rop->connect_id);
+	assert_string_equal(jstr(h, "type"), "hello-ok");
+	assert_null(jget(h, "auth"));
+	n = held_node(e, &nid, "10.0.0.5", rid);
+	expect_no_frame(rop); /* not an audience of pairing events (EVT-1) */
+	err = expect_err(rop, call(rop, "node.pair.approve", approve_params(rid)),
+	                 "INVALID_REQUEST", "MISSING_SCOPE");
+	assert_string_equal(jstr(err, "message"), "missing scope: operator.pairing");
+	expect_err(rop, call(rop, "device.pair.approve", approve_params(rid)), "INVALID_REQUEST",
+	           "MISSING_SCOPE");
+	expect_err(rop, call(rop, "device.pair.list", NULL), "INVALID_REQUEST", "MISSING_SCOPE");
+	expect_err(rop, call(rop, "device.token.revoke", "{\"deviceId\":\"x\",\"role\":\"node\"}"),
+	           "INVALID_REQUEST", "MISSING_SCOPE");
+	err = expect_err(rop, call(rop, "node.list", NULL), "INVALID_REQUEST", "MISSING_SCOPE");
+	assert_string_equal(jstr(err, "message"), "missing scope: operator.read");
+	assert_false(rop->closed);
+	assert_non_null(store_get(e->store, STORE_PENDING, rid));
+	expect_no_frame(n);
+	assert_false(n->closed);
+
+	/* Asking for scopes changes nothing, through a trusted proxy either. */
+	{
+		struct core_peer peer = {.ip = "127.0.0.1", .xff = "10.77.0.3"};
+		struct copts o = {.token = TOKEN, .n_scopes = 1, .scopes = {"operator.admin"}};
+
+		c = open_peer(e, &peer);
+		do_connect(c, &o);
+		expect_ok(c, c->connect_id);
+		expect_err(c, call(c, "device.pair.list", NULL), "INVALID_REQUEST",
+		           "MISSING_SCOPE");
+	}
+	/* A local process keeps the scopes of §3.6, also when a trusted proxy says loopback. */
+	lop = operator(e, NULL, NULL);
+	expect_ok(lop, call(lop, "device.pair.list", NULL));
+	{
+		struct core_peer peer = {.ip = "127.0.0.1", .xff = "127.0.0.1"};
+		struct copts o = {.token = TOKEN, .n_scopes = -1};
+
+		c = open_peer(e, &peer);
+		do_connect(c, &o);
+		expect_ok(c, c->connect_id);
+		expect_ok(c, call(c, "node.pair.list", NULL));
+	}
+	/* A remote operator gets scopes through a paired device: the ones a person approved. */
+	local_opdev(e, &od, "operator.pairing", NULL, tok);
+	{
+		struct copts o = opdev_opts(&od, "operator.pairing", NULL);
+
+		o.token = tok;
+		c = opdev_connect(e, "10.0.0.6", o);
+		expect_hello_device(c, "operator");
+		expect_ok(c, call(c, "device.pair.list", NULL));
+		o.token = TOKEN; /* a paired device may use the shared token too */
+		c = opdev_connect(e, "10.0.0.6", o);
+		expect_hello_device(c, "operator");
+		expect_ok(c, call(c, "node.pair.approve", approve_params(rid)));
+	}
+	expect_hello_device(n, "node");
+	env_free(e);
+}
+
+/* TRUST-2: an approver without operator.admin grants nothing it does not hold. */
+static void test_trust2_approver_limits(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity d1, d2, d3, p, nid;
+	struct client *pop, *c1, *c2, *c3, *up, *ap, *adm, *n;
+	char rid[64], rid2[64], rid3[64], ridn[64], ridu[64], tok[64];
+	const cJSON *err, *h;
+
+	(void)state;
+	ident(&d1, 92);
+	ident(&d2, 93);
+	ident(&d3, 94);
+	ident(&p, 95);
+	ident(&nid, 96);
+	pop = operator(e, "operator.pairing", NULL);
+	c1 = opdev_connect(e, "10.0.0.7", opdev_opts(&d1, NULL, NULL)); /* operator.admin */
+	expect_pending(c1, rid);
+	c2 = opdev_connect(e, "10.0.0.7", opdev_opts(&d2, "operator.pairing", "operator.read"));
+	expect_pending(c2, rid2);
+	c3 = opdev_connect(e, "10.0.0.7", opdev_opts(&d3, "operator.pairing", NULL));
+	expect_pending(c3, rid3);
+	n = held_node(e, &nid, "10.0.0.7", ridn);
+	skip_frames(pop);
+
+	err = expect_err(pop, call(pop, "device.pair.approve", approve_params(rid)),
+	                 "INVALID_REQUEST", "MISSING_SCOPE");
+	assert_string_equal(jstr(err, "message"), "missing scope: operator.admin");
+	err = expect_err(pop, call(pop, "device.pair.approve", approve_params(rid2)),
+	                 "INVALID_REQUEST", "MISSING_SCOPE");
+	assert_string_equal(jstr(err, "message"), "missing scope: operator.read");
+	expect_no_frame(pop); /* nothing resolved */
+	assert_non_null(store_get(e->store, STORE_PENDING, rid));
+	assert_non_null(store_get(e->store, STORE_PENDING, rid2));
+	assert_null(store_get(e->store, STORE_PAIRED, d1.device_id));
+	expect_no_frame(c1);
+	assert_false(c1->closed);
+	expect_no_frame(c2);
+	assert_false(c2->closed);
+	/* Within its own scopes it approves, and nodes ask for none. */
+	expect_ok(pop, call(pop, "device.pair.approve", approve_params(rid3)));
+	h = expect_ok(c3, c3->connect_id);
+	assert_scopes(jget(h, "auth.scopes"), "operator.pairing", NULL);
+	skip_frames(pop);
+	expect_ok(pop, call(pop, "node.pair.approve", approve_params(ridn)));
+	expect_hello_device(n, "node");
+
+	/* Its own upgrade: requested on one socket, approved from another. */
+	local_opdev(e, &p, "operator.pairing", NULL, tok);
+	up = opdev_connect(e, "10.0.0.8", opdev_opts(&p, "operator.admin", NULL));
+	assert_true(cJSON_IsTrue(jget(expect_pending(up, ridu), "isRepair")));
+	{
+		struct copts o = opdev_opts(&p, "operator.pairing", NULL);
+
+		o.token = tok;
+		ap = opdev_connect(e, "10.0.0.8", o);
+		expect_hello_device(ap, "operator");
+	}
+	skip_frames(ap);
+	err = expect_err(ap, call(ap, "device.pair.approve", approve_params(ridu)),
+	                 "INVALID_REQUEST", "MISSING_SCOPE");
+	assert_string_equal(jstr(err, "message"), "missing scope: operator.admin");
+	assert_false(up->closed);
+	expect_no_frame(up);
+	assert_scopes(
+	        jget(store_get(e->store, STORE_PAIRED, p.device_id), "tokens.operator.scopes"),
+	        "operator.pairing", NULL);
+	/* operator.admin may grant anything. */
+	adm = operator(e, NULL, NULL);
+	expect_ok(adm, call(adm, "device.pair.approve", approve_params(ridu)));
+	h = expect_ok(up, up->connect_id);
+	assert_scopes(jget(h, "auth.scopes"), "operator.admin", "operator.pairing");
+	skip_frames(adm);
+	expect_ok(adm, call(adm, "device.pair.approve", approve_params(rid)));
+	expect_hello_device(c1, "operator");
+	env_free(e);
+}
+
+/* TRUST-3: a request never changes under the approver's eyes; approval grants what it showed. */
+static void test_trust3_request_unchanged(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity d, nid;
+	struct client *adm, *c1, *c2, *c3, *n, *c;
+	char rid1[64], rid2[64], rid3[64], ridn[64], ridop[64], tok[64];
+	const cJSON *p, *h;
+
+	(void)state;
+	ident(&d, 97);
+	ident(&nid, 98);
+	adm = operator(e, NULL, NULL);
+	local_opdev(e, &d, "operator.read", NULL, tok);
+	skip_frames(adm);
+
+	c1 = opdev_connect(e, "10.0.0.9", opdev_opts(&d, "operator.read", "operator.write"));
+	assert_true(cJSON_IsTrue(jget(expect_pending(c1, rid1), "isRepair")));
+	p = next_event(adm, "device.pair.requested");
+	assert_scopes(jget(p, "scopes"), "operator.read", "operator.write");
+	/* The same device again, with no scopes (operator.admin): a new request. */
+	c2 = opdev_connect(e, "10.0.0.9", opdev_opts(&d, NULL, NULL));
+	expect_pending(c2, rid2);
+	assert_string_not_equal(rid2, rid1);
+	expect_err(c1, c1->connect_id, "NOT_PAIRED", "PAIRING_SUPERSEDED");
+	expect_closed(c1, 4409);
+	p = next_event(adm, "device.pair.resolved");
+	assert_string_equal(jstr(p, "requestId"), rid1);
+	assert_string_equal(jstr(p, "decision"), "superseded");
+	p = next_event(adm, "device.pair.requested");
+	assert_string_equal(jstr(p, "requestId"), rid2);
+	assert_scopes(jget(p, "scopes"), "operator.admin", NULL);
+	expect_no_frame(adm);
+	assert_null(store_get(e->store, STORE_PENDING, rid1));
+	assert_scopes(jget(store_get(e->store, STORE_PENDING, rid2), "scopes"), "operator.admin",
+	              NULL);
+	expect_err(adm, call(adm, "device.pair.approve", approve_params(rid1)), "INVALID_REQUEST",
+	           "UNKNOWN_REQUEST_ID");
+	reap(e);
+
+	/* Back to read and write; approving that grants exactly read and write. */
+	c3 = opdev_connect(e, "10.0.0.9", opdev_opts(&d, "operator.read", "operator.write"));
+	expect_pending(c3, rid3);
+	assert_string_not_equal(rid3, rid2);
+	expect_closed(c2, 4409);
+	skip_frames(adm);
+	expect_ok(adm, call(adm, "device.pair.approve", approve_params(rid3)));
+	h = expect_ok(c3, c3->connect_id);
+	assert_scopes(jget(h, "auth.scopes"), "operator.read", "operator.write");
+	assert_scopes(
+	        jget(store_get(e->store, STORE_PAIRED, d.device_id), "tokens.operator.scopes"),
+	        "operator.read", "operator.write");
+	/* c3's session has what was approved, not operator.admin. */
+	expect_err(c3, call(c3, "device.pair.list", NULL), "INVALID_REQUEST", "MISSING_SCOPE");
+	assert_null(store_find(e->store, STORE_PENDING, "deviceId", d.device_id));
+
+	/* Another role: the node's request is superseded by the operator's, both announced. */
+	skip_frames(adm);
+	n = held_node(e, &nid, "10.0.0.10", ridn);
+	skip_frames(adm);
+	c = opdev_connect(e, "10.0.0.10", opdev_opts(&nid, "operator.read", NULL));
+	expect_pending(c, ridop);
+	assert_string_not_equal(ridop, ridn);
+	expect_err(n, n->connect_id, "NOT_PAIRED", "PAIRING_SUPERSEDED");
+	expect_closed(n, 4409);
+	p = next_event(adm, "device.pair.resolved");
+	assert_string_equal(jstr(p, "requestId"), ridn);
+	assert_string_equal(jstr(p, "decision"), "superseded");
+	p = next_event(adm, "node.pair.resolved");
+	assert_string_equal(jstr(p, "requestId"), ridn);
+	assert_string_equal(jstr(p, "decision"), "superseded");
+	p = next_event(adm, "device.pair.requested");
+	assert_string_equal(jstr(p, "requestId"), ridop);
+	assert_string_equal(jstr(p, "role"), "operator");
+	assert_scopes(jget(p, "roles"), "operator", NULL);
+	expect_no_frame(adm); /* no node.pair.requested for an operator request */
+	assert_int_equal(store_count(e->store, STORE_PENDING), 1);
+	env_free(e);
+}
+
+/* TRUST-4: a narrowed token is a ceiling; asking above it is an upgrade request. */
+static void test_trust4_token_ceiling(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity d;
+	struct client *adm, *c, *c2;
+	char tok[64], newtok[64], rid[64], rid2[64], params[256];
+	const cJSON *p, *h;
+
+	(void)state;
+	ident(&d, 99);
+	adm = operator(e, NULL, NULL);
+	local_opdev(e, &d, "operator.read", "operator.write", tok);
+	skip_frames(adm);
+	snprintf(params, sizeof(params),
+	         "{\"deviceId\":\"%s\",\"role\":\"operator\",\"scopes\":[\"operator.read\"]}",
+	         d.device_id);
+	p = expect_ok(adm, call(adm, "device.token.rotate", params));
+	snprintf(newtok, sizeof(newtok), "%s", jstr(p, "token"));
+	assert_scopes(jget(p, "scopes"), "operator.read", NULL);
+	/* The paired record still says read and write; the token does not. */
+	assert_scopes(jget(store_get(e->store, STORE_PAIRED, d.device_id), "scopes"),
+	              "operator.read", "operator.write");
+	/* Only an approval raises it again, not a rotation. */
+	snprintf(params, sizeof(params),
+	         "{\"deviceId\":\"%s\",\"role\":\"operator\",\"scopes\":[\"operator.read\","
+	         "\"operator.write\"]}",
+	         d.device_id);
+	expect_err(adm, call(adm, "device.token.rotate", params), "INVALID_REQUEST",
+	           "INVALID_PARAMS");
+	assert_scopes(
+	        jget(store_get(e->store, STORE_PAIRED, d.device_id), "tokens.operator.scopes"),
+	        "operator.read", NULL);
+
+	{
+		struct copts o = opdev_opts(&d, "operator.read", "operator.write");
+
+		o.token = newtok;
+		c = opdev_connect(e, "10.0.0.11", o);
+		p = expect_pending(c, rid);
+		assert_true(cJSON_IsTrue(jget(p, "isRepair")));
+		assert_scopes(jget(store_get(e->store, STORE_PENDING, rid), "scopes"),
+		              "operator.read", "operator.write");
+		/* The shared token does not lift the ceiling either. */
+		c2 = opdev_connect(e, "10.0.0.11",
+		                   opdev_opts(&d, "operator.read", "operator.write"));
+		expect_pending(c2, rid2);
+		assert_string_equal(rid2, rid);
+		expect_closed(c, 4409);
+		/* Within the token: admitted with the token's scopes. */
+		o = opdev_opts(&d, "operator.read", NULL);
+		o.token = newtok;
+		c = opdev_connect(e, "10.0.0.11", o);
+		h = expect_ok(c, c->connect_id);
+		assert_string_equal(jstr(h, "auth.deviceToken"), newtok);
+		assert_scopes(jget(h, "auth.scopes"), "operator.read", NULL);
+		expect_err(c, call(c, "device.pair.list", NULL), "INVALID_REQUEST",
+		           "MISSING_SCOPE");
+	}
+	/* A revoked token's scopes stay the ceiling for the token issued after it. */
+	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\",\"role\":\"operator\"}",
+	         d.device_id);
+	skip_frames(adm);
+	expect_ok(adm, call(adm, "device.token.revoke", params));
+	c = opdev_connect(e, "10.0.0.12", opdev_opts(&d, "operator.read", NULL));
+	h = expect_ok(c, c->connect_id);
+	assert_string_not_equal(jstr(h, "auth.deviceToken"), newtok);
+	assert_scopes(jget(h, "auth.scopes"), "operator.read", NULL);
+	c = opdev_connect(e, "10.0.0.12", opdev_opts(&d, "operator.write", NULL));
+	expect_pending(c, rid);
+	env_free(e);
+}
+
+/* TRUST-5: revoke, rotate and remove end the sessions that held the old rights. */
+static void test_trust5_sessions_closed(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, id2;
+	struct client *adm, *n1, *n2, *n3, *other, *od, *n4, *o4;
+	char tok[64], otok[64], newtok[64], params[256];
+	const cJSON *p;
+
+	(void)state;
+	ident(&id, 100);
+	ident(&id2, 101);
+	adm = operator(e, NULL, NULL);
+	n1 = open_client(e, "127.0.0.1");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n1, &o);
+		expect_hello_device(n1, "node");
+		snprintf(tok, sizeof(tok), "%s",
+		         jstr(jget(n1->frames[n1->pos - 1], "payload"), "auth.deviceToken"));
+		o.token = tok;
+		n2 = open_client(e, "10.0.0.13");
+		do_connect(n2, &o);
+		expect_hello_device(n2, "node");
+		o = node_opts(&id2);
+		other = open_client(e, "127.0.0.1");
+		do_connect(other, &o);
+		expect_hello_device(other, "node");
+	}
+	od = local_opdev(e, &id, "operator.pairing", NULL, otok);
+	skip_frames(adm);
+
+	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\",\"role\":\"node\"}", id.device_id);
+	p = expect_ok(adm, call(adm, "device.token.rotate", params));
+	snprintf(newtok, sizeof(newtok), "%s", jstr(p, "token"));
+	expect_closed(n1, 4411);
+	assert_string_equal(n1->close_reason, "device token revoked");
+	expect_no_frame(n1);
+	expect_closed(n2, 4411);
+	expect_no_frame(n2);
+	assert_false(other->closed); /* another device */
+	assert_false(od->closed); /* another role */
+	assert_false(adm->closed);
+	reap(e);
+	{
+		struct copts o = node_opts(&id);
+
+		o.token = newtok;
+		n3 = open_client(e, "10.0.0.13");
+		do_connect(n3, &o);
+		expect_hello_device(n3, "node");
+	}
+	expect_ok(adm, call(adm, "device.token.revoke", params));
+	expect_closed(n3, 4411);
+	expect_no_frame(n3);
+	reap(e);
+
+	/* A device that rotates its own token is answered, then closed. */
+	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\",\"role\":\"operator\"}",
+	         id.device_id);
+	skip_frames(od);
+	p = expect_ok(od, call(od, "device.token.rotate", params));
+	expect_closed(od, 4411);
+	snprintf(otok, sizeof(otok), "%s", jstr(p, "token"));
+	reap(e);
+
+	/* Removal closes every session of the device, whatever the role (§8.6). */
+	n4 = open_client(e, "127.0.0.1");
+	{
+		struct copts o = node_opts(&id);
+
+		do_connect(n4, &o);
+		expect_hello_device(n4, "node");
+		o = opdev_opts(&id, "operator.pairing", NULL);
+		o.token = otok;
+		o4 = opdev_connect(e, "10.0.0.14", o);
+		expect_hello_device(o4, "operator");
+	}
+	skip_frames(adm);
+	snprintf(params, sizeof(params), "{\"deviceId\":\"%s\"}", id.device_id);
+	expect_ok(adm, call(adm, "device.pair.remove", params));
+	expect_closed(n4, 4410);
+	assert_string_equal(n4->close_reason, "device removed");
+	expect_no_frame(n4);
+	expect_closed(o4, 4410);
+	assert_false(other->closed);
+	assert_false(adm->closed);
 	env_free(e);
 }
 
@@ -1732,6 +2266,11 @@ int main(void)
 	        cmocka_unit_test(test_methods_and_scopes),
 	        cmocka_unit_test(test_tokens_and_remove),
 	        cmocka_unit_test(test_held_socket_and_local_resolution),
+	        cmocka_unit_test(test_trust1_remote_shared_token),
+	        cmocka_unit_test(test_trust2_approver_limits),
+	        cmocka_unit_test(test_trust3_request_unchanged),
+	        cmocka_unit_test(test_trust4_token_ceiling),
+	        cmocka_unit_test(test_trust5_sessions_closed),
 	};
 
 	if (identity_global_init() < 0)
