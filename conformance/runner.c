@@ -15,15 +15,25 @@
 
 /* Needs the runner checks itself (conf_unmet_need); the interpreter knows remote, restart and
  * operator. */
-static const char *const runner_needs[] = {
-        "short-ttl", "ticks", "netns", "max-pending-2", "trusted-loopback-proxy", NULL};
+static const char *const runner_needs[] = {"short-ttl",
+                                           "ticks",
+                                           "netns",
+                                           "max-pending-2",
+                                           "pending-cap-over-32",
+                                           "trusted-loopback-proxy",
+                                           NULL};
+
+/* The spec's defaults (§8.8), for a gateway whose options the runner was not told. */
+#define SPEC_PENDING_TTL_MS 300000
+#define SPEC_PENDING_PER_IP 32
 
 enum { N_NUMBERS = 5 };
 
 /* The numbers cases name as "${conf.NAME}". */
 static void conf_numbers(const struct conf_options *o, struct scenario_number *out)
 {
-	double ttl = (double)o->pending_ttl_ms, scale = o->timeout_scale > 0 ? o->timeout_scale : 1;
+	double ttl = o->pending_ttl_ms > 0 ? (double)o->pending_ttl_ms : SPEC_PENDING_TTL_MS;
+	double scale = o->timeout_scale > 0 ? o->timeout_scale : 1;
 	double tick = o->tick_interval_ms > 0 ? (double)o->tick_interval_ms : 30000;
 
 	out[0] = (struct scenario_number){"ttl_ms", ttl};
@@ -57,6 +67,10 @@ const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o
 			return "waits for a tick: pass --tick-interval-ms N (N <= 10000) or --slow";
 		if (!strcmp(n, "trusted-loopback-proxy") && o->remote_via != CONF_REMOTE_XFF)
 			return "needs a gateway that trusts 127.0.0.1 as a proxy: --remote-via xff";
+		if (!strcmp(n, "pending-cap-over-32") && o->max_pending > 0 &&
+		    o->max_pending <= SPEC_PENDING_PER_IP)
+			return "needs a total pending cap above the per-address cap of 32: the gateway "
+			       "was started with --max-pending at or below it";
 		if (!strcmp(n, "max-pending-2") && o->max_pending != 2)
 			return "needs a gateway started with a total pending cap of 2: pass "
 			       "--max-pending 2";

@@ -67,6 +67,54 @@ static void child_path(char *out, size_t outsz, const char *path, const char *ke
 		snprintf(out, outsz, "%s/%d", path, index);
 }
 
+/* A term of $sum: a number, or a string that is one (a captured "${var}" is a string). */
+static bool sum_term(const cJSON *t, double *out)
+{
+	char *end;
+
+	if (cJSON_IsNumber(t)) {
+		*out = t->valuedouble;
+		return true;
+	}
+	if (!cJSON_IsString(t) || !t->valuestring[0])
+		return false;
+	*out = strtod(t->valuestring, &end);
+	return *end == '\0' && isfinite(*out);
+}
+
+/* {"$sum": [x, y, ...]}: the actual value is a number equal to x + y + ... (integers below 2^53
+ * add exactly), e.g. expiresAtMs == ts + TTL. */
+static bool match_sum(const cJSON *op, const cJSON *a, char *why, size_t whysz, const char *path)
+{
+	const cJSON *t;
+	double sum = 0, v;
+	char want[40], got[40];
+
+	if (!cJSON_IsArray(op) || !op->child) {
+		say(why, whysz, path, "$sum needs a non-empty array");
+		return false;
+	}
+	cJSON_ArrayForEach(t, op)
+	{
+		if (!sum_term(t, &v)) {
+			char *s = cJSON_PrintUnformatted(t);
+
+			say(why, whysz, path, "$sum term %s is not a number", s ? s : "?");
+			free(s);
+			return false;
+		}
+		sum += v;
+	}
+	snprintf(want, sizeof(want), "%.17g", sum);
+	if (!cJSON_IsNumber(a) || a->valuedouble != sum) {
+		snprintf(got, sizeof(got), "%.17g", cJSON_IsNumber(a) ? a->valuedouble : 0.0);
+		say(why, whysz, path, "expected %s (a $sum), got %s", want,
+		    cJSON_IsNumber(a) ? got : type_name(a));
+		return false;
+	}
+	return true;
+}
+
 static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, const char *path)
 {
 	const cJSON *op;
@@ -139,6 +187,9 @@ static bool match_ops(const cJSON *e, const cJSON *a, char *why, size_t whysz, c
 				say(why, whysz, path, "expected length %s, got %s", want, got);
 				return false;
 			}
+		} else if (!strcmp(k, "$sum")) {
+			if (!match_sum(op, a, why, whysz, path))
+				return false;
 		} else if (!strcmp(k, "$exact")) {
 			int ne, na, i = 0;
 			const cJSON *x;

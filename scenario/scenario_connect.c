@@ -284,9 +284,11 @@ static int pick_connect_outcome(struct scenario_run *run, struct scenario_actor 
 }
 
 /* The outcome that came instead of the wanted one, with the close that may follow it and the
- * matcher's reason (why, "" when no matcher ran). Takes exp; returns -1. */
+ * matcher's reason (why, "" when no matcher ran; its JSON path is relative to what, "payload" or
+ * "error"). The reason leads: a hello-ok is long, and a report that cuts the line must still
+ * show where it differs. Takes exp; returns -1. */
 static int wrong_outcome(struct scenario_run *run, struct scenario_actor *a,
-                         struct scenario_inframe *f, char *exp, const char *why)
+                         struct scenario_inframe *f, char *exp, const char *what, const char *why)
 {
 	char *act = strdup(f->text);
 
@@ -295,7 +297,7 @@ static int wrong_outcome(struct scenario_run *run, struct scenario_actor *a,
 	scenario_settle_close(run, a, SCENARIO_CLOSE_AFTER_ERROR_MS);
 	act = scenario_with_close(a, act);
 	if (why[0]) {
-		char *t = scenario_fmt("%s (%s)", act, why);
+		char *t = scenario_fmt("%s %s, in %s", what, why, act ? act : "?");
 
 		free(act);
 		act = t;
@@ -347,7 +349,7 @@ static int expect_named(struct scenario_run *run, struct scenario_actor *a, cons
 		a->connect_answered = true;
 		return take_outcome(run, a, st, f);
 	}
-	return wrong_outcome(run, a, f, exp, "");
+	return wrong_outcome(run, a, f, exp, "", "");
 }
 
 static const cJSON *payload_of(const struct scenario_inframe *f)
@@ -390,7 +392,8 @@ static int expect_matched(struct scenario_run *run, struct scenario_actor *a, co
 		                         why, sizeof(why))) {
 			a->connect_answered = true;
 		} else {
-			return wrong_outcome(run, a, f, exp, why);
+			return wrong_outcome(run, a, f, exp, em && !hm && !pm ? "error" : "payload",
+			                     why);
 		}
 		free(exp);
 		if (take_outcome(run, a, st, f) < 0)
@@ -480,7 +483,8 @@ int scenario_step_expect_hello(struct scenario_run *run, struct scenario_actor *
 		return -1;
 	if (!is_hello(f) || (pm && !matcher_match(pm, payload_of(f), why, sizeof(why)))) {
 		a->connect_answered = true;
-		return wrong_outcome(run, a, f, strdup("res ok hello-ok to the held connect"), why);
+		return wrong_outcome(run, a, f, strdup("res ok hello-ok to the held connect"),
+		                     "payload", why);
 	}
 	note_hello(run, a, f->json);
 	return take_outcome(run, a, st, f);

@@ -94,6 +94,17 @@ static void test_operators(void **state)
 	assert_non_null(strstr(why, "unknown operator"));
 	/* a missing value fails every operator but $absent and $not */
 	assert_false(m("{\"p\":{\"$type\":\"string\"}}", "{}", NULL, 0));
+	/* $sum: numbers and numeric strings (captures), exact for millisecond times */
+	assert_true(m("{\"e\":{\"$sum\":[\"1795479066100\",300000]}}", "{\"e\":1795479366100}",
+	              NULL, 0));
+	assert_false(m("{\"e\":{\"$sum\":[\"1795479066100\",300000]}}", "{\"e\":1795479366101}",
+	               why, sizeof(why)));
+	assert_non_null(strstr(why, "at /e: expected 1795479366100 (a $sum), got 1795479366101"));
+	assert_false(m("{\"e\":{\"$sum\":[1]}}", "{\"e\":\"1\"}", why, sizeof(why)));
+	assert_non_null(strstr(why, "got string"));
+	assert_false(m("{\"e\":{\"$sum\":[\"12x\"]}}", "{\"e\":12}", why, sizeof(why)));
+	assert_non_null(strstr(why, "not a number"));
+	assert_false(m("{\"e\":{\"$sum\":[]}}", "{\"e\":0}", NULL, 0));
 }
 
 static void test_paths(void **state)

@@ -160,6 +160,26 @@ static void test_pending_matcher_closed(void **state)
 	scenario_destroy(s);
 }
 
+/* A hello-ok that lacks an expected field: "actual" names the JSON path first, so a report that
+ * cuts the long frame still says where it differs. */
+static void test_hello_mismatch_names_path(void **state)
+{
+	struct scenario_result r;
+	struct scenario *s = run(state,
+	                         "{\"id\":\"t/WIRE-13/hello-path\",\"actors\":{\"op\":"
+	                         "{\"role\":\"operator\"}},\"steps\":["
+	                         "{\"actor\":\"op\",\"do\":\"connect\",\"expect\":{\"hello-ok\":"
+	                         "{\"server\":{\"bogus\":\"x\"}}}}]}",
+	                         &r);
+
+	assert_int_equal(r.verdict, SCENARIO_FAIL);
+	assert_int_equal(r.failed_step, 0);
+	assert_matches(r.actual, "^payload at /server/bogus: missing \\(expected \"x\"\\), in "
+	                         "\\{\"type\":\"res\",\"id\":\"c1\",\"ok\":true,");
+	scenario_result_finish(&r);
+	scenario_destroy(s);
+}
+
 /* A device-less socket that never sends connect, in the same scenario as a held node and an
  * operator: it sees the challenge, sends bytes with a NUL and is closed; the others go on. */
 static void test_open_next_to_devices(void **state)
@@ -240,6 +260,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_open_failure_fields, setup_reference,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_pending_matcher_closed, setup_compat,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_hello_mismatch_names_path, setup_reference,
 	                                        teardown),
 	};
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""check_spec.py: checks that spec/pairing.md agrees with spec/requirements.tsv and with the
-outcome table protocol/errors.def.
+"""check_spec.py: checks that spec/pairing.md agrees with spec/requirements.tsv, with the
+outcome table protocol/errors.def, and with the conformance cases that quote it.
 
 Usage: check_spec.py SOURCE_ROOT
 
@@ -10,11 +10,18 @@ Checks:
   2. every [ID] cited anywhere in pairing.md is defined;
   3. every row of errors.def is in the §7 table with the same wire code, details.code, close code
      and reason, and the table has no other row;
-  4. the §7 message list gives each row's errors.def message.
+  4. the §7 message list gives each row's errors.def message;
+  5. every case under conformance/cases cites a requirement of requirements.tsv, its `level` is
+     that requirement's level, and its `sentence` is a verbatim quote of pairing.md (white space
+     runs count as one space, so a quote may span the spec's line breaks) that carries that level
+     word or comes from the requirement's own paragraph: a report then shows the reader the
+     spec's own words, never a paraphrase.
 Then it proves it can fail: it re-runs the checks on copies with one close code changed, one
-requirement dropped from the index, one reason changed and one row added, and expects an error
-each time. Exit status 0 when all is well, 1 otherwise. Standard library only.
+requirement dropped from the index, one reason changed, one row added, one case's level changed
+and one word of one case's sentence changed, and expects an error each time. Exit status 0 when all is well, 1 otherwise. Standard library only.
 """
+import glob
+import json
 import os
 import re
 import sys
@@ -244,6 +251,105 @@ def check(md, tsv, errors_def):
     return errs
 
 
+def squash(text):
+    """Text with every run of white space made one space, for quotes that span line breaks."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def requirement_paragraphs(md):
+    """{id: the squashed text of its **[ID]** paragraph: up to the next blank line, and on
+    through a list that follows it ("`hello-ok` MUST carry:" and its items)}."""
+    out, lines = {}, md.splitlines()
+    for ln, line in enumerate(lines):
+        m = re.search(r"\*\*\[(" + ID_RE + r")\]\*\*", line)
+        if not m or m.group(1) in out:
+            continue
+        para = []
+        for i in range(ln, len(lines)):
+            if para and not lines[i].strip():
+                nxt = lines[i + 1] if i + 1 < len(lines) else ""
+                if not re.match(r"^(- |\d+\. )", nxt):
+                    break
+            para.append(lines[i])
+        out[m.group(1)] = squash(" ".join(para))
+    return out
+
+
+def read_index(tsv):
+    """requirements.tsv as {id: level}; malformed lines are left to check()."""
+    out = {}
+    for line in tsv.splitlines()[1:]:
+        f = line.split("\t")
+        if len(f) == 4:
+            out[f[0]] = f[1]
+    return out
+
+
+def check_cases(md, tsv, cases):
+    """Each case (path, parsed JSON) against the index and the spec's own words."""
+    errs = []
+    index = read_index(tsv)
+    spec = squash(md)
+    paras = requirement_paragraphs(md)
+    for path, c in cases:
+        if not isinstance(c, dict):
+            errs.append("%s: not a JSON object" % path)
+            continue
+        rid, level, sentence = c.get("requirement"), c.get("level"), c.get("sentence")
+        if rid not in index:
+            errs.append("%s: requirement %r is not in requirements.tsv" % (path, rid))
+            continue
+        if level != index[rid]:
+            errs.append("%s: level %r, but requirements.tsv says %s is %s"
+                        % (path, level, rid, index[rid]))
+        if not isinstance(sentence, str) or not sentence.strip():
+            errs.append("%s: no sentence" % path)
+            continue
+        quote = squash(sentence)
+        if quote not in spec:
+            errs.append("%s: sentence is not a verbatim quote of spec/pairing.md: %r"
+                        % (path, sentence[:100]))
+        elif index[rid] not in sentence and quote not in paras.get(rid, ""):
+            errs.append("%s: the quote neither carries the word %s nor comes from the paragraph "
+                        "of %s" % (path, index[rid], rid))
+    return errs
+
+
+def load_cases(root):
+    """Every conformance case as (path relative to root, parsed JSON or None)."""
+    out = []
+    for p in sorted(glob.glob(os.path.join(root, "conformance", "cases", "*", "*.json"))):
+        rel = os.path.relpath(p, root)
+        try:
+            with open(p, encoding="utf-8") as f:
+                out.append((rel, json.load(f)))
+        except (OSError, ValueError) as e:
+            out.append((rel, "unreadable: %s" % e))
+    return out
+
+
+def mutate_case_level(cases):
+    """The cases with the first case's level flipped between MUST and SHOULD."""
+    if not cases or not isinstance(cases[0][1], dict):
+        return None
+    c = dict(cases[0][1])
+    c["level"] = "SHOULD" if c.get("level") == "MUST" else "MUST"
+    return [(cases[0][0], c)] + cases[1:]
+
+
+def mutate_case_sentence(cases):
+    """The cases with one word of the first case's sentence replaced."""
+    if not cases or not isinstance(cases[0][1], dict):
+        return None
+    c = dict(cases[0][1])
+    words = str(c.get("sentence", "")).split(" ")
+    if len(words) < 2:
+        return None
+    words[len(words) // 2] = "paraphrased"
+    c["sentence"] = " ".join(words)
+    return [(cases[0][0], c)] + cases[1:]
+
+
 def mutate_first_table_close(md):
     """The spec with the close code of the first §7 row that closes changed to 1234."""
     out, done = [], False
@@ -284,7 +390,12 @@ def main():
             print("FAIL: cannot read %s: %s" % (p, e))
             return 1
 
-    errs = check(texts["md"], texts["tsv"], texts["def"])
+    cases = load_cases(root)
+    if not cases:
+        print("FAIL: no conformance cases under %s" % os.path.join(root, "conformance", "cases"))
+        return 1
+    errs = check(texts["md"], texts["tsv"], texts["def"]) + check_cases(texts["md"], texts["tsv"],
+                                                                          cases)
     if errs:
         for e in errs:
             print("FAIL: " + e)
@@ -310,11 +421,22 @@ def main():
         if not check(md, tsv, edef):
             print("FAIL: self-test: the check did not notice %s" % what)
             return 1
+    for what, mutated in (("one case's level changed", mutate_case_level(cases)),
+                          ("one word of one case's sentence changed",
+                           mutate_case_sentence(cases))):
+        if mutated is None:
+            print("FAIL: self-test could not apply mutation: %s" % what)
+            return 1
+        if not check_cases(texts["md"], texts["tsv"], mutated):
+            print("FAIL: self-test: the check did not notice %s" % what)
+            return 1
+        mutations.append((what,))
 
     n_req = len(re.findall(r"\*\*\[" + ID_RE + r"\]\*\*", texts["md"]))
     n_rows = len(parse_errors_def(texts["def"]))
-    print("ok: %d requirements indexed, %d outcome rows match errors.def, %d self-test mutations "
-          "caught" % (n_req, n_rows, len(mutations)))
+    print("ok: %d requirements indexed, %d outcome rows match errors.def, %d cases quote the spec "
+          "at their requirement's level, %d self-test mutations caught"
+          % (n_req, n_rows, len(cases), len(mutations)))
     return 0
 
 
