@@ -164,6 +164,8 @@ void locality_resolve(const char *peer, const struct locality_headers *h,
 			from_xff(h->x_forwarded_for, pt, trusted, n_trusted, out);
 		else if (h->x_real_ip)
 			from_real_ip(h->x_real_ip, pt, out);
+		else if (h->x_forwarded_host)
+			set(out, pt, false, "X-Forwarded-Host without a client address");
 		else
 			set_addr(out, &pa, "trusted proxy peer without forwarding headers");
 	} else if (h->x_forwarded_for || h->x_real_ip || h->x_forwarded_host) {

@@ -152,6 +152,10 @@ static void test_trusted_real_ip(void **state)
 	expect("127.0.0.1", &h, &p, "127.0.0.1", true);
 	h.forwarded = "for=127.0.0.1";
 	expect("127.0.0.1", &h, &p, "127.0.0.1", false);
+	/* forwarding a request without saying for whom */
+	h.forwarded = NULL;
+	h.x_forwarded_host = "gw.example";
+	expect("127.0.0.1", &h, &p, "127.0.0.1", false);
 }
 
 static void test_oversize(void **state)
