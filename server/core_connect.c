@@ -252,9 +252,9 @@ static cJSON *build_pending(struct core *core, const struct core_conn *conn,
 static bool paired_covers(const cJSON *paired, const struct core_conn *conn)
 {
 	const cJSON *roles = cJSON_GetObjectItemCaseSensitive(paired, "roles");
-	const char *role = json_get_string(paired, "role");
 
-	if (!json_array_has_string(roles, conn->role) && !(role && strcmp(role, conn->role) == 0))
+	/* `roles` decides; the singular `role` of a record is informative (§8.2) */
+	if (!json_array_has_string(roles, conn->role))
 		return false;
 	return core_scopes_within(conn->scopes, core_scope_ceiling(paired, conn->role));
 }

@@ -609,8 +609,16 @@ static void m_token_revoke(struct core *core, struct core_conn *conn, const stru
 		close_sessions(core, did, role, CP_ERR_TOKEN_REVOKED);
 }
 
+/* node.invoke.result and node.event: an object, not interpreted further (WIRE-15). */
 static void m_node_ok(struct core *core, struct core_conn *conn, const struct call *rq)
 {
+	char msg[120];
+
+	if (rq->params && !cJSON_IsObject(rq->params)) {
+		snprintf(msg, sizeof(msg), "invalid %s params: must be an object", rq->method);
+		core_fail(core, conn, rq->id, CP_ERR_INVALID_PARAMS, msg, NULL, NULL);
+		return;
+	}
 	core_send_ok(core, conn, rq->id, cJSON_CreateObject());
 }
 
@@ -634,7 +642,7 @@ static const struct pspec revoke_params[] = {{"deviceId", P_STR, true}, {"role",
 static const struct method {
 	const char *name;
 	enum need need;
-	bool node_ok; /* a node-role connection may call it */
+	bool node_ok; /* for node-role connections only (every other method: operators only) */
 	bool node_twin; /* node.pair.* sharing its handler with device.pair.* */
 	/* OpenClaw's closed params object, checked before fn runs; open: not interpreted */
 	const struct pspec *params;
@@ -665,6 +673,11 @@ static bool allowed(struct core *core, struct core_conn *conn, const struct fram
 
 	if (conn->is_node && !(m && m->node_ok)) {
 		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE, "unauthorized role: node",
+		          NULL, NULL);
+		return false;
+	}
+	if (!conn->is_node && m && m->node_ok) {
+		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE, "unauthorized role: operator",
 		          NULL, NULL);
 		return false;
 	}
