@@ -60,8 +60,8 @@ struct client_conn {
 	bool pinned; /* tls_fingerprint given: pin[] is what the leaf certificate must hash to */
 	unsigned char pin[32];
 	bool pin_matched; /* the leaf certificate of this connection matched pin[] */
-	bool tls_mismatch; /* ... or did not: tls_error names both fingerprints */
 	char tls_error[256]; /* why the TLS handshake was refused, "" when it was not */
+	const char *tls_refusal; /* the same in a few words, for the CLOSE item */
 
 	bool established;
 	bool finished; /* a CLOSE item was queued: no more items */
@@ -418,6 +418,7 @@ static int verify_peer(struct client_conn *c, X509_STORE_CTX *xs, int ok)
 			snprintf(c->tls_error, sizeof(c->tls_error),
 			         "TLS certificate not trusted (%s); its fingerprint is %s",
 			         X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)), got);
+			c->tls_refusal = "TLS certificate not trusted";
 		}
 		return 0;
 	}
@@ -428,7 +429,7 @@ static int verify_peer(struct client_conn *c, X509_STORE_CTX *xs, int ok)
 	if (!cert_fingerprint(X509_STORE_CTX_get_current_cert(xs), md, got) ||
 	    CRYPTO_memcmp(md, c->pin, sizeof(md)) != 0) {
 		client_tls_fingerprint_format(c->pin, want);
-		c->tls_mismatch = true;
+		c->tls_refusal = CLIENT_TLS_MISMATCH;
 		snprintf(c->tls_error, sizeof(c->tls_error),
 		         CLIENT_TLS_MISMATCH ": pinned %s, the gateway presented %s", want, got);
 		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
@@ -463,9 +464,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 			break;
 		/* the TLS session is up: no request goes out unless its certificate matched */
 		if (c->pinned && !c->pin_matched) {
-			if (!c->tls_error[0])
+			if (!c->tls_error[0]) {
 				snprintf(c->tls_error, sizeof(c->tls_error),
 				         "TLS certificate was not checked against the pin");
+				c->tls_refusal = "TLS certificate not checked";
+			}
 			return -1;
 		}
 		end = *p + len;
@@ -541,9 +544,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 			if (status && status != 101)
 				snprintf(why, sizeof(why), "upgrade refused: HTTP %u", status);
-			else if (c->tls_error[0])
-				snprintf(why, sizeof(why), "%.127s",
-				         c->tls_mismatch ? CLIENT_TLS_MISMATCH : c->tls_error);
+			else if (c->tls_refusal)
+				snprintf(why, sizeof(why), "%s", c->tls_refusal);
 			else
 				snprintf(why, sizeof(why), "%s",
 				         in ? (const char *)in : "connection failed");
