@@ -539,10 +539,11 @@ static void on_pending(struct attempt *at, const struct node_event *ev)
 	if (!sn->o->json) {
 		printf("pending: requestId %s\n"
 		       "  fingerprint %s (compare with the approver's screen)%s%s\n"
-		       "  waiting for approval, e.g. clawpair-ctl --url %s --token ... "
+		       "  waiting for approval, e.g. clawpair-ctl --url %s%s%s --token-file FILE "
 		       "approve %s --fingerprint %s\n",
 		       rid, fp, differs ? "; gateway shows " : "", differs ? gfp : "", sn->o->url,
-		       rid, fp);
+		       sn->o->tls_fingerprint ? " --tls-fingerprint " : "",
+		       sn->o->tls_fingerprint ? sn->o->tls_fingerprint : "", rid, fp);
 		fflush(stdout);
 		return;
 	}
