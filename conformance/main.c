@@ -51,7 +51,9 @@ static void usage(FILE *f)
 	        "Checks a pairing gateway against the clawpair spec, case by case.\n"
 	        "\n"
 	        "  --url URL              the gateway (required unless --list)\n"
-	        "  --token T              the gateway's shared token (or env " CLI_TOKEN_ENV ")\n"
+	        "  --token T              the gateway's shared token (or env " CLI_TOKEN_ENV
+	        ", which\n"
+	        "                         unlike --token other users do not see in ps)\n"
 	        "  --token-file F         read the token from the first line of F\n"
 	        "  --tls-fingerprint sha256:HEX\n"
 	        "                         wss:// only: accept the gateway's TLS certificate by\n"

@@ -49,7 +49,8 @@ static void usage(FILE *f)
 	        ");\n"
 	        "                            port 0 picks a free port; IPv6 as [ADDR]:PORT\n"
 	        "  --token T                 shared gateway token (required: --token, --token-file\n"
-	        "                            or $" CLI_TOKEN_ENV ")\n"
+	        "                            or $" CLI_TOKEN_ENV
+	        "; other users see --token in ps)\n"
 	        "  --token-file F            read the token from the first line of F\n"
 	        "  --tls-cert FILE           serve wss:// with this PEM certificate (chain) ...\n"
 	        "  --tls-key FILE            ... and this PEM private key\n"
