@@ -96,9 +96,11 @@ class Gateway:
             f.write('#!/bin/sh\nset -e\npid=$(cat %s)\nkill -TERM "$pid"\n'
                     # the old gateway may linger as a zombie of this driver: wait for state Z or gone
                     'while [ -e /proc/$pid ] && ! grep -q "^[0-9]* (.*) Z" /proc/$pid/stat 2>/dev/null; do sleep 0.05; done\n'
+                    # the old gw.out says "listening on" too: gone before the new one starts
+                    'rm -f %s/gw.out\n'
                     '%s > %s/gw.out 2>> %s/gw.err &\necho $! > %s\n'
                     'for i in $(seq 400); do grep -q "listening on" %s/gw.out 2>/dev/null && exit 0; sleep 0.05; done\n'
-                    'exit 1\n' % (pidfile, cmd, self.dir, self.dir, pidfile, self.dir))
+                    'exit 1\n' % (pidfile, self.dir, cmd, self.dir, self.dir, pidfile, self.dir))
         os.chmod(path, 0o755)
         return path, pidfile
 
