@@ -1009,6 +1009,7 @@ struct swarm {
 	size_t n_lat;
 	size_t n_pending, n_paired, n_failed;
 	uint64_t t0;
+	char tls_error[256]; /* the gateway's certificate was refused (the same for every node) */
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -1129,6 +1130,10 @@ static void swarm_drain(struct swarm *w, size_t i)
 				        ev.kind == NODE_EV_CLOSE ? ev.close_reason
 				        : ev.details_code        ? ev.details_code
 				                                 : "");
+			if (ev.kind == NODE_EV_CLOSE && !w->tls_error[0] &&
+			    client_tls_error(sw->s.conn))
+				snprintf(w->tls_error, sizeof(w->tls_error), "%s",
+				         client_tls_error(sw->s.conn));
 			sw->st = SW_FAILED;
 			sw->done = true;
 		}
@@ -1232,12 +1237,15 @@ static int run_swarm(const struct opts *o)
 			        w.n_paired, w.n_failed);
 			next_progress = now + 1000;
 		}
-		if (!open_outcomes || now >= deadline || stop_requested)
+		if (!open_outcomes || now >= deadline || stop_requested || w.tls_error[0])
 			break;
 	}
 	qsort(w.lat, w.n_lat, sizeof(*w.lat), cmp_u64);
 	swarm_print_summary(&w);
-	if (w.n_paired == w.n)
+	if (w.tls_error[0]) {
+		fprintf(stderr, "%s: %s\n", o->url, w.tls_error);
+		rc = EXIT_USAGE;
+	} else if (w.n_paired == w.n)
 		rc = EXIT_PAIRED;
 	else if (o->once && w.n_failed == 0 && w.n_paired + w.n_pending == w.n)
 		rc = EXIT_PAIRED; /* --once: every node reached its first outcome */

@@ -164,6 +164,9 @@ def refusals(gw, token_file):
                         os.path.join(os.path.dirname(token_file), 'other', 'id.json')])
     check(rc == 2 and mismatch in err and 'TLS certificate refused after 1 attempt' in out,
           'fake node with a wrong pin: exit %d, %r %r' % (rc, out, err))
+    rc, out, err = run([NODE, '--url', gw.url, '--token-file', token_file, '--tls-fingerprint',
+                        WRONG, '--count', '3', '--xff', 'auto', '--timeout', '20'])
+    check(rc == 2 and mismatch in err, 'a swarm with a wrong pin: exit %d, %r' % (rc, err))
     rc, out, err = run([CTL, '--url', gw.url, '--token', TOKEN, 'pending'])
     check(rc == 2 and 'TLS certificate not trusted' in err and gw.fingerprint in err,
           'ctl without a pin: exit %d, %r' % (rc, err))
