@@ -26,6 +26,9 @@ int cli_init(struct cli *c, const struct cli_tool *tool)
 		c->all[n++] =
 		        (struct option){"token-file", required_argument, NULL, CLI_OPT_TOKEN_FILE};
 	}
+	if (tool->tls_fingerprint)
+		c->all[n++] = (struct option){"tls-fingerprint", required_argument, NULL,
+		                              CLI_OPT_TLS_FINGERPRINT};
 	c->all[n++] = (struct option){"help", no_argument, NULL, CLI_OPT_HELP};
 	c->all[n++] = (struct option){"version", no_argument, NULL, CLI_OPT_VERSION};
 	c->all[n] = (struct option){NULL, 0, NULL, 0};
@@ -128,6 +131,9 @@ int cli_next(struct cli *c, int argc, char **argv)
 		case CLI_OPT_TOKEN_FILE:
 			c->token_file = optarg;
 			break;
+		case CLI_OPT_TLS_FINGERPRINT:
+			c->tls_fingerprint_arg = optarg;
+			break;
 		case ':':
 		case '?':
 			c->status = refuse(c, ch, argv);
@@ -210,6 +216,21 @@ int cli_token(const struct cli *c, bool required, char **out)
 		return 1;
 	}
 	return 0;
+}
+
+const char *cli_tls_fingerprint(const struct cli *c, bool *from_env)
+{
+	const char *env = getenv(CLI_TLS_FINGERPRINT_ENV);
+
+	if (from_env)
+		*from_env = false;
+	if (c->tls_fingerprint_arg)
+		return c->tls_fingerprint_arg;
+	if (!env || !env[0])
+		return NULL;
+	if (from_env)
+		*from_env = true;
+	return env;
 }
 
 bool cli_parse_uint(const char *s, unsigned long long min, unsigned long long max,

@@ -1,6 +1,8 @@
 /* cli.h: the command-line conventions the clawpair tools share: -h/--help, -V/--version, usage
  * errors ("PROG: message (try --help)", exit status 2), the shared gateway token (--token,
- * --token-file, $CLAWPAIR_TOKEN) and the parsing of numbers, durations and addresses. */
+ * --token-file, $CLAWPAIR_TOKEN), the pinned TLS fingerprint of a wss:// gateway
+ * (--tls-fingerprint, $CLAWPAIR_TLS_FINGERPRINT) and the parsing of numbers, durations and
+ * addresses. */
 #ifndef CLAWPAIR_CLI_H
 #define CLAWPAIR_CLI_H
 
@@ -12,6 +14,7 @@
 
 #define CLI_EXIT_USAGE 2
 #define CLI_TOKEN_ENV "CLAWPAIR_TOKEN"
+#define CLI_TLS_FINGERPRINT_ENV "CLAWPAIR_TLS_FINGERPRINT"
 #define CLI_MAX_OPTIONS 48
 
 /* What cli_next returns besides the values of a tool's own options. */
@@ -19,7 +22,13 @@ enum { CLI_END = -1, CLI_STOP = -2 };
 
 /* Option values the library answers itself; a tool's own options use others (a short option's
  * letter, or values from 256 up). */
-enum { CLI_OPT_HELP = 'h', CLI_OPT_VERSION = 'V', CLI_OPT_TOKEN = 0x10000, CLI_OPT_TOKEN_FILE };
+enum {
+	CLI_OPT_HELP = 'h',
+	CLI_OPT_VERSION = 'V',
+	CLI_OPT_TOKEN = 0x10000,
+	CLI_OPT_TOKEN_FILE,
+	CLI_OPT_TLS_FINGERPRINT,
+};
 
 struct cli_tool {
 	const char *prog; /* "clawpair-ctl": the first word of every message */
@@ -30,13 +39,15 @@ struct cli_tool {
 	const char
 	        *short_options; /* the tool's own short options without arguments ("v"), or NULL */
 	bool token; /* accept --token T and --token-file F (read them with cli_token) */
+	bool tls_fingerprint; /* accept --tls-fingerprint F (read it with cli_tls_fingerprint) */
 };
 
 struct cli {
 	const struct cli_tool *tool;
 	int status; /* after CLI_STOP: the exit status (0 after --help or --version, else 2) */
 	const char *token_arg, *token_file; /* --token, --token-file as given */
-	struct option all[CLI_MAX_OPTIONS + 5];
+	const char *tls_fingerprint_arg; /* --tls-fingerprint as given */
+	struct option all[CLI_MAX_OPTIONS + 6];
 	char shorts[32];
 };
 
@@ -69,6 +80,12 @@ void cli_error(const struct cli *c, const char *fmt, ...) __attribute__((format(
  * options, an empty --token, an unreadable or empty file, none given but required), 1 when
  * out of memory. */
 int cli_token(const struct cli *c, bool required, char **out);
+
+/* The pinned TLS certificate fingerprint of a wss:// gateway, as given: --tls-fingerprint F,
+ * else $CLAWPAIR_TLS_FINGERPRINT when set and not empty (then *from_env, which may be NULL, is
+ * true); NULL when neither. Its syntax is the client library's (client.h,
+ * client_tls_fingerprint_parse). */
+const char *cli_tls_fingerprint(const struct cli *c, bool *from_env);
 
 /* Decimal digits only (no sign, no blanks), within [min, max]. */
 bool cli_parse_uint(const char *s, unsigned long long min, unsigned long long max,

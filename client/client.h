@@ -12,6 +12,12 @@
 struct client_ctx;
 struct client_conn;
 
+/* A gateway certificate's SHA-256 fingerprint as this library prints it: "sha256:" and 64
+ * lowercase hex digits (the hash of the certificate's DER encoding). */
+#define CLIENT_TLS_FINGERPRINT_LEN 71
+/* The start of the reason of a connect refused because the certificate did not match the pin. */
+#define CLIENT_TLS_MISMATCH "TLS certificate mismatch"
+
 struct client_ctx_opts {
 	unsigned max_conns; /* fds to plan for; 0: 64 */
 	size_t max_frame; /* largest frame accepted from a gateway; 0: 32 MiB */
@@ -20,7 +26,7 @@ struct client_ctx_opts {
 };
 
 struct client_conn_opts {
-	const char *url; /* ws://HOST:PORT[/path] */
+	const char *url; /* ws://HOST:PORT[/path] or wss://HOST:PORT[/path] */
 	const char *xff; /* X-Forwarded-For value, or NULL */
 	const char *host_header; /* overrides Host, or NULL */
 	const char *origin; /* Origin header, or NULL (default: none sent) */
@@ -32,6 +38,12 @@ struct client_conn_opts {
 	const char *netns; /* open the TCP connection from inside this network namespace
 				   * (a name under /run/netns, or a path); NULL: this one.
 				   * Needs CAP_SYS_ADMIN. */
+	const char *tls_fingerprint; /* wss://: pin the gateway's certificate by its SHA-256
+				      * fingerprint (client_tls_fingerprint_parse): the chain is
+				      * not checked against CAs nor the host name, but the leaf
+				      * certificate must match, or the connect fails naming both
+				      * fingerprints. NULL: verify against the system CAs and the
+				      * URL's host. */
 };
 
 enum client_item_kind {
@@ -58,6 +70,20 @@ void client_ctx_destroy(struct client_ctx *ctx); /* NULL-safe; closes every conn
  * one-line reason in err (refused, timeout, HTTP status of a refused upgrade, bad URL). */
 int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
                    struct client_conn **out, char *err, size_t errsz);
+
+/* After a connect failed on the gateway's TLS certificate: one line saying why (a pin mismatch
+ * starts with CLIENT_TLS_MISMATCH and names the pinned and the presented fingerprints; an
+ * untrusted certificate names the presented one, ready to pin); NULL otherwise. */
+const char *client_tls_error(const struct client_conn *c);
+
+/* A SHA-256 certificate fingerprint as people and tools write it: an optional "sha256:" or
+ * "sha-256:" prefix (any case), then 64 hex digits (any case), which ':' may separate (as
+ * `openssl x509 -fingerprint -sha256` prints them). Returns 0 with the 32 bytes in md (may be
+ * NULL), or -1. */
+int client_tls_fingerprint_parse(const char *s, unsigned char md[32]);
+/* "sha256:" and the 64 lowercase hex digits of md. */
+void client_tls_fingerprint_format(const unsigned char md[32],
+                                   char out[CLIENT_TLS_FINGERPRINT_LEN + 1]);
 
 /* Starts opening without waiting (for swarms); the conn reports CLOSE if it fails. */
 int client_connect_async(struct client_ctx *ctx, const struct client_conn_opts *opts,

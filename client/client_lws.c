@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #ifdef CLAWPAIR_WITH_LIBEV
 #include <ev.h>
 #endif
@@ -53,6 +56,13 @@ struct client_conn {
 	char *extra_headers;
 	int port;
 
+	bool tls; /* wss:// */
+	bool pinned; /* tls_fingerprint given: pin[] is what the leaf certificate must hash to */
+	unsigned char pin[32];
+	bool pin_matched; /* the leaf certificate of this connection matched pin[] */
+	char tls_error[256]; /* why the TLS handshake was refused, "" when it was not */
+	const char *tls_refusal; /* the same in a few words, for the CLOSE item */
+
 	bool established;
 	bool finished; /* a CLOSE item was queued: no more items */
 	bool close_queued; /* client_close was called: close after the queue drains */
@@ -81,6 +91,9 @@ struct client_conn {
 
 struct client_ctx {
 	struct lws_context *lws;
+	/* ws:// conns, and wss:// ones made on first use (creating the TLS context of the CA one
+	 * loads the system's CA bundle, which takes tens of ms) */
+	struct lws_vhost *vh_plain, *vh_pinned, *vh_ca;
 	size_t max_frame;
 	struct client_conn *conns;
 	struct client_conn *connecting; /* conn whose lws_client_connect_via_info is running */
@@ -317,12 +330,125 @@ static int on_writeable(struct client_conn *c, struct lws *wsi)
 	return 0;
 }
 
+/* --- TLS: the gateway's certificate --- */
+
+int client_tls_fingerprint_parse(const char *s, unsigned char md[32])
+{
+	size_t n = 0;
+	int hi = -1;
+
+	if (!s)
+		return -1;
+	if (!strncasecmp(s, "sha256:", 7))
+		s += 7;
+	else if (!strncasecmp(s, "sha-256:", 8))
+		s += 8;
+	for (; *s; s++) {
+		int v;
+
+		if (*s == ':') {
+			/* between two bytes only */
+			if (hi >= 0 || n == 0 || s[1] == ':' || !s[1])
+				return -1;
+			continue;
+		}
+		if (*s >= '0' && *s <= '9')
+			v = *s - '0';
+		else if (*s >= 'a' && *s <= 'f')
+			v = *s - 'a' + 10;
+		else if (*s >= 'A' && *s <= 'F')
+			v = *s - 'A' + 10;
+		else
+			return -1;
+		if (hi < 0) {
+			hi = v;
+			continue;
+		}
+		if (n == 32)
+			return -1;
+		if (md)
+			md[n] = (unsigned char)(hi << 4 | v);
+		n++;
+		hi = -1;
+	}
+	return n == 32 && hi < 0 ? 0 : -1;
+}
+
+void client_tls_fingerprint_format(const unsigned char md[32],
+                                   char out[CLIENT_TLS_FINGERPRINT_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	memcpy(out, "sha256:", 7);
+	for (size_t i = 0; i < 32; i++) {
+		out[7 + 2 * i] = hex[md[i] >> 4];
+		out[8 + 2 * i] = hex[md[i] & 15];
+	}
+	out[CLIENT_TLS_FINGERPRINT_LEN] = '\0';
+}
+
+/* The fingerprint of a certificate: SHA-256 over its DER encoding. */
+static bool cert_fingerprint(X509 *x, unsigned char md[32],
+                             char text[CLIENT_TLS_FINGERPRINT_LEN + 1])
+{
+	unsigned int n = 0;
+
+	if (!x || X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32) {
+		snprintf(text, CLIENT_TLS_FINGERPRINT_LEN + 1, "(none)");
+		return false;
+	}
+	client_tls_fingerprint_format(md, text);
+	return true;
+}
+
+/* OpenSSL's verdict on one certificate of the gateway's chain (ok), for conn c. Without a pin
+ * the verdict stands (a refusal is explained in tls_error). With one, the chain's own problems
+ * are ignored and only the leaf (depth 0) counts: it must hash to the pin. Returns 0 to accept,
+ * 1 to refuse the handshake. */
+static int verify_peer(struct client_conn *c, X509_STORE_CTX *xs, int ok)
+{
+	unsigned char md[32];
+	char want[CLIENT_TLS_FINGERPRINT_LEN + 1], got[CLIENT_TLS_FINGERPRINT_LEN + 1];
+
+	if (!c)
+		return 1; /* the owner went away while connecting */
+	if (!c->pinned) {
+		if (!ok && !c->tls_error[0]) {
+			cert_fingerprint(X509_STORE_CTX_get0_cert(xs), md, got);
+			snprintf(c->tls_error, sizeof(c->tls_error),
+			         "TLS certificate not trusted (%s); its fingerprint is %s",
+			         X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)), got);
+			c->tls_refusal = "TLS certificate not trusted";
+		}
+		return 0;
+	}
+	if (X509_STORE_CTX_get_error_depth(xs) > 0) {
+		X509_STORE_CTX_set_error(xs, X509_V_OK);
+		return 0;
+	}
+	if (!cert_fingerprint(X509_STORE_CTX_get_current_cert(xs), md, got) ||
+	    CRYPTO_memcmp(md, c->pin, sizeof(md)) != 0) {
+		client_tls_fingerprint_format(c->pin, want);
+		c->tls_refusal = CLIENT_TLS_MISMATCH;
+		snprintf(c->tls_error, sizeof(c->tls_error),
+		         CLIENT_TLS_MISMATCH ": pinned %s, the gateway presented %s", want, got);
+		X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+		return 1;
+	}
+	c->pin_matched = true;
+	X509_STORE_CTX_set_error(xs, X509_V_OK);
+	return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
 	struct client_conn *c = user;
 	struct client_ctx *ctx = NULL;
 
+	/* lws passes the X509_STORE_CTX as user, and OpenSSL's verdict as len */
+	if (reason == LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION)
+		return verify_peer(lws_wsi_user(wsi), user, (int)len);
 	if (!c && wsi && lws_get_context(wsi)) {
 		ctx = lws_context_user(lws_get_context(wsi));
 		/* lws may report a failure from inside lws_client_connect_via_info */
@@ -336,6 +462,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 		if (!c || !p || !*p)
 			break;
+		/* the TLS session is up: no request goes out unless its certificate matched */
+		if (c->pinned && !c->pin_matched) {
+			if (!c->tls_error[0]) {
+				snprintf(c->tls_error, sizeof(c->tls_error),
+				         "TLS certificate was not checked against the pin");
+				c->tls_refusal = "TLS certificate not checked";
+			}
+			return -1;
+		}
 		end = *p + len;
 		if (c->xff) {
 			int n = snprintf(*p, (size_t)(end - *p), "X-Forwarded-For: %s\r\n", c->xff);
@@ -409,6 +544,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 			if (status && status != 101)
 				snprintf(why, sizeof(why), "upgrade refused: HTTP %u", status);
+			else if (c->tls_refusal)
+				snprintf(why, sizeof(why), "%s", c->tls_refusal);
 			else
 				snprintf(why, sizeof(why), "%s",
 				         in ? (const char *)in : "connection failed");
@@ -452,6 +589,38 @@ static const struct lws_protocols protocols[] = {
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* A client vhost of the context; options with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT give it a
+ * TLS client context. Returns 0, or -1. */
+static int add_vhost(struct client_ctx *ctx, const char *name, uint64_t options,
+                     struct lws_vhost **out)
+{
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = name;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.protocols = protocols;
+	info.gid = (gid_t)-1;
+	info.uid = (uid_t)-1;
+	info.options = options;
+	*out = lws_create_vhost(ctx->lws, &info);
+	return *out ? 0 : -1;
+}
+
+/* The vhost for a wss:// conn: without CA certificates when it is pinned (the pin replaces
+ * them), with the system's otherwise. NULL when TLS cannot be set up. */
+static struct lws_vhost *tls_vhost(struct client_ctx *ctx, bool pinned)
+{
+	struct lws_vhost **vh = pinned ? &ctx->vh_pinned : &ctx->vh_ca;
+
+	if (!*vh)
+		add_vhost(ctx, pinned ? "tls-pinned" : "tls-ca",
+		          LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+		                  (pinned ? LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS : 0),
+		          vh);
+	return *vh;
+}
+
 struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
 {
 	struct lws_context_creation_info info;
@@ -479,6 +648,8 @@ struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
 	info.timeout_secs = 30;
 	/* the upgrade request is built in this buffer: room for long test headers */
 	info.pt_serv_buf_size = 16384;
+	/* OpenSSL is set up with the context; the vhosts that use it come on demand (tls_vhost) */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	ctx->next_deadline_ms = UINT64_MAX;
 #ifdef CLAWPAIR_WITH_LIBEV
 	if (opts && opts->epoll && (ctx->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK))) {
@@ -487,9 +658,13 @@ struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
 		info.options |= LWS_SERVER_OPTION_LIBEV;
 		info.foreign_loops = (void **)&ctx->loop;
 		ctx->lws = lws_create_context(&info);
-		if (ctx->lws) {
+		if (ctx->lws && add_vhost(ctx, "plain", 0, &ctx->vh_plain) == 0) {
 			ev_timer_start(ctx->loop, &ctx->ev_pump);
 			return ctx;
+		}
+		if (ctx->lws) {
+			lws_context_destroy(ctx->lws);
+			ctx->lws = NULL;
 		}
 		/* no libev plugin for libwebsockets: the poll() loop */
 		ev_loop_destroy(ctx->loop);
@@ -499,7 +674,9 @@ struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
 	}
 #endif
 	ctx->lws = lws_create_context(&info);
-	if (!ctx->lws) {
+	if (!ctx->lws || add_vhost(ctx, "plain", 0, &ctx->vh_plain) < 0) {
+		if (ctx->lws)
+			lws_context_destroy(ctx->lws);
 		free(ctx);
 		return NULL;
 	}
@@ -524,10 +701,10 @@ void client_ctx_destroy(struct client_ctx *ctx)
 	free(ctx);
 }
 
-/* ws://HOST[:PORT][/path]; HOST may be [v6]. */
+/* ws://HOST[:PORT][/path] or wss://...; HOST may be [v6]. */
 static int parse_url(struct client_conn *c, const char *url, char *err, size_t errsz)
 {
-	const char *p, *hs, *he, *auth_end;
+	const char *p, *hs, *he, *auth_end, *auth;
 	size_t n;
 
 	if (!url || !*url) {
@@ -535,15 +712,15 @@ static int parse_url(struct client_conn *c, const char *url, char *err, size_t e
 		return -1;
 	}
 	if (!strncasecmp(url, "wss://", 6)) {
-		snprintf(err, errsz, "%s: wss:// is not supported (TLS is not built in); use ws://",
-		         url);
+		c->tls = true;
+		p = url + 6;
+	} else if (!strncasecmp(url, "ws://", 5)) {
+		p = url + 5;
+	} else {
+		snprintf(err, errsz, "%s: URL must start with ws:// or wss://", url);
 		return -1;
 	}
-	if (strncasecmp(url, "ws://", 5)) {
-		snprintf(err, errsz, "%s: URL must start with ws://", url);
-		return -1;
-	}
-	p = url + 5;
+	auth = p;
 	auth_end = p + strcspn(p, "/?#");
 	if (*p == '[') {
 		hs = p + 1;
@@ -564,7 +741,7 @@ static int parse_url(struct client_conn *c, const char *url, char *err, size_t e
 		snprintf(err, errsz, "%s: no host in URL", url);
 		return -1;
 	}
-	c->port = 80;
+	c->port = c->tls ? 443 : 80;
 	if (p < auth_end) {
 		char *endp;
 		long port;
@@ -583,7 +760,7 @@ static int parse_url(struct client_conn *c, const char *url, char *err, size_t e
 	}
 	n = (size_t)(he - hs);
 	c->host = strndup(hs, n);
-	c->authority = strndup(url + 5, (size_t)(auth_end - (url + 5)));
+	c->authority = strndup(auth, (size_t)(auth_end - auth));
 	if (*auth_end == '/') {
 		c->path = strndup(auth_end, strcspn(auth_end, "#"));
 	} else if (*auth_end == '?') {
@@ -666,6 +843,25 @@ static int enter_netns(const char *ns, int *home, char *err, size_t errsz)
 	return 0;
 }
 
+/* The conn's pin (tls_fingerprint, or NULL). Returns 0, or -1 with the reason in err. */
+static int set_tls(struct client_conn *c, const char *fingerprint, char *err, size_t errsz)
+{
+	if (!fingerprint)
+		return 0;
+	if (!c->tls) {
+		snprintf(err, errsz, "a TLS fingerprint needs a wss:// URL");
+		return -1;
+	}
+	if (client_tls_fingerprint_parse(fingerprint, c->pin) < 0) {
+		snprintf(err, errsz,
+		         "bad TLS fingerprint '%.80s': expected sha256: and 64 hex digits",
+		         fingerprint);
+		return -1;
+	}
+	c->pinned = true;
+	return 0;
+}
+
 static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
                          struct client_conn **out, char *err, size_t errsz)
 {
@@ -691,6 +887,10 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 	}
 	c->ctx = ctx;
 	if (parse_url(c, opts->url, err, errsz) < 0) {
+		conn_free(c);
+		return -1;
+	}
+	if (set_tls(c, opts->tls_fingerprint, err, errsz) < 0) {
 		conn_free(c);
 		return -1;
 	}
@@ -725,6 +925,16 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 	ci.local_protocol_name = protocols[0].name;
 	ci.userdata = c;
 	ci.pwsi = &c->wsi;
+	ci.vhost = c->tls ? tls_vhost(ctx, c->pinned) : ctx->vh_plain;
+	/* a pin stands for the host name as well as for the CAs */
+	ci.ssl_connection = !c->tls     ? 0
+	                    : c->pinned ? LCCSCF_USE_SSL | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK
+	                                : LCCSCF_USE_SSL;
+	if (!ci.vhost) {
+		snprintf(err, errsz, "%s: cannot set up TLS", opts->url);
+		client_conn_destroy(c);
+		return -1;
+	}
 
 	if (opts->netns && enter_netns(opts->netns, &home_ns, err, errsz) < 0) {
 		client_conn_destroy(c);
@@ -841,8 +1051,9 @@ int client_connect(struct client_ctx *ctx, const struct client_conn_opts *opts,
 		struct in_item *it = c->in_tail;
 
 		snprintf(err, errsz, "%s: %s", opts->url,
-		         it && it->item.kind == CLIENT_ITEM_CLOSE ? it->item.close_reason
-		                                                  : "connection failed");
+		         c->tls_error[0]                            ? c->tls_error
+		         : it && it->item.kind == CLIENT_ITEM_CLOSE ? it->item.close_reason
+		                                                    : "connection failed");
 		if (opts->refused_status && c->http_status != 101)
 			*opts->refused_status = c->http_status;
 		client_conn_destroy(c);
@@ -1020,4 +1231,9 @@ uint64_t client_connected_at_ms(const struct client_conn *c)
 int client_http_status(const struct client_conn *c)
 {
 	return c ? c->http_status : 0;
+}
+
+const char *client_tls_error(const struct client_conn *c)
+{
+	return c && c->tls_error[0] ? c->tls_error : NULL;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cli.h"
@@ -33,6 +34,7 @@
 struct args {
 	const char *url, *remote_via, *junit, *json, *html, *expectations;
 	const char *restart_cmd, *cases_dir;
+	const char *tls_fingerprint; /* wss://: the gateway's pinned certificate, or NULL */
 	char *token;
 	const char *inc[MAX_PATTERNS], *exc[MAX_PATTERNS];
 	size_t ninc, nexc;
@@ -45,12 +47,19 @@ struct args {
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "Usage: " PROG " --url ws://HOST:PORT --token T [options]\n"
+	        "Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
 	        "Checks a pairing gateway against the clawpair spec, case by case.\n"
 	        "\n"
 	        "  --url URL              the gateway (required unless --list)\n"
-	        "  --token T              the gateway's shared token (or env " CLI_TOKEN_ENV ")\n"
+	        "  --token T              the gateway's shared token (or env " CLI_TOKEN_ENV
+	        ", which\n"
+	        "                         unlike --token other users do not see in ps)\n"
 	        "  --token-file F         read the token from the first line of F\n"
+	        "  --tls-fingerprint sha256:HEX\n"
+	        "                         wss:// only: accept the gateway's TLS certificate by\n"
+	        "                         this SHA-256 fingerprint instead of the system CAs\n"
+	        "                         (also env " CLI_TLS_FINGERPRINT_ENV
+	        "); every actor pins it\n"
 	        "  --remote-via MODE      how remote (non-local) clients are made:\n"
 	        "                           xff:10.77.0.2  X-Forwarded-For from 127.0.0.1, one\n"
 	        "                                          address per actor from the given one up\n"
@@ -83,8 +92,8 @@ static void usage(FILE *f)
 	        "\n"
 	        "Verdicts: PASS, FAIL (a MUST failed), NON-STRICT (a SHOULD failed), INFO (a MAY\n"
 	        "failed), XFAIL (failed as the expectations file says), SKIP.\n"
-	        "Exit status: 0 no FAIL (and with --strict no NON-STRICT), 1 otherwise, 2 bad usage\n"
-	        "or an unreachable gateway.\n",
+	        "Exit status: 0 no FAIL (and with --strict no NON-STRICT), 1 otherwise, 2 bad usage,\n"
+	        "an unreachable gateway or a refused TLS certificate.\n",
 	        CLAWPAIR_CASES_DIR);
 }
 
@@ -139,6 +148,7 @@ static const struct cli_tool tool = {
         .options = long_opts,
         .short_options = "v",
         .token = true,
+        .tls_fingerprint = true,
 };
 
 static int add_pattern(const struct cli *c, const char **v, size_t *n, const char *arg)
@@ -232,6 +242,26 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 	return 0;
 }
 
+/* The pinned TLS fingerprint for a wss:// URL. The environment's does not apply to ws://.
+ * Returns 0 or a usage error's status. */
+static int check_tls(const struct cli *c, struct args *a)
+{
+	bool from_env;
+	const char *fp = cli_tls_fingerprint(c, &from_env);
+	bool wss = a->url && strncasecmp(a->url, "wss://", 6) == 0;
+
+	if (!fp || (!wss && from_env) || a->list)
+		return 0;
+	if (!wss)
+		return cli_usage_error(c, "--tls-fingerprint needs a wss:// URL");
+	if (client_tls_fingerprint_parse(fp, NULL) < 0)
+		return cli_usage_error(c, "bad %s '%s': expected sha256: and 64 hex digits",
+		                       from_env ? "$" CLI_TLS_FINGERPRINT_ENV : "--tls-fingerprint",
+		                       fp);
+	a->tls_fingerprint = fp;
+	return 0;
+}
+
 /* Parses argv into a. Returns -1 to go on, or the exit status to leave with. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
@@ -251,9 +281,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return rc;
 	if (!a->list && !a->url)
 		return cli_usage_error(&c, "--url is required (unless --list)");
-	if (a->url && strncmp(a->url, "ws://", 5) != 0 && strncmp(a->url, "wss://", 6) != 0)
-		return cli_usage_error(&c, "--url must be ws://HOST:PORT");
-	return -1;
+	if (a->url && strncasecmp(a->url, "ws://", 5) != 0 && strncasecmp(a->url, "wss://", 6) != 0)
+		return cli_usage_error(&c, "--url must be ws://HOST:PORT or wss://HOST:PORT");
+	rc = check_tls(&c, a);
+	return rc ? rc : -1;
 }
 
 /* xff:A.B.C.D -> first host part; netns:URL[@NS]; none */
@@ -279,7 +310,8 @@ static int parse_remote(const char *s, struct conf_options *o, unsigned *xff_fir
 		*xff_first = d;
 		return 0;
 	}
-	if (!strncmp(s, "netns:", 6) && !strncmp(s + 6, "ws://", 5)) {
+	if (!strncmp(s, "netns:", 6) &&
+	    (!strncmp(s + 6, "ws://", 5) || !strncmp(s + 6, "wss://", 6))) {
 		const char *at = strrchr(s + 6, '@');
 
 		o->remote_via = CONF_REMOTE_NETNS;
@@ -305,8 +337,11 @@ static void probe_failed(const char *url, enum client_session_outcome out,
 
 	switch (out) {
 	case CLIENT_SESSION_UNREACHABLE:
-		fprintf(stderr, PROG ": cannot reach the gateway at %s: %s\n", url,
-		        client_session_why(s));
+		if (strstr(client_session_why(s), CLIENT_TLS_MISMATCH))
+			fprintf(stderr, PROG ": refusing the gateway: %s\n", client_session_why(s));
+		else
+			fprintf(stderr, PROG ": cannot reach the gateway at %s: %s\n", url,
+			        client_session_why(s));
 		break;
 	case CLIENT_SESSION_NO_CHALLENGE:
 		fprintf(stderr, PROG ": %s sent no connect.challenge\n", url);
@@ -329,11 +364,12 @@ static void probe_failed(const char *url, enum client_session_outcome out,
 }
 
 /* A plain connect: WebSocket, challenge, and an operator connect with the token. */
-static int probe(const char *url, const char *token, double scale)
+static int probe(const char *url, const char *tls_fingerprint, const char *token, double scale)
 {
 	int timeout_ms = (int)(PROBE_TIMEOUT_MS * scale);
-	struct client_session_opts so = {
-	        .conn = {.url = url}, .timeout_ms = timeout_ms, .connect_id = "probe"};
+	struct client_session_opts so = {.conn = {.url = url, .tls_fingerprint = tls_fingerprint},
+	                                 .timeout_ms = timeout_ms,
+	                                 .connect_id = "probe"};
 	struct client_ctx *ctx = client_ctx_create(NULL);
 	struct client_session *s = ctx ? client_session_create(ctx, &so) : NULL;
 	struct connect_spec spec;
@@ -497,6 +533,7 @@ static void runner_options(const struct args *a, struct conf_options *o, unsigne
                            const struct conf_expectations *expect)
 {
 	o->url = a->url;
+	o->tls_fingerprint = a->tls_fingerprint;
 	o->token = a->token;
 	o->xff_counter = xff_next;
 	o->timeout_scale = a->timeout_scale;
@@ -554,7 +591,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": crypto library init failed\n");
 		goto out;
 	}
-	if (probe(a.url, a.token, a.timeout_scale) < 0)
+	if (probe(a.url, a.tls_fingerprint, a.token, a.timeout_scale) < 0)
 		goto out;
 	runner_options(&a, &o, &xff_next, &expect);
 	run.results = calloc(nsel, sizeof *run.results);

@@ -174,6 +174,7 @@ static void env_of(const struct conf_options *o, struct scenario_env *env)
 	memset(env, 0, sizeof *env);
 	env->url = o->url;
 	env->token = o->token;
+	env->tls_fingerprint = o->tls_fingerprint;
 	env->remote_via = o->remote_via == CONF_REMOTE_XFF     ? SCENARIO_REMOTE_XFF
 	                  : o->remote_via == CONF_REMOTE_NETNS ? SCENARIO_REMOTE_NETNS
 	                                                       : SCENARIO_REMOTE_NONE;

@@ -11,6 +11,7 @@ enum conf_remote { CONF_REMOTE_XFF = 0, CONF_REMOTE_NETNS, CONF_REMOTE_NONE };
 
 struct conf_options {
 	const char *url, *token;
+	const char *tls_fingerprint; /* wss://: the gateway's pinned certificate, or NULL */
 	enum conf_remote remote_via;
 	const char *remote_url; /* netns: the gateway as seen from the namespace */
 	const char *netns; /* netns: the namespace name (NULL: the interpreter's default) */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -30,6 +31,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = CLI_EXIT_USAGE };
 struct ctl {
 	const char *url;
 	char *token;
+	const char *tls_fingerprint; /* wss://: the pinned certificate, or NULL */
 	int timeout_ms;
 	bool json;
 	const char *public_key, *fingerprint;
@@ -55,8 +57,13 @@ static void usage(FILE *f)
 	        "\n"
 	        "Options:\n"
 	        "  --url URL          gateway WebSocket URL (default " DEFAULT_URL ")\n"
-	        "  --token T          gateway token (default: $" CLI_TOKEN_ENV ")\n"
+	        "  --token T          gateway token (default: $" CLI_TOKEN_ENV ", which\n"
+	        "                     unlike --token other users do not see in ps)\n"
 	        "  --token-file F     read the token from the first line of F\n"
+	        "  --tls-fingerprint sha256:HEX\n"
+	        "                     wss:// only: accept the gateway's TLS certificate by this\n"
+	        "                     SHA-256 fingerprint (what clawpair-gateway prints) instead of\n"
+	        "                     the system CAs (default: $" CLI_TLS_FINGERPRINT_ENV ")\n"
 	        "  --timeout S        seconds to wait for the gateway (default 10)\n"
 	        "  --json             print the gateway's JSON payload as is\n"
 	        "  --scopes LIST      operator scopes to ask for, comma-separated\n"
@@ -66,7 +73,7 @@ static void usage(FILE *f)
 	        "  -V, --version      show the version\n"
 	        "\n"
 	        "Exit status: 0 done, 1 the gateway refused (its error code is printed),\n"
-	        "2 bad usage or gateway unreachable.\n");
+	        "2 bad usage, gateway unreachable or its TLS certificate refused.\n");
 }
 
 /* --- talking to the gateway --- */
@@ -122,7 +129,9 @@ static int split_list(const char *list, char **buf, const char ***v)
 static int ctl_connect(struct ctl *c, const char *const *scopes, size_t n_scopes)
 {
 	struct client_session_opts so = {
-	        .conn = {.url = c->url}, .timeout_ms = c->timeout_ms, .id_prefix = "ctl"};
+	        .conn = {.url = c->url, .tls_fingerprint = c->tls_fingerprint},
+	        .timeout_ms = c->timeout_ms,
+	        .id_prefix = "ctl"};
 	struct connect_spec spec;
 	enum client_session_outcome out;
 
@@ -151,8 +160,12 @@ static int ctl_connect(struct ctl *c, const char *const *scopes, size_t n_scopes
 		print_error("connect", client_session_frame(c->session));
 		return EXIT_REFUSED;
 	case CLIENT_SESSION_UNREACHABLE:
-		fprintf(stderr, PROG ": cannot reach %s: %s\n", c->url,
-		        client_session_why(c->session));
+		if (strstr(client_session_why(c->session), CLIENT_TLS_MISMATCH))
+			fprintf(stderr, PROG ": refusing the gateway: %s\n",
+			        client_session_why(c->session));
+		else
+			fprintf(stderr, PROG ": cannot reach %s: %s\n", c->url,
+			        client_session_why(c->session));
 		return EXIT_USAGE;
 	case CLIENT_SESSION_NO_CHALLENGE:
 		fprintf(stderr, PROG ": %s did not send connect.challenge: %s\n", c->url,
@@ -410,6 +423,7 @@ static const struct cli_tool tool = {
         .usage = usage,
         .options = long_opts,
         .token = true,
+        .tls_fingerprint = true,
 };
 
 /* Applies one option. Returns 0, or the exit status of a usage error. */
@@ -465,6 +479,26 @@ static int check_command(const struct cli *cli, const struct ctl *c, int argc, c
 	return 0;
 }
 
+/* The pinned TLS fingerprint for a wss:// URL. The environment's does not apply to ws://.
+ * Returns 0 or a usage error's status. */
+static int check_tls(const struct cli *cli, struct ctl *c)
+{
+	bool from_env;
+	const char *fp = cli_tls_fingerprint(cli, &from_env);
+	bool wss = strncasecmp(c->url, "wss://", 6) == 0;
+
+	if (!fp || (!wss && from_env))
+		return 0;
+	if (!wss)
+		return cli_usage_error(cli, "--tls-fingerprint needs a wss:// URL");
+	if (client_tls_fingerprint_parse(fp, NULL) < 0)
+		return cli_usage_error(cli, "bad %s '%s': expected sha256: and 64 hex digits",
+		                       from_env ? "$" CLI_TLS_FINGERPRINT_ENV : "--tls-fingerprint",
+		                       fp);
+	c->tls_fingerprint = fp;
+	return 0;
+}
+
 /* Parses argv into c; *first is the index of the command. Returns -1 to go on, or the exit
  * status to leave with. */
 static int parse_args(struct ctl *c, int argc, char **argv, int *first)
@@ -478,6 +512,8 @@ static int parse_args(struct ctl *c, int argc, char **argv, int *first)
 	if (rc >= 0)
 		return rc;
 	rc = check_command(&cli, c, argc - optind, argv + optind);
+	if (!rc)
+		rc = check_tls(&cli, c);
 	if (!rc)
 		rc = cli_token(&cli, true, &c->token);
 	*first = optind;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,6 +41,7 @@ static volatile sig_atomic_t stop_requested;
 struct opts {
 	const char *url, *identity, *xff, *netns, *script, *display_name;
 	const char *remote, *remote_url, *restart_cmd;
+	const char *tls_fingerprint; /* wss://: the pinned gateway certificate, or NULL */
 	char *token;
 	char *commands_buf;
 	const char *commands[MAX_COMMANDS];
@@ -62,12 +64,17 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-	fputs("Usage: " PROG " --url ws://HOST:PORT --token T [options]\n"
+	fputs("Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
 	      "An Android-like node (client.id openclaw-android, role node) for pairing tests.\n"
 	      "\n"
-	      "  --url URL            gateway WebSocket URL (ws:// only)\n"
-	      "  --token T            shared gateway token (also $" CLI_TOKEN_ENV ")\n"
+	      "  --url URL            gateway WebSocket URL (ws:// or wss://)\n"
+	      "  --token T            shared gateway token (also $" CLI_TOKEN_ENV ", which\n"
+	      "                       unlike --token other users do not see in ps)\n"
 	      "  --token-file F       read the token from the first line of F\n"
+	      "  --tls-fingerprint sha256:HEX\n"
+	      "                       wss:// only: accept the gateway's TLS certificate by this\n"
+	      "                       SHA-256 fingerprint instead of the system CAs (also\n"
+	      "                       $" CLI_TLS_FINGERPRINT_ENV "); a mismatch exits 2\n"
 	      "  --identity FILE      identity file (default $XDG_STATE_HOME/clawpair/fake-node/\n"
 	      "                       identity.json); created mode 0600; device tokens are kept\n"
 	      "                       next to it in *.tokens.json\n"
@@ -96,7 +103,8 @@ static void usage(FILE *f)
 	      "  -V, --version        show the version\n"
 	      "\n"
 	      "Exit: 0 paired (or scenario passed), 1 refused, rejected, timed out or a step\n"
-	      "failed, 2 bad usage, unreachable gateway, or scenario skipped/errored.\n",
+	      "failed, 2 bad usage, unreachable gateway, its TLS certificate refused, or\n"
+	      "scenario skipped/errored.\n",
 	      f);
 }
 
@@ -153,6 +161,7 @@ static const struct cli_tool tool = {
         .options = long_opts,
         .short_options = "v",
         .token = true,
+        .tls_fingerprint = true,
 };
 
 static int parse_commands(const struct cli *c, struct opts *o, const char *arg)
@@ -273,6 +282,28 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 	return 0;
 }
 
+/* The pinned TLS fingerprint for a wss:// URL. The environment's does not apply to ws://.
+ * Returns 0 or a usage error's status. */
+static int check_tls(const struct cli *c, struct opts *o)
+{
+	bool from_env;
+	const char *fp = cli_tls_fingerprint(c, &from_env);
+	bool wss = strncasecmp(o->url, "wss://", 6) == 0;
+
+	if (!wss && strncasecmp(o->url, "ws://", 5))
+		return cli_usage_error(c, "%s: only ws:// and wss:// URLs are supported", o->url);
+	if (!fp || (!wss && from_env))
+		return 0;
+	if (!wss)
+		return cli_usage_error(c, "--tls-fingerprint needs a wss:// URL");
+	if (client_tls_fingerprint_parse(fp, NULL) < 0)
+		return cli_usage_error(c, "bad %s '%s': expected sha256: and 64 hex digits",
+		                       from_env ? "$" CLI_TLS_FINGERPRINT_ENV : "--tls-fingerprint",
+		                       fp);
+	o->tls_fingerprint = fp;
+	return 0;
+}
+
 /* Parses argv into o. Returns -1 to go on, or the exit status to leave with. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -289,11 +320,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return cli_usage_error(&c, "unexpected argument: %s", argv[optind]);
 	if (!o->url)
 		return cli_usage_error(&c, "--url is required");
-	rc = cli_token(&c, true, &o->token);
+	rc = check_tls(&c, o);
+	if (!rc)
+		rc = cli_token(&c, true, &o->token);
 	if (rc)
 		return rc;
-	if (strncmp(o->url, "ws://", 5))
-		return cli_usage_error(&c, "%s: only ws:// URLs are supported", o->url);
 	if (o->script && o->count)
 		return cli_usage_error(&c, "--script and --count do not go together");
 	return -1;
@@ -358,6 +389,7 @@ static void node_config_from(const struct opts *o, const char *xff, struct node_
 	cfg->shared_token = o->token;
 	cfg->xff = xff;
 	cfg->netns = o->netns;
+	cfg->tls_fingerprint = o->tls_fingerprint;
 	cfg->display_name = o->display_name;
 	cfg->commands = o->commands;
 	cfg->n_commands = o->n_commands;
@@ -426,6 +458,7 @@ enum attempt_stop {
 	ATT_STOPPED, /* a signal */
 	ATT_TIMEOUT, /* the pairing deadline passed */
 	ATT_UNREACHABLE, /* the connection could not even be started */
+	ATT_TLS_REFUSED, /* the gateway's TLS certificate was refused (a pin mismatch) */
 	ATT_GOING_ON, /* (while the attempt runs) */
 };
 
@@ -507,10 +540,11 @@ static void on_pending(struct attempt *at, const struct node_event *ev)
 	if (!sn->o->json) {
 		printf("pending: requestId %s\n"
 		       "  fingerprint %s (compare with the approver's screen)%s%s\n"
-		       "  waiting for approval, e.g. clawpair-ctl --url %s --token ... "
+		       "  waiting for approval, e.g. clawpair-ctl --url %s%s%s --token-file FILE "
 		       "approve %s --fingerprint %s\n",
 		       rid, fp, differs ? "; gateway shows " : "", differs ? gfp : "", sn->o->url,
-		       rid, fp);
+		       sn->o->tls_fingerprint ? " --tls-fingerprint " : "",
+		       sn->o->tls_fingerprint ? sn->o->tls_fingerprint : "", rid, fp);
 		fflush(stdout);
 		return;
 	}
@@ -698,6 +732,11 @@ static enum attempt_stop handle_event(struct attempt *at, const struct node_even
 		break;
 	case NODE_EV_CLOSE:
 		on_close(at, ev);
+		if (client_tls_error(at->s.conn)) {
+			/* another try meets the same certificate */
+			fprintf(stderr, "%s: %s\n", at->sn->o->url, client_tls_error(at->s.conn));
+			return ATT_TLS_REFUSED;
+		}
 		return ATT_ENDED;
 	default:
 		break;
@@ -813,6 +852,9 @@ static int end_of_run(struct single *sn, enum attempt_stop stop)
 		return sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
 	case ATT_UNREACHABLE:
 		print_summary(sn, "unreachable");
+		return EXIT_USAGE;
+	case ATT_TLS_REFUSED:
+		print_summary(sn, "TLS certificate refused");
 		return EXIT_USAGE;
 	default:
 		print_summary(sn, "timeout");
@@ -967,6 +1009,7 @@ struct swarm {
 	size_t n_lat;
 	size_t n_pending, n_paired, n_failed;
 	uint64_t t0;
+	char tls_error[256]; /* the gateway's certificate was refused (the same for every node) */
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -1087,6 +1130,10 @@ static void swarm_drain(struct swarm *w, size_t i)
 				        ev.kind == NODE_EV_CLOSE ? ev.close_reason
 				        : ev.details_code        ? ev.details_code
 				                                 : "");
+			if (ev.kind == NODE_EV_CLOSE && !w->tls_error[0] &&
+			    client_tls_error(sw->s.conn))
+				snprintf(w->tls_error, sizeof(w->tls_error), "%s",
+				         client_tls_error(sw->s.conn));
 			sw->st = SW_FAILED;
 			sw->done = true;
 		}
@@ -1190,12 +1237,15 @@ static int run_swarm(const struct opts *o)
 			        w.n_paired, w.n_failed);
 			next_progress = now + 1000;
 		}
-		if (!open_outcomes || now >= deadline || stop_requested)
+		if (!open_outcomes || now >= deadline || stop_requested || w.tls_error[0])
 			break;
 	}
 	qsort(w.lat, w.n_lat, sizeof(*w.lat), cmp_u64);
 	swarm_print_summary(&w);
-	if (w.n_paired == w.n)
+	if (w.tls_error[0]) {
+		fprintf(stderr, "%s: %s\n", o->url, w.tls_error);
+		rc = EXIT_USAGE;
+	} else if (w.n_paired == w.n)
 		rc = EXIT_PAIRED;
 	else if (o->once && w.n_failed == 0 && w.n_paired + w.n_pending == w.n)
 		rc = EXIT_PAIRED; /* --once: every node reached its first outcome */
@@ -1249,6 +1299,7 @@ static int run_script(const struct opts *o)
 	}
 	env.url = o->url;
 	env.token = o->token;
+	env.tls_fingerprint = o->tls_fingerprint;
 	env.remote_via = !o->remote || !strcmp(o->remote, "xff") ? SCENARIO_REMOTE_XFF
 	                 : !strcmp(o->remote, "none")            ? SCENARIO_REMOTE_NONE
 	                                                         : SCENARIO_REMOTE_NETNS;

@@ -129,6 +129,7 @@ int node_session_open(struct node_session *s, struct client_ctx *ctx, const stru
 	        .url = cfg->url,
 	        .xff = cfg->xff,
 	        .netns = cfg->netns,
+	        .tls_fingerprint = cfg->tls_fingerprint,
 	        .connect_timeout_ms = cfg->connect_timeout_ms,
 	};
 

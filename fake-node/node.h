@@ -27,6 +27,7 @@ struct node_config {
 	const char *shared_token;
 	const char *xff; /* X-Forwarded-For, or NULL */
 	const char *netns; /* connect from this network namespace, or NULL */
+	const char *tls_fingerprint; /* wss://: the pinned gateway certificate, or NULL */
 	const char *display_name;
 	const char *const *commands;
 	size_t n_commands;

@@ -41,8 +41,9 @@ typedef void (*scenario_log_fn)(void *user, const char *actor, enum scenario_dir
                                 const char *text, uint64_t t_ms);
 
 struct scenario_env {
-	const char *url; /* ws://HOST:PORT of the gateway */
+	const char *url; /* ws://HOST:PORT (or wss://) of the gateway */
 	const char *token; /* shared token */
+	const char *tls_fingerprint; /* wss://: the gateway's pinned certificate, or NULL */
 	enum scenario_remote remote_via;
 	const char *remote_url; /* NETNS: the gateway as seen from the namespace; NULL: url */
 	const char *netns; /* NETNS: namespace name; NULL: "cplan" */

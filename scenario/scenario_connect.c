@@ -114,6 +114,7 @@ static int open_socket(struct scenario_run *run, struct scenario_actor *a, const
 
 	scenario_actor_reset_conn(a);
 	o.url = run->env->url;
+	o.tls_fingerprint = run->env->tls_fingerprint;
 	o.connect_timeout_ms = timeout;
 	remote_opts(run, a, &o);
 	if (json_get_string(st, "xff"))

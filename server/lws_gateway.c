@@ -51,6 +51,7 @@ struct session {
 struct gateway {
 	struct lws_context *ctx;
 	struct lws_vhost **vhosts;
+	const char *tls_cert_path, *tls_key_path; /* NULL: no TLS */
 	/* lws keeps the name and iface pointers, not copies: they live here */
 	char (*vhost_names)[32];
 	struct gateway_listen *listen;
@@ -652,6 +653,8 @@ static int create_context(struct gateway *gw)
 	info.max_http_header_data = 16384;
 	info.user = gw;
 	info.port = CONTEXT_PORT_NO_LISTEN;
+	if (gw->tls_cert_path)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 #ifdef CLAWPAIR_WITH_LIBEV
 	if (!getenv("CLAWPAIR_POLL_LOOP")) {
 		gw->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
@@ -696,6 +699,14 @@ static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 		info.iface = any ? NULL : l->host;
 		info.protocols = protocols;
 		info.user = gw;
+		if (gw->tls_cert_path) {
+			info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+			info.ssl_cert_filepath = gw->tls_cert_path;
+			info.ssl_private_key_filepath = gw->tls_key_path;
+			/* TLS 1.2 at least */
+			info.ssl_options_set =
+			        SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+		}
 		if (!v6)
 			info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 		else if (strcmp(l->host, "::") == 0)
@@ -724,6 +735,8 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		return -1;
 	}
 	gw->log_level = opts->log_level;
+	gw->tls_cert_path = opts->tls_cert_path;
+	gw->tls_key_path = opts->tls_key_path;
 	gw->timer_at = UINT64_MAX;
 	gw->max_payload =
 	        opts->core->max_payload ? opts->core->max_payload : CORE_DEFAULT_MAX_PAYLOAD;

@@ -25,6 +25,9 @@ struct gateway_opts {
 	const struct core_config *core; /* copied by core_create */
 	struct store *store; /* borrowed; outlives the gateway */
 	enum core_log_level log_level;
+	/* TLS on every listen address (wss://): PEM files, checked beforehand (server/tls.h);
+	 * NULL: cleartext ws:// */
+	const char *tls_cert_path, *tls_key_path;
 };
 
 /* Creates the core and the lws context and binds every listen address. Returns 0, or -1 with a

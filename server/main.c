@@ -15,6 +15,7 @@
 #include "locality.h"
 #include "lws_gateway.h"
 #include "store.h"
+#include "tls.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "dev"
@@ -48,8 +49,13 @@ static void usage(FILE *f)
 	        ");\n"
 	        "                            port 0 picks a free port; IPv6 as [ADDR]:PORT\n"
 	        "  --token T                 shared gateway token (required: --token, --token-file\n"
-	        "                            or $" CLI_TOKEN_ENV ")\n"
+	        "                            or $" CLI_TOKEN_ENV
+	        "; other users see --token in ps)\n"
 	        "  --token-file F            read the token from the first line of F\n"
+	        "  --tls-cert FILE           serve wss:// with this PEM certificate (chain) ...\n"
+	        "  --tls-key FILE            ... and this PEM private key\n"
+	        "  --tls-self-signed         serve wss:// with a self-signed certificate made once and\n"
+	        "                            kept in the state dir (tls/cert.pem, tls/key.pem)\n"
 	        "  --state-dir DIR           pairing store (default $XDG_STATE_HOME/clawpair or\n"
 	        "                            ~/.local/state/clawpair)\n"
 	        "  --pending-ttl SECONDS     lifetime of a pending pairing request (default 300)\n"
@@ -67,7 +73,9 @@ static void usage(FILE *f)
 	        "  -h, --help                show this help\n"
 	        "  -V, --version             show the version\n"
 	        "\n"
-	        "Prints 'listening on ws://ADDR:PORT' on stdout per address once ready.\n"
+	        "Prints 'listening on ws://ADDR:PORT' (wss:// with TLS, after 'tls fingerprint\n"
+	        "sha256:HEX', the certificate's fingerprint for clients to pin) on stdout per\n"
+	        "address once ready.\n"
 	        "SIGTERM or SIGINT stops it gracefully (exit status 0).\n");
 }
 
@@ -124,6 +132,9 @@ static void raise_fd_limit(void)
 enum {
 	OPT_LISTEN = 256,
 	OPT_STATE_DIR,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_SELF_SIGNED,
 	OPT_PENDING_TTL,
 	OPT_HANDSHAKE_TIMEOUT,
 	OPT_TICK_INTERVAL,
@@ -139,6 +150,9 @@ enum {
 static const struct option long_opts[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-self-signed", no_argument, NULL, OPT_TLS_SELF_SIGNED},
         {"pending-ttl", required_argument, NULL, OPT_PENDING_TTL},
         {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
         {"tick-interval", required_argument, NULL, OPT_TICK_INTERVAL},
@@ -160,6 +174,64 @@ static const struct cli_tool tool = {
         .token = true,
 };
 
+/* --- TLS (--tls-cert, --tls-key, --tls-self-signed) --- */
+
+struct tls_args {
+	const char *cert, *key; /* as given, or the self-signed pair's paths; NULL: no TLS */
+	bool self_signed;
+	char fingerprint[TLS_FINGERPRINT_LEN + 1];
+	bool created; /* the self-signed pair was made by this start */
+	char cert_buf[PATH_MAX], key_buf[PATH_MAX];
+};
+
+static int apply_tls_option(const struct cli *c, struct tls_args *t, int opt, const char *arg)
+{
+	if (opt == OPT_TLS_SELF_SIGNED)
+		t->self_signed = true;
+	else if (!arg[0])
+		return cli_usage_error(c, "empty --%s",
+		                       opt == OPT_TLS_CERT ? "tls-cert" : "tls-key");
+	else if (opt == OPT_TLS_CERT)
+		t->cert = arg;
+	else
+		t->key = arg;
+	return 0;
+}
+
+static int check_tls_args(const struct cli *c, const struct tls_args *t)
+{
+	if (t->self_signed && (t->cert || t->key))
+		return cli_usage_error(c,
+		                       "--tls-self-signed and --tls-cert/--tls-key are exclusive");
+	if (!t->cert != !t->key)
+		return cli_usage_error(c, "--tls-cert and --tls-key go together");
+	return 0;
+}
+
+/* Makes (or reuses) the self-signed pair, checks the certificate against its key and takes its
+ * fingerprint. Returns 0, or -1 after printing why. */
+static int setup_tls(struct tls_args *t, const char *state_dir)
+{
+	char err[PATH_MAX + 256];
+
+	if (t->self_signed) {
+		if (tls_self_signed(state_dir, t->cert_buf, sizeof(t->cert_buf), t->key_buf,
+		                    sizeof(t->key_buf), &t->created, err, sizeof(err)) < 0) {
+			fprintf(stderr, PROG ": %s\n", err);
+			return -1;
+		}
+		t->cert = t->cert_buf;
+		t->key = t->key_buf;
+	}
+	if (t->cert && tls_check(t->cert, t->key, t->fingerprint, err, sizeof(err)) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* --- end of TLS --- */
+
 /* What the command line asks for. */
 struct args {
 	struct gateway_listen listen[MAX_LISTEN];
@@ -167,6 +239,7 @@ struct args {
 	const char *proxies[MAX_PROXIES];
 	size_t n_proxies;
 	const char *state_arg;
+	struct tls_args tls;
 	struct core_config cfg;
 	enum core_log_level level;
 	char *token, *state_dir;
@@ -213,6 +286,10 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 	case OPT_STATE_DIR:
 		a->state_arg = arg;
 		return 0;
+	case OPT_TLS_CERT:
+	case OPT_TLS_KEY:
+	case OPT_TLS_SELF_SIGNED:
+		return apply_tls_option(c, &a->tls, opt, arg);
 	case OPT_PENDING_TTL:
 		if (!cli_parse_seconds_ms(arg, 1e9, &a->cfg.pending_ttl_ms))
 			return cli_usage_error(c, "bad --pending-ttl '%s': expected seconds > 0",
@@ -268,7 +345,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument '%s'", argv[optind]);
 	rc = cli_token(&c, true, &a->token);
-	if (rc)
+	if (rc || (rc = check_tls_args(&c, &a->tls)))
 		return rc;
 	if (a->n_listen == 0) {
 		cli_parse_host_port(DEFAULT_LISTEN, a->listen[0].host, sizeof(a->listen[0].host),
@@ -301,11 +378,13 @@ static void install_signals(void)
 
 static void print_listening(const struct args *a)
 {
+	if (a->tls.cert)
+		printf("tls fingerprint %s\n", a->tls.fingerprint);
 	for (size_t i = 0; i < a->n_listen; i++) {
 		bool v6 = strchr(a->listen[i].host, ':') != NULL;
 
-		printf("listening on ws://%s%s%s:%d\n", v6 ? "[" : "", a->listen[i].host,
-		       v6 ? "]" : "", gateway_listen_port(g_gw, i));
+		printf("listening on %s://%s%s%s:%d\n", a->tls.cert ? "wss" : "ws", v6 ? "[" : "",
+		       a->listen[i].host, v6 ? "]" : "", gateway_listen_port(g_gw, i));
 	}
 	fflush(stdout);
 }
@@ -327,6 +406,10 @@ static int serve(struct args *a)
 		fprintf(stderr, PROG ": %s\n", err);
 		return 1;
 	}
+	if (setup_tls(&a->tls, store_dir(store)) < 0) {
+		store_close(store);
+		return 1;
+	}
 	if (gethostname(host, sizeof(host)) < 0)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -342,6 +425,8 @@ static int serve(struct args *a)
 	gopts.core = &a->cfg;
 	gopts.store = store;
 	gopts.log_level = a->level;
+	gopts.tls_cert_path = a->tls.cert;
+	gopts.tls_key_path = a->tls.key;
 	if (gateway_create(&gopts, &g_gw, err, sizeof(err)) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto done;
@@ -351,6 +436,9 @@ static int serve(struct args *a)
 	            store_dir(store), store_count(store, STORE_PENDING),
 	            store_count(store, STORE_PAIRED),
 	            a->cfg.compat_6836 ? " (compat-6836 mode)" : "");
+	if (a->tls.cert)
+		gateway_log(g_gw, CORE_LOG_INFO, "tls: %s%s, fingerprint %s", a->tls.cert,
+		            a->tls.created ? " (self-signed, made now)" : "", a->tls.fingerprint);
 	print_listening(a);
 	rc = gateway_run(g_gw, &g_stop, FLUSH_MS) < 0 ? 1 : 0;
 	gateway_log(g_gw, CORE_LOG_INFO, "stopped");

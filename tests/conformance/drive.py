@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | coverage | lint | cli | html)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -51,6 +51,7 @@ class Gateway:
         self.proc = None
         self.url = None
         self.port = 0
+        self.fingerprint = None  # with --tls-self-signed: what the gateway printed
 
     def start(self):
         self.proc = subprocess.Popen(gateway_cmd(self.port, self.state, self.extra),
@@ -61,12 +62,15 @@ class Gateway:
             line = self.proc.stdout.readline()
             if not line:
                 break
-            m = re.search(r'listening on (ws://127\.0\.0\.1:(\d+))', line)
+            m = re.search(r'^tls fingerprint (sha256:[0-9a-f]{64})$', line)
+            if m:
+                self.fingerprint = m.group(1)
+            m = re.search(r'listening on (wss?://127\.0\.0\.1:(\d+))', line)
             if m:
                 self.url, self.port = m.group(1), int(m.group(2))
                 return self
         self.stop()
-        fail('gateway did not print "listening on ws://..."')
+        fail('gateway did not print "listening on ws://..." (or wss://)')
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -92,9 +96,11 @@ class Gateway:
             f.write('#!/bin/sh\nset -e\npid=$(cat %s)\nkill -TERM "$pid"\n'
                     # the old gateway may linger as a zombie of this driver: wait for state Z or gone
                     'while [ -e /proc/$pid ] && ! grep -q "^[0-9]* (.*) Z" /proc/$pid/stat 2>/dev/null; do sleep 0.05; done\n'
+                    # the old gw.out says "listening on" too: gone before the new one starts
+                    'rm -f %s/gw.out\n'
                     '%s > %s/gw.out 2>> %s/gw.err &\necho $! > %s\n'
                     'for i in $(seq 400); do grep -q "listening on" %s/gw.out 2>/dev/null && exit 0; sleep 0.05; done\n'
-                    'exit 1\n' % (pidfile, cmd, self.dir, self.dir, pidfile, self.dir))
+                    'exit 1\n' % (pidfile, self.dir, cmd, self.dir, self.dir, pidfile, self.dir))
         os.chmod(path, 0o755)
         return path, pidfile
 
@@ -121,7 +127,8 @@ def run(args, timeout=900):
 def run_against(gw, extra, tag):
     out = os.path.join(gw.dir, tag)
     os.makedirs(out, exist_ok=True)
-    rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE,
+    pin = ['--tls-fingerprint', gw.fingerprint] if gw.fingerprint else []
+    rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE] + pin + [
                       '--json', out + '/r.json', '--junit', out + '/r.xml', '--html', out + '/r.html'] + extra)
     with open(out + '/r.json', encoding='utf-8') as f:
         rep = json.load(f)
@@ -132,10 +139,10 @@ def by_verdict(rep, v):
     return [c for c in rep['cases'] if c['verdict'] == v]
 
 
-def mode_reference():
-    gw = Gateway().start()
+def mode_reference(extra=(), tag='ref'):
+    gw = Gateway(extra).start()
     try:
-        rc, so, se, rep, _ = run_against(gw, ['--pending-ttl-ms', '2000'], 'ref')
+        rc, so, se, rep, _ = run_against(gw, ['--pending-ttl-ms', '2000'], tag)
         bad = by_verdict(rep, 'FAIL') + by_verdict(rep, 'NON-STRICT')
         for c in bad:
             print('not passing: %s %s: %s' % (c['verdict'], c['id'], c['message']))
@@ -149,7 +156,30 @@ def mode_reference():
             fail('no progress line in the text output')
         if 'Summary: ' not in so or 'Verdict: PASSED' not in so:
             fail('no summary')
-        print('ok: %d PASS, %d SKIP against the reference gateway' % (passed, len(by_verdict(rep, 'SKIP'))))
+        print('ok: %d PASS, %d SKIP against the reference gateway%s'
+              % (passed, len(by_verdict(rep, 'SKIP')), ' over ' + gw.url if gw.fingerprint else ''))
+    finally:
+        gw.cleanup()
+
+
+def mode_tls():
+    """The whole suite over wss:// with the gateway's fingerprint pinned (every actor of every
+    case connects with it), then the runner refusing a wrong pin before any case."""
+    mode_reference(['--tls-self-signed'], 'tls')
+    gw = Gateway(['--tls-self-signed']).start()
+    try:
+        if not gw.url.startswith('wss://') or not gw.fingerprint:
+            fail('no wss:// URL or fingerprint: %s %s' % (gw.url, gw.fingerprint))
+        wrong = 'sha256:' + ('0' if gw.fingerprint[7] != '0' else '1') + gw.fingerprint[8:]
+        rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--tls-fingerprint', wrong])
+        want = 'TLS certificate mismatch: pinned %s, the gateway presented %s' % (wrong, gw.fingerprint)
+        if rc != 2 or 'refusing the gateway' not in se or want not in se or 'PASS' in so:
+            fail('a wrong pin: exit %d, %r %r' % (rc, so[-300:], se))
+        refused = se.strip()
+        rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases', 'handshake/WIRE-2'])
+        if rc != 2 or 'TLS certificate not trusted' not in se:
+            fail('no pin for a self-signed gateway: exit %d, %r' % (rc, se))
+        print('ok: a wrong pin is refused: %s' % refused)
     finally:
         gw.cleanup()
 
@@ -409,7 +439,7 @@ def main():
         print('SKIP: %s not built' % RUNNER)
         sys.exit(77)
     mode = sys.argv[1]
-    {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras,
+    {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras, 'tls': mode_tls,
      'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html}[mode]()
 
 
