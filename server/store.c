@@ -730,7 +730,7 @@ static int check_dir(const struct stat *st, const char *dir, const char *path, c
 static int open_nofollow(int dirfd, const char *dir, const char *path, const char *name, int flags,
                          char *err, size_t errsz)
 {
-	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600), e = errno;
 	struct stat st;
 
 	if (fd >= 0)
@@ -738,10 +738,10 @@ static int open_nofollow(int dirfd, const char *dir, const char *path, const cha
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
 		set_err(err, errsz, "refusing state dir %s: %s is a symbolic link (not followed)",
 		        dir, path);
-	else if (errno == ENOTDIR)
+	else if (e == ENOTDIR)
 		set_err(err, errsz, "refusing state dir %s: %s is not a directory", dir, path);
 	else
-		set_err(err, errsz, "cannot open %s: %s", path, strerror(errno));
+		set_err(err, errsz, "cannot open %s: %s", path, strerror(e));
 	return -1;
 }
 

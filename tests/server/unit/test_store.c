@@ -560,6 +560,11 @@ static void test_symlinked_table_dirs_refused(void **state)
 		assert_int_equal(unlink(link), 0);
 		expect_open_ok(dir);
 	}
+	/* Nor is another kind of file taken for a table. */
+	make_dir(dir, sizeof(dir), f->dir, "file", 0700);
+	write_text(dir, "paired", "");
+	join(link, sizeof(link), dir, "paired");
+	expect_refusal(dir, "is not a directory", link);
 }
 
 static void test_symlinked_files_refused(void **state)
@@ -595,6 +600,11 @@ static void test_symlinked_files_refused(void **state)
 	}
 	assert_false(exists(dir, "pending/r9.json"));
 	assert_false(exists(dir, "paired/d9.json"));
+	/* A FIFO under a record's name neither blocks the open nor passes for a record. */
+	join(link, sizeof(link), dir, "pending/r2.json");
+	assert_int_equal(mkfifo(link, 0600), 0);
+	expect_open_error(dir, "pending/r2.json: not a regular file");
+	assert_int_equal(unlink(link), 0);
 
 	/* The lock file: a dangling link is not created through, an existing target not opened. */
 	join(link, sizeof(link), dir, "lock");
