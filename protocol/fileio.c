@@ -1,4 +1,5 @@
-/* fileio.c: whole-file reads and the durable replacement of a file (temp file, fsync, rename). */
+/* fileio.c: whole-file reads and the durable replacement of a file (temp file, fsync, rename), by
+ * path or relative to a directory descriptor. */
 #include "fileio.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <sodium.h>
 
 #define READ_CHUNK 4096
+#define TEMP_XS 6 /* the "XXXXXX" of a temp name */
 
 int fileio_write_all(int fd, const void *buf, size_t len)
 {
@@ -47,14 +49,13 @@ static char *grow(char *buf, size_t len, size_t cap, size_t ncap)
 	return nb;
 }
 
-int fileio_read(int dirfd, const char *name, size_t max, char **out, size_t *outlen)
+/* Reads fd to its end and closes it (also on failure). */
+static int read_all(int fd, size_t max, char **out, size_t *outlen)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), e;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
+	int e;
 
-	if (fd < 0)
-		return -1;
 	for (;;) {
 		ssize_t r;
 
@@ -98,7 +99,59 @@ fail:
 	return -1;
 }
 
-int fileio_commit(int fd, const char *tmp, const char *path, const char *text, const char **stage)
+int fileio_read(int dirfd, const char *name, size_t max, char **out, size_t *outlen)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	return read_all(fd, max, out, outlen);
+}
+
+int fileio_read_regular(int dirfd, const char *name, size_t max, char **out, size_t *outlen)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), e;
+	struct stat st;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		e = errno;
+	else if (S_ISREG(st.st_mode))
+		return read_all(fd, max, out, outlen);
+	else
+		e = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int fileio_mkstemp_at(int dirfd, char *name)
+{
+	static const char chars[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	size_t len = strlen(name);
+	char *x = name + len - TEMP_XS;
+
+	if (len < TEMP_XS || strcmp(x, "XXXXXX") != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (int attempt = 0; attempt < 100; attempt++) {
+		int fd;
+
+		for (size_t i = 0; i < TEMP_XS; i++)
+			x[i] = chars[randombytes_uniform(sizeof(chars) - 1)];
+		fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+int fileio_commit_at(int fd, int dirfd, const char *tmp, const char *name, const char *text,
+                     const char **stage)
 {
 	const char *step = "write";
 	int e;
@@ -112,18 +165,23 @@ int fileio_commit(int fd, const char *tmp, const char *path, const char *text, c
 	if (e < 0)
 		goto fail;
 	step = "rename";
-	if (rename(tmp, path) < 0)
+	if (renameat(dirfd, tmp, dirfd, name) < 0)
 		goto fail;
 	return 0;
 fail:
 	e = errno;
 	if (fd >= 0)
 		close(fd);
-	unlink(tmp);
+	unlinkat(dirfd, tmp, 0);
 	if (stage)
 		*stage = step;
 	errno = e;
 	return -1;
+}
+
+int fileio_commit(int fd, const char *tmp, const char *path, const char *text, const char **stage)
+{
+	return fileio_commit_at(fd, AT_FDCWD, tmp, path, text, stage);
 }
 
 int fileio_sync_parent(const char *path)

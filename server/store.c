@@ -1,6 +1,7 @@
 /* store.c: the locked state directory: one JSON file per record under pending/, paired/ and
  * nodes-pending/, loaded at open, indexed by key in memory, written through per record (temp file,
- * fsync, rename, directory fsync).
+ * fsync, rename, directory fsync), every access relative to the opened directory and no symbolic
+ * link followed.
  *
  * A change writes one small file whatever the table size, and get/put/remove find the record
  * through a hash of the keys. The order of store_at lives in a slot array: a removal leaves a
@@ -300,33 +301,33 @@ static cJSON *parse_whole(const char *text, size_t len)
 	return cJSON_ParseWithLengthOpts(text, len + 1, NULL, true);
 }
 
-/* Writes rec to <table>/<key>.json through a temp file. sync_dir false leaves the directory
- * fsync to the caller (an import syncs once for all its records). */
+/* Writes rec to <table>/<key>.json through a temp file, both relative to the table's
+ * descriptor. sync_dir false leaves the directory fsync to the caller (an import syncs once for
+ * all its records). */
 static int write_record(struct store *s, struct table *t, const char *key, const cJSON *rec,
                         bool sync_dir)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char name[STORE_KEY_MAX + 8], tmp[STORE_KEY_MAX + 16];
 	const char *stage = "write";
 	char *text = NULL;
 	int fd, rc = -1;
 
-	if (snprintf(path, sizeof(path), "%s/%s.json", t->path, key) >= (int)sizeof(path) ||
-	    snprintf(tmp, sizeof(tmp), "%s/.%s.json.XXXXXX", t->path, key) >= (int)sizeof(tmp)) {
-		set_err(s->err, sizeof(s->err), "write %s/%s.json: path too long", t->path, key);
-		return -1;
-	}
+	/* store_key_valid bounds the key: both fit. */
+	snprintf(name, sizeof(name), "%s.json", key);
+	snprintf(tmp, sizeof(tmp), ".%s.json.XXXXXX", key);
 	text = cJSON_PrintUnformatted(rec);
 	if (!text) {
-		set_err(s->err, sizeof(s->err), "write %s: out of memory", path);
+		set_err(s->err, sizeof(s->err), "write %s/%s: out of memory", t->path, name);
 		return -1;
 	}
-	fd = mkstemp(tmp); /* O_EXCL, mode 0600 */
+	fd = fileio_mkstemp_at(t->fd, tmp); /* O_EXCL, mode 0600 */
 	if (fd < 0) {
-		set_err(s->err, sizeof(s->err), "write %s: %s", path, strerror(errno));
+		set_err(s->err, sizeof(s->err), "write %s/%s: %s", t->path, name, strerror(errno));
 		goto cleanup;
 	}
-	if (fileio_commit(fd, tmp, path, text, &stage) < 0) {
-		set_err(s->err, sizeof(s->err), "%s %s: %s", stage, path, strerror(errno));
+	if (fileio_commit_at(fd, t->fd, tmp, name, text, &stage) < 0) {
+		set_err(s->err, sizeof(s->err), "%s %s/%s: %s", stage, t->path, name,
+		        strerror(errno));
 		goto cleanup;
 	}
 	/* The rename itself is durable only once the directory entry is. */
@@ -342,14 +343,11 @@ cleanup:
 
 static int unlink_record(struct store *s, struct table *t, const char *key)
 {
-	char path[PATH_MAX];
+	char name[STORE_KEY_MAX + 8];
 
-	if (snprintf(path, sizeof(path), "%s/%s.json", t->path, key) >= (int)sizeof(path)) {
-		set_err(s->err, sizeof(s->err), "remove %s/%s.json: path too long", t->path, key);
-		return -1;
-	}
-	if (unlink(path) < 0) {
-		set_err(s->err, sizeof(s->err), "remove %s: %s", path, strerror(errno));
+	snprintf(name, sizeof(name), "%s.json", key);
+	if (unlinkat(t->fd, name, 0) < 0) {
+		set_err(s->err, sizeof(s->err), "remove %s/%s: %s", t->path, name, strerror(errno));
 		return -1;
 	}
 	if (fsync(t->fd) < 0) {
@@ -357,6 +355,22 @@ static int unlink_record(struct store *s, struct table *t, const char *key)
 		return -1;
 	}
 	return 0;
+}
+
+/* Why a file of the store could not be read, as one line naming its path. A symbolic link is
+ * refused rather than followed: the records must be the ones in this directory. */
+static void read_error(const char *dir, const char *parent, const char *name, char *err,
+                       size_t errsz)
+{
+	if (errno == ELOOP)
+		set_err(err, errsz,
+		        "refusing state dir %s: %s/%s is a symbolic link (not followed)", dir,
+		        parent, name);
+	else if (errno == EINVAL)
+		set_err(err, errsz, "corrupt state file %s/%s: not a regular file", parent, name);
+	else
+		set_err(err, errsz, "cannot read state file %s/%s: %s", parent, name,
+		        strerror(errno));
 }
 
 /* ".<key>.json.XXXXXX": a write cut short between mkstemp and rename. */
@@ -409,8 +423,8 @@ static int cmp_loaded(const void *a, const void *b)
 }
 
 /* Reads one record file; *out is NULL (and 0 returned) for a name that is not a record. */
-static int load_record(struct table *t, const char *name, struct node **out, char *err,
-                       size_t errsz)
+static int load_record(const char *dir, struct table *t, const char *name, struct node **out,
+                       char *err, size_t errsz)
 {
 	size_t len = strlen(name), tlen = 0;
 	char stem[STORE_KEY_MAX + 1], *text = NULL;
@@ -434,9 +448,8 @@ static int load_record(struct table *t, const char *name, struct node **out, cha
 		        name);
 		return -1;
 	}
-	if (fileio_read(t->fd, name, SIZE_MAX, &text, &tlen) < 0) {
-		set_err(err, errsz, "cannot read state file %s/%s: %s", t->path, name,
-		        strerror(errno));
+	if (fileio_read_regular(t->fd, name, SIZE_MAX, &text, &tlen) < 0) {
+		read_error(dir, t->path, name, err, errsz);
 		return -1;
 	}
 	json = parse_whole(text, tlen);
@@ -465,7 +478,7 @@ cleanup:
 	return rc;
 }
 
-static int load_table(struct table *t, char *err, size_t errsz)
+static int load_table(const char *dir, struct table *t, char *err, size_t errsz)
 {
 	int fd = openat(t->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -487,7 +500,7 @@ static int load_table(struct table *t, char *err, size_t errsz)
 			unlinkat(t->fd, de->d_name, 0);
 			continue;
 		}
-		if (load_record(t, de->d_name, &node, err, errsz) < 0)
+		if (load_record(dir, t, de->d_name, &node, err, errsz) < 0)
 			goto cleanup;
 		if (!node)
 			continue;
@@ -552,11 +565,10 @@ static int import_legacy(struct store *s, struct table *t, char *err, size_t err
 	cJSON *root = NULL, *item;
 	int rc = -1;
 
-	if (fileio_read(s->dirfd, file, SIZE_MAX, &text, &len) < 0) {
+	if (fileio_read_regular(s->dirfd, file, SIZE_MAX, &text, &len) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		set_err(err, errsz, "cannot read state file %s/%s: %s", s->dir, file,
-		        strerror(errno));
+		read_error(s->dir, s->dir, file, err, errsz);
 		return -1;
 	}
 	root = parse_whole(text, len);
@@ -691,6 +703,48 @@ static int mkdir_p(const char *dir)
 	return 0;
 }
 
+/* Someone who can write a directory of the store can plant or swap records, so only the
+ * gateway's user may. Reading is narrowed by the caller (chmod 0700), not refused. */
+static int check_dir(const struct stat *st, const char *dir, const char *path, char *err,
+                     size_t errsz)
+{
+	if (st->st_uid != geteuid()) {
+		set_err(err, errsz,
+		        "refusing state dir %s: %s is owned by uid %u, not by the gateway's user "
+		        "(uid %u)",
+		        dir, path, (unsigned)st->st_uid, (unsigned)geteuid());
+		return -1;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		set_err(err, errsz,
+		        "refusing state dir %s: %s is writable by group or others (mode %04o); it "
+		        "must be 0700",
+		        dir, path, (unsigned)(st->st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens name in dirfd with O_NOFOLLOW (and flags). On failure err says why: a symbolic link or
+ * another kind of file in name's place is refused by name. */
+static int open_nofollow(int dirfd, const char *dir, const char *path, const char *name, int flags,
+                         char *err, size_t errsz)
+{
+	int fd = openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600), e = errno;
+	struct stat st;
+
+	if (fd >= 0)
+		return fd;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+		set_err(err, errsz, "refusing state dir %s: %s is a symbolic link (not followed)",
+		        dir, path);
+	else if (e == ENOTDIR)
+		set_err(err, errsz, "refusing state dir %s: %s is not a directory", dir, path);
+	else
+		set_err(err, errsz, "cannot open %s: %s", path, strerror(e));
+	return -1;
+}
+
 /* Creates (0700) and opens a table's directory. *created tells the caller to fsync the parent. */
 static int open_subdir(struct store *s, struct table *t, bool *created, char *err, size_t errsz)
 {
@@ -703,19 +757,52 @@ static int open_subdir(struct store *s, struct table *t, bool *created, char *er
 		return -1;
 	}
 	snprintf(t->path, plen, "%s/%s", s->dir, t->def->subdir);
+	/* mkdir does not follow a link in its place, dangling or not. */
 	if (mkdirat(s->dirfd, t->def->subdir, 0700) == 0)
 		*created = true;
 	else if (errno != EEXIST) {
 		set_err(err, errsz, "cannot create %s: %s", t->path, strerror(errno));
 		return -1;
 	}
-	t->fd = openat(s->dirfd, t->def->subdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (t->fd < 0 || fstat(t->fd, &st) < 0) {
+	t->fd = open_nofollow(s->dirfd, s->dir, t->path, t->def->subdir, O_RDONLY | O_DIRECTORY,
+	                      err, errsz);
+	if (t->fd < 0)
+		return -1;
+	if (fstat(t->fd, &st) < 0) {
 		set_err(err, errsz, "cannot open %s: %s", t->path, strerror(errno));
 		return -1;
 	}
+	if (check_dir(&st, s->dir, t->path, err, errsz) < 0)
+		return -1;
 	if ((st.st_mode & 077) && fchmod(t->fd, 0700) < 0) {
 		set_err(err, errsz, "cannot chmod %s to 0700: %s", t->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The lock (spec 8.9): flock(LOCK_EX | LOCK_NB) on <dir>/lock, a regular file, never removed,
+ * held until store_close. A link in its place is refused, not created through. */
+static int take_lock(struct store *s, char *err, size_t errsz)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/lock", s->dir);
+	s->lockfd = open_nofollow(s->dirfd, s->dir, path, "lock", O_RDWR | O_CREAT | O_NONBLOCK,
+	                          err, errsz);
+	if (s->lockfd < 0)
+		return -1;
+	if (fstat(s->lockfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		set_err(err, errsz, "refusing state dir %s: %s is not a regular file", s->dir,
+		        path);
+		return -1;
+	}
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			set_err(err, errsz, "state dir %s is locked by another process", s->dir);
+		else
+			set_err(err, errsz, "cannot lock %s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -748,26 +835,18 @@ int store_open(const char *dir, struct store **out, char *err, size_t errsz)
 		set_err(err, errsz, "cannot create state dir %s: %s", dir, strerror(errno));
 		goto fail;
 	}
+	/* The path itself is the operator's to choose, links included; inside, nothing is
+	 * followed, and every access is relative to this descriptor. */
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0 || fstat(s->dirfd, &st) < 0) {
 		set_err(err, errsz, "cannot open state dir %s: %s", dir, strerror(errno));
 		goto fail;
 	}
+	if (check_dir(&st, dir, dir, err, errsz) < 0 || take_lock(s, err, errsz) < 0)
+		goto fail;
 	/* The pairing records hold device tokens: nobody else may list or read them. */
 	if ((st.st_mode & 077) && fchmod(s->dirfd, 0700) < 0) {
 		set_err(err, errsz, "cannot chmod state dir %s to 0700: %s", dir, strerror(errno));
-		goto fail;
-	}
-	s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (s->lockfd < 0) {
-		set_err(err, errsz, "cannot open %s/lock: %s", dir, strerror(errno));
-		goto fail;
-	}
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
-			set_err(err, errsz, "state dir %s is locked by another process", dir);
-		else
-			set_err(err, errsz, "cannot lock %s/lock: %s", dir, strerror(errno));
 		goto fail;
 	}
 	remove_legacy_temps(s);
@@ -783,7 +862,7 @@ int store_open(const char *dir, struct store **out, char *err, size_t errsz)
 		if (import_legacy(s, &s->t[i], err, errsz) < 0)
 			goto fail;
 	for (int i = 0; i < STORE__TABLES; i++)
-		if (load_table(&s->t[i], err, errsz) < 0)
+		if (load_table(s->dir, &s->t[i], err, errsz) < 0)
 			goto fail;
 	if (repair_stale(s, err, errsz) < 0)
 		goto fail;

@@ -1,6 +1,6 @@
 /* store.h: the on-disk pairing store of clawpair-gateway: pending requests and paired devices in
- * one locked state directory, one file per record, kept in memory and written through atomically
- * on every change. */
+ * one locked state directory of the gateway's user, one file per record, kept in memory and
+ * written through atomically on every change. */
 #ifndef CLAWPAIR_STORE_H
 #define CLAWPAIR_STORE_H
 
@@ -28,14 +28,25 @@ enum store_table {
 bool store_key_valid(const char *key);
 
 /* Opens (creating it with mode 0700 if needed) and locks the state directory, then loads every
- * table. A directory locked by another open store (this process or another) is refused with
+ * table (spec 8.9).
+ *
+ * The directory: dir itself may be reached through symbolic links (the operator's choice), but
+ * once opened every access is relative to its descriptor and to those of its table directories,
+ * and no symbolic link inside it is followed. Refused, with "refusing state dir DIR: ..." naming
+ * the path, and before anything is written when it is dir itself:
+ * - dir or a table directory not owned by the effective user, or writable by group or others
+ *   (one readable by them is made 0700);
+ * - a symbolic link, or another kind of file, in place of a table directory, a record file, a
+ *   file of the previous layout or the lock file.
+ * The lock is flock(LOCK_EX | LOCK_NB) on DIR/lock (a regular file, created 0600, never removed),
+ * held until store_close: a directory locked by any process, this one included, is refused with
  * "state dir DIR is locked by another process".
  *
  * Loading: a missing table directory is an empty table. Names starting with a dot and names not
- * ending in ".json" are not records (temp files that a crash left behind are deleted). A record
- * file that cannot be read, is not a JSON object, or whose key field is not its file name minus
- * ".json" (a valid key) is an error naming its path: a damaged store is never taken for an empty
- * one.
+ * ending in ".json" are not records (temp files that a crash left behind, or links under their
+ * names, are deleted). A record file that cannot be read, is not a JSON object, or whose key
+ * field is not its file name minus ".json" (a valid key) is an error naming its path: a damaged
+ * store is never taken for an empty one.
  * Records are ordered by their "ts" (pending tables) or "createdAtMs" (paired), then by key.
  *
  * Repairs at open:
@@ -67,7 +78,8 @@ const cJSON *store_find(const struct store *store, enum store_table t, const cha
                         const char *value);
 
 /* Inserts or replaces the record with the same key, then writes its file atomically (temp file
- * in the table's directory, fsync, rename over "<key>.json", fsync of the directory). Takes
+ * created with O_EXCL in the table's directory, fsync, rename over "<key>.json", fsync of the
+ * directory; all relative to the directory opened by store_open). Takes
  * ownership of rec in every case. On a failed write the table is left as it was and -1 is
  * returned; -2 means rec has no string key field or its key is not store_key_valid. */
 int store_put(struct store *store, enum store_table t, cJSON *rec);

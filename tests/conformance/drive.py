@@ -46,7 +46,7 @@ class Gateway:
     def __init__(self, extra=()):
         self.dir = tempfile.mkdtemp(prefix='cp-conf-')
         self.state = os.path.join(self.dir, 'state')
-        os.mkdir(self.state)
+        os.mkdir(self.state, 0o700)  # a group-writable state dir is refused (spec 8.9)
         self.extra = list(extra)
         self.proc = None
         self.url = None

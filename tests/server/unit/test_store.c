@@ -8,10 +8,12 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -295,15 +297,25 @@ static void test_failed_write_leaves_memory_unchanged(void **state)
 {
 	struct fixture *f = *state;
 	struct store *s = NULL;
-	char err[256] = "", moved[128];
+	char err[256] = "", saved[128], pending[128], paired[128], rec[160];
 
 	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
 	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r1", "d1", 1)), 0);
-	/* Moving the directory away makes every write fail (even for root). */
-	snprintf(moved, sizeof(moved), "%s.moved", f->dir);
-	assert_int_equal(rename(f->dir, moved), 0);
+	/* Removing the table directories the store holds open makes every write fail (even for
+	 * root): nothing can be created in a deleted directory. New ones at the same paths are not
+	 * the store's. */
+	snprintf(saved, sizeof(saved), "%s.r1", f->dir);
+	snprintf(pending, sizeof(pending), "%s/pending", f->dir);
+	snprintf(paired, sizeof(paired), "%s/paired", f->dir);
+	snprintf(rec, sizeof(rec), "%s/r1.json", pending);
+	assert_int_equal(rename(rec, saved), 0);
+	assert_int_equal(rmdir(pending), 0);
+	assert_int_equal(rmdir(paired), 0);
+	assert_int_equal(mkdir(pending, 0700), 0);
+	assert_int_equal(mkdir(paired, 0700), 0);
 	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r2", "d2", 2)), -1);
 	assert_non_null(strstr(store_last_error(s), "pending/r2.json"));
+	assert_false(exists(f->dir, "pending/r2.json"));
 	assert_int_equal(store_count(s, STORE_PENDING), 1);
 	assert_null(store_get(s, STORE_PENDING, "r2"));
 	assert_null(store_find(s, STORE_PENDING, "deviceId", "d2"));
@@ -316,9 +328,36 @@ static void test_failed_write_leaves_memory_unchanged(void **state)
 	assert_int_equal(
 	        store_approve(s, paired_rec("d1", "00000000000000000000000000000000"), "r1"), -1);
 	assert_int_equal(store_count(s, STORE_PAIRED), 0);
+	assert_false(exists(f->dir, "paired/d1.json"));
 	assert_non_null(store_get(s, STORE_PENDING, "r1"));
 	store_close(s);
-	assert_int_equal(rename(moved, f->dir), 0);
+	assert_int_equal(rename(saved, rec), 0);
+}
+
+/* Records go to the directory the store opened, through its descriptor: whatever takes the
+ * state dir's path afterwards gets nothing. */
+static void test_writes_follow_the_opened_directory(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "", dir[128], moved[128];
+
+	snprintf(dir, sizeof(dir), "%s/state", f->dir);
+	snprintf(moved, sizeof(moved), "%s/moved", f->dir);
+	assert_int_equal(store_open(dir, &s, err, sizeof(err)), 0);
+	assert_int_equal(rename(dir, moved), 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r1", "d1", 1)), 0);
+	assert_int_equal(
+	        store_put(s, STORE_PAIRED, paired_rec("d1", "00000000000000000000000000000000")),
+	        0);
+	assert_true(exists(moved, "pending/r1.json"));
+	assert_true(exists(moved, "paired/d1.json"));
+	assert_false(exists(dir, "pending"));
+	assert_false(exists(dir, "paired"));
+	assert_int_equal(store_remove(s, STORE_PENDING, "r1"), 0);
+	assert_false(exists(moved, "pending/r1.json"));
+	store_close(s);
 }
 
 static void test_lock_refused(void **state)
@@ -373,6 +412,299 @@ static void expect_open_ok(const char *dir)
 	if (store_open(dir, &s, err, sizeof(err)) != 0)
 		fail_msg("store_open: %s", err);
 	store_close(s);
+}
+
+static void join(char *out, size_t outsz, const char *dir, const char *name)
+{
+	int n = snprintf(out, outsz, "%s/%s", dir, name);
+
+	assert_true(n > 0 && (size_t)n < outsz);
+}
+
+/* dir/name made with exactly mode (chmod after mkdir, so the umask does not narrow it). */
+static void make_dir(char *out, size_t outsz, const char *dir, const char *name, mode_t mode)
+{
+	join(out, outsz, dir, name);
+	assert_int_equal(mkdir(out, 0700), 0);
+	assert_int_equal(chmod(out, mode), 0);
+}
+
+static size_t count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static bool is_link(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	join(path, sizeof(path), dir, name);
+	return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+	char path[512], buf[4096];
+	FILE *fp;
+	size_t n;
+
+	join(path, sizeof(path), dir, name);
+	fp = fopen(path, "r");
+	if (!fp)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+/* store_open refuses dir with one line that says so, names dir, and contains what and path. */
+static void expect_refusal(const char *dir, const char *what, const char *path)
+{
+	struct store *s = NULL;
+	char err[512] = "", head[300];
+
+	snprintf(head, sizeof(head), "refusing state dir %s: ", dir);
+	assert_int_equal(store_open(dir, &s, err, sizeof(err)), -1);
+	assert_null(s);
+	if (strncmp(err, head, strlen(head)) != 0 || !strstr(err, what) || !strstr(err, path) ||
+	    strchr(err, '\n'))
+		fail_msg("error \"%s\" is not \"%s...%s...%s\"", err, head, what, path);
+}
+
+static void test_dir_owner_refused(void **state)
+{
+	struct fixture *f = *state;
+	char dir[128], sub[160];
+
+	make_dir(dir, sizeof(dir), f->dir, "state", 0700);
+	/* Someone else's directory: its owner could put records in it or swap them. */
+	if (chown(dir, 65534, 65534) < 0)
+		skip(); /* only root can give a directory away */
+	expect_refusal(dir, "owned by uid 65534", dir);
+	assert_int_equal(count_entries(dir), 0); /* not even the lock file */
+	assert_int_equal(chown(dir, geteuid(), getegid()), 0);
+	expect_open_ok(dir);
+	/* A table directory of someone else's too. */
+	join(sub, sizeof(sub), dir, "paired");
+	assert_int_equal(chown(sub, 65534, 65534), 0);
+	expect_refusal(dir, "owned by uid 65534", sub);
+	assert_int_equal(chown(sub, geteuid(), getegid()), 0);
+	expect_open_ok(dir);
+}
+
+static void test_dir_writable_by_others_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const mode_t bad[] = {0770, 0720, 0707, 0702, 0777, 01777, 02730};
+	char dir[128], sub[160], name[16];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct stat st;
+
+		snprintf(name, sizeof(name), "s%zu", i);
+		make_dir(dir, sizeof(dir), f->dir, name, bad[i]);
+		expect_refusal(dir, "writable by group or others", dir);
+		/* Left as it was: no chmod, no lock file, no table directory. */
+		assert_int_equal(stat(dir, &st), 0);
+		assert_int_equal(st.st_mode & 07777, bad[i]);
+		assert_int_equal(count_entries(dir), 0);
+	}
+	/* Readable by others is not writable: that one is made private. */
+	make_dir(dir, sizeof(dir), f->dir, "readable", 0755);
+	expect_open_ok(dir);
+	assert_int_equal(file_mode(dir, "."), 0700);
+	/* A table directory writable by others is refused too. */
+	join(sub, sizeof(sub), dir, "pending");
+	assert_int_equal(chmod(sub, 0773), 0);
+	expect_refusal(dir, "writable by group or others", sub);
+	assert_int_equal(file_mode(dir, "pending"), 0773);
+	assert_int_equal(chmod(sub, 0700), 0);
+	expect_open_ok(dir);
+}
+
+static void test_symlinked_table_dirs_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const tables[] = {"pending", "paired", "nodes-pending"};
+	char dir[128], out[128], link[192], name[32], nowhere[128];
+
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		snprintf(name, sizeof(name), "s%zu", i);
+		make_dir(dir, sizeof(dir), f->dir, name, 0700);
+		snprintf(name, sizeof(name), "out%zu", i);
+		make_dir(out, sizeof(out), f->dir, name, 0755);
+		join(link, sizeof(link), dir, tables[i]);
+		assert_int_equal(symlink(out, link), 0);
+		expect_refusal(dir, "symbolic link", link);
+		/* The target was neither written nor chmod'ed. */
+		assert_int_equal(file_mode(out, "."), 0755);
+		assert_int_equal(count_entries(out), 0);
+		/* A dangling link is not created through either. */
+		assert_int_equal(unlink(link), 0);
+		snprintf(name, sizeof(name), "nowhere%zu", i);
+		join(nowhere, sizeof(nowhere), f->dir, name);
+		assert_int_equal(symlink(nowhere, link), 0);
+		expect_refusal(dir, "symbolic link", link);
+		assert_false(exists(f->dir, name));
+		assert_int_equal(unlink(link), 0);
+		expect_open_ok(dir);
+	}
+	/* Nor is another kind of file taken for a table. */
+	make_dir(dir, sizeof(dir), f->dir, "file", 0700);
+	write_text(dir, "paired", "");
+	join(link, sizeof(link), dir, "paired");
+	expect_refusal(dir, "is not a directory", link);
+}
+
+static void test_symlinked_files_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const recs[][2] = {
+	        {"pending/r1.json", "{\"requestId\": \"r1\"}"},
+	        {"paired/d1.json", "{\"deviceId\": \"d1\"}"},
+	        {"nodes-pending/n1.json", "{\"requestId\": \"n1\"}"},
+	        {"pending.json", "{\"r9\": {\"requestId\": \"r9\"}}"},
+	        {"paired.json", "{\"d9\": {\"deviceId\": \"d9\"}}"},
+	};
+	char dir[128], out[128], link[192], target[192];
+	char *text;
+
+	make_dir(dir, sizeof(dir), f->dir, "state", 0700);
+	make_dir(out, sizeof(out), f->dir, "out", 0700);
+	expect_open_ok(dir);
+	/* A record file, or a whole-table file of the previous layout, read through a link would
+	 * load whatever the link names. */
+	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+		write_text(out, "victim.json", recs[i][1]);
+		join(target, sizeof(target), out, "victim.json");
+		join(link, sizeof(link), dir, recs[i][0]);
+		assert_int_equal(symlink(target, link), 0);
+		expect_refusal(dir, "symbolic link", link);
+		text = slurp(out, "victim.json");
+		assert_non_null(text);
+		assert_string_equal(text, recs[i][1]);
+		free(text);
+		assert_true(is_link(dir, recs[i][0]));
+		assert_int_equal(unlink(link), 0);
+	}
+	assert_false(exists(dir, "pending/r9.json"));
+	assert_false(exists(dir, "paired/d9.json"));
+	/* A FIFO under a record's name neither blocks the open nor passes for a record. */
+	join(link, sizeof(link), dir, "pending/r2.json");
+	assert_int_equal(mkfifo(link, 0600), 0);
+	expect_open_error(dir, "pending/r2.json: not a regular file");
+	assert_int_equal(unlink(link), 0);
+
+	/* The lock file: a dangling link is not created through, an existing target not opened. */
+	join(link, sizeof(link), dir, "lock");
+	assert_int_equal(unlink(link), 0);
+	join(target, sizeof(target), out, "lock");
+	assert_int_equal(symlink(target, link), 0);
+	expect_refusal(dir, "symbolic link", link);
+	assert_false(exists(out, "lock"));
+	write_text(out, "lock", "");
+	assert_int_equal(chmod(target, 0644), 0);
+	expect_refusal(dir, "symbolic link", link);
+	assert_int_equal(file_mode(out, "lock"), 0644);
+	assert_int_equal(unlink(link), 0);
+	expect_open_ok(dir);
+	assert_false(is_link(dir, "lock"));
+}
+
+/* Temp files are created with O_EXCL; links left under temp names are removed, not written. */
+static void test_symlinked_temp_never_written(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "", dir[128], out[128], link[192], target[192];
+	char *text;
+	struct stat st;
+
+	make_dir(dir, sizeof(dir), f->dir, "state", 0700);
+	make_dir(out, sizeof(out), f->dir, "out", 0700);
+	expect_open_ok(dir);
+	write_text(out, "victim", "keep");
+	join(target, sizeof(target), out, "victim");
+	join(link, sizeof(link), dir, "pending/.r1.json.AbCdEf");
+	assert_int_equal(symlink(target, link), 0);
+	join(link, sizeof(link), dir, ".pending.json.AbCdEf");
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(store_open(dir, &s, err, sizeof(err)), 0);
+	assert_false(is_link(dir, "pending/.r1.json.AbCdEf"));
+	assert_false(is_link(dir, ".pending.json.AbCdEf"));
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r1", "d1", 1)), 0);
+	store_close(s);
+	text = slurp(out, "victim");
+	assert_non_null(text);
+	assert_string_equal(text, "keep");
+	free(text);
+	join(link, sizeof(link), dir, "pending/r1.json");
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+}
+
+/* The lock is flock(LOCK_EX) on <state>/lock (spec 8.9): any process that takes it that way,
+ * whatever its implementation, excludes the store, and the store excludes it. */
+static void test_lock_held_by_another_process(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "", want[256], path[160], c = 0;
+	int ready[2], release[2], status = 0;
+	pid_t pid;
+
+	join(path, sizeof(path), f->dir, "lock");
+	snprintf(want, sizeof(want), "state dir %s is locked by another process", f->dir);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(release), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd < 0 || flock(fd, LOCK_EX) < 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1 || read(release[0], &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), -1);
+	assert_null(s);
+	assert_string_equal(err, want);
+	assert_int_equal(write(release[1], "x", 1), 1);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* The other way round: while the store is open, flock(LOCK_EX | LOCK_NB) fails. */
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+
+		_exit(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	store_close(s);
+	for (int i = 0; i < 2; i++) {
+		close(ready[i]);
+		close(release[i]);
+	}
 }
 
 static void test_corrupt_record_files_are_errors(void **state)
@@ -765,7 +1097,16 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_files_atomic_and_private, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_failed_write_leaves_memory_unchanged, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_writes_follow_the_opened_directory, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_lock_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_lock_held_by_another_process, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_dir_owner_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_dir_writable_by_others_refused, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_symlinked_table_dirs_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_symlinked_files_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_symlinked_temp_never_written, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_corrupt_record_files_are_errors, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_old_layout_imported, setup, teardown),
