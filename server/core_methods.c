@@ -213,8 +213,19 @@ static const cJSON *lookup_request(struct core *core, struct core_conn *conn, co
 
 	*t_out = rq->node && core->cfg.compat_6836 ? STORE_COMPAT_NODE_PENDING : STORE_PENDING;
 	rec = store_get(core->store, *t_out, rid);
-	if (rec && rq->node && *t_out == STORE_PENDING && !core_is_node_request(rec))
-		rec = NULL;
+	if (rec && rq->node && *t_out == STORE_PENDING && !core_is_node_request(rec)) {
+		/* STORE-3: pending, so never "unknown" (STORE-4); the device.* twin resolves it. */
+		cJSON *extra = cJSON_CreateObject();
+		char msg[120];
+
+		if (extra)
+			cJSON_AddStringToObject(extra, "requestId", rid);
+		snprintf(msg, sizeof(msg),
+		         "requestId is not a node pairing request; use device.pair.%s",
+		         strcmp(rq->method, "node.pair.reject") == 0 ? "reject" : "approve");
+		core_fail(core, conn, rq->id, CP_ERR_INVALID_PARAMS, msg, extra, NULL);
+		return NULL;
+	}
 	if (!rec)
 		unknown_request(core, conn, rq->id, *t_out, rq->node, rid);
 	return rec;
@@ -641,6 +652,12 @@ static bool allowed(struct core *core, struct core_conn *conn, const struct fram
 	if (conn->is_node && !(m && m->node_ok)) {
 		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE, "unauthorized role: node",
 		          NULL, NULL);
+		return false;
+	}
+	if (!conn->is_node && m && m->node_ok) {
+		/* WIRE-15: node.invoke.result and node.event are the node's, not an operator's. */
+		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE,
+		          "unauthorized role: operator", NULL, NULL);
 		return false;
 	}
 	if (!m) {
