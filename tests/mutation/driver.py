@@ -148,6 +148,8 @@ def run_job(name, mutant_name, patterns, setups, keep=False):
                 pid = int(f.read().strip() or 0)
             if gw is None or pid != gw.pid:
                 restart_cmd.stop(pid)  # a gateway that the restart command started
+        if os.path.exists(os.path.join(d, 'readonly')):
+            restart_cmd.writable(d, {'state': state}, True)
         if not keep:
             shutil.rmtree(d, ignore_errors=True)
 

@@ -880,6 +880,32 @@ class ForgetsRevocations(Mutant):
         edit_records(state, 'paired', fn)
 
 
+@mutant('corrupt-table-read-as-empty', 'PERSIST-2', 'a paired-device file that does not parse is read as no record (2026.1.30: as {})')
+class CorruptAsEmpty(Mutant):
+    def before_start(self, state, mode):
+        for path in records(state, 'paired'):
+            try:
+                with open(path, encoding='utf-8') as f:
+                    json.load(f)
+            except ValueError:
+                os.unlink(path)
+
+
+@mutant('state-dir-not-locked', 'PERSIST-3', 'a second gateway may open a state directory in use')
+class NotLocked(Mutant):
+    def before_start(self, state, mode):
+        if mode == 'second' and os.path.exists(os.path.join(state, 'lock')):
+            os.unlink(os.path.join(state, 'lock'))  # a new lock file: the flock of the first is on the old one
+
+
+@mutant('store-failure-acknowledged', 'PERSIST-3', 'an approval the store could not write is answered ok')
+class StoreFailureOk(Mutant):
+    def gateway_msg(self, c, m):
+        if m.err_code() == 'STORE_WRITE_FAILED' and c.answers(m, 'device.pair.approve'):
+            p = c.reqs[m.obj['id']][1] or {}
+            return [Msg.of(c.ok(m.obj['id'], {'requestId': p.get('requestId'), 'device': {}}))]
+
+
 @mutant('ok-before-write', 'PERSIST-3', 'device.pair.approve answers ok before the approval is on disk')
 class OkBeforeWrite(Mutant):
     def client_msg(self, c, m):
