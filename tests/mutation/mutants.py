@@ -225,6 +225,32 @@ def is_event(*names):
     return lambda c, m: m.is_event() and m.obj.get('event') in names
 
 
+# =========================================================================== frames and challenge
+
+@mutant('binary-frame-ignored', 'WIRE-1', 'a binary message is dropped instead of closing the connection 1008')
+class BinaryIgnored(Mutant):
+    def client_msg(self, c, m):
+        if m.op == 2:
+            return []
+
+
+closing('invalid-frame-closes-1000', 'WIRE-1', 'an invalid frame closes 1000 instead of 1008 (2026.1.30 before the handshake)',
+        lambda code, reason: (1000, reason) if (code, reason) == (1008, 'invalid request frame') else None)
+rewriting('challenge-nonce-uppercase', 'WIRE-2', 'the challenge nonce is upper-case hex',
+          lambda c, m: m.is_event('connect.challenge'),
+          lambda c, o: o['payload'].__setitem__('nonce', str(o['payload'].get('nonce', '')).upper()))
+dropping('no-ticks', 'WIRE-16', 'no tick events are sent', lambda c, m: m.is_event('tick'), config=('ticks',))
+
+
+@mutant('bad-frame-closes-everyone', 'ROBUST-1', "one client's invalid frame closes every other connection too")
+class BadFrameClosesAll(Mutant):
+    def gateway_close(self, c, code, reason):
+        if code in (1008, 1009) and reason in ('invalid request frame', 'payload too large'):
+            for o in self.proxy.live():
+                if o is not c:
+                    o.close_client(1011, 'internal error')
+
+
 # =========================================================================== identity, signatures
 
 accepting('public-key-not-parsed', 'WIRE-7', 'DEVICE_AUTH_PUBLIC_KEY_INVALID',
