@@ -20,6 +20,7 @@ import sys
 import time
 
 sys.dont_write_bytecode = True
+READONLY_SECONDS = 5  # the longest a readonly step lasts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -144,6 +145,13 @@ def writable(job, cfg, on):
         os.unlink(mark)
     elif not on:
         open(mark, 'w').close()
+        # A case that fails before its "writable" step must not leave the store unwritable
+        # for the cases after it: undo it in any case a few seconds later.
+        subprocess.Popen(['sh', '-c', 'sleep %d; exec "$0" "$1" "$2"' % READONLY_SECONDS,
+                          sys.executable, os.path.abspath(__file__), job],
+                         env=dict(os.environ, CLAWPAIR_RESTART_MODE='writable'),
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     return 10
 
 
