@@ -190,9 +190,10 @@ def judge(m, by_req, rep):
 def markdown(results, score, total, seconds):
     lines = ['| mutant | requirement | what it breaks | killed by |', '| --- | --- | --- | --- |']
     for m, (status, msg, killer) in results:
-        cell = ', '.join('`%s`' % k.strip() for k in killer.split(',')) if status == 'killed' else '**%s**: %s' % (status, m.alive or msg)
+        ks = [k.strip() for k in (killer or '').split(',') if k.strip()]
+        cell = '`%s`%s' % (ks[0], ' (+%d)' % (len(ks) - 1) if len(ks) > 1 else '') if status == 'killed' else '**%s**: %s' % (status, m.alive or msg)
         lines.append('| `%s` | %s | %s | %s |' % (m.name, m.req, m.desc.replace('|', '\\|'), cell))
-    head = 'Score: %d of %d mutants killed (%.0f s).' % (score, total, seconds)
+    head = 'Score: %d of %d mutants killed.' % (score, total)
     return head + '\n\n' + '\n'.join(lines) + '\n'
 
 
