@@ -11,7 +11,6 @@ import asyncio
 import glob
 import json
 import os
-import time
 import uuid
 
 import ed25519
@@ -215,10 +214,6 @@ def hvalue(line):
 
 def without(*names):
     return lambda lines: [h for h in lines if hname(h) not in names]
-
-
-def res_of(method):
-    return lambda c, m: c.answers(m, method)
 
 
 def is_event(*names):
@@ -648,8 +643,8 @@ closing('reject-closes-1008', 'HOLD-4', 'a rejected held connect is closed 1008 
 
 
 def expired_event(c, m):
-    return m.is_event('device.pair.resolved', ) and (m.obj.get('payload') or {}).get('decision') == 'expired' \
-        or m.is_event('node.pair.resolved') and (m.obj.get('payload') or {}).get('decision') == 'expired'
+    return m.is_event() and m.obj.get('event') in ('device.pair.resolved', 'node.pair.resolved') \
+        and (m.obj.get('payload') or {}).get('decision') == 'expired'
 
 
 dropping('expiry-unannounced', 'HOLD-5', 'an expired request is removed without device.pair.resolved "expired"',
