@@ -872,8 +872,11 @@ def records(state, table):
 
 def edit_records(state, table, fn):
     for path in records(state, table):
-        with open(path, encoding='utf-8') as f:
-            rec = json.load(f)
+        try:
+            with open(path, encoding='utf-8') as f:
+                rec = json.load(f)
+        except ValueError:
+            continue  # a file a restart mode damaged: not this mutant's business
         fn(rec)
         with open(path, 'w', encoding='utf-8') as f:
             json.dump(rec, f)
