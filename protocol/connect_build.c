@@ -102,7 +102,7 @@ static cJSON *device_object(const struct connect_spec *s, const char *challenge_
 		goto fail;
 	ap.platform = plat;
 	ap.device_family = fam;
-	if (s->nonce == CONNECT_NONCE_NONE)
+	if (s->nonce == CONNECT_NONCE_NONE || s->sig == CONNECT_SIG_V1)
 		v = AUTHPAYLOAD_V1;
 	else
 		v = s->sig == CONNECT_SIG_V3 ? AUTHPAYLOAD_V3 : AUTHPAYLOAD_V2;

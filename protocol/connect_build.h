@@ -18,6 +18,7 @@
 enum connect_sig {
 	CONNECT_SIG_V2 = 2, /* v2 payload (OpenClaw 2026.1.30 and later) */
 	CONNECT_SIG_V3 = 3, /* v3 payload (platform and deviceFamily signed too) */
+	CONNECT_SIG_V1 = 1, /* v1 payload (no nonce in it), which this protocol refuses */
 	CONNECT_SIG_NONE = 0, /* device without signature field: a malformed connect */
 	CONNECT_SIG_BAD = -1, /* a valid-looking signature over the wrong bytes */
 };

@@ -25,6 +25,8 @@ static void ensure_identity(struct scenario_run *run, struct scenario_actor *a)
 		ensure_identity(run, o);
 		a->id = o->id;
 		a->has_id = o->has_id;
+	} else if (a->def->ident == SCENARIO_IDENT_SEED) {
+		a->has_id = identity_from_seed(&a->id, a->def->seed) == 0;
 	} else {
 		a->has_id = identity_generate(&a->id) == 0;
 	}

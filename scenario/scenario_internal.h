@@ -16,7 +16,7 @@
 #include "scenario.h"
 #include "strbuf.h"
 
-#define SCENARIO_MAX_ACTORS 64
+#define SCENARIO_MAX_ACTORS 80
 #define SCENARIO_DEFAULT_TIMEOUT_MS 5000
 #define SCENARIO_CLOSE_AFTER_ERROR_MS 500 /* wait for the close that follows an error res */
 /* RFC 6455 close codes that are not clawpair outcomes (those come from protocol/errors.h):
@@ -26,7 +26,12 @@
 
 /* ---------------------------------------------------------------- a loaded scenario */
 
-enum scenario_ident { SCENARIO_IDENT_NONE = 0, SCENARIO_IDENT_FRESH, SCENARIO_IDENT_SAME_AS };
+enum scenario_ident {
+	SCENARIO_IDENT_NONE = 0,
+	SCENARIO_IDENT_FRESH,
+	SCENARIO_IDENT_SAME_AS,
+	SCENARIO_IDENT_SEED, /* the key of a fixed Ed25519 seed */
+};
 
 struct scenario_actor_def {
 	const char *name;
@@ -34,6 +39,7 @@ struct scenario_actor_def {
 	bool remote;
 	enum scenario_ident ident;
 	int same_as;
+	uint8_t seed[IDENTITY_SEED_BYTES];
 	const cJSON *scopes; /* array, or NULL: node [] / operator from the spec default */
 	bool token_null; /* "token": null: no auth */
 	const char *token; /* explicit token, or NULL: the environment's */
@@ -107,6 +113,7 @@ struct scenario_run {
 	unsigned xff_local;
 	/* the failure being built */
 	char *expected, *actual;
+	char *skip; /* a step found the environment lacking: the verdict is SKIP, with this reason */
 };
 
 /* One kind of step: its "do", its keys (besides actor, do, capture, timeout_ms, note), whether

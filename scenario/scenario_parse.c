@@ -49,6 +49,8 @@ int scenario_parse_sig(const char *v, enum connect_sig *out)
 		*out = CONNECT_SIG_V2;
 	else if (!strcmp(v, "v3"))
 		*out = CONNECT_SIG_V3;
+	else if (!strcmp(v, "v1"))
+		*out = CONNECT_SIG_V1;
 	else if (!strcmp(v, "none"))
 		*out = CONNECT_SIG_NONE;
 	else if (!strcmp(v, "bad"))
@@ -59,6 +61,22 @@ int scenario_parse_sig(const char *v, enum connect_sig *out)
 }
 
 /* ---------------------------------------------------------------- actors */
+
+/* n bytes from 2n hex digits of s; -1 when one is not a hex digit. */
+static int hex_decode(const char *s, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < 2 * n; i++) {
+		int c = s[i], v = c >= '0' && c <= '9'   ? c - '0'
+		                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                                         : -1;
+
+		if (v < 0)
+			return -1;
+		out[i / 2] = (uint8_t)(i % 2 ? (out[i / 2] << 4) | v : v);
+	}
+	return 0;
+}
 
 static int parse_identity(const struct scenario *s, struct scenario_actor_def *d, const cJSON *a,
                           const char *where, char *err, size_t errsz)
@@ -75,6 +93,13 @@ static int parse_identity(const struct scenario *s, struct scenario_actor_def *d
 		d->ident = SCENARIO_IDENT_FRESH;
 	} else if (!strcmp(ident, "none")) {
 		d->ident = SCENARIO_IDENT_NONE;
+	} else if (!strncmp(ident, "seed:", 5)) {
+		d->ident = SCENARIO_IDENT_SEED;
+		if (strlen(ident + 5) != 2 * sizeof(d->seed) ||
+		    hex_decode(ident + 5, d->seed, sizeof(d->seed)) < 0) {
+			snprintf(err, errsz, "%s: identity \"seed:\" wants 64 hex digits", where);
+			return -1;
+		}
 	} else if (!strncmp(ident, "same-as:", 8)) {
 		d->ident = SCENARIO_IDENT_SAME_AS;
 		d->same_as = scenario_find_actor(s, ident + 8);
@@ -85,7 +110,8 @@ static int parse_identity(const struct scenario *s, struct scenario_actor_def *d
 			return -1;
 		}
 	} else {
-		snprintf(err, errsz, "%s: identity must be fresh, none or same-as:ACTOR", where);
+		snprintf(err, errsz, "%s: identity must be fresh, none, seed:HEX or same-as:ACTOR",
+		         where);
 		return -1;
 	}
 	return 0;
@@ -147,7 +173,7 @@ static int parse_actor_fields(struct scenario_actor_def *d, const cJSON *a, cons
 	}
 	d->override = v;
 	if (scenario_parse_sig(json_get_string(a, "sig"), &d->sig) < 0) {
-		snprintf(err, errsz, "%s: \"sig\" must be v2, v3, none or bad", where);
+		snprintf(err, errsz, "%s: \"sig\" must be v2, v3, v1, none or bad", where);
 		return -1;
 	}
 	d->display_name = json_get_string(a, "displayName");
@@ -262,7 +288,8 @@ static int check_connect(const cJSON *st, const char *where, char *err, size_t e
 	const cJSON *v;
 
 	if (sig && scenario_parse_sig(sig, &dummy) < 0) {
-		snprintf(err, errsz, "%s (connect): \"sig\" must be v2, v3, none or bad", where);
+		snprintf(err, errsz, "%s (connect): \"sig\" must be v2, v3, v1, none or bad",
+		         where);
 		return -1;
 	}
 	if (nonce && strcmp(nonce, "challenge") && strcmp(nonce, "wrong") &&

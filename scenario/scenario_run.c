@@ -487,6 +487,12 @@ static int play_step(struct scenario_run *run, const cJSON *st, int idx)
 	rc = scenario_step_kind(op)->play(run, a, step);
 	cJSON_Delete(step);
 	sr->ms = clock_mono_ms() - run->t0 - sr->t_ms;
+	if (rc < 0 && run->skip) {
+		sr->verdict = SCENARIO_SKIP;
+		set_verdict(r, SCENARIO_SKIP, run->skip);
+		run->skip = NULL;
+		return -1;
+	}
 	if (rc < 0) {
 		sr->verdict = SCENARIO_FAIL;
 		record_failure(run, a, idx, an, op);

@@ -14,6 +14,9 @@
 #include "scenario_internal.h"
 
 #define RESTART_TIMEOUT_MS 120000
+/* Exit statuses of the restart command for a restart step with a mode (SCENARIOS.md). */
+#define RESTART_STARTED 10
+#define RESTART_REFUSED 11
 
 static int ms_of(const cJSON *st, int dflt)
 {
@@ -347,18 +350,47 @@ static int step_sleep(struct scenario_run *run, struct scenario_actor *a, const 
 	return 0;
 }
 
+/* What a restart with a mode came to, by the restart command's exit status (SCENARIOS.md). */
+static int restart_outcome(struct scenario_run *run, const char *mode, const char *want, int code)
+{
+	const char *got = code == RESTART_STARTED   ? "started"
+	                  : code == RESTART_REFUSED ? "refused"
+	                                            : NULL;
+
+	if (code == 0) {
+		run->skip =
+		        scenario_fmt("the restart command does not know mode %s (exit 0)", mode);
+		return -1;
+	}
+	if (!got)
+		return scenario_fail_with(run, scenario_fmt("restart command, mode %s", mode),
+		                          scenario_fmt("exit status %d", code));
+	if (strcmp(got, want) != 0)
+		return scenario_fail_with(
+		        run, scenario_fmt("restart mode %s: the gateway %s", mode, want),
+		        scenario_fmt("the gateway %s (restart command exit %d)", got, code));
+	return 0;
+}
+
 static int step_restart(struct scenario_run *run, struct scenario_actor *a, const cJSON *st)
 {
+	const char *mode = json_get_string(st, "mode"), *want = json_get_string(st, "expect");
 	int status = 0;
 	uint64_t deadline;
-	pid_t pid = fork();
+	pid_t pid;
 
 	(void)a;
-	(void)st;
+	if (want && (!mode || (strcmp(want, "started") && strcmp(want, "refused"))))
+		return scenario_fail_with(
+		        run, strdup("restart \"expect\": started or refused, with a mode"),
+		        strdup(want));
+	pid = fork();
 	if (pid < 0)
 		return scenario_fail_with(run, strdup("restart command"),
 		                          scenario_fmt("fork: %s", strerror(errno)));
 	if (pid == 0) {
+		if (mode)
+			setenv("CLAWPAIR_RESTART_MODE", mode, 1);
 		execl("/bin/sh", "sh", "-c", run->env->restart_cmd, (char *)NULL);
 		_exit(127);
 	}
@@ -380,6 +412,8 @@ static int step_restart(struct scenario_run *run, struct scenario_actor *a, cons
 		/* keep the connections serviced: the gateway going away closes them */
 		scenario_pump(run, 20);
 	}
+	if (mode && WIFEXITED(status))
+		return restart_outcome(run, mode, want ? want : "started", WEXITSTATUS(status));
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return scenario_fail_with(
 		        run, strdup("restart command exit 0"),
@@ -403,7 +437,7 @@ static const char *const k_close[] = {"code", "reason", NULL};
 static const char *const k_ms[] = {"ms", NULL};
 static const char *const k_res[] = {"id", "expect", NULL};
 static const char *const k_disconnect[] = {"code", "reason", NULL};
-static const char *const k_none[] = {NULL};
+static const char *const k_restart[] = {"mode", "expect", NULL};
 
 static const struct scenario_step_kind step_kinds[] = {
         {"open", k_open, true, scenario_step_open},
@@ -418,7 +452,7 @@ static const struct scenario_step_kind step_kinds[] = {
         {"expect-res", k_res, true, step_expect_res},
         {"disconnect", k_disconnect, true, step_disconnect},
         {"sleep", k_ms, false, step_sleep},
-        {"restart", k_none, false, step_restart},
+        {"restart", k_restart, false, step_restart},
 };
 
 const struct scenario_step_kind *scenario_step_kind(const char *op)

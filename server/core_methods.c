@@ -213,8 +213,19 @@ static const cJSON *lookup_request(struct core *core, struct core_conn *conn, co
 
 	*t_out = rq->node && core->cfg.compat_6836 ? STORE_COMPAT_NODE_PENDING : STORE_PENDING;
 	rec = store_get(core->store, *t_out, rid);
-	if (rec && rq->node && *t_out == STORE_PENDING && !core_is_node_request(rec))
-		rec = NULL;
+	if (rec && rq->node && *t_out == STORE_PENDING && !core_is_node_request(rec)) {
+		/* STORE-3: pending, so never "unknown" (STORE-4); the device.* twin resolves it. */
+		cJSON *extra = cJSON_CreateObject();
+		char msg[120];
+
+		if (extra)
+			cJSON_AddStringToObject(extra, "requestId", rid);
+		snprintf(msg, sizeof(msg),
+		         "requestId is not a node pairing request; use device.pair.%s",
+		         strcmp(rq->method, "node.pair.reject") == 0 ? "reject" : "approve");
+		core_fail(core, conn, rq->id, CP_ERR_INVALID_PARAMS, msg, extra, NULL);
+		return NULL;
+	}
 	if (!rec)
 		unknown_request(core, conn, rq->id, *t_out, rq->node, rid);
 	return rec;

@@ -933,6 +933,11 @@ static void approve_flow(bool via_node)
 		p = expect_ok(rd, call(rd, "node.list", "{}"));
 		assert_string_equal(jstr(p, "nodes.0.nodeId"), id.device_id);
 		assert_true(cJSON_IsTrue(jget(p, "nodes.0.connected")));
+		/* WIRE-15: the node's two methods are not an operator's. */
+		expect_err(rd, call(rd, "node.event", "{}"), "INVALID_REQUEST",
+		           "UNAUTHORIZED_ROLE");
+		expect_err(rd, call(rd, "node.invoke.result", "{}"), "INVALID_REQUEST",
+		           "UNAUTHORIZED_ROLE");
 		assert_true(cJSON_IsTrue(jget(p, "nodes.0.paired")));
 		assert_string_equal(jstr(p, "nodes.0.remoteIp"), "10.0.0.5");
 	}
@@ -1234,12 +1239,18 @@ static void test_unknown_request(void **state)
 	err = expect_err(op, call(op, "device.pair.approve", "{\"requestId\":\"nope\"}"),
 	                 "INVALID_REQUEST", "UNKNOWN_REQUEST_ID");
 	assert_int_equal(array_len(jget(err, "details.pendingRequestIds")), 2);
-	/* node.* resolves node requests only: the operator request is not one. */
+	/* node.* resolves node requests only: the operator request is not one, but it is pending,
+	 * so it is not unknown either (STORE-3, STORE-4). */
 	snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid_op);
 	err = expect_err(op, call(op, "node.pair.approve", params), "INVALID_REQUEST",
-	                 "UNKNOWN_REQUEST_ID");
-	assert_int_equal(array_len(jget(err, "details.pendingRequestIds")), 1);
-	assert_string_equal(jstr(err, "details.pendingRequestIds.0"), rid);
+	                 "INVALID_PARAMS");
+	assert_string_equal(jstr(err, "details.requestId"), rid_op);
+	assert_string_equal(jstr(err, "message"),
+	                    "requestId is not a node pairing request; use device.pair.approve");
+	err = expect_err(op, call(op, "node.pair.reject", params), "INVALID_REQUEST",
+	                 "INVALID_PARAMS");
+	assert_string_equal(jstr(err, "message"),
+	                    "requestId is not a node pairing request; use device.pair.reject");
 	/* node.pair.list lists only the node one; device.pair.list both, newest first. */
 	err = expect_ok(op, call(op, "node.pair.list", NULL));
 	assert_int_equal(array_len(jget(err, "pending")), 1);
