@@ -915,7 +915,7 @@ class CorruptAsEmpty(Mutant):
                 os.unlink(path)
 
 
-@mutant('state-dir-not-locked', 'PERSIST-3', 'a second gateway may open a state directory in use')
+@mutant('state-dir-not-locked', 'PERSIST-4', 'a second gateway may open a state directory in use')
 class NotLocked(Mutant):
     def before_start(self, state, mode):
         if mode == 'second' and os.path.exists(os.path.join(state, 'lock')):
