@@ -25,9 +25,10 @@ enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG
 
 /* hello-ok's policy.maxBufferedBytes: the adapter closes a peer that lets more events pile up. */
 #define CORE_MAX_BUFFERED_BYTES 1572864
-/* Unsent responses of one connection, counted apart from events ([LIMIT-7]): a list answer of any
- * size the caps allow goes out whole. */
-#define CORE_MAX_RESPONSE_BYTES (64u * 1024u * 1024u)
+/* Unsent responses of one connection, counted apart from events ([LIMIT-7]): over this, queueing
+ * another closes it as a slow consumer; a response never counts itself, so one answer of any
+ * size goes out whole. */
+#define CORE_MAX_RESPONSE_BYTES CORE_MAX_BUFFERED_BYTES
 
 struct core_config {
 	const char *token; /* shared gateway token; NULL: none accepted */
