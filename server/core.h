@@ -20,7 +20,7 @@ enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG
 #define CORE_DEFAULT_TICK_INTERVAL_MS 30000
 #define CORE_DEFAULT_MAX_PENDING 10240
 #define CORE_DEFAULT_MAX_PENDING_PER_IP 32
-#define CORE_DEFAULT_MAX_PREAUTH_PER_IP 64
+#define CORE_DEFAULT_MAX_PREAUTH_PER_IP 32
 #define CORE_DEFAULT_MAX_PAYLOAD 524288
 
 /* hello-ok's policy.maxBufferedBytes: the adapter closes a peer that lets more events pile up. */
@@ -40,7 +40,7 @@ struct core_config {
 	uint64_t tick_interval_ms; /* 0: 30000 */
 	unsigned max_pending; /* held-open connects in total; 0: 10240 */
 	unsigned max_pending_per_ip; /* held-open connects per client IP; 0: 32 */
-	unsigned max_preauth_per_ip; /* sockets before connect per client IP; 0: 64 */
+	unsigned max_preauth_per_ip; /* sockets before connect per client IP and pool; 0: 32 */
 	size_t max_payload; /* frame cap in bytes; 0: 524288 */
 	bool no_local_auto_approve; /* local devices need approval too */
 	bool compat_6836; /* behave like OpenClaw 2026.1.30 (tests only) */
