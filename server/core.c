@@ -450,6 +450,11 @@ bool core_conn_authenticated(const struct core_conn *conn)
 	return conn && !conn->closing && conn->state == CONN_AUTHED;
 }
 
+bool core_conn_unfinished(const struct core_conn *conn)
+{
+	return conn && (conn->closing || conn->state == CONN_PREAUTH);
+}
+
 void core_get_stats(const struct core *core, struct core_stats *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -40,7 +40,7 @@ struct core_config {
 	uint64_t tick_interval_ms; /* 0: 30000 */
 	unsigned max_pending; /* held-open connects in total; 0: 10240 */
 	unsigned max_pending_per_ip; /* held-open connects per client IP; 0: 32 */
-	unsigned max_preauth_per_ip; /* sockets before connect per client IP and pool; 0: 32 */
+	unsigned max_preauth_per_ip; /* remote sockets before connect per client IP; 0: 32 */
 	size_t max_payload; /* frame cap in bytes; 0: 524288 */
 	bool no_local_auto_approve; /* local devices need approval too */
 	bool compat_6836; /* behave like OpenClaw 2026.1.30 (tests only) */
@@ -100,6 +100,8 @@ void core_shutdown(struct core *core, uint64_t now_ms);
 
 /* Past hello-ok: its partial messages count against the authenticated budget ([LIMIT-5]). */
 bool core_conn_authenticated(const struct core_conn *conn);
+/* Neither authenticated nor held open: the adapter may close it to make room ([LIMIT-6]). */
+bool core_conn_unfinished(const struct core_conn *conn);
 
 struct core_stats {
 	unsigned conns; /* open connections */

@@ -354,7 +354,10 @@ void core_limit_preauth(struct core *core, struct core_conn *conn, uint64_t now_
 	int pool = conn->local;
 	struct core_conn *victim;
 
-	if (!e || e->preauth[pool] <= core->cfg.max_preauth_per_ip)
+	/* Local connections come from this machine's own processes, the operator's tools among
+	 * them: counted apart and not capped per address, so that no churn of sockets on the same
+	 * address can close the operator's; the gateway's total bounds them ([LIMIT-6]). */
+	if (!e || pool || e->preauth[pool] <= core->cfg.max_preauth_per_ip)
 		return;
 	/* The oldest goes: a socket that has not sent connect by now is the least likely to, and
 	 * idle sockets must never keep a newer client out. */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -32,6 +33,8 @@
 #define TCP_BUCKETS 4096
 /* A limit that closes or refuses connections logs one line, then at most one per this. */
 #define LIMIT_LOG_EVERY_MS 10000
+/* How many of the oldest upgrading connections a new one may look at for an idle one. */
+#define EVICT_LOOK 8
 
 struct out_frame {
 	struct out_frame *next;
@@ -48,10 +51,12 @@ struct tcp_peer;
 /* One accepted TCP connection, from the accept to the close of its descriptor. */
 struct tcp_conn {
 	struct lws *wsi;
-	struct tcp_peer *peer; /* NULL: a trusted proxy, not counted per address */
-	bool upgrading; /* not yet a WebSocket: in the lists below */
-	bool loopback;
-	struct tcp_conn *prev, *next; /* every upgrading connection, oldest first */
+	struct tcp_peer *peer; /* while upgrading, unless a trusted proxy: its peer's list */
+	bool upgrading; /* not yet a WebSocket */
+	bool unfinished; /* in the gateway's list: not yet authenticated or held open (as far
+	                  * as the list knows: it learns the rest when it looks) */
+	struct tcp_conn *prev, *next; /* unfinished connections, oldest first */
+	struct tcp_conn *up_prev, *up_next; /* upgrading connections, oldest first */
 	struct tcp_conn *peer_prev, *peer_next; /* the peer's upgrading connections, oldest first */
 };
 
@@ -120,7 +125,9 @@ struct gateway {
 	struct locality_addr *trusted;
 	size_t n_trusted;
 	struct tcp_peer *peers[TCP_BUCKETS];
-	struct tcp_conn *up_head, *up_tail;
+	struct tcp_conn *fin_head, *fin_tail; /* unfinished connections, oldest first */
+	struct tcp_conn *up_head, *up_tail; /* upgrading connections, oldest first */
+	unsigned n_upgrading, max_upgrading;
 	unsigned n_tcp;
 	struct accepting accepting;
 	struct limit_log log_refused, log_evicted, log_budget, log_timeout;
@@ -368,15 +375,16 @@ static void upgrading_unlink(struct gateway *gw, struct tcp_conn *t)
 	if (!t->upgrading)
 		return;
 	t->upgrading = false;
-	if (t->prev)
-		t->prev->next = t->next;
+	if (t->up_prev)
+		t->up_prev->up_next = t->up_next;
 	else
-		gw->up_head = t->next;
-	if (t->next)
-		t->next->prev = t->prev;
+		gw->up_head = t->up_next;
+	if (t->up_next)
+		t->up_next->up_prev = t->up_prev;
 	else
-		gw->up_tail = t->prev;
-	t->prev = t->next = NULL;
+		gw->up_tail = t->up_prev;
+	t->up_prev = t->up_next = NULL;
+	gw->n_upgrading--;
 	if (!p)
 		return;
 	if (t->peer_prev)
@@ -395,13 +403,64 @@ static void upgrading_unlink(struct gateway *gw, struct tcp_conn *t)
 	}
 }
 
-/* Closes a connection that has not completed its upgrade, at once and without a response, so its
- * descriptor is free again when this returns. */
-static void upgrading_evict(struct gateway *gw, struct tcp_conn *t, const char *for_ip)
+/* Takes t out of the list of unfinished connections. */
+static void fin_unlink(struct gateway *gw, struct tcp_conn *t)
 {
-	upgrading_unlink(gw, t); /* never picked twice, whenever lws gets to free it */
+	if (!t->unfinished)
+		return;
+	t->unfinished = false;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		gw->fin_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		gw->fin_tail = t->prev;
+	t->prev = t->next = NULL;
+}
+
+/* Closes a connection that has not finished its handshake, at once and without a response, so
+ * its descriptor is free again when this returns. */
+static void evict(struct gateway *gw, struct tcp_conn *t, const char *for_ip)
+{
+	/* never picked twice, whenever lws gets to free it */
+	upgrading_unlink(gw, t);
+	fin_unlink(gw, t);
 	limit_note(gw, &gw->log_evicted, for_ip, NULL);
 	lws_set_timeout(t->wsi, PENDING_TIMEOUT_HOLDING_AH, LWS_TO_KILL_SYNC);
+}
+
+/* The oldest of the first EVICT_LOOK upgrading connections (of peer p; of all when p is NULL)
+ * that has nothing unread. One whose request is waiting is upgraded at the next turn of the loop
+ * and holds no place: closing it would only hit whoever connected in the same burst as an
+ * attacker, the operator included. NULL when none of them is idle. */
+static struct tcp_conn *idle_upgrading(struct gateway *gw, struct tcp_peer *p)
+{
+	struct tcp_conn *t = p ? p->head : gw->up_head;
+
+	for (int i = 0; t && i < EVICT_LOOK; i++, t = p ? t->peer_next : t->up_next) {
+		int unread = 0;
+
+		if (ioctl(lws_get_socket_fd(t->wsi), FIONREAD, &unread) == 0 && unread == 0)
+			return t;
+	}
+	return NULL;
+}
+
+/* The oldest connection that has neither upgraded nor, as a WebSocket, been authenticated or
+ * held open; NULL when there is none. Finished ones met on the way leave the list. */
+static struct tcp_conn *oldest_unfinished(struct gateway *gw)
+{
+	while (gw->fin_head) {
+		struct tcp_conn *t = gw->fin_head;
+		struct session *s = t->upgrading ? NULL : lws_wsi_user(t->wsi);
+
+		if (t->upgrading || !s || !s->conn || core_conn_unfinished(s->conn))
+			return t;
+		fin_unlink(gw, t);
+	}
+	return NULL;
 }
 
 static bool sockaddr_addr(const struct sockaddr_storage *ss, struct locality_addr *a)
@@ -425,6 +484,7 @@ static int on_accept(struct gateway *gw, const struct lws_filter_network_conn_ar
 {
 	struct accepting *acc = &gw->accepting;
 	struct locality_addr a;
+	struct tcp_conn *t;
 	unsigned limit;
 
 	acc->fd = -1;
@@ -439,16 +499,19 @@ static int on_accept(struct gateway *gw, const struct lws_filter_network_conn_ar
 	if (gw->stopping)
 		return 1;
 	/* A proxy speaks for many clients and sends each request as soon as it has it: only the
-	 * total bounds it. */
+	 * totals bound it. */
 	if (!acc->trusted) {
 		struct tcp_peer *p = *peer_slot(gw, acc->ip);
 
-		if (p && p->upgrading >= gw->max_upgrading_per_ip)
-			upgrading_evict(gw, p->head, acc->ip);
+		if (p && p->upgrading >= gw->max_upgrading_per_ip && (t = idle_upgrading(gw, p)))
+			evict(gw, t, acc->ip);
 	}
+	/* Whatever their addresses: lws keeps a timer for each in a sorted list. */
+	if (gw->n_upgrading >= gw->max_upgrading && (t = idle_upgrading(gw, NULL)))
+		evict(gw, t, acc->ip);
 	limit = acc->loopback ? gw->max_connections : gw->max_connections - gw->loopback_reserve;
-	if (gw->n_tcp >= limit && gw->up_head)
-		upgrading_evict(gw, gw->up_head, acc->ip);
+	if (gw->n_tcp >= limit && (t = oldest_unfinished(gw)))
+		evict(gw, t, acc->ip);
 	if (gw->n_tcp >= limit) {
 		limit_note(gw, &gw->log_refused, acc->ip, NULL);
 		return 1;
@@ -470,14 +533,21 @@ static void on_adopted(struct gateway *gw, struct lws *wsi)
 	if (!t)
 		return; /* uncounted, nothing worse */
 	t->wsi = wsi;
-	t->loopback = acc->loopback;
 	t->upgrading = true;
-	t->prev = gw->up_tail;
+	t->unfinished = true;
+	t->prev = gw->fin_tail;
+	if (gw->fin_tail)
+		gw->fin_tail->next = t;
+	else
+		gw->fin_head = t;
+	gw->fin_tail = t;
+	t->up_prev = gw->up_tail;
 	if (gw->up_tail)
-		gw->up_tail->next = t;
+		gw->up_tail->up_next = t;
 	else
 		gw->up_head = t;
 	gw->up_tail = t;
+	gw->n_upgrading++;
 	if (!acc->trusted && (t->peer = peer_get(gw, acc->ip))) {
 		t->peer_prev = t->peer->tail;
 		if (t->peer->tail)
@@ -491,6 +561,8 @@ static void on_adopted(struct gateway *gw, struct lws *wsi)
 	lws_set_opaque_user_data(wsi, t);
 }
 
+/* A WebSocket now: it stays in the list of unfinished connections until the core answers its
+ * connect. */
 static void on_upgraded(struct gateway *gw, struct lws *wsi)
 {
 	struct tcp_conn *t = lws_get_opaque_user_data(wsi);
@@ -506,6 +578,7 @@ static void on_wsi_destroy(struct gateway *gw, struct lws *wsi)
 	if (!t)
 		return;
 	upgrading_unlink(gw, t);
+	fin_unlink(gw, t);
 	lws_set_opaque_user_data(wsi, NULL);
 	gw->n_tcp--;
 	free(t);
@@ -1139,6 +1212,7 @@ static int limits_init(struct gateway *gw, const struct gateway_opts *o)
 	                               : GATEWAY_LOOPBACK_RESERVE;
 	gw->max_upgrading_per_ip =
 	        or_default(o->max_upgrading_per_ip, GATEWAY_DEFAULT_MAX_UPGRADING_PER_IP);
+	gw->max_upgrading = or_default(o->max_upgrading, GATEWAY_DEFAULT_MAX_UPGRADING);
 	gw->rx_budget[RX_UNAUTH] =
 	        o->max_partial_unauth ? o->max_partial_unauth : GATEWAY_DEFAULT_PARTIAL_UNAUTH;
 	gw->rx_budget[RX_AUTH] =
@@ -1164,11 +1238,11 @@ static int limits_init(struct gateway *gw, const struct gateway_opts *o)
 		gw->n_trusted = c->n_trusted_proxies;
 	}
 	gateway_log(gw, CORE_LOG_INFO,
-	            "limits: %u connections (the last %u for loopback peers), %u upgrading per "
-	            "address, partial messages %zu / %zu bytes (before / after hello-ok), message "
+	            "limits: %u connections (the last %u for loopback peers), %u upgrading (%u per "
+	            "address), partial messages %zu / %zu bytes (before / after hello-ok), message "
 	            "timeout %llu ms",
-	            gw->max_connections, gw->loopback_reserve, gw->max_upgrading_per_ip,
-	            gw->rx_budget[RX_UNAUTH], gw->rx_budget[RX_AUTH],
+	            gw->max_connections, gw->loopback_reserve, gw->max_upgrading,
+	            gw->max_upgrading_per_ip, gw->rx_budget[RX_UNAUTH], gw->rx_budget[RX_AUTH],
 	            (unsigned long long)gw->message_timeout_ms);
 	return 0;
 }

@@ -24,6 +24,7 @@ struct gateway_listen {
 #define GATEWAY_DEFAULT_MAX_CONNECTIONS 65536 /* less when the descriptor limit is lower */
 #define GATEWAY_LOOPBACK_RESERVE 32 /* connections of the total only loopback peers may use */
 #define GATEWAY_DEFAULT_MAX_UPGRADING_PER_IP 32
+#define GATEWAY_DEFAULT_MAX_UPGRADING 1024
 #define GATEWAY_DEFAULT_PARTIAL_UNAUTH (16u * 1024u * 1024u)
 #define GATEWAY_DEFAULT_PARTIAL_AUTH (64u * 1024u * 1024u)
 #define GATEWAY_DEFAULT_MESSAGE_TIMEOUT_MS 30000
@@ -38,8 +39,10 @@ struct gateway_opts {
 	 * less GATEWAY_FD_HEADROOM (lowered to that, with a warning). */
 	unsigned max_connections;
 	/* [LIMIT-4]: connections of one peer address that have not completed the WebSocket
-	 * upgrade (trusted proxies are not counted); 0: 32. */
+	 * upgrade (trusted proxies are not counted); over it an idle one is closed; 0: 32. */
 	unsigned max_upgrading_per_ip;
+	/* [LIMIT-4]: the same whatever the address; 0: 1024. */
+	unsigned max_upgrading;
 	/* [LIMIT-5]: bytes of partial messages, gateway-wide, of connections before hello-ok and
 	 * of authenticated ones; 0: 16 MiB and 64 MiB. */
 	size_t max_partial_unauth, max_partial_auth;

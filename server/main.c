@@ -60,15 +60,17 @@ static void usage(FILE *f)
 	        "  --no-local-auto-approve   local devices need an operator's approval too\n"
 	        "  --max-pending N           held-open connects in total (default 10240)\n"
 	        "  --max-pending-per-ip N    held-open connects per client address (default 32)\n"
-	        "  --max-preauth-per-ip N    sockets not yet past connect per client address and\n"
-	        "                            kind, local or not; over it the oldest is closed\n"
+	        "  --max-preauth-per-ip N    sockets not yet past connect per client address, local\n"
+	        "                            ones not counted; over it the oldest is closed\n"
 	        "                            (default 32)\n"
 	        "  --max-connections N       TCP connections in total, the last 32 for loopback\n"
 	        "                            peers only (default 65536, at most the descriptor\n"
 	        "                            limit less 64)\n"
-	        "  --max-upgrading-per-ip N  connections of one peer address not yet upgraded to\n"
-	        "                            a WebSocket; over it the oldest is closed (default 32;\n"
-	        "                            trusted proxies are not counted)\n"
+	        "  --max-upgrading N         connections not yet upgraded to a WebSocket, whatever\n"
+	        "                            their address; over it the oldest idle one is closed\n"
+	        "                            (default 1024)\n"
+	        "  --max-upgrading-per-ip N  the same per peer address (default 32; trusted\n"
+	        "                            proxies are not counted)\n"
 	        "  --max-partial-unauth B    bytes of partial messages of connections before\n"
 	        "                            hello-ok, gateway-wide (default 16777216)\n"
 	        "  --max-partial-auth B      bytes of partial messages of authenticated connections,\n"
@@ -146,6 +148,7 @@ enum {
 	OPT_MAX_PENDING_PER_IP,
 	OPT_MAX_PREAUTH_PER_IP,
 	OPT_MAX_CONNECTIONS,
+	OPT_MAX_UPGRADING,
 	OPT_MAX_UPGRADING_PER_IP,
 	OPT_MAX_PARTIAL_UNAUTH,
 	OPT_MAX_PARTIAL_AUTH,
@@ -166,6 +169,7 @@ static const struct option long_opts[] = {
         {"max-pending-per-ip", required_argument, NULL, OPT_MAX_PENDING_PER_IP},
         {"max-preauth-per-ip", required_argument, NULL, OPT_MAX_PREAUTH_PER_IP},
         {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"max-upgrading", required_argument, NULL, OPT_MAX_UPGRADING},
         {"max-upgrading-per-ip", required_argument, NULL, OPT_MAX_UPGRADING_PER_IP},
         {"max-partial-unauth", required_argument, NULL, OPT_MAX_PARTIAL_UNAUTH},
         {"max-partial-auth", required_argument, NULL, OPT_MAX_PARTIAL_AUTH},
@@ -279,6 +283,8 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 		return parse_limit(c, "max-preauth-per-ip", arg, &a->cfg.max_preauth_per_ip);
 	case OPT_MAX_CONNECTIONS:
 		return parse_limit(c, "max-connections", arg, &a->gopts.max_connections);
+	case OPT_MAX_UPGRADING:
+		return parse_limit(c, "max-upgrading", arg, &a->gopts.max_upgrading);
 	case OPT_MAX_UPGRADING_PER_IP:
 		return parse_limit(c, "max-upgrading-per-ip", arg, &a->gopts.max_upgrading_per_ip);
 	case OPT_MAX_PARTIAL_UNAUTH:

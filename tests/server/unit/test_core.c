@@ -1422,9 +1422,9 @@ static void test_limit_requests_without_sockets(void **state)
 	env_free(e);
 }
 
-/* LIMIT-4, LIMIT-6: local sockets and the other sockets of an address are counted apart, so a
- * page's sockets (Origin, loopback address) never shut out the local operator; within a pool the
- * oldest socket makes room for a new one. */
+/* LIMIT-4, LIMIT-6: local sockets are not counted with the other sockets of their address, so a
+ * page's sockets (Origin, loopback address) never shut out the local operator; among the others
+ * the oldest socket makes room for a new one. */
 static void test_limit_preauth_pools(void **state)
 {
 	struct core_config cfg = base_cfg();
@@ -1439,14 +1439,15 @@ static void test_limit_preauth_pools(void **state)
 		pages[i] = open_peer(e, &page);
 	expect_closed(pages[0], 4429);
 	assert_false(pages[1]->closed || pages[2]->closed);
-	idle[0] = open_client(e, "127.0.0.1");
-	idle[1] = open_client(e, "127.0.0.1");
-	assert_false(idle[0]->closed || idle[1]->closed || pages[1]->closed);
-	/* The pool of local sockets is full of idle ones: the operator gets in all the same. */
+	/* Local sockets are not capped per address: however many idle ones a process keeps,
+	 * the operator gets in and closes none of them. */
+	for (int i = 0; i < 2; i++)
+		idle[i] = open_client(e, "127.0.0.1");
+	for (int i = 0; i < 8; i++)
+		open_client(e, "127.0.0.1");
 	op = operator(e, "operator.pairing", NULL);
 	(void)op;
-	expect_closed(idle[0], 4429);
-	assert_false(idle[1]->closed || pages[2]->closed);
+	assert_false(idle[0]->closed || idle[1]->closed || pages[1]->closed || pages[2]->closed);
 	env_free(e);
 }
 
