@@ -6,7 +6,8 @@
  *
  * CLAWPAIR_HOSTILE_GATEWAY=PATH runs the attacks against another gateway binary and
  * CLAWPAIR_HOSTILE_MEASURE=1 only reports (no checks, no options the binary may not know): how
- * the figures of a gateway without these limits were taken. */
+ * the figures of a gateway without these limits were taken. CLAWPAIR_HOSTILE_ONLY=NAME runs one
+ * test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -517,15 +518,19 @@ static struct flood_result pending_flood(struct fix *f, size_t n, uint32_t seed)
 	return res;
 }
 
-#define WIDE_TTL_S 10
-
 /* Thousands of requests from one address allowed: the list is larger than maxBufferedBytes,
  * and they all expire together. The store lives on tmpfs when there is one, so that the flood
- * takes seconds, not the disk's fsyncs, and ends well within the TTL. */
+ * takes seconds, not the disk's fsyncs, and ends well within the TTL.
+ * CLAWPAIR_HOSTILE_WIDE_DISK=1 keeps it on disk (each expiry then costs an fsync, as in
+ * production), CLAWPAIR_HOSTILE_WIDE_TTL=S sets the TTL (default 10). */
 static void pending_flood_wide(size_t n)
 {
-	static const char *const wide[] = {"--no-local-auto-approve", "--pending-ttl", "10",
-	                                   "--max-pending-per-ip",    "100000",        NULL};
+	const char *ttl_env = getenv("CLAWPAIR_HOSTILE_WIDE_TTL");
+	const char *disk = getenv("CLAWPAIR_HOSTILE_WIDE_DISK");
+	unsigned ttl_s = ttl_env && atoi(ttl_env) > 0 ? (unsigned)atoi(ttl_env) : 10;
+	char ttl[16];
+	const char *const wide[] = {"--no-local-auto-approve", "--pending-ttl", ttl,
+	                            "--max-pending-per-ip",    "100000",        NULL};
 	struct fix f;
 	struct loadgen_proc p1, p2;
 	struct flood_result r;
@@ -535,7 +540,8 @@ static void pending_flood_wide(size_t n)
 	uint64_t t0, until;
 	bool in_time;
 
-	if (access("/dev/shm", W_OK) == 0)
+	snprintf(ttl, sizeof(ttl), "%u", ttl_s);
+	if (!(disk && *disk && strcmp(disk, "0")) && access("/dev/shm", W_OK) == 0)
 		snprintf(state, sizeof(state), "/dev/shm/clawpair-hostile-XXXXXX");
 	if (state[0] && !mkdtemp(state))
 		state[0] = '\0';
@@ -545,7 +551,7 @@ static void pending_flood_wide(size_t n)
 	r = pending_flood(&f, n, 0x200000);
 	p1 = proc(&f);
 	list_ms = op_call_ms(&f, "device.pair.list", 20000 * f.scale, &listed);
-	in_time = clock_mono_ms() < t0 + (WIDE_TTL_S - 2) * 1000u;
+	in_time = clock_mono_ms() < t0 + (ttl_s - 2) * 1000u;
 	printf("# pending flood, --max-pending-per-ip 100000 (store on %s): %zu requests in %.1f "
 	       "s; device.pair.list (%ld listed) %.1f ms\n",
 	       state[0] ? "tmpfs" : "disk", r.pending, r.seconds, listed, list_ms);
@@ -556,7 +562,8 @@ static void pending_flood_wide(size_t n)
 	else
 		printf("# (not checked: the flood took longer than the TTL allows)\n");
 	/* While they expire, the operator asks every 20 ms; the worst answer shows the stall. */
-	until = t0 + (WIDE_TTL_S + 5) * 1000u * (uint64_t)f.scale;
+	/* the last ones were created at the end of the flood */
+	until = clock_mono_ms() + (ttl_s + 5) * 1000u * (uint64_t)f.scale;
 	while (clock_mono_ms() < until) {
 		double ms = op_call_ms(&f, "node.list", 10000 * f.scale, NULL);
 
@@ -610,7 +617,10 @@ static void test_pending_flood(void **state)
 	CHECK(strncmp(r.refusal, "PENDING_LIMIT_IP", 16) == 0, "refusal: %s", r.refusal);
 	CHECK(p1.rss_kib - p0.rss_kib < 16 * 1024, "RSS grew %ld KiB", p1.rss_kib - p0.rss_kib);
 	fix_stop(&f);
-	pending_flood_wide(under_valgrind() ? 500 : 5000);
+	pending_flood_wide(getenv("CLAWPAIR_HOSTILE_WIDE_N")
+	                           ? (size_t)atol(getenv("CLAWPAIR_HOSTILE_WIDE_N"))
+	                   : under_valgrind() ? 500
+	                                      : 5000);
 }
 
 /* ---- sockets that never send connect ---- */
@@ -943,5 +953,7 @@ int main(void)
 
 	signal(SIGPIPE, SIG_IGN);
 	identity_global_init();
+	if (getenv("CLAWPAIR_HOSTILE_ONLY")) /* e.g. test_pending_flood */
+		cmocka_set_test_filter(getenv("CLAWPAIR_HOSTILE_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
