@@ -1222,7 +1222,7 @@ static int limits_init(struct gateway *gw, const struct gateway_opts *o)
 	gw->upgrade_timeout_s = (unsigned)((hs + 999) / 1000);
 	gw->accepting.fd = -1;
 	gw->log_refused.what = "connection refused: too many connections";
-	gw->log_evicted.what = "connection closed before its upgrade for a newer one";
+	gw->log_evicted.what = "unfinished connection closed to make room for a newer one";
 	gw->log_budget.what = cp_err_info(CP_ERR_RX_BUDGET)->close_reason;
 	gw->log_timeout.what = cp_err_info(CP_ERR_MESSAGE_TIMEOUT)->close_reason;
 	if (c->n_trusted_proxies) {
