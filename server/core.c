@@ -23,16 +23,24 @@ void core_logf(struct core *core, enum core_log_level level, const char *fmt, ..
 	core->io.log(core->io.user, level, line);
 }
 
-void core_send_text(struct core *core, struct core_conn *conn, char *text)
+static void send_frame(struct core *core, struct core_conn *conn, char *text, bool response)
 {
+	void (*send)(void *, void *, const char *, size_t) =
+	        response && core->io.send_response ? core->io.send_response : core->io.send;
+
 	if (!text) {
 		core_logf(core, CORE_LOG_ERROR, "conn %s: out of memory building a frame",
 		          conn->id);
 		return;
 	}
 	if (!conn->closing)
-		core->io.send(core->io.user, conn->user, text, strlen(text));
+		send(core->io.user, conn->user, text, strlen(text));
 	free(text);
+}
+
+void core_send_text(struct core *core, struct core_conn *conn, char *text)
+{
+	send_frame(core, conn, text, false);
 }
 
 void core_send_event(struct core *core, struct core_conn *conn, const char *event, cJSON *payload,
@@ -51,7 +59,7 @@ void core_send_ok(struct core *core, struct core_conn *conn, const char *id, cJS
 		cJSON_Delete(payload);
 		return;
 	}
-	core_send_text(core, conn, frame_build_res_ok(id, payload));
+	send_frame(core, conn, frame_build_res_ok(id, payload), true);
 }
 
 void core_close(struct core *core, struct core_conn *conn, int code, const char *reason)
@@ -78,7 +86,7 @@ void core_fail(struct core *core, struct core_conn *conn, const char *id, enum c
 	core_logf(core, CORE_LOG_WARN, "conn %s ip %s: rejected: %s: %s", conn->id, conn->ip,
 	          info->details_code, message ? message : info->message);
 	if (info->wire_code && id)
-		core_send_text(core, conn, frame_build_res_err(id, err, message, extra));
+		send_frame(core, conn, frame_build_res_err(id, err, message, extra), true);
 	else
 		cJSON_Delete(extra);
 	if (info->close_code)
@@ -166,6 +174,7 @@ int core_create(const struct core_config *cfg, const struct core_io *io, struct 
 	core->next_tick_ms = now_ms + core->cfg.tick_interval_ms;
 	core->preauth_scan_ms = UINT64_MAX;
 	core->expiry_scan_ms = 0; /* requests loaded from the store: look at the first run */
+	core_index_note_stored_requests(core);
 	*out = core;
 	return 0;
 fail:
@@ -224,7 +233,6 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
                                  uint64_t now_ms)
 {
 	struct core_conn *conn = calloc(1, sizeof(*conn));
-	unsigned preauth_same_ip = 0;
 	cJSON *payload;
 
 	if (!conn)
@@ -236,7 +244,6 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
 	resolve_peer(core, conn, peer);
 	conn->handshake_deadline = now_ms + core->cfg.handshake_timeout_ms;
 	core_note_preauth_deadline(core, conn->handshake_deadline);
-	preauth_same_ip = core_count_preauth(core, conn->ip);
 	conn->next = core->conns;
 	if (core->conns)
 		core->conns->prev = conn;
@@ -248,10 +255,7 @@ struct core_conn *core_conn_open(struct core *core, void *conn_user, const struc
 		core_fail(core, conn, NULL, CP_ERR_SHUTDOWN, NULL, NULL, NULL);
 		return conn;
 	}
-	if (preauth_same_ip >= core->cfg.max_preauth_per_ip) {
-		core_fail(core, conn, NULL, CP_ERR_PREAUTH_LIMIT_IP, NULL, NULL, NULL);
-		return conn;
-	}
+	core_limit_preauth(core, conn, now_ms);
 	payload = cJSON_CreateObject();
 	if (payload) {
 		cJSON_AddStringToObject(payload, "nonce", conn->nonce);
@@ -330,11 +334,16 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* Expiring a request costs a durable store write and events to every operator: thousands due at
+ * once would stall the loop for seconds. At most this many go per timer run; the next run comes as
+ * soon as the loop has served the sockets. */
+#define CORE_EXPIRY_BATCH 64
+
 static uint64_t run_expiry(struct core *core, uint64_t now_ms)
 {
 	uint64_t next = UINT64_MAX;
 	size_t n = store_count(core->store, STORE_PENDING), n_due = 0;
-	char(*due)[CORE_UUID_LEN + 1] = NULL;
+	char due[CORE_EXPIRY_BATCH][CORE_UUID_LEN + 1];
 
 	for (size_t i = 0; i < n; i++) {
 		const cJSON *rec = store_at(core->store, STORE_PENDING, i);
@@ -344,14 +353,15 @@ static uint64_t run_expiry(struct core *core, uint64_t now_ms)
 			next = min_u64(next, exp);
 			continue;
 		}
-		if (!due && !(due = calloc(n, sizeof(*due))))
-			return now_ms + 1000;
+		if (n_due == CORE_EXPIRY_BATCH) {
+			next = now_ms; /* more are due: the next run takes them */
+			break;
+		}
 		snprintf(due[n_due++], sizeof(due[0]), "%s", json_get_string(rec, "requestId"));
 	}
 	for (size_t i = 0; i < n_due; i++)
 		if (core_expire_request(core, due[i], now_ms) < 0)
 			next = min_u64(next, now_ms + 1000); /* store write failed: retry soon */
-	free(due);
 
 	/* OpenClaw's separate node store has the same TTL, and nothing answers for it. */
 	n = store_count(core->store, STORE_COMPAT_NODE_PENDING);
@@ -433,6 +443,16 @@ void core_shutdown(struct core *core, uint64_t now_ms)
 		core_fail(core, c, c->state == CONN_HELD ? c->connect_id : NULL, CP_ERR_SHUTDOWN,
 		          NULL, NULL, NULL);
 	}
+}
+
+bool core_conn_authenticated(const struct core_conn *conn)
+{
+	return conn && !conn->closing && conn->state == CONN_AUTHED;
+}
+
+bool core_conn_unfinished(const struct core_conn *conn)
+{
+	return conn && (conn->closing || conn->state == CONN_PREAUTH);
 }
 
 void core_get_stats(const struct core *core, struct core_stats *out)

@@ -20,11 +20,15 @@ enum core_log_level { CORE_LOG_ERROR = 0, CORE_LOG_WARN, CORE_LOG_INFO, CORE_LOG
 #define CORE_DEFAULT_TICK_INTERVAL_MS 30000
 #define CORE_DEFAULT_MAX_PENDING 10240
 #define CORE_DEFAULT_MAX_PENDING_PER_IP 32
-#define CORE_DEFAULT_MAX_PREAUTH_PER_IP 64
+#define CORE_DEFAULT_MAX_PREAUTH_PER_IP 32
 #define CORE_DEFAULT_MAX_PAYLOAD 524288
 
-/* hello-ok's policy.maxBufferedBytes: the adapter closes a peer that lets more pile up. */
+/* hello-ok's policy.maxBufferedBytes: the adapter closes a peer that lets more events pile up. */
 #define CORE_MAX_BUFFERED_BYTES 1572864
+/* Unsent responses of one connection, counted apart from events ([LIMIT-7]): over this, queueing
+ * another closes it as a slow consumer; a response never counts itself, so one answer of any
+ * size goes out whole. */
+#define CORE_MAX_RESPONSE_BYTES CORE_MAX_BUFFERED_BYTES
 
 struct core_config {
 	const char *token; /* shared gateway token; NULL: none accepted */
@@ -36,7 +40,7 @@ struct core_config {
 	uint64_t tick_interval_ms; /* 0: 30000 */
 	unsigned max_pending; /* held-open connects in total; 0: 10240 */
 	unsigned max_pending_per_ip; /* held-open connects per client IP; 0: 32 */
-	unsigned max_preauth_per_ip; /* sockets before connect per client IP; 0: 64 */
+	unsigned max_preauth_per_ip; /* remote sockets before connect per client IP; 0: 32 */
 	size_t max_payload; /* frame cap in bytes; 0: 524288 */
 	bool no_local_auto_approve; /* local devices need approval too */
 	bool compat_6836; /* behave like OpenClaw 2026.1.30 (tests only) */
@@ -60,6 +64,9 @@ struct core_io {
 	void *user;
 	/* Queue one text frame for the connection whose adapter pointer is conn_user. */
 	void (*send)(void *user, void *conn_user, const char *text, size_t len);
+	/* Optional: queue a response (the answer to one of the connection's own requests), which
+	 * the adapter budgets apart from events ([LIMIT-7]). NULL: responses go through send. */
+	void (*send_response)(void *user, void *conn_user, const char *text, size_t len);
 	/* Close after the frames already queued are flushed. The core sends nothing more on this
 	 * connection; the adapter still calls core_conn_closed once the socket is gone (later, never
 	 * from inside this callback). */
@@ -90,6 +97,11 @@ uint64_t core_run_timers(struct core *core, uint64_t now_ms);
 /* Graceful stop: every held-open connect gets GATEWAY_SHUTDOWN and close 1001, other
  * connections close 1001 too. The store stays consistent (pending records are kept). */
 void core_shutdown(struct core *core, uint64_t now_ms);
+
+/* Past hello-ok: its partial messages count against the authenticated budget ([LIMIT-5]). */
+bool core_conn_authenticated(const struct core_conn *conn);
+/* Neither authenticated nor held open: the adapter may close it to make room ([LIMIT-6]). */
+bool core_conn_unfinished(const struct core_conn *conn);
 
 struct core_stats {
 	unsigned conns; /* open connections */

@@ -346,14 +346,13 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 
 	if (existing)
 		holder = core_find_held(core, json_get_string(existing, "requestId"), conn);
-	if (core_count_held(core, conn->ip, holder) >= core->cfg.max_pending_per_ip) {
-		core_fail(core, conn, conn->connect_id, CP_ERR_PENDING_LIMIT_IP, NULL, NULL, NULL);
-		return;
-	}
-	if (core_count_held(core, NULL, holder) >= core->cfg.max_pending) {
-		core_fail(core, conn, conn->connect_id, CP_ERR_PENDING_LIMIT_TOTAL, NULL, NULL,
-		          NULL);
-		return;
+	{
+		enum cp_err over = core_limit_pending(core, conn, existing, holder);
+
+		if (over != CP_OK) {
+			core_fail(core, conn, conn->connect_id, over, NULL, NULL, NULL);
+			return;
+		}
 	}
 	if (existing && !same) {
 		/* The approver was shown that request: it is resolved, never changed. */
@@ -395,8 +394,10 @@ static void hold_open(struct core *core, struct core_conn *conn, const struct co
 	core_send_event(core, conn, "connect.pending", pending_event_payload(rec), false);
 	core_logf(core, CORE_LOG_INFO, "conn %s ip %s: device %s held open, request %s%s", conn->id,
 	          conn->ip, conn->device_id, rid, existing ? "" : " (new)");
-	if (!existing)
+	if (!existing) {
+		core_index_note_request(core, rec);
 		announce_requested(core, rec);
+	}
 	cJSON_Delete(rec);
 	return;
 store_failed:

@@ -56,6 +56,8 @@ struct core_conn {
 	/* core_index.c */
 	struct core_conn *held_next; /* bucket chain of held sockets by request_id */
 	struct core_conn *op_prev, *op_next; /* authenticated operators */
+	struct core_conn *pre_prev, *pre_next; /* pre-auth sockets of its address and pool, oldest
+	                                        * first ([LIMIT-4]) */
 };
 
 #define CORE_INDEX_BUCKETS 4096
@@ -72,6 +74,9 @@ struct core {
 	struct core_conn *held[CORE_INDEX_BUCKETS];
 	struct core_conn *ops;
 	unsigned n_held;
+	size_t n_request_notes; /* pending requests noted per address, stale ones included */
+	uint64_t evict_log_ms; /* when the last eviction was logged ([LIMIT-4]) */
+	unsigned evicted_unlogged; /* evictions since */
 	uint64_t started_ms;
 	uint64_t next_tick_ms;
 	/* No handshake deadline (pending expiry) falls before these: the timer run skips the scan
@@ -114,6 +119,22 @@ unsigned core_count_preauth(struct core *core, const char *ip);
 unsigned core_count_held(struct core *core, const char *ip, const struct core_conn *except);
 struct core_conn *core_find_held(struct core *core, const char *request_id,
                                  const struct core_conn *except);
+
+/* core_index.c: the limits of spec §8.8 that count per client address. */
+/* [LIMIT-4]: conn was just opened and indexed; when its address has more pre-auth sockets of its
+ * pool (local or not) than the cap, the oldest of them is closed with PREAUTH_LIMIT_IP. */
+void core_limit_preauth(struct core *core, struct core_conn *conn, uint64_t now_ms);
+/* [LIMIT-2], [LIMIT-3]: may conn's connect be held open? existing is the device's pending
+ * request (refreshed, so not counted; NULL when a new one would be created), holder the socket
+ * that holds it now (superseded, so not counted). CP_OK, CP_ERR_PENDING_LIMIT_IP or
+ * CP_ERR_PENDING_LIMIT_TOTAL. */
+enum cp_err core_limit_pending(struct core *core, const struct core_conn *conn,
+                               const cJSON *existing, const struct core_conn *holder);
+/* A new pending request rec was written: it counts against its client address until it leaves
+ * the store. */
+void core_index_note_request(struct core *core, const cJSON *rec);
+/* Counts every pending request of the store by client address (at start). */
+void core_index_note_stored_requests(struct core *core);
 
 /* core_connect.c */
 void core_handle_connect(struct core *core, struct core_conn *conn, const struct frame *f,

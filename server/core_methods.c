@@ -95,11 +95,11 @@ static size_t *sorted_pending(struct core *core, enum store_table t, bool node_o
 	*n_out = 0;
 	if (!v)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = n; i-- > 0;)
 		if (!node_only || core_is_node_request(store_at(core->store, t, i)))
 			v[k++] = i;
 	/* Insertion sort by (ts, insertion index) descending; the table is mostly in ts order
-	 * already, so this is close to linear. */
+	 * already and collected last first, so this is close to linear. */
 	for (size_t i = 1; i < k; i++) {
 		size_t x = v[i], j = i;
 		uint64_t tx = core_json_u64(store_at(core->store, t, x), "ts");
@@ -688,8 +688,8 @@ static bool allowed(struct core *core, struct core_conn *conn, const struct fram
 		return false;
 	}
 	if (!conn->is_node && m && m->node_ok) {
-		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE, "unauthorized role: operator",
-		          NULL, NULL);
+		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE,
+		          "unauthorized role: operator", NULL, NULL);
 		return false;
 	}
 	if (!m) {

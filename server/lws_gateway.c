@@ -1,14 +1,21 @@
 /* lws_gateway.c: the libwebsockets adapter: sockets, send queues, message reassembly and the timer
- * around the I/O-free core. The only file of the gateway that includes libwebsockets.h. */
+ * around the I/O-free core, and the limits that live below the core (spec §8.8): connections from
+ * the TCP accept to the upgrade, partial messages, unsent frames. The only file of the gateway
+ * that includes libwebsockets.h. */
 #include "lws_gateway.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <libwebsockets.h>
@@ -23,11 +30,56 @@
 
 #define RX_CHUNK 4096
 #define HTTP_BODY "clawpair-gateway\n"
+#define TCP_BUCKETS 4096
+/* A limit that closes or refuses connections logs one line, then at most one per this. */
+#define LIMIT_LOG_EVERY_MS 10000
+/* How many of the oldest upgrading connections a new one may look at for an idle one. */
+#define EVICT_LOOK 8
 
 struct out_frame {
 	struct out_frame *next;
 	size_t len;
+	bool response; /* counted in queued_res, else in queued */
 	unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
+};
+
+/* The budgets of partial messages ([LIMIT-5]). */
+enum rx_pool { RX_UNAUTH = 0, RX_AUTH = 1 };
+
+struct tcp_peer;
+
+/* One accepted TCP connection, from the accept to the close of its descriptor. */
+struct tcp_conn {
+	struct lws *wsi;
+	struct tcp_peer *peer; /* while upgrading, unless a trusted proxy: its peer's list */
+	bool upgrading; /* not yet a WebSocket */
+	bool unfinished; /* in the gateway's list: not yet authenticated or held open (as far
+	                  * as the list knows: it learns the rest when it looks) */
+	struct tcp_conn *prev, *next; /* unfinished connections, oldest first */
+	struct tcp_conn *up_prev, *up_next; /* upgrading connections, oldest first */
+	struct tcp_conn *peer_prev, *peer_next; /* the peer's upgrading connections, oldest first */
+};
+
+struct tcp_peer {
+	struct tcp_peer *next; /* hash chain */
+	unsigned upgrading;
+	struct tcp_conn *head, *tail;
+	char ip[LOCALITY_ADDR_MAX];
+};
+
+/* What the accept filter learnt about the connection lws is adopting right now. */
+struct accepting {
+	int fd; /* -1: none */
+	char ip[LOCALITY_ADDR_MAX];
+	bool loopback, trusted;
+};
+
+/* Closes and refusals of one kind since the last log line about them. */
+struct limit_log {
+	const char *what;
+	unsigned n;
+	uint64_t last_ms;
+	char last_ip[LOCALITY_ADDR_MAX];
 };
 
 /* Per WebSocket (and per plain HTTP request; those use none of the queue fields). */
@@ -40,11 +92,16 @@ struct session {
 	int close_code;
 	char close_reason[124];
 	struct out_frame *head, *tail;
-	size_t queued;
+	size_t queued; /* unsent events (maxBufferedBytes) */
+	size_t queued_res; /* unsent responses ([LIMIT-7]) */
 	/* the message being reassembled */
 	char *rx;
 	size_t rx_len, rx_cap;
 	bool rx_in_msg, rx_binary, rx_over;
+	enum rx_pool rx_pool; /* the budget rx_cap is charged to */
+	uint64_t rx_since_ms; /* when its first bytes came */
+	bool rx_listed;
+	struct session *rx_prev, *rx_next; /* sessions reassembling, oldest first */
 	bool http_root; /* plain HTTP: the request was for "/" */
 };
 
@@ -64,6 +121,22 @@ struct gateway {
 	lws_sorted_usec_list_t wake;
 	unsigned sessions; /* established WebSockets */
 	bool stopping;
+	/* [LIMIT-4], [LIMIT-6]: connections from the accept on */
+	unsigned max_connections, loopback_reserve, max_upgrading_per_ip;
+	struct locality_addr *trusted;
+	size_t n_trusted;
+	struct tcp_peer *peers[TCP_BUCKETS];
+	struct tcp_conn *fin_head, *fin_tail; /* unfinished connections, oldest first */
+	struct tcp_conn *up_head, *up_tail; /* upgrading connections, oldest first */
+	unsigned n_upgrading, max_upgrading;
+	unsigned n_tcp;
+	struct accepting accepting;
+	struct limit_log log_refused, log_evicted, log_budget, log_timeout;
+	/* [LIMIT-5] */
+	size_t rx_budget[2], rx_used[2];
+	uint64_t message_timeout_ms;
+	struct session *rx_head, *rx_tail;
+	unsigned upgrade_timeout_s;
 #ifdef CLAWPAIR_WITH_LIBEV
 	/* lws's own loop is poll(), which walks every socket on every wake-up; at 10,000 held
 	 * connections that dominates. libev picks epoll; lws drives it as a foreign loop. */
@@ -218,10 +291,15 @@ static void timer_set(struct gateway *gw, uint64_t at_ms)
 	lws_sul_schedule(gw->ctx, 0, &gw->timer, timer_cb, us);
 }
 
+static uint64_t rx_expire(struct gateway *gw, uint64_t now);
+
 static void timer_fire(struct gateway *gw)
 {
+	uint64_t now = (uint64_t)clock_wall_ms();
+	uint64_t next = core_run_timers(gw->core, now), rx = rx_expire(gw, now);
+
 	gw->timer_at = UINT64_MAX;
-	timer_set(gw, core_run_timers(gw->core, clock_wall_ms()));
+	timer_set(gw, rx < next ? rx : next);
 }
 
 static void timer_cb(lws_sorted_usec_list_t *sul)
@@ -241,6 +319,272 @@ static void timer_kick(struct gateway *gw)
 	timer_set(gw, 0);
 }
 
+/* --- limits: log lines --- */
+
+/* Counts one close or refusal; logs the first and then at most one line per LIMIT_LOG_EVERY_MS,
+ * so a flood cannot flood the log. The address is looked up only for a line. */
+static void limit_note(struct gateway *gw, struct limit_log *l, const char *ip, struct lws *wsi)
+{
+	uint64_t now = (uint64_t)clock_wall_ms();
+	char buf[LOCALITY_ADDR_MAX] = "";
+
+	l->n++;
+	if (l->last_ms && now < l->last_ms + LIMIT_LOG_EVERY_MS)
+		return;
+	if (!ip && wsi)
+		lws_get_peer_simple(wsi, buf, sizeof(buf));
+	gateway_log(gw, CORE_LOG_WARN, "%s: %u connection(s) since the last line (last: %s)",
+	            l->what, l->n, ip ? ip : buf);
+	l->n = 0;
+	l->last_ms = now;
+}
+
+/* --- connections from the accept to the upgrade ([LIMIT-4], [LIMIT-6]) --- */
+
+static size_t hash_ip(const char *s)
+{
+	size_t h = 1469598103934665603ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static struct tcp_peer **peer_slot(struct gateway *gw, const char *ip)
+{
+	struct tcp_peer **p = &gw->peers[hash_ip(ip) % TCP_BUCKETS];
+
+	while (*p && strcmp((*p)->ip, ip) != 0)
+		p = &(*p)->next;
+	return p;
+}
+
+static struct tcp_peer *peer_get(struct gateway *gw, const char *ip)
+{
+	struct tcp_peer **p = peer_slot(gw, ip);
+
+	if (!*p && (*p = calloc(1, sizeof(**p))))
+		snprintf((*p)->ip, sizeof((*p)->ip), "%s", ip);
+	return *p;
+}
+
+/* Takes t out of the lists of upgrading connections (it upgraded, or it is going). */
+static void upgrading_unlink(struct gateway *gw, struct tcp_conn *t)
+{
+	struct tcp_peer *p = t->peer;
+
+	if (!t->upgrading)
+		return;
+	t->upgrading = false;
+	if (t->up_prev)
+		t->up_prev->up_next = t->up_next;
+	else
+		gw->up_head = t->up_next;
+	if (t->up_next)
+		t->up_next->up_prev = t->up_prev;
+	else
+		gw->up_tail = t->up_prev;
+	t->up_prev = t->up_next = NULL;
+	gw->n_upgrading--;
+	if (!p)
+		return;
+	if (t->peer_prev)
+		t->peer_prev->peer_next = t->peer_next;
+	else
+		p->head = t->peer_next;
+	if (t->peer_next)
+		t->peer_next->peer_prev = t->peer_prev;
+	else
+		p->tail = t->peer_prev;
+	t->peer_prev = t->peer_next = NULL;
+	t->peer = NULL;
+	if (--p->upgrading == 0) {
+		*peer_slot(gw, p->ip) = p->next;
+		free(p);
+	}
+}
+
+/* Takes t out of the list of unfinished connections. */
+static void fin_unlink(struct gateway *gw, struct tcp_conn *t)
+{
+	if (!t->unfinished)
+		return;
+	t->unfinished = false;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		gw->fin_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		gw->fin_tail = t->prev;
+	t->prev = t->next = NULL;
+}
+
+/* Closes a connection that has not finished its handshake, at once and without a response, so
+ * its descriptor is free again when this returns. */
+static void evict(struct gateway *gw, struct tcp_conn *t, const char *for_ip)
+{
+	/* never picked twice, whenever lws gets to free it */
+	upgrading_unlink(gw, t);
+	fin_unlink(gw, t);
+	limit_note(gw, &gw->log_evicted, for_ip, NULL);
+	lws_set_timeout(t->wsi, PENDING_TIMEOUT_HOLDING_AH, LWS_TO_KILL_SYNC);
+}
+
+/* The oldest of the first EVICT_LOOK upgrading connections (of peer p; of all when p is NULL)
+ * that has nothing unread. One whose request is waiting is upgraded at the next turn of the loop
+ * and holds no place: closing it would only hit whoever connected in the same burst as an
+ * attacker, the operator included. NULL when none of them is idle. */
+static struct tcp_conn *idle_upgrading(struct gateway *gw, struct tcp_peer *p)
+{
+	struct tcp_conn *t = p ? p->head : gw->up_head;
+
+	for (int i = 0; t && i < EVICT_LOOK; i++, t = p ? t->peer_next : t->up_next) {
+		int unread = 0;
+
+		if (ioctl(lws_get_socket_fd(t->wsi), FIONREAD, &unread) == 0 && unread == 0)
+			return t;
+	}
+	return NULL;
+}
+
+/* The oldest connection that has neither upgraded nor, as a WebSocket, been authenticated or
+ * held open; NULL when there is none. Finished ones met on the way leave the list. */
+static struct tcp_conn *oldest_unfinished(struct gateway *gw)
+{
+	while (gw->fin_head) {
+		struct tcp_conn *t = gw->fin_head;
+		struct session *s = t->upgrading ? NULL : lws_wsi_user(t->wsi);
+
+		if (t->upgrading || !s || !s->conn || core_conn_unfinished(s->conn))
+			return t;
+		fin_unlink(gw, t);
+	}
+	return NULL;
+}
+
+static bool sockaddr_addr(const struct sockaddr_storage *ss, struct locality_addr *a)
+{
+	char text[LOCALITY_ADDR_MAX];
+	const void *src;
+
+	if (ss->ss_family == AF_INET)
+		src = &((const struct sockaddr_in *)(const void *)ss)->sin_addr;
+	else if (ss->ss_family == AF_INET6)
+		src = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+	else
+		return false;
+	/* via text: an IPv4-mapped address becomes the IPv4 one, as everywhere else */
+	return inet_ntop(ss->ss_family, src, text, sizeof(text)) &&
+	       locality_addr_parse(text, strlen(text), a);
+}
+
+/* Right after accept(), before anything is read: 0 to go on, 1 to close the socket at once. */
+static int on_accept(struct gateway *gw, const struct lws_filter_network_conn_args *filt)
+{
+	struct accepting *acc = &gw->accepting;
+	struct locality_addr a;
+	struct tcp_conn *t;
+	unsigned limit;
+
+	acc->fd = -1;
+	acc->ip[0] = '\0';
+	acc->loopback = acc->trusted = false;
+	if (sockaddr_addr(&filt->cli_addr, &a)) {
+		locality_addr_format(&a, acc->ip, sizeof(acc->ip));
+		acc->loopback = locality_addr_is_loopback(&a);
+		for (size_t i = 0; i < gw->n_trusted && !acc->trusted; i++)
+			acc->trusted = locality_addr_equal(&a, &gw->trusted[i]);
+	}
+	if (gw->stopping)
+		return 1;
+	/* A proxy speaks for many clients and sends each request as soon as it has it: only the
+	 * totals bound it. */
+	if (!acc->trusted) {
+		struct tcp_peer *p = *peer_slot(gw, acc->ip);
+
+		if (p && p->upgrading >= gw->max_upgrading_per_ip && (t = idle_upgrading(gw, p)))
+			evict(gw, t, acc->ip);
+	}
+	/* Whatever their addresses: lws keeps a timer for each in a sorted list. */
+	if (gw->n_upgrading >= gw->max_upgrading && (t = idle_upgrading(gw, NULL)))
+		evict(gw, t, acc->ip);
+	limit = acc->loopback ? gw->max_connections : gw->max_connections - gw->loopback_reserve;
+	if (gw->n_tcp >= limit && (t = oldest_unfinished(gw)))
+		evict(gw, t, acc->ip);
+	if (gw->n_tcp >= limit) {
+		limit_note(gw, &gw->log_refused, acc->ip, NULL);
+		return 1;
+	}
+	acc->fd = (int)filt->accept_fd;
+	return 0;
+}
+
+/* lws adopted the socket on_accept let in: count it from now until its descriptor closes. */
+static void on_adopted(struct gateway *gw, struct lws *wsi)
+{
+	struct accepting *acc = &gw->accepting;
+	struct tcp_conn *t;
+
+	if (acc->fd < 0 || acc->fd != (int)lws_get_socket_fd(wsi))
+		return;
+	acc->fd = -1;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return; /* uncounted, nothing worse */
+	t->wsi = wsi;
+	t->upgrading = true;
+	t->unfinished = true;
+	t->prev = gw->fin_tail;
+	if (gw->fin_tail)
+		gw->fin_tail->next = t;
+	else
+		gw->fin_head = t;
+	gw->fin_tail = t;
+	t->up_prev = gw->up_tail;
+	if (gw->up_tail)
+		gw->up_tail->up_next = t;
+	else
+		gw->up_head = t;
+	gw->up_tail = t;
+	gw->n_upgrading++;
+	if (!acc->trusted && (t->peer = peer_get(gw, acc->ip))) {
+		t->peer_prev = t->peer->tail;
+		if (t->peer->tail)
+			t->peer->tail->peer_next = t;
+		else
+			t->peer->head = t;
+		t->peer->tail = t;
+		t->peer->upgrading++;
+	}
+	gw->n_tcp++;
+	lws_set_opaque_user_data(wsi, t);
+}
+
+/* A WebSocket now: it stays in the list of unfinished connections until the core answers its
+ * connect. */
+static void on_upgraded(struct gateway *gw, struct lws *wsi)
+{
+	struct tcp_conn *t = lws_get_opaque_user_data(wsi);
+
+	if (t)
+		upgrading_unlink(gw, t);
+}
+
+static void on_wsi_destroy(struct gateway *gw, struct lws *wsi)
+{
+	struct tcp_conn *t = lws_get_opaque_user_data(wsi);
+
+	if (!t)
+		return;
+	upgrading_unlink(gw, t);
+	fin_unlink(gw, t);
+	lws_set_opaque_user_data(wsi, NULL);
+	gw->n_tcp--;
+	free(t);
+}
+
 /* --- send queue --- */
 
 static void queue_free(struct session *s)
@@ -253,6 +597,7 @@ static void queue_free(struct session *s)
 	}
 	s->tail = NULL;
 	s->queued = 0;
+	s->queued_res = 0;
 }
 
 static void session_close(struct session *s, int code, const char *reason)
@@ -266,19 +611,24 @@ static void session_close(struct session *s, int code, const char *reason)
 		lws_callback_on_writable(s->wsi);
 }
 
-static void io_send(void *user, void *conn_user, const char *text, size_t len)
+static void queue_frame(struct gateway *gw, struct session *s, const char *text, size_t len,
+                        bool response)
 {
-	struct gateway *gw = user;
-	struct session *s = conn_user;
+	size_t *queued;
 	struct out_frame *f;
 
 	if (!s || s->closing || !s->wsi)
 		return;
-	if (s->queued + len > CORE_MAX_BUFFERED_BYTES) {
+	queued = response ? &s->queued_res : &s->queued;
+	/* An event counts itself: maxBufferedBytes is what a peer may let pile up. A response counts
+	 * only the responses still queued before it, so one answer of any size goes out whole and
+	 * a list never closes the operator that asked for it ([LIMIT-7]). */
+	if (response ? *queued > CORE_MAX_RESPONSE_BYTES
+	             : *queued + len > CORE_MAX_BUFFERED_BYTES) {
 		const struct cp_err_info *e = cp_err_info(CP_ERR_SLOW_CONSUMER);
 
-		gateway_log(gw, CORE_LOG_WARN, "closing a slow consumer (%zu bytes queued)",
-		            s->queued);
+		gateway_log(gw, CORE_LOG_WARN, "closing a slow consumer (%zu bytes of %s queued)",
+		            *queued, response ? "responses" : "events");
 		/* What is queued will not reach it in time anyway; the close goes out first. */
 		queue_free(s);
 		session_close(s, e->close_code, e->close_reason);
@@ -292,14 +642,25 @@ static void io_send(void *user, void *conn_user, const char *text, size_t len)
 	}
 	f->next = NULL;
 	f->len = len;
+	f->response = response;
 	memcpy(f->buf + LWS_PRE, text, len);
 	if (s->tail)
 		s->tail->next = f;
 	else
 		s->head = f;
 	s->tail = f;
-	s->queued += len;
+	*queued += len;
 	lws_callback_on_writable(s->wsi);
+}
+
+static void io_send(void *user, void *conn_user, const char *text, size_t len)
+{
+	queue_frame(user, conn_user, text, len, false);
+}
+
+static void io_send_response(void *user, void *conn_user, const char *text, size_t len)
+{
+	queue_frame(user, conn_user, text, len, true);
 }
 
 static void io_close(void *user, void *conn_user, int code, const char *reason)
@@ -318,17 +679,75 @@ static void io_log(void *user, enum core_log_level level, const char *line)
 
 /* --- receive --- */
 
+/* A message arrives in pieces (lws hands over at most RX_CHUNK bytes at a time); one that comes
+ * in one piece is passed on as it is. The pieces of the others are copied into a buffer charged
+ * to one of two gateway-wide budgets, and the message must end within the message timeout
+ * ([LIMIT-5]). */
+
+static void rx_unlist(struct gateway *gw, struct session *s)
+{
+	if (!s->rx_listed)
+		return;
+	if (s->rx_prev)
+		s->rx_prev->rx_next = s->rx_next;
+	else
+		gw->rx_head = s->rx_next;
+	if (s->rx_next)
+		s->rx_next->rx_prev = s->rx_prev;
+	else
+		gw->rx_tail = s->rx_prev;
+	s->rx_prev = s->rx_next = NULL;
+	s->rx_listed = false;
+}
+
+/* The message is partial from now on: its clock starts. */
+static void rx_list(struct gateway *gw, struct session *s)
+{
+	bool first = !gw->rx_head;
+
+	s->rx_since_ms = (uint64_t)clock_wall_ms();
+	s->rx_prev = gw->rx_tail;
+	s->rx_next = NULL;
+	if (gw->rx_tail)
+		gw->rx_tail->rx_next = s;
+	else
+		gw->rx_head = s;
+	gw->rx_tail = s;
+	s->rx_listed = true;
+	if (first)
+		timer_kick(gw); /* a deadline the timer does not know yet */
+}
+
+/* Frees the buffer and gives its bytes back to the budget that paid for them. */
+static void rx_release(struct session *s)
+{
+	if (s->gw) {
+		s->gw->rx_used[s->rx_pool] -= s->rx_cap;
+		rx_unlist(s->gw, s);
+	}
+	free(s->rx);
+	s->rx = NULL;
+	s->rx_cap = 0;
+	s->rx_len = 0;
+}
+
+/* 0, -1 out of memory, -2 over the budget of the session's pool. */
 static int rx_append(struct session *s, const void *in, size_t len)
 {
+	struct gateway *gw = s->gw;
+
 	if (s->rx_len + len > s->rx_cap) {
 		size_t cap = s->rx_cap ? s->rx_cap : RX_CHUNK;
 		char *p;
 
 		while (cap < s->rx_len + len)
 			cap *= 2;
+		if (gw->rx_used[s->rx_pool] - s->rx_cap + cap > gw->rx_budget[s->rx_pool])
+			return -2;
 		p = realloc(s->rx, cap);
 		if (!p)
 			return -1;
+		gw->rx_used[s->rx_pool] += cap - s->rx_cap;
 		s->rx = p;
 		s->rx_cap = cap;
 	}
@@ -340,12 +759,29 @@ static int rx_append(struct session *s, const void *in, size_t len)
 /* The buffer goes with the message: an idle (e.g. held-open) connection keeps none. */
 static void rx_reset(struct session *s)
 {
-	s->rx_len = 0;
 	s->rx_in_msg = false;
 	s->rx_over = false;
-	free(s->rx);
-	s->rx = NULL;
-	s->rx_cap = 0;
+	rx_release(s);
+}
+
+/* Closes the session for its message and drops the rest of that message as it arrives. */
+static void rx_fail(struct session *s, enum cp_err err, struct limit_log *l)
+{
+	const struct cp_err_info *e = cp_err_info(err);
+
+	s->rx_over = true;
+	rx_release(s);
+	limit_note(s->gw, l, NULL, s->wsi);
+	session_close(s, e->close_code, e->close_reason);
+}
+
+/* Closes the sessions whose message is older than the message timeout. Returns the next
+ * deadline (UINT64_MAX: none). */
+static uint64_t rx_expire(struct gateway *gw, uint64_t now)
+{
+	while (gw->rx_head && gw->rx_head->rx_since_ms + gw->message_timeout_ms <= now)
+		rx_fail(gw->rx_head, CP_ERR_MESSAGE_TIMEOUT, &gw->log_timeout);
+	return gw->rx_head ? gw->rx_head->rx_since_ms + gw->message_timeout_ms : UINT64_MAX;
 }
 
 static void on_receive(struct session *s, const void *in, size_t len)
@@ -353,10 +789,13 @@ static void on_receive(struct session *s, const void *in, size_t len)
 	struct gateway *gw = s->gw;
 	bool final = lws_is_final_fragment(s->wsi);
 	bool first = !s->rx_in_msg;
+	int rc;
 
 	if (first) {
 		s->rx_in_msg = true;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
+		/* held-open connections are not authenticated either */
+		s->rx_pool = core_conn_authenticated(s->conn) ? RX_AUTH : RX_UNAUTH;
 	}
 	if (s->closing || s->rx_over)
 		goto out;
@@ -364,6 +803,7 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		/* Over the cap: the core answers a length above max_payload (it never reads the
 		 * data then), and the rest of the message is dropped as it arrives. */
 		s->rx_over = true;
+		rx_release(s);
 		core_conn_message(gw->core, s->conn, NULL, gw->max_payload + 1, s->rx_binary,
 		                  clock_wall_ms());
 		timer_kick(gw);
@@ -376,8 +816,17 @@ static void on_receive(struct session *s, const void *in, size_t len)
 		timer_kick(gw);
 		goto out;
 	}
-	if (rx_append(s, in, len) < 0) {
+	if (!s->rx_listed)
+		rx_list(gw, s);
+	rc = rx_append(s, in, len);
+	if (rc == -2) {
+		rx_fail(s, CP_ERR_RX_BUDGET, &gw->log_budget);
+		goto out;
+	}
+	if (rc < 0) {
 		gateway_log(gw, CORE_LOG_ERROR, "out of memory reassembling a message");
+		s->rx_over = true;
+		rx_release(s);
 		session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
 		goto out;
 	}
@@ -570,7 +1019,10 @@ static int on_writeable(struct session *s)
 		s->head = f->next;
 		if (!s->head)
 			s->tail = NULL;
-		s->queued -= f->len;
+		if (f->response)
+			s->queued_res -= f->len;
+		else
+			s->queued -= f->len;
 		if (lws_write(s->wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) {
 			free(f);
 			return -1;
@@ -590,6 +1042,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	struct gateway *gw = ctx ? lws_context_user(ctx) : NULL;
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* wsi is the listener and user the accepted socket's address, not a session */
+		return gw && user ? on_accept(gw, user) : 0;
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		if (gw)
+			on_adopted(gw, wsi);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (gw)
+			on_wsi_destroy(gw, wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		if (!s)
 			return 1;
@@ -602,6 +1065,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_ESTABLISHED:
 		if (!s || !gw)
 			return -1;
+		on_upgraded(gw, wsi);
 		return on_established(s, gw, wsi);
 	case LWS_CALLBACK_RECEIVE:
 		if (!s || !s->conn)
@@ -620,8 +1084,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		s->wsi = NULL;
 		gw->sessions--;
 		queue_free(s);
-		free(s->rx);
-		s->rx = NULL;
+		rx_release(s);
 		if (s->conn) {
 			core_conn_closed(gw->core, s->conn, clock_wall_ms());
 			s->conn = NULL;
@@ -707,6 +1170,9 @@ static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 			info.ssl_options_set =
 			        SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
 		}
+		/* a connection that has not upgraded gets no longer than the handshake ([LIMIT-4]) */
+		info.timeout_secs_ah_idle = gw->upgrade_timeout_s;
+		info.keepalive_timeout = (int)gw->upgrade_timeout_s;
 		if (!v6)
 			info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 		else if (strcmp(l->host, "::") == 0)
@@ -719,6 +1185,76 @@ static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 		}
 		gw->n_vhosts++;
 	}
+	return 0;
+}
+
+static unsigned or_default(unsigned v, unsigned def)
+{
+	return v ? v : def;
+}
+
+/* The limits of spec §8.8 that live in the adapter; 0 fields take their defaults. */
+static int limits_init(struct gateway *gw, const struct gateway_opts *o)
+{
+	const struct core_config *c = o->core;
+	uint64_t hs = c->handshake_timeout_ms ? c->handshake_timeout_ms
+	                                      : CORE_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	struct rlimit rl;
+
+	gw->max_connections = or_default(o->max_connections, GATEWAY_DEFAULT_MAX_CONNECTIONS);
+	/* Never so many that accept() could fail for want of a descriptor: lws would then spin
+	 * on the listener, and the store could not open its files. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		rlim_t room = rl.rlim_cur > 2 * GATEWAY_FD_HEADROOM
+		                      ? rl.rlim_cur - GATEWAY_FD_HEADROOM
+		                      : GATEWAY_FD_HEADROOM;
+
+		if (gw->max_connections > room) {
+			if (o->max_connections)
+				gateway_log(gw, CORE_LOG_WARN,
+				            "--max-connections %u lowered to %u: %llu descriptors",
+				            gw->max_connections, (unsigned)room,
+				            (unsigned long long)rl.rlim_cur);
+			gw->max_connections = (unsigned)room;
+		}
+	}
+	gw->loopback_reserve = gw->max_connections / 4 < GATEWAY_LOOPBACK_RESERVE
+	                               ? gw->max_connections / 4
+	                               : GATEWAY_LOOPBACK_RESERVE;
+	gw->max_upgrading_per_ip =
+	        or_default(o->max_upgrading_per_ip, GATEWAY_DEFAULT_MAX_UPGRADING_PER_IP);
+	gw->max_upgrading = or_default(o->max_upgrading, GATEWAY_DEFAULT_MAX_UPGRADING);
+	gw->rx_budget[RX_UNAUTH] =
+	        o->max_partial_unauth ? o->max_partial_unauth : GATEWAY_DEFAULT_PARTIAL_UNAUTH;
+	gw->rx_budget[RX_AUTH] =
+	        o->max_partial_auth ? o->max_partial_auth : GATEWAY_DEFAULT_PARTIAL_AUTH;
+	gw->message_timeout_ms =
+	        o->message_timeout_ms ? o->message_timeout_ms : GATEWAY_DEFAULT_MESSAGE_TIMEOUT_MS;
+	gw->upgrade_timeout_s = (unsigned)((hs + 999) / 1000);
+	gw->accepting.fd = -1;
+	gw->log_refused.what = "connection refused: too many connections";
+	gw->log_evicted.what = "unfinished connection closed to make room for a newer one";
+	gw->log_budget.what = cp_err_info(CP_ERR_RX_BUDGET)->close_reason;
+	gw->log_timeout.what = cp_err_info(CP_ERR_MESSAGE_TIMEOUT)->close_reason;
+	if (c->n_trusted_proxies) {
+		gw->trusted = calloc(c->n_trusted_proxies, sizeof(*gw->trusted));
+		if (!gw->trusted)
+			return -1;
+		for (size_t i = 0; i < c->n_trusted_proxies; i++) {
+			const char *a = c->trusted_proxies[i];
+
+			if (!a || !locality_addr_parse(a, strlen(a), &gw->trusted[i]))
+				return -1;
+		}
+		gw->n_trusted = c->n_trusted_proxies;
+	}
+	gateway_log(gw, CORE_LOG_INFO,
+	            "limits: %u connections (the last %u for loopback peers), %u upgrading (%u per "
+	            "address), partial messages %zu / %zu bytes (before / after hello-ok), message "
+	            "timeout %llu ms",
+	            gw->max_connections, gw->loopback_reserve, gw->max_upgrading,
+	            gw->max_upgrading_per_ip, gw->rx_budget[RX_UNAUTH], gw->rx_budget[RX_AUTH],
+	            (unsigned long long)gw->message_timeout_ms);
 	return 0;
 }
 
@@ -740,8 +1276,13 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 	gw->timer_at = UINT64_MAX;
 	gw->max_payload =
 	        opts->core->max_payload ? opts->core->max_payload : CORE_DEFAULT_MAX_PAYLOAD;
+	if (limits_init(gw, opts) < 0) {
+		snprintf(err, errsz, "cannot set up the connection limits");
+		goto fail;
+	}
 	io.user = gw;
 	io.send = io_send;
+	io.send_response = io_send_response;
 	io.close = io_close;
 	io.log = io_log;
 	if (core_create(opts->core, &io, opts->store, clock_wall_ms(), &gw->core) < 0) {
@@ -789,6 +1330,14 @@ void gateway_destroy(struct gateway *gw)
 	}
 #endif
 	core_destroy(gw->core);
+	for (size_t i = 0; i < TCP_BUCKETS; i++)
+		while (gw->peers[i]) {
+			struct tcp_peer *p = gw->peers[i];
+
+			gw->peers[i] = p->next;
+			free(p);
+		}
+	free(gw->trusted);
 	free(gw->vhosts);
 	free(gw->vhost_names);
 	free(gw->listen);

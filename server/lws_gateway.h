@@ -19,6 +19,16 @@ struct gateway_listen {
 	int port; /* 0: the kernel picks one */
 };
 
+/* What a zero field of the limits of struct gateway_opts stands for (spec §8.8). */
+#define GATEWAY_FD_HEADROOM 64 /* descriptors kept free of connections: store, listeners, loop */
+#define GATEWAY_DEFAULT_MAX_CONNECTIONS 65536 /* less when the descriptor limit is lower */
+#define GATEWAY_LOOPBACK_RESERVE 32 /* connections of the total only loopback peers may use */
+#define GATEWAY_DEFAULT_MAX_UPGRADING_PER_IP 32
+#define GATEWAY_DEFAULT_MAX_UPGRADING 1024
+#define GATEWAY_DEFAULT_PARTIAL_UNAUTH (16u * 1024u * 1024u)
+#define GATEWAY_DEFAULT_PARTIAL_AUTH (64u * 1024u * 1024u)
+#define GATEWAY_DEFAULT_MESSAGE_TIMEOUT_MS 30000
+
 struct gateway_opts {
 	const struct gateway_listen *listen;
 	size_t n_listen;
@@ -28,6 +38,18 @@ struct gateway_opts {
 	/* TLS on every listen address (wss://): PEM files, checked beforehand (server/tls.h);
 	 * NULL: cleartext ws:// */
 	const char *tls_cert_path, *tls_key_path;
+	/* [LIMIT-6]: TCP connections in total; 0: 65536. Never more than the descriptor limit
+	 * less GATEWAY_FD_HEADROOM (lowered to that, with a warning). */
+	unsigned max_connections;
+	/* [LIMIT-4]: connections of one peer address that have not completed the WebSocket
+	 * upgrade (trusted proxies are not counted); over it an idle one is closed; 0: 32. */
+	unsigned max_upgrading_per_ip;
+	/* [LIMIT-4]: the same whatever the address; 0: 1024. */
+	unsigned max_upgrading;
+	/* [LIMIT-5]: bytes of partial messages, gateway-wide, of connections before hello-ok and
+	 * of authenticated ones; 0: 16 MiB and 64 MiB. */
+	size_t max_partial_unauth, max_partial_auth;
+	uint64_t message_timeout_ms; /* [LIMIT-5]; 0: 30000 */
 };
 
 /* Creates the core and the lws context and binds every listen address. Returns 0, or -1 with a

@@ -66,8 +66,23 @@ static void usage(FILE *f)
 	        "  --no-local-auto-approve   local devices need an operator's approval too\n"
 	        "  --max-pending N           held-open connects in total (default 10240)\n"
 	        "  --max-pending-per-ip N    held-open connects per client address (default 32)\n"
-	        "  --max-preauth-per-ip N    sockets not yet past connect per client address\n"
-	        "                            (default 64)\n"
+	        "  --max-preauth-per-ip N    sockets not yet past connect per client address, local\n"
+	        "                            ones not counted; over it the oldest is closed\n"
+	        "                            (default 32)\n"
+	        "  --max-connections N       TCP connections in total, the last 32 for loopback\n"
+	        "                            peers only (default 65536, at most the descriptor\n"
+	        "                            limit less 64)\n"
+	        "  --max-upgrading N         connections not yet upgraded to a WebSocket, whatever\n"
+	        "                            their address; over it the oldest idle one is closed\n"
+	        "                            (default 1024)\n"
+	        "  --max-upgrading-per-ip N  the same per peer address (default 32; trusted\n"
+	        "                            proxies are not counted)\n"
+	        "  --max-partial-unauth B    bytes of partial messages of connections before\n"
+	        "                            hello-ok, gateway-wide (default 16777216)\n"
+	        "  --max-partial-auth B      bytes of partial messages of authenticated connections,\n"
+	        "                            gateway-wide (default 67108864)\n"
+	        "  --message-timeout MS      close a connection whose message has not ended MS after\n"
+	        "                            it began (default 30000)\n"
 	        "  --log-level LEVEL         error, warn, info (default) or debug\n"
 	        "  --compat-6836             behave like OpenClaw 2026.1.30 (for tests only)\n"
 	        "  -h, --help                show this help\n"
@@ -143,6 +158,12 @@ enum {
 	OPT_MAX_PENDING,
 	OPT_MAX_PENDING_PER_IP,
 	OPT_MAX_PREAUTH_PER_IP,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_UPGRADING,
+	OPT_MAX_UPGRADING_PER_IP,
+	OPT_MAX_PARTIAL_UNAUTH,
+	OPT_MAX_PARTIAL_AUTH,
+	OPT_MESSAGE_TIMEOUT,
 	OPT_LOG_LEVEL,
 	OPT_COMPAT_6836,
 };
@@ -161,6 +182,12 @@ static const struct option long_opts[] = {
         {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
         {"max-pending-per-ip", required_argument, NULL, OPT_MAX_PENDING_PER_IP},
         {"max-preauth-per-ip", required_argument, NULL, OPT_MAX_PREAUTH_PER_IP},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"max-upgrading", required_argument, NULL, OPT_MAX_UPGRADING},
+        {"max-upgrading-per-ip", required_argument, NULL, OPT_MAX_UPGRADING_PER_IP},
+        {"max-partial-unauth", required_argument, NULL, OPT_MAX_PARTIAL_UNAUTH},
+        {"max-partial-auth", required_argument, NULL, OPT_MAX_PARTIAL_AUTH},
+        {"message-timeout", required_argument, NULL, OPT_MESSAGE_TIMEOUT},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"compat-6836", no_argument, NULL, OPT_COMPAT_6836},
         {NULL, 0, NULL, 0},
@@ -241,6 +268,7 @@ struct args {
 	const char *state_arg;
 	struct tls_args tls;
 	struct core_config cfg;
+	struct gateway_opts gopts; /* the limits of the adapter */
 	enum core_log_level level;
 	char *token, *state_dir;
 };
@@ -253,6 +281,18 @@ static int parse_limit(const struct cli *c, const char *name, const char *s, uns
 	if (!cli_parse_uint(s, 1, UINT_MAX, &v))
 		return cli_usage_error(c, "bad --%s '%s': expected a number > 0", name, s);
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* A byte budget: a whole number of bytes, at least one maximum-size message. */
+static int parse_bytes(const struct cli *c, const char *name, const char *s, size_t *out)
+{
+	unsigned long long v;
+
+	if (!cli_parse_uint(s, CORE_DEFAULT_MAX_PAYLOAD, SIZE_MAX / 2, &v))
+		return cli_usage_error(c, "bad --%s '%s': expected bytes >= %d", name, s,
+		                       CORE_DEFAULT_MAX_PAYLOAD);
+	*out = (size_t)v;
 	return 0;
 }
 
@@ -318,6 +358,18 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 		return parse_limit(c, "max-pending-per-ip", arg, &a->cfg.max_pending_per_ip);
 	case OPT_MAX_PREAUTH_PER_IP:
 		return parse_limit(c, "max-preauth-per-ip", arg, &a->cfg.max_preauth_per_ip);
+	case OPT_MAX_CONNECTIONS:
+		return parse_limit(c, "max-connections", arg, &a->gopts.max_connections);
+	case OPT_MAX_UPGRADING:
+		return parse_limit(c, "max-upgrading", arg, &a->gopts.max_upgrading);
+	case OPT_MAX_UPGRADING_PER_IP:
+		return parse_limit(c, "max-upgrading-per-ip", arg, &a->gopts.max_upgrading_per_ip);
+	case OPT_MAX_PARTIAL_UNAUTH:
+		return parse_bytes(c, "max-partial-unauth", arg, &a->gopts.max_partial_unauth);
+	case OPT_MAX_PARTIAL_AUTH:
+		return parse_bytes(c, "max-partial-auth", arg, &a->gopts.max_partial_auth);
+	case OPT_MESSAGE_TIMEOUT:
+		return parse_ms_option(c, "message-timeout", arg, &a->gopts.message_timeout_ms);
 	case OPT_LOG_LEVEL:
 		if (!parse_level(arg, &a->level))
 			return cli_usage_error(
@@ -393,7 +445,7 @@ static void print_listening(const struct args *a)
 static int serve(struct args *a)
 {
 	struct store *store = NULL;
-	struct gateway_opts gopts = {0};
+	struct gateway_opts gopts = a->gopts;
 	char err[512], host[256];
 	int rc = 1;
 

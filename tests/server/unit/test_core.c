@@ -1341,12 +1341,18 @@ static void test_limits(void **state)
 	expect_err(c, c->connect_id, "UNAVAILABLE", "PENDING_LIMIT_TOTAL");
 	expect_closed(c, 4503);
 	reap(e);
-	/* Pre-auth sockets per address. */
-	open_client(e, "10.9.9.9");
-	open_client(e, "10.9.9.9");
-	c = open_client(e, "10.9.9.9");
-	expect_closed(c, 4429);
-	expect_no_frame(c);
+	/* Pre-auth sockets per address: over the cap the oldest goes, the newest is challenged. */
+	{
+		struct client *oldest = open_client(e, "10.9.9.9");
+
+		open_client(e, "10.9.9.9");
+		c = open_client(e, "10.9.9.9");
+		assert_false(c->closed);
+		expect_closed(oldest, 4429);
+		assert_string_equal(oldest->close_reason,
+		                    "too many unauthenticated connections from this address");
+		expect_no_frame(oldest);
+	}
 	c = open_client(e, "10.9.9.8");
 	assert_false(c->closed);
 	/* LIMIT-4: handshake timeout, no res. */
@@ -1355,6 +1361,170 @@ static void test_limits(void **state)
 	expect_closed(c, 4008);
 	assert_string_equal(c->close_reason, "handshake timeout");
 	expect_no_frame(c);
+	env_free(e);
+}
+
+/* LIMIT-2, LIMIT-3: a request counts against its address and the total whether or not a socket
+ * holds it, also after a restart; a refresh is not a new request; refused means no change. */
+static void test_limit_requests_without_sockets(void **state)
+{
+	struct core_config cfg = base_cfg();
+	struct env *e;
+	struct identity ids[6];
+	struct client *c;
+	char rid[3][64], again[64];
+
+	(void)state;
+	cfg.max_pending_per_ip = 2;
+	cfg.max_pending = 3;
+	e = env_new(&cfg);
+	for (int i = 0; i < 6; i++)
+		ident(&ids[i], (uint8_t)(60 + i));
+	for (int i = 0; i < 2; i++) {
+		c = held_node(e, &ids[i], "10.0.0.5", rid[i]);
+		c->closed = true; /* the device hangs up; its request stays */
+		reap(e);
+	}
+	c = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&ids[2]);
+
+		do_connect(c, &o);
+	}
+	expect_err(c, c->connect_id, "UNAVAILABLE", "PENDING_LIMIT_IP");
+	expect_closed(c, 4430);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 2);
+	/* Refreshing its own request is no new request. */
+	held_node(e, &ids[0], "10.0.0.5", again);
+	assert_string_equal(again, rid[0]);
+	/* Another address still has room, up to the total. */
+	held_node(e, &ids[3], "10.0.0.6", rid[2]);
+	c = open_client(e, "10.0.0.7");
+	{
+		struct copts o = node_opts(&ids[4]);
+
+		do_connect(c, &o);
+	}
+	expect_err(c, c->connect_id, "UNAVAILABLE", "PENDING_LIMIT_TOTAL");
+	expect_closed(c, 4503);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 3);
+	reap(e);
+	/* The counts come back from the store after a restart. */
+	env_stop_core(e);
+	e->cfg.max_pending = 10;
+	env_start_core(e);
+	c = open_client(e, "10.0.0.5");
+	{
+		struct copts o = node_opts(&ids[5]);
+
+		do_connect(c, &o);
+	}
+	expect_err(c, c->connect_id, "UNAVAILABLE", "PENDING_LIMIT_IP");
+	reap(e);
+	/* A resolved request frees its place. */
+	{
+		struct client *op = operator(e, "operator.pairing", NULL);
+		char params[128];
+
+		snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid[1]);
+		expect_ok(op, call(op, "device.pair.reject", params));
+	}
+	held_node(e, &ids[5], "10.0.0.5", again);
+	assert_true(core_index_consistent(e->core));
+	env_free(e);
+}
+
+/* LIMIT-4, LIMIT-6: local sockets are not counted with the other sockets of their address, so a
+ * page's sockets (Origin, loopback address) never shut out the local operator; among the others
+ * the oldest socket makes room for a new one. */
+static void test_limit_preauth_pools(void **state)
+{
+	struct core_config cfg = base_cfg();
+	struct core_peer page = {.ip = "127.0.0.1", .origin = "http://evil.example"};
+	struct env *e;
+	struct client *pages[3], *op, *idle[2];
+
+	(void)state;
+	cfg.max_preauth_per_ip = 2;
+	e = env_new(&cfg);
+	for (int i = 0; i < 3; i++)
+		pages[i] = open_peer(e, &page);
+	expect_closed(pages[0], 4429);
+	assert_false(pages[1]->closed || pages[2]->closed);
+	/* Local sockets are not capped per address: however many idle ones a process keeps,
+	 * the operator gets in and closes none of them. */
+	for (int i = 0; i < 2; i++)
+		idle[i] = open_client(e, "127.0.0.1");
+	for (int i = 0; i < 8; i++)
+		open_client(e, "127.0.0.1");
+	op = operator(e, "operator.pairing", NULL);
+	(void)op;
+	assert_false(idle[0]->closed || idle[1]->closed || pages[1]->closed || pages[2]->closed);
+	env_free(e);
+}
+
+/* Expiry goes in batches so that thousands due at once never stall the loop. */
+static void test_expiry_batches(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id;
+	uint64_t next;
+	int runs = 0;
+
+	(void)state;
+	ident(&id, 70);
+	for (int i = 0; i < 150; i++) {
+		cJSON *rec = cJSON_CreateObject();
+		char rid[40];
+
+		snprintf(rid, sizeof(rid), "00000000-0000-4000-8000-%012d", i);
+		cJSON_AddStringToObject(rec, "requestId", rid);
+		cJSON_AddStringToObject(rec, "deviceId", id.device_id);
+		cJSON_AddStringToObject(rec, "publicKey", id.pk_b64);
+		cJSON_AddStringToObject(rec, "role", "node");
+		cJSON_AddNumberToObject(rec, "ts", (double)e->now);
+		cJSON_AddNumberToObject(rec, "expiresAtMs", (double)e->now + 1000);
+		assert_int_equal(store_put(e->store, STORE_PENDING, rec), 0);
+	}
+	e->now += 1000;
+	do {
+		size_t before = store_count(e->store, STORE_PENDING);
+
+		next = core_run_timers(e->core, e->now);
+		assert_true(before - store_count(e->store, STORE_PENDING) <= 64);
+		runs++;
+	} while (next <= e->now && runs < 10);
+	assert_int_equal(runs, 3);
+	assert_int_equal(store_count(e->store, STORE_PENDING), 0);
+	env_free(e);
+}
+
+static int responses_seen;
+
+static void io_send_response(void *user, void *conn_user, const char *text, size_t len)
+{
+	responses_seen++;
+	assert_true(len > 14 && strncmp(text, "{\"type\":\"res\"", 13) == 0);
+	io_send(user, conn_user, text, len);
+}
+
+/* LIMIT-7: responses reach the adapter apart from events, so it can budget them apart. */
+static void test_responses_apart(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct client *op;
+
+	(void)state;
+	env_stop_core(e);
+	e->io.send_response = io_send_response;
+	env_start_core(e);
+	responses_seen = 0;
+	op = operator(e, "operator.pairing", NULL);
+	assert_int_equal(responses_seen, 1); /* hello-ok; the challenge went through send */
+	expect_ok(op, call(op, "device.pair.list", NULL));
+	expect_err(op, call(op, "device.pair.reject", "{\"requestId\":\"x\"}"), "INVALID_REQUEST",
+	           "UNKNOWN_REQUEST_ID");
+	assert_int_equal(responses_seen, 3);
 	env_free(e);
 }
 
@@ -2270,6 +2440,10 @@ int main(void)
 	        cmocka_unit_test(test_unknown_request),
 	        cmocka_unit_test(test_events_scoped_and_sequenced),
 	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_limit_requests_without_sockets),
+	        cmocka_unit_test(test_limit_preauth_pools),
+	        cmocka_unit_test(test_expiry_batches),
+	        cmocka_unit_test(test_responses_apart),
 	        cmocka_unit_test(test_local_auto_approve),
 	        cmocka_unit_test(test_trusted_proxy),
 	        cmocka_unit_test(test_compat_6836),
