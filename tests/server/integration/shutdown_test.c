@@ -69,7 +69,7 @@ struct round {
 
 static const char *const op_scopes[] = {"operator.pairing", "operator.read", NULL};
 
-/* 20 rounds: enough to catch a race one restart in eight showed, in about 5 s. Under valgrind
+/* 20 rounds: enough to catch a race one restart in eight showed. Under valgrind
  * a round takes seconds, and what it looks for there is memory errors: 3. */
 static int rounds(void)
 {
