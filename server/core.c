@@ -187,6 +187,7 @@ static void conn_free(struct core_conn *conn)
 {
 	free(conn->connect_id);
 	cJSON_Delete(conn->scopes);
+	cJSON_Delete(conn->live);
 	free(conn);
 }
 

@@ -12,6 +12,7 @@ static const char *const methods[] = {
         "device.pair.list",    "device.pair.approve", "device.pair.reject", "device.pair.remove",
         "node.pair.list",      "node.pair.approve",   "node.pair.reject",   "node.list",
         "device.token.rotate", "device.token.revoke", "node.invoke.result", "node.event",
+        "node.pair.remove",
 };
 
 static const char *const events[] = {
@@ -95,6 +96,7 @@ void core_finish_hello(struct core *core, struct core_conn *conn, uint64_t now_m
 		return;
 	}
 	core_conn_set_state(core, conn, CONN_AUTHED);
+	core_node_live_authed(conn, now_ms);
 	conn->request_id[0] = '\0';
 	core_send_ok(core, conn, conn->connect_id, build_hello(core, conn, auth, now_ms));
 	core_logf(core, CORE_LOG_INFO, "conn %s ip %s: hello-ok role %s%s%s", conn->id, conn->ip,
@@ -542,7 +544,8 @@ void core_handle_connect(struct core *core, struct core_conn *conn, const struct
 	conn->protocol = proto;
 	conn->scopes = effective_scopes(&cp, conn->is_node);
 	conn->connect_id = strdup(f->id);
-	if (!conn->scopes || !conn->connect_id) {
+	conn->live = conn->is_node ? core_node_live(&cp) : NULL;
+	if (!conn->scopes || !conn->connect_id || (conn->is_node && !conn->live)) {
 		core_logf(core, CORE_LOG_ERROR, "conn %s: out of memory", conn->id);
 		core_close(core, conn, cp_err_info(CP_ERR_SHUTDOWN)->close_code, "out of memory");
 		return;

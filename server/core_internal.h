@@ -52,6 +52,7 @@ struct core_conn {
 	char device_id[IDENTITY_DEVICE_ID_LEN + 1];
 	char public_key[IDENTITY_PK_B64_LEN + 1]; /* normalized */
 	char request_id[CORE_UUID_LEN + 1]; /* held-open request */
+	cJSON *live; /* a node's connect as node.list shows it (core_node_live), or NULL */
 
 	/* core_index.c */
 	struct core_conn *held_next; /* bucket chain of held sockets by request_id */
@@ -179,6 +180,11 @@ cJSON *core_redact_paired(const cJSON *paired);
 cJSON *core_node_summary(const cJSON *paired);
 
 /* core_methods.c */
+struct connect_params;
+/* What node.list shows of a node's connect while it is connected (NODE-2). */
+cJSON *core_node_live(const struct connect_params *cp);
+/* Notes in conn->live when the connection got hello-ok (connectedAtMs). */
+void core_node_live_authed(struct core_conn *conn, uint64_t now_ms);
 void core_handle_request(struct core *core, struct core_conn *conn, const struct frame *f,
                          uint64_t now_ms);
 

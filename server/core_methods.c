@@ -1,9 +1,10 @@
-/* core_methods.c: requests after the handshake: scope checks, params validation, and the pairing,
- * node and token methods operators call. */
+/* core_methods.c: requests after the handshake: check order, params validation, the pairing,
+ * node and token methods operators call, and node.list's view of connected nodes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "connect.h"
 #include "core_internal.h"
 
 /* One request after the handshake, as a method handler sees it. */
@@ -424,33 +425,164 @@ static void m_device_pair_remove(struct core *core, struct core_conn *conn, cons
 	close_sessions(core, did, NULL, CP_ERR_DEVICE_REMOVED);
 }
 
+/* The paired record without its node role: the node token goes, the other roles and their tokens
+ * stay; the informative `role` names a role the device still has. */
+static cJSON *without_node_role(const cJSON *paired)
+{
+	cJSON *p = cJSON_Duplicate(paired, true);
+	cJSON *roles = p ? cJSON_GetObjectItemCaseSensitive(p, "roles") : NULL;
+	const char *role = json_get_string(p, "role");
+
+	if (!p)
+		return NULL;
+	for (int i = cJSON_GetArraySize(roles) - 1; i >= 0; i--) {
+		const cJSON *r = cJSON_GetArrayItem(roles, i);
+
+		if (cJSON_IsString(r) && strcmp(r->valuestring, "node") == 0)
+			cJSON_DeleteItemFromArray(roles, i);
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "tokens"),
+	                                        "node");
+	if (role && strcmp(role, "node") == 0 && cJSON_IsString(cJSON_GetArrayItem(roles, 0)))
+		cJSON_ReplaceItemInObjectCaseSensitive(
+		        p, "role", cJSON_CreateString(cJSON_GetArrayItem(roles, 0)->valuestring));
+	return p;
+}
+
+/* True when the device holds a role other than node. */
+static bool has_other_role(const cJSON *paired)
+{
+	const cJSON *r;
+
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(paired, "roles"))
+	{
+		if (cJSON_IsString(r) && strcmp(r->valuestring, "node") != 0)
+			return true;
+	}
+	return false;
+}
+
+/* NODE-1: takes the node role from a paired device: a node-only device is removed, a device
+ * with other roles keeps them; then its node sessions are closed. */
+static void m_node_pair_remove(struct core *core, struct core_conn *conn, const struct call *rq)
+{
+	const cJSON *paired =
+	        store_get(core->store, STORE_PAIRED, json_get_string(rq->params, "nodeId"));
+	char did[IDENTITY_DEVICE_ID_LEN + 1];
+	bool keep;
+	cJSON *p;
+	int rc;
+
+	if (!paired || !core_is_node_request(paired)) {
+		core_fail(core, conn, rq->id, CP_ERR_UNKNOWN_DEVICE, "unknown nodeId", NULL, NULL);
+		return;
+	}
+	snprintf(did, sizeof(did), "%s", json_get_string(paired, "deviceId"));
+	keep = has_other_role(paired);
+	if (keep) {
+		p = without_node_role(paired);
+		rc = p ? store_put(core->store, STORE_PAIRED, p) : -1;
+	} else {
+		rc = store_remove(core->store, STORE_PAIRED, did);
+	}
+	if (rc != 0) {
+		store_failed(core, conn, rq);
+		return;
+	}
+	core_logf(core, CORE_LOG_INFO, "conn %s: removed node %s%s", conn->id, did,
+	          keep ? " (its other roles stay)" : "");
+	p = cJSON_CreateObject();
+	if (p)
+		cJSON_AddStringToObject(p, "nodeId", did);
+	core_send_ok(core, conn, rq->id, p);
+	close_sessions(core, did, "node", CP_ERR_DEVICE_REMOVED);
+}
+
 static void add_str_if(cJSON *o, const char *k, const char *v)
 {
 	if (v)
 		cJSON_AddStringToObject(o, k, v);
 }
 
-/* node.list's entry for a paired node. */
+/* node.list reads the connect of a connected node (NODE-2): what it sent, when it got hello-ok. */
+static cJSON *string_list(const cJSON *a)
+{
+	return cJSON_IsArray(a) ? cJSON_Duplicate(a, true) : cJSON_CreateArray();
+}
+
+cJSON *core_node_live(const struct connect_params *cp)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	add_str_if(o, "displayName", cp->client_display_name);
+	add_str_if(o, "platform", cp->client_platform);
+	add_str_if(o, "version", cp->client_version);
+	add_str_if(o, "deviceFamily", cp->client_device_family);
+	add_str_if(o, "clientId", cp->client_id);
+	add_str_if(o, "clientMode", cp->client_mode);
+	cJSON_AddItemToObject(o, "caps", string_list(cp->caps));
+	cJSON_AddItemToObject(o, "commands", string_list(cp->commands));
+	return o;
+}
+
+void core_node_live_authed(struct core_conn *conn, uint64_t now_ms)
+{
+	if (!conn->live)
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(conn->live, "connectedAtMs");
+	cJSON_AddNumberToObject(conn->live, "connectedAtMs", (double)now_ms);
+}
+
+/* The newest authenticated node connection of device did, or NULL. */
+static const struct core_conn *live_node(const struct core *core, const char *did)
+{
+	const struct core_conn *best = NULL;
+
+	for (const struct core_conn *c = core->conns; c; c = c->next)
+		if (!c->closing && c->state == CONN_AUTHED && c->is_node && c->live &&
+		    strcmp(c->device_id, did) == 0 &&
+		    (!best || core_json_u64(c->live, "connectedAtMs") >
+		                      core_json_u64(best->live, "connectedAtMs")))
+			best = c;
+	return best;
+}
+
+/* The string k of node.list's entry: the live connect's when connected, else the record's. */
+static void entry_str(cJSON *n, const char *k, const cJSON *d, const struct core_conn *c)
+{
+	add_str_if(n, k, json_get_string(c ? c->live : d, k));
+}
+
+/* node.list's entry for a paired node (NODE-2). */
 static cJSON *node_entry(const struct core *core, const cJSON *d, const char *did)
 {
+	static const char *const strs[] = {"displayName",  "platform", "version",
+	                                   "deviceFamily", "clientId", "clientMode"};
+	const struct core_conn *c = live_node(core, did);
 	cJSON *n = cJSON_CreateObject();
-	bool connected = false;
 
 	if (!n)
 		return NULL;
-	for (const struct core_conn *c = core->conns; c; c = c->next)
-		if (!c->closing && c->state == CONN_AUTHED && c->is_node &&
-		    strcmp(c->device_id, did) == 0)
-			connected = true;
 	cJSON_AddStringToObject(n, "nodeId", did);
-	add_str_if(n, "displayName", json_get_string(d, "displayName"));
-	add_str_if(n, "platform", json_get_string(d, "platform"));
-	cJSON_AddStringToObject(n, "clientId",
-	                        json_get_string(d, "clientId") ? json_get_string(d, "clientId")
-	                                                       : "");
+	for (size_t i = 0; i < N_ELEMS(strs); i++)
+		entry_str(n, strs[i], d, c);
+	if (!c)
+		add_str_if(n, "remoteIp", json_get_string(d, "remoteIp"));
+	else if (!c->client_loopback && c->ip[0])
+		cJSON_AddStringToObject(n, "remoteIp", c->ip);
+	cJSON_AddItemToObject(
+	        n, "caps",
+	        string_list(c ? cJSON_GetObjectItemCaseSensitive(c->live, "caps") : NULL));
+	cJSON_AddItemToObject(
+	        n, "commands",
+	        string_list(c ? cJSON_GetObjectItemCaseSensitive(c->live, "commands") : NULL));
+	if (c)
+		cJSON_AddNumberToObject(n, "connectedAtMs",
+		                        (double)core_json_u64(c->live, "connectedAtMs"));
 	cJSON_AddBoolToObject(n, "paired", true);
-	cJSON_AddBoolToObject(n, "connected", connected);
-	add_str_if(n, "remoteIp", json_get_string(d, "remoteIp"));
+	cJSON_AddBoolToObject(n, "connected", c != NULL);
 	return n;
 }
 
@@ -642,6 +774,7 @@ static const struct pspec approve_params[] = {
 };
 static const struct pspec request_params[] = {{"requestId", P_STR, true}};
 static const struct pspec device_params[] = {{"deviceId", P_STR, true}};
+static const struct pspec node_params[] = {{"nodeId", P_STR, true}};
 static const struct pspec rotate_params[] = {
         {"deviceId", P_STR, true}, {"role", P_STR, true}, {"scopes", P_STR_ARRAY, false}};
 static const struct pspec revoke_params[] = {{"deviceId", P_STR, true}, {"role", P_STR, true}};
@@ -669,6 +802,7 @@ static const struct method {
         {"node.pair.list", NEED_PAIRING, false, true, NO_PARAMS, m_node_pair_list},
         {"node.pair.approve", NEED_PAIRING, false, true, PARAMS(approve_params), m_pair_approve},
         {"node.pair.reject", NEED_PAIRING, false, true, PARAMS(request_params), m_pair_reject},
+        {"node.pair.remove", NEED_PAIRING, false, false, PARAMS(node_params), m_node_pair_remove},
         {"node.list", NEED_READ, false, false, NO_PARAMS, m_node_list},
         {"device.token.rotate", NEED_PAIRING, false, false, PARAMS(rotate_params), m_token_rotate},
         {"device.token.revoke", NEED_PAIRING, false, false, PARAMS(revoke_params), m_token_revoke},
@@ -676,26 +810,29 @@ static const struct method {
         {"node.event", NEED_NOTHING, true, false, ANY_PARAMS, m_node_ok},
 };
 
-/* The role and scope checks in front of every method; false: answered with the error. */
+/* The checks in front of every method (METHOD-1 steps 2 to 4 on an authenticated connection);
+ * false: answered with the error. An unknown name comes before the role: hello-ok's
+ * features.methods already told the connection every name there is, and OpenClaw node hosts
+ * probe methods a gateway may lack and take only UNKNOWN_METHOD quietly (NODE-3). */
 static bool allowed(struct core *core, struct core_conn *conn, const struct frame *f,
                     const struct method *m)
 {
 	char msg[300];
 
-	if (conn->is_node && !(m && m->node_ok)) {
-		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE, "unauthorized role: node",
-		          NULL, NULL);
-		return false;
-	}
-	if (!conn->is_node && m && m->node_ok) {
-		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE,
-		          "unauthorized role: operator", NULL, NULL);
-		return false;
-	}
 	if (!m) {
 		snprintf(msg, sizeof(msg), "unknown method: %.*s",
 		         (int)json_utf8_prefix(f->method, 200), f->method);
 		core_fail(core, conn, f->id, CP_ERR_UNKNOWN_METHOD, msg, NULL, NULL);
+		return false;
+	}
+	if (conn->is_node && !m->node_ok) {
+		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE, "unauthorized role: node",
+		          NULL, NULL);
+		return false;
+	}
+	if (!conn->is_node && m->node_ok) {
+		core_fail(core, conn, f->id, CP_ERR_UNAUTHORIZED_ROLE,
+		          "unauthorized role: operator", NULL, NULL);
 		return false;
 	}
 	if (m->need == NEED_PAIRING && !core_conn_has_scope(conn, "operator.pairing") &&

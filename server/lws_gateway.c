@@ -89,6 +89,7 @@ struct session {
 	struct core_conn *conn;
 	bool established;
 	bool closing; /* a close is decided: no more frames are queued */
+	bool close_handed; /* lws has the close frame: it sends it, then waits for the peer's */
 	int close_code;
 	char close_reason[124];
 	struct out_frame *head, *tail;
@@ -1004,11 +1005,17 @@ static int on_writeable(struct session *s)
 	struct out_frame *f = s->head;
 
 	if (!f) {
-		if (s->closing) {
+		if (s->closing && !s->close_handed) {
+			s->close_handed = true;
 			lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
 			                 (unsigned char *)s->close_reason, strlen(s->close_reason));
 			return -1;
 		}
+		/* Once the close frame is lws's, a -1 here would drop the TCP connection before
+		 * the peer's close frame came back: with the peer's data still unread, the kernel
+		 * answers with a reset that discards what is not yet delivered, our close frame
+		 * included, and the peer sees 1006. lws waits for that close frame (5 s at most),
+		 * reading and dropping what comes before it, and then closes. */
 		return 0;
 	}
 	/* Drain while the kernel takes frames: one frame per turn starves an operator that gets an
@@ -1378,8 +1385,11 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	gw->stopping = true;
 	timer_cancel(gw);
 	core_shutdown(gw->core, clock_wall_ms());
-	deadline = (uint64_t)clock_wall_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
-	while (rc == 0 && gw->sessions > 0 && (uint64_t)clock_wall_ms() < deadline) {
+	/* A session ends (LWS_CALLBACK_CLOSED) once its close handshake is done: every queued
+	 * frame and the close frame written, the peer's close frame read. Monotonic: a wall
+	 * clock step must not cut the flush short. */
+	deadline = clock_mono_ms() + (uint64_t)(flush_ms > 0 ? flush_ms : 0);
+	while (rc == 0 && gw->sessions > 0 && clock_mono_ms() < deadline) {
 		/* Bounds each wait so the deadline is seen even when no socket moves. */
 		if (loop_once(gw, 50) < 0)
 			rc = -1;

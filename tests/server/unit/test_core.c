@@ -2422,6 +2422,279 @@ static void test_trust5_sessions_closed(void **state)
 	env_free(e);
 }
 
+/* A local node of identity id with these caps and commands (JSON arrays): paired silently. */
+static struct client *local_node(struct env *e, const struct identity *id, const char *extra)
+{
+	struct client *n = open_client(e, "127.0.0.1");
+	struct copts o = node_opts(id);
+
+	o.extra = extra;
+	do_connect(n, &o);
+	expect_hello_device(n, "node");
+	return n;
+}
+
+/* The node.list entry of device did, or NULL. */
+static const cJSON *node_list_entry(const cJSON *payload, const char *did)
+{
+	const cJSON *n;
+
+	cJSON_ArrayForEach(n, jget(payload, "nodes"))
+	{
+		if (jstr(n, "nodeId") && strcmp(jstr(n, "nodeId"), did) == 0)
+			return n;
+	}
+	return NULL;
+}
+
+static void assert_strings(const cJSON *a, const char *s0, const char *s1)
+{
+	assert_int_equal(array_len(a), (size_t)(s0 ? (s1 ? 2 : 1) : 0));
+	if (s0)
+		assert_string_equal(cJSON_GetArrayItem(a, 0)->valuestring, s0);
+	if (s1)
+		assert_string_equal(cJSON_GetArrayItem(a, 1)->valuestring, s1);
+}
+
+/* NODE-2: one entry per paired node device, the live connect's facts while it is connected. */
+static void test_node_list_fields(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, id2, id3;
+	struct client *rd, *n, *n2, *od;
+	uint64_t first_at;
+	char rid[64];
+	const cJSON *p, *x;
+
+	(void)state;
+	ident(&id, 90);
+	ident(&id2, 91);
+	ident(&id3, 92);
+	rd = operator(e, "operator.read", NULL);
+	n = local_node(e, &id, "\"caps\":[\"camera\",\"screen\"],\"commands\":[\"camera.snap\"]");
+	first_at = e->now;
+	e->now += 1000;
+	p = expect_ok(rd, call(rd, "node.list", NULL));
+	assert_int_equal((uint64_t)jnum(p, "ts"), e->now);
+	assert_int_equal(array_len(jget(p, "nodes")), 1);
+	x = node_list_entry(p, id.device_id);
+	assert_non_null(x);
+	assert_string_equal(jstr(x, "displayName"), "Unit Node");
+	assert_string_equal(jstr(x, "platform"), "Android");
+	assert_string_equal(jstr(x, "version"), "1.0.0");
+	assert_string_equal(jstr(x, "deviceFamily"), "Phone");
+	assert_string_equal(jstr(x, "clientId"), "openclaw-android");
+	assert_string_equal(jstr(x, "clientMode"), "node");
+	assert_strings(jget(x, "caps"), "camera", "screen");
+	assert_strings(jget(x, "commands"), "camera.snap", NULL);
+	assert_int_equal((uint64_t)jnum(x, "connectedAtMs"), first_at);
+	assert_true(cJSON_IsTrue(jget(x, "paired")));
+	assert_true(cJSON_IsTrue(jget(x, "connected")));
+	assert_null(jget(x, "remoteIp")); /* loopback */
+
+	/* A second connection of the device: still one entry, the newer connect's facts. */
+	n2 = open_client(e, "10.0.0.7");
+	{
+		struct copts o = node_opts(&id);
+
+		o.extra = "\"caps\":[\"location\"]";
+		do_connect(n2, &o);
+		expect_hello_device(n2, "node");
+	}
+	e->now += 1000;
+	p = expect_ok(rd, call(rd, "node.list", NULL));
+	assert_int_equal(array_len(jget(p, "nodes")), 1);
+	x = node_list_entry(p, id.device_id);
+	assert_strings(jget(x, "caps"), "location", NULL);
+	assert_strings(jget(x, "commands"), NULL, NULL); /* not sent: [] */
+	assert_int_equal((uint64_t)jnum(x, "connectedAtMs"), first_at + 1000);
+	assert_string_equal(jstr(x, "remoteIp"), "10.0.0.7");
+
+	/* A held node and an operator-only device are not nodes of node.list. */
+	held_node(e, &id2, "10.0.0.8", rid);
+	od = open_client(e, "127.0.0.1");
+	{
+		struct copts o = {
+		        .id = &id3, .token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
+
+		do_connect(od, &o);
+		expect_hello_device(od, "operator");
+	}
+	p = expect_ok(rd, call(rd, "node.list", "{}"));
+	assert_int_equal(array_len(jget(p, "nodes")), 1);
+
+	/* Disconnected: the record's facts, caps and commands [], no version, no connectedAtMs. */
+	core_conn_closed(e->core, n->conn, e->now);
+	n->reaped = true;
+	core_conn_closed(e->core, n2->conn, e->now);
+	n2->reaped = true;
+	p = expect_ok(rd, call(rd, "node.list", NULL));
+	x = node_list_entry(p, id.device_id);
+	assert_non_null(x);
+	assert_true(cJSON_IsFalse(jget(x, "connected")));
+	assert_true(cJSON_IsTrue(jget(x, "paired")));
+	assert_strings(jget(x, "caps"), NULL, NULL);
+	assert_strings(jget(x, "commands"), NULL, NULL);
+	assert_null(jget(x, "connectedAtMs"));
+	assert_null(jget(x, "version"));
+	assert_string_equal(jstr(x, "displayName"), "Unit Node");
+	assert_string_equal(jstr(x, "clientMode"), "node");
+	env_free(e);
+}
+
+/* NODE-1: node.pair.remove takes the node role: a node-only device goes, a device with other
+ * roles keeps them; ok first, then 4410 to its node sessions only. */
+static void test_node_pair_remove(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct identity id, idm;
+	struct client *op, *rd, *n, *nm, *om, *held;
+	char params[160], rid[64];
+	const cJSON *p, *rec, *err;
+
+	(void)state;
+	ident(&id, 93);
+	ident(&idm, 94);
+	op = operator(e, "operator.pairing", NULL);
+	rd = operator(e, "operator.read", NULL);
+	n = local_node(e, &id, NULL);
+	skip_frames(op);
+
+	/* Scope, params, unknown ids (METHOD-1 order; UNKNOWN_DEVICE_ID, details code only). */
+	snprintf(params, sizeof(params), "{\"nodeId\":\"%s\"}", id.device_id);
+	expect_err(rd, call(rd, "node.pair.remove", params), "INVALID_REQUEST", "MISSING_SCOPE");
+	expect_err(op, call(op, "node.pair.remove", "{}"), "INVALID_REQUEST", "INVALID_PARAMS");
+	expect_err(op, call(op, "node.pair.remove", "{\"nodeId\":\"\"}"), "INVALID_REQUEST",
+	           "INVALID_PARAMS");
+	expect_err(op, call(op, "node.pair.remove", "{\"deviceId\":\"x\"}"), "INVALID_REQUEST",
+	           "INVALID_PARAMS");
+	err = expect_err(op, call(op, "node.pair.remove", "{\"nodeId\":\"nope\"}"),
+	                 "INVALID_REQUEST", "UNKNOWN_DEVICE_ID");
+	assert_string_equal(jstr(err, "message"), "unknown nodeId");
+	assert_int_equal(cJSON_GetArraySize(jget(err, "details")), 1);
+
+	/* A node-only device: the record goes, its node session is closed after the answer. */
+	p = expect_ok(op, call(op, "node.pair.remove", params));
+	assert_string_equal(jstr(p, "nodeId"), id.device_id);
+	assert_int_equal(cJSON_GetArraySize(p), 1);
+	expect_closed(n, 4410);
+	assert_string_equal(n->close_reason, "device removed");
+	expect_no_frame(n);
+	assert_null(store_get(e->store, STORE_PAIRED, id.device_id));
+	expect_no_frame(op); /* no event for a removal */
+	err = expect_err(op, call(op, "node.pair.remove", params), "INVALID_REQUEST",
+	                 "UNKNOWN_DEVICE_ID");
+	assert_false(op->closed);
+
+	/* A device paired as node and operator keeps its operator role and session. */
+	nm = local_node(e, &idm, NULL);
+	om = open_client(e, "127.0.0.1");
+	{
+		struct copts o = {
+		        .id = &idm, .token = TOKEN, .n_scopes = 1, .scopes = {"operator.read"}};
+
+		do_connect(om, &o);
+		expect_hello_device(om, "operator");
+	}
+	rec = store_get(e->store, STORE_PAIRED, idm.device_id);
+	assert_non_null(jget(rec, "tokens.node"));
+	/* ... and a held request of the same device for a wider scope stays held. */
+	held = open_client(e, "10.0.0.9");
+	{
+		struct copts o = {.id = &idm,
+		                  .token = TOKEN,
+		                  .n_scopes = 2,
+		                  .scopes = {"operator.read", "operator.write"}};
+
+		do_connect(held, &o);
+		snprintf(rid, sizeof(rid), "%s",
+		         jstr(expect_event(held, "connect.pending", -1), "requestId"));
+	}
+	skip_frames(op);
+	snprintf(params, sizeof(params), "{\"nodeId\":\"%s\"}", idm.device_id);
+	p = expect_ok(op, call(op, "node.pair.remove", params));
+	assert_string_equal(jstr(p, "nodeId"), idm.device_id);
+	expect_closed(nm, 4410);
+	assert_false(om->closed);
+	assert_false(held->closed);
+	assert_non_null(store_get(e->store, STORE_PENDING, rid));
+	rec = store_get(e->store, STORE_PAIRED, idm.device_id);
+	assert_non_null(rec);
+	assert_strings(jget(rec, "roles"), "operator", NULL);
+	assert_string_equal(jstr(rec, "role"), "operator");
+	assert_null(jget(rec, "tokens.node"));
+	assert_non_null(jget(rec, "tokens.operator"));
+	p = expect_ok(rd, call(rd, "node.list", NULL));
+	assert_int_equal(array_len(jget(p, "nodes")), 0);
+	/* No longer a node: a second removal finds nothing; its operator session still works. */
+	expect_err(op, call(op, "node.pair.remove", params), "INVALID_REQUEST",
+	           "UNKNOWN_DEVICE_ID");
+	expect_ok(om, call(om, "node.list", NULL));
+	env_free(e);
+}
+
+/* NODE-3 and METHOD-1: a node's call of a method the gateway lacks is UNKNOWN_METHOD (OpenClaw
+ * node hosts probe such methods and stay quiet on it), of an operator method UNAUTHORIZED_ROLE;
+ * a held connection gets UNAUTHORIZED_ROLE for both. */
+static void test_node_role_method_answers(void **state)
+{
+	static const char *const probes[] = {"node.skills.update", "node.pluginTools.update",
+	                                     "node.runnerInventory.update"};
+	struct env *e = env_new(NULL);
+	struct identity id, id2;
+	struct client *op, *n, *held;
+	const cJSON *err, *hello, *m;
+	char want[80], rid[64];
+	bool found = false;
+
+	(void)state;
+	ident(&id, 95);
+	ident(&id2, 96);
+	op = operator(e, "operator.admin", NULL);
+	n = local_node(e, &id, NULL);
+	hello = jget(n->frames[n->pos - 1], "payload");
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		err = expect_err(n, call(n, probes[i], "{\"skills\":[]}"), "INVALID_REQUEST",
+		                 "UNKNOWN_METHOD");
+		snprintf(want, sizeof(want), "unknown method: %s", probes[i]);
+		assert_string_equal(jstr(err, "message"), want);
+	}
+	err = expect_err(n, call(n, "node.pair.remove", "{\"bogus\":1}"), "INVALID_REQUEST",
+	                 "UNAUTHORIZED_ROLE");
+	assert_string_equal(jstr(err, "message"), "unauthorized role: node");
+	expect_ok(n, call(n, "node.event", "{}"));
+	assert_false(n->closed);
+
+	/* Every method hello-ok names is one the gateway implements (no UNKNOWN_METHOD), and
+	 * node.pair.remove is one of them. */
+	skip_frames(op);
+	cJSON_ArrayForEach(m, jget(hello, "features.methods"))
+	{
+		bool node_method = strcmp(m->valuestring, "node.invoke.result") == 0 ||
+		                   strcmp(m->valuestring, "node.event") == 0;
+		struct client *c = node_method ? n : op;
+		const cJSON *f;
+
+		call(c, m->valuestring, "{\"bogus\":1}");
+		f = next_frame(c);
+		assert_string_equal(jstr(f, "id"), c->last_id);
+		if (jstr(f, "error.details.code"))
+			assert_string_not_equal(jstr(f, "error.details.code"), "UNKNOWN_METHOD");
+		if (strcmp(m->valuestring, "node.pair.remove") == 0)
+			found = true;
+	}
+	assert_true(found);
+	skip_frames(op);
+	expect_err(op, call(op, "node.skills.update", "{}"), "INVALID_REQUEST", "UNKNOWN_METHOD");
+
+	/* Held: the role answer for every name. */
+	held = held_node(e, &id2, "10.0.0.10", rid);
+	expect_err(held, call(held, "node.skills.update", "{}"), "INVALID_REQUEST",
+	           "UNAUTHORIZED_ROLE");
+	assert_false(held->closed);
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2456,6 +2729,9 @@ int main(void)
 	        cmocka_unit_test(test_trust3_request_unchanged),
 	        cmocka_unit_test(test_trust4_token_ceiling),
 	        cmocka_unit_test(test_trust5_sessions_closed),
+	        cmocka_unit_test(test_node_list_fields),
+	        cmocka_unit_test(test_node_pair_remove),
+	        cmocka_unit_test(test_node_role_method_answers),
 	};
 
 	if (identity_global_init() < 0)
