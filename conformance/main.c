@@ -15,6 +15,7 @@
 #include "connect_build.h"
 #include "identity.h"
 #include "json.h"
+#include "redact.h"
 #include "runner.h"
 #include "session.h"
 #include "strbuf.h"
@@ -38,7 +39,7 @@ struct args {
 	char *token;
 	const char *inc[MAX_PATTERNS], *exc[MAX_PATTERNS];
 	size_t ninc, nexc;
-	bool list, strict, slow, verbose, all_frames;
+	bool list, strict, slow, verbose, all_frames, show_secrets;
 	double timeout_scale;
 	long long pending_ttl_ms, tick_interval_ms;
 	long max_pending;
@@ -86,6 +87,9 @@ static void usage(FILE *f)
 	        "  --slow                 also run tick cases against a 30 s tick interval\n"
 	        "  --cases-dir DIR        case files (default: env CLAWPAIR_CASES_DIR, else %s)\n"
 	        "  --all-frames           keep the frames of passing cases in the reports\n"
+	        "  --show-secrets         keep the shared token and the device tokens in the\n"
+	        "                         reports and on the console (local debugging only; by\n"
+	        "                         default every token reads \"<redacted>\")\n"
 	        "  -v, --verbose          print the frames of failing cases\n"
 	        "  -h, --help             show this help\n"
 	        "  -V, --version          show the version\n"
@@ -116,6 +120,7 @@ enum {
 	O_DIR,
 	O_ALL,
 	O_TICK,
+	O_SECRETS,
 };
 
 static const struct option long_opts[] = {
@@ -137,6 +142,7 @@ static const struct option long_opts[] = {
         {"tick-interval-ms", required_argument, NULL, O_TICK},
         {"cases-dir", required_argument, NULL, O_DIR},
         {"all-frames", no_argument, NULL, O_ALL},
+        {"show-secrets", no_argument, NULL, O_SECRETS},
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
 };
@@ -232,6 +238,9 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 		break;
 	case O_ALL:
 		a->all_frames = true;
+		break;
+	case O_SECRETS:
+		a->show_secrets = true;
 		break;
 	case 'v':
 		a->verbose = true;
@@ -330,10 +339,11 @@ static int parse_remote(const char *s, struct conf_options *o, unsigned *xff_fir
 }
 
 /* Says why the probe's connect did not get hello-ok. */
-static void probe_failed(const char *url, enum client_session_outcome out,
+static void probe_failed(const char *url, const char *token, enum client_session_outcome out,
                          const struct client_session *s)
 {
-	char *t;
+	struct redact red;
+	char *t, *shown;
 
 	switch (out) {
 	case CLIENT_SESSION_UNREACHABLE:
@@ -352,9 +362,14 @@ static void probe_failed(const char *url, enum client_session_outcome out,
 		break;
 	case CLIENT_SESSION_REFUSED:
 		t = json_print(client_session_frame(s));
+		redact_init(&red);
+		redact_add(&red, token);
+		shown = redact_text(&red, t);
 		fprintf(stderr,
 		        PROG ": the gateway refused an operator connect with this token: %s\n",
-		        t ? t : "?");
+		        shown ? shown : "?");
+		redact_finish(&red);
+		free(shown);
 		free(t);
 		break;
 	default:
@@ -386,7 +401,7 @@ static int probe(const char *url, const char *tls_fingerprint, const char *token
 	if (out == CLIENT_SESSION_PENDING)
 		out = client_session_await(s, timeout_ms);
 	if (out != CLIENT_SESSION_HELLO)
-		probe_failed(url, out, s);
+		probe_failed(url, token, out, s);
 	client_session_destroy(s);
 	client_ctx_destroy(ctx);
 	return out == CLIENT_SESSION_HELLO ? 0 : -1;
@@ -543,6 +558,7 @@ static void runner_options(const struct args *a, struct conf_options *o, unsigne
 	o->slow = a->slow;
 	o->tick_interval_ms = a->tick_interval_ms;
 	o->all_frames = a->all_frames;
+	o->show_secrets = a->show_secrets;
 	o->expectations = expect;
 }
 

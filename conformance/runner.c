@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "diagnose.h"
+#include "redact.h"
 #include "json.h"
 #include "scenario.h"
 #include "strbuf.h"
@@ -78,11 +79,19 @@ const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o
 	return NULL;
 }
 
-static void add_frame_line(struct conf_result *r, uint64_t t_ms, const char *actor, const char *dir,
-                           const char *text)
+static void add_frame_line(struct conf_result *r, const struct redact *red, uint64_t t_ms,
+                           const char *actor, const char *dir, const char *raw)
 {
 	struct strbuf b;
-	size_t n = text ? strlen(text) : 0;
+	/* redacted before it is cut, so that a cut cannot hide a token from the redaction */
+	char *text = red ? redact_text(red, raw) : NULL;
+	size_t n;
+
+	if (!text && raw && red)
+		return;
+	if (!text)
+		text = raw ? strdup(raw) : NULL;
+	n = text ? strlen(text) : 0;
 
 	strbuf_init(&b);
 	strbuf_addf(&b, "[+%5llu ms] %-4s %-5s ", (unsigned long long)t_ms, actor ? actor : "",
@@ -96,6 +105,7 @@ static void add_frame_line(struct conf_result *r, uint64_t t_ms, const char *act
 	if (!b.oom)
 		conf_result_add_frame(r, b.p);
 	strbuf_finish(&b);
+	free(text);
 }
 
 static char *xstrdup(const char *s)
@@ -243,12 +253,13 @@ static void judge(const struct conf_case *c, const struct scenario_result *sr,
 	}
 }
 
-static void add_transcript(const struct scenario_result *sr, struct conf_result *r)
+static void add_transcript(const struct scenario_result *sr, const struct redact *red,
+                           struct conf_result *r)
 {
 	static const char *const dirs[] = {">", "<", "close", "#"};
 
 	for (size_t i = 0; i < sr->n_log; i++)
-		add_frame_line(r, sr->log[i].t_ms, sr->log[i].actor,
+		add_frame_line(r, red, sr->log[i].t_ms, sr->log[i].actor,
 		               dirs[sr->log[i].dir <= SCENARIO_DIR_NOTE ? sr->log[i].dir : 3],
 		               sr->log[i].text);
 }
@@ -269,8 +280,27 @@ static void play(const struct conf_case *c, const struct conf_options *o, struct
 		return;
 	}
 	judge(c, &sr, r);
-	if (r->verdict != CONF_PASS || o->all_frames)
-		add_transcript(&sr, r);
+	if (o->show_secrets) {
+		if (r->verdict != CONF_PASS || o->all_frames)
+			add_transcript(&sr, NULL, r);
+	} else {
+		struct redact red;
+
+		/* the shared token, and every token the run saw, wherever else it shows up */
+		redact_init(&red);
+		redact_add(&red, o->token);
+		for (size_t i = 0; i < sr.n_log; i++)
+			redact_learn(&red, sr.log[i].text);
+		redact_learn(&red, sr.actual);
+		redact_learn(&red, sr.expected);
+		if (r->verdict != CONF_PASS || o->all_frames)
+			add_transcript(&sr, &red, r);
+		redact_in_place(&red, &r->message);
+		redact_in_place(&red, &r->expected);
+		redact_in_place(&red, &r->actual);
+		redact_in_place(&red, &r->close_reason);
+		redact_finish(&red);
+	}
 	scenario_result_finish(&sr);
 	scenario_destroy(s);
 }

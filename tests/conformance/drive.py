@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -431,6 +431,90 @@ def mode_html():
         gw.cleanup()
 
 
+SECRET_MEMBER = re.compile(r'"(token|deviceToken|bootstrapToken|password)"\s*:\s*"([^"]*)"')
+
+
+def report_texts(out, console):
+    """Every text a run leaves behind, with the JSON strings and the markup decoded."""
+    import html as htmlmod
+    texts = {'console': console}
+    with open(out + '/r.json', encoding='utf-8') as f:
+        raw = f.read()
+    texts['json'] = raw
+    strings = []
+
+    def walk(v):
+        if isinstance(v, str):
+            strings.append(v)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+    walk(json.loads(raw))
+    texts['json strings'] = '\n'.join(strings)
+    for ext in ('xml', 'html'):
+        with open(out + '/r.' + ext, encoding='utf-8') as f:
+            texts[ext] = htmlmod.unescape(f.read())
+    return texts
+
+
+def state_tokens(gw):
+    """The device tokens the gateway issued and still holds."""
+    out = []
+    for path in glob.glob(os.path.join(gw.state, 'paired', '*.json')):
+        with open(path, encoding='utf-8') as f:
+            rec = json.load(f)
+        for tok in (rec.get('tokens') or {}).values():
+            if tok.get('token'):
+                out.append(tok['token'])
+    return out
+
+
+def check_redacted(texts, secrets):
+    members = 0
+    for name, text in texts.items():
+        for s in secrets:
+            if s in text:
+                fail('%s shows a secret %s...' % (name, s[:6]))
+        for m in SECRET_MEMBER.finditer(text):
+            members += 1
+            if m.group(2) not in ('', '<redacted>'):
+                fail('%s: %s is %r, not "<redacted>"' % (name, m.group(1), m.group(2)))
+    return members
+
+
+def mode_secrets():
+    """No report and no console line shows the shared token or a device token, unless
+    --show-secrets asks for them."""
+    token_cases = ['--cases', 'hold', '--cases', 'events', '--cases', 'trust', '--cases', 'recon',
+                   '--cases', 'handshake/WIRE-11']
+    total = 0
+    for extra, flags in ((['--compat-6836'], ['-v']), ([], ['--all-frames', '-v'])):
+        gw = Gateway(extra).start()
+        try:
+            rc, so, se, rep, out = run_against(gw, token_cases + flags, 'secrets')
+            tokens = state_tokens(gw)
+            if not tokens:
+                fail('no device token was issued: nothing to look for')
+            total += check_redacted(report_texts(out, so + se), [TOKEN] + tokens)
+        finally:
+            gw.cleanup()
+    if total < 20:
+        fail('only %d token members in the reports: the check saw nothing' % total)
+    gw = Gateway().start()
+    try:
+        rc, so, se, rep, out = run_against(gw, ['--cases', 'hold/HOLD-3', '--all-frames',
+                                                '--show-secrets'], 'shown')
+        texts = report_texts(out, so)
+        if TOKEN not in texts['json strings'] or not any(t in texts['json strings'] for t in state_tokens(gw)):
+            fail('--show-secrets: the token and the device tokens should be in the report')
+    finally:
+        gw.cleanup()
+    print('ok: %d token members, each "<redacted>"; no token in the console, JSON, JUnit, HTML' % total)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -440,7 +524,8 @@ def main():
         sys.exit(77)
     mode = sys.argv[1]
     {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras, 'tls': mode_tls,
-     'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html}[mode]()
+     'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html,
+     'secrets': mode_secrets}[mode]()
 
 
 if __name__ == '__main__':
