@@ -16,7 +16,7 @@
 #define MAX_DEPTH 8
 
 static const char *const verdict_names[CONF_VERDICT__COUNT] = {
-        "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP",
+        "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP", "NOT-RUN",
 };
 
 /* The case groups, in the order of the spec's sections: the one list of them. A case id starts
@@ -505,6 +505,8 @@ void conf_run_count(struct conf_run *run)
 
 int conf_run_exit_status(const struct conf_run *run)
 {
+	if (run->gone_during)
+		return 2;
 	if (run->counts[CONF_FAIL])
 		return 1;
 	if (run->strict && run->counts[CONF_NON_STRICT])

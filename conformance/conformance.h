@@ -16,6 +16,7 @@ enum conf_verdict {
 	CONF_INFO, /* a MAY-level case failed: recorded only */
 	CONF_XFAIL, /* failed as the expectations file says it does */
 	CONF_SKIP,
+	CONF_NOT_RUN, /* the run stopped before it (the gateway went away) */
 	CONF_VERDICT__COUNT
 };
 
@@ -86,6 +87,7 @@ struct conf_run {
 	const char *gateway_url;
 	const char *started; /* ISO 8601 UTC */
 	bool strict;
+	const char *gone_during; /* the case during which the gateway went away, or NULL */
 	uint64_t duration_ms;
 	struct conf_result *results;
 	size_t n;
@@ -93,7 +95,8 @@ struct conf_run {
 };
 
 void conf_run_count(struct conf_run *run);
-/* 0: nothing failed; 1: a FAIL, or a NON-STRICT under strict. */
+/* 2: the run could not judge the gateway (it went away); 1: a FAIL, or a NON-STRICT under
+ * strict; 0: nothing failed. */
 int conf_run_exit_status(const struct conf_run *run);
 
 /* Reports. Each returns 0, or -1 (errno set) when the file cannot be written. */

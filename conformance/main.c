@@ -15,6 +15,7 @@
 #include "connect_build.h"
 #include "identity.h"
 #include "json.h"
+#include "liveness.h"
 #include "redact.h"
 #include "runner.h"
 #include "session.h"
@@ -97,7 +98,8 @@ static void usage(FILE *f)
 	        "Verdicts: PASS, FAIL (a MUST failed), NON-STRICT (a SHOULD failed), INFO (a MAY\n"
 	        "failed), XFAIL (failed as the expectations file says), SKIP.\n"
 	        "Exit status: 0 no FAIL (and with --strict no NON-STRICT), 1 otherwise, 2 bad usage,\n"
-	        "an unreachable gateway or a refused TLS certificate.\n",
+	        "an unreachable gateway, a refused TLS certificate, or a gateway that went away\n"
+	        "during the run (the cases from then on are NOT-RUN).\n",
 	        CLAWPAIR_CASES_DIR);
 }
 
@@ -497,6 +499,46 @@ static void list_cases(const struct conf_case **sel, size_t nsel)
 	printf("%zu cases\n", nsel);
 }
 
+/* A case that did not pass: did the gateway fail it, or go away during it? After it went away
+ * the case and every later one are NOT-RUN, and the run stops (exit 2). */
+static bool gateway_went_away(const struct conf_case **sel, size_t nsel, size_t i,
+                              const struct conf_options *o, struct conf_run *run)
+{
+	char why[256];
+	struct conf_result *r = &run->results[i];
+
+	if (r->verdict == CONF_PASS || r->verdict == CONF_SKIP ||
+	    conf_gateway_accepts(o->url, (int)(PROBE_TIMEOUT_MS * o->timeout_scale), why,
+	                         sizeof why))
+		return false;
+	fprintf(stderr,
+	        PROG ": gateway went away during %s: %s no longer accepts a connection (%s)\n",
+	        sel[i]->id, o->url, why);
+	printf("[%3zu/%zu] %-10s %s: the gateway went away during it (%s)\n", i + 1, nsel,
+	       conf_verdict_name(CONF_NOT_RUN), sel[i]->id, why);
+	conf_result_finish(r);
+	r->c = sel[i];
+	r->verdict = CONF_NOT_RUN;
+	r->message = strdup("not judged: the gateway went away during this case");
+	run->gone_during = sel[i]->id;
+	for (size_t j = i + 1; j < nsel; j++) {
+		struct conf_result *rest = &run->results[j];
+		size_t n = strlen(sel[i]->id) + 64;
+
+		conf_result_finish(rest);
+		rest->c = sel[j];
+		rest->verdict = CONF_NOT_RUN;
+		rest->message = malloc(n);
+		if (rest->message)
+			snprintf(rest->message, n, "not run: the gateway went away during %s",
+			         sel[i]->id);
+	}
+	run->n = nsel;
+	if (nsel > i + 1)
+		printf("          %zu more cases not run\n", nsel - i - 1);
+	return true;
+}
+
 /* Runs each case and prints its verdict as it comes. run->results holds nsel entries. */
 static void run_cases(const struct conf_case **sel, size_t nsel, const struct conf_options *o,
                       bool verbose, struct conf_run *run)
@@ -508,6 +550,8 @@ static void run_cases(const struct conf_case **sel, size_t nsel, const struct co
 
 		conf_run_case(sel[i], o, r);
 		run->n = i + 1;
+		if (gateway_went_away(sel, nsel, i, o, run))
+			break;
 		printf("[%3zu/%zu] %-10s %s  (%llu ms)\n", i + 1, nsel,
 		       conf_verdict_name(r->verdict), sel[i]->id,
 		       (unsigned long long)r->duration_ms);
@@ -538,9 +582,12 @@ static void print_summary(const struct conf_run *run, int status)
 	for (i = 0; i < CONF_VERDICT__COUNT; i++)
 		printf(" %zu %s%s", run->counts[i], conf_verdict_name((enum conf_verdict)i),
 		       i + 1 < CONF_VERDICT__COUNT ? "," : "");
-	printf("\nVerdict: %s\n", status                         ? "FAILED"
-	                          : run->counts[CONF_NON_STRICT] ? "PASSED (NON-STRICT)"
-	                                                         : "PASSED");
+	if (run->gone_during)
+		printf("\nVerdict: STOPPED: the gateway went away during %s\n", run->gone_during);
+	else
+		printf("\nVerdict: %s\n", status                         ? "FAILED"
+		                          : run->counts[CONF_NON_STRICT] ? "PASSED (NON-STRICT)"
+		                                                         : "PASSED");
 }
 
 /* The runner's options from the command line. */

@@ -23,7 +23,7 @@ static const char css[] =
         "code{font-size:.95em}"
         ".v{font-weight:bold;white-space:nowrap}"
         ".v-PASS{color:#17692c}.v-FAIL{color:#b00020}.v-NON-STRICT{color:#a05a00}"
-        ".v-INFO{color:#1d4f91}.v-XFAIL{color:#6b3fa0}.v-SKIP{color:#777}"
+        ".v-INFO{color:#1d4f91}.v-XFAIL{color:#6b3fa0}.v-SKIP{color:#777}.v-NOT-RUN{color:#777}"
         ".ok{background:#e3f4e6}.bad{background:#fbe3e6}"
         "tr.detail td{background:#fcfcfc}"
         "details pre{white-space:pre-wrap;word-break:break-all;background:#f6f6f6;padding:.5em;"
@@ -129,8 +129,16 @@ int report_html_write(const struct conf_run *run, const char *path)
 	            (double)run->duration_ms / 1000.0, run->strict ? "strict" : "not strict");
 	strbuf_add(&b, "clawpair-conformance ");
 	strbuf_add_markup(&b, run->tool_version ? run->tool_version : "");
-	strbuf_addf(&b, "</div>\n<div id=\"overall\" class=\"overall %s\">%s</div>\n",
-	            status ? "bad" : "ok", status ? "FAILED" : "PASSED");
+	strbuf_addf(&b, "</div>\n<div id=\"overall\" class=\"overall %s\">%s",
+	            status ? "bad" : "ok",
+	            status == 2 ? "STOPPED"
+	            : status    ? "FAILED"
+	                        : "PASSED");
+	if (run->gone_during) {
+		strbuf_add(&b, ": the gateway went away during ");
+		strbuf_add_markup(&b, run->gone_during);
+	}
+	strbuf_add(&b, "</div>\n");
 	strbuf_add(&b, "<div class=\"counts\" id=\"summary\">");
 	for (i = 0; i < CONF_VERDICT__COUNT; i++) {
 		const char *vn = conf_verdict_name((enum conf_verdict)i);

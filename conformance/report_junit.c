@@ -55,7 +55,8 @@ static void add_case(struct strbuf *b, const struct conf_run *run, const struct 
 		strbuf_add(b, "\">");
 		add_details(b, r);
 		strbuf_add(b, "</failure>\n");
-	} else if (r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL) {
+	} else if (r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL ||
+	           r->verdict == CONF_NOT_RUN) {
 		strbuf_add(b, "      <skipped message=\"");
 		if (r->verdict == CONF_XFAIL) {
 			strbuf_add(b, "expected failure: ");
@@ -65,7 +66,7 @@ static void add_case(struct strbuf *b, const struct conf_run *run, const struct 
 		strbuf_add_markup_attr(b, r->message ? r->message : "skipped");
 		strbuf_add(b, "\"/>\n");
 	}
-	if (r->verdict != CONF_PASS && r->verdict != CONF_SKIP) {
+	if (r->verdict != CONF_PASS && r->verdict != CONF_SKIP && r->verdict != CONF_NOT_RUN) {
 		strbuf_addf(b, "      <system-out>%s\n", conf_verdict_name(r->verdict));
 		add_details(b, r);
 		strbuf_add(b, "</system-out>\n");
@@ -83,7 +84,8 @@ int report_junit_write(const struct conf_run *run, const char *path)
 	for (i = 0; i < run->n; i++) {
 		failures += counts_as_failure(run, run->results[i].verdict);
 		skipped += run->results[i].verdict == CONF_SKIP ||
-		           run->results[i].verdict == CONF_XFAIL;
+		           run->results[i].verdict == CONF_XFAIL ||
+		           run->results[i].verdict == CONF_NOT_RUN;
 	}
 	strbuf_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	strbuf_addf(&b,
@@ -108,7 +110,8 @@ int report_junit_write(const struct conf_run *run, const char *path)
 				continue;
 			tests++;
 			fl += counts_as_failure(run, r->verdict);
-			sk += r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL;
+			sk += r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL ||
+			      r->verdict == CONF_NOT_RUN;
 			ms += r->duration_ms;
 		}
 		strbuf_add(&b, "  <testsuite name=\"");

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -515,6 +515,46 @@ def mode_secrets():
     print('ok: %d token members, each "<redacted>"; no token in the console, JSON, JUnit, HTML' % total)
 
 
+def mode_gone():
+    """The gateway killed during a run: the runner stops with one line that names the case,
+    marks the rest NOT-RUN, judges nothing after it and exits 2."""
+    gw = Gateway().start()
+    try:
+        out = os.path.join(gw.dir, 'gone')
+        os.makedirs(out)
+        p = subprocess.Popen([RUNNER, '--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE,
+                              '--json', out + '/r.json', '--junit', out + '/r.xml'],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors='replace')
+        time.sleep(2)
+        gw.proc.kill()
+        gw.proc.wait()
+        so, se = p.communicate(timeout=300)
+        with open(out + '/r.json', encoding='utf-8') as f:
+            rep = json.load(f)
+    finally:
+        gw.cleanup()
+    m = re.search(r'gateway went away during (\S+): ', se)
+    if p.returncode != 2 or not m:
+        fail('exit %d, want 2 and "gateway went away during <case>": %r' % (p.returncode, se[-500:]))
+    during = m.group(1)
+    fails = [l for l in so.splitlines() if re.match(r'^\[\s*\d+/\d+\] (FAIL|NON-STRICT)', l)]
+    if fails:
+        fail('%d cases judged after the gateway died, e.g. %s' % (len(fails), fails[0]))
+    if '#6836' in so:
+        fail('a dead gateway was diagnosed as #6836')
+    verdicts = [c['verdict'] for c in rep['cases']]
+    ids = [c['id'] for c in rep['cases']]
+    k = ids.index(during)
+    if set(verdicts[k:]) != {'NOT-RUN'} or 'NOT-RUN' in verdicts[:k]:
+        fail('want NOT-RUN from %s on: %s' % (during, verdicts))
+    if rep['exit_status'] != 2 or len(rep['cases']) != rep['summary']['total']:
+        fail('report: exit_status %s, %d cases' % (rep['exit_status'], len(rep['cases'])))
+    if 'Verdict: STOPPED: the gateway went away during ' + during not in so:
+        fail('no STOPPED verdict line: %s' % so[-400:])
+    print('ok: the gateway went away during %s; %d cases NOT-RUN, exit 2'
+          % (during, verdicts.count('NOT-RUN')))
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -525,7 +565,7 @@ def main():
     mode = sys.argv[1]
     {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras, 'tls': mode_tls,
      'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html,
-     'secrets': mode_secrets}[mode]()
+     'secrets': mode_secrets, 'gone': mode_gone}[mode]()
 
 
 if __name__ == '__main__':
