@@ -17,6 +17,7 @@
 #include "json.h"
 #include "liveness.h"
 #include "redact.h"
+#include "report_util.h"
 #include "runner.h"
 #include "session.h"
 #include "strbuf.h"
@@ -472,6 +473,33 @@ static int write_reports(const struct args *a, const struct conf_run *run)
 	return rc;
 }
 
+/* Every report path, before anything runs: a path that cannot be written would otherwise be
+ * found only after the whole run. Returns 0, or -1 after saying which. */
+static int check_outputs(const struct args *a)
+{
+	const char *names[] = {"--json", "--junit", "--html"};
+	const char *paths[] = {a->json, a->junit, a->html};
+	size_t n = sizeof paths / sizeof paths[0];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!paths[i])
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			if (paths[j] && !strcmp(paths[i], paths[j])) {
+				fprintf(stderr, PROG ": %s and %s both write %s\n", names[j],
+				        names[i], paths[i]);
+				return -1;
+			}
+		}
+		if (report_check_writable(paths[i]) < 0) {
+			fprintf(stderr, PROG ": cannot write %s %s: %s\n", names[i], paths[i],
+			        strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* The cases --cases and --exclude select, in file order: *sel (malloc'd). Returns 0, or -1. */
 static int select_cases(const struct conf_cases *cases, const struct args *a,
                         const struct conf_case ***sel, size_t *nsel)
@@ -628,6 +656,8 @@ int main(int argc, char **argv)
 	if (status >= 0)
 		goto out;
 	status = EXIT_USAGE;
+	if (!a.list && check_outputs(&a) < 0)
+		goto out;
 	dir = a.cases_dir                    ? a.cases_dir
 	      : getenv("CLAWPAIR_CASES_DIR") ? getenv("CLAWPAIR_CASES_DIR")
 	                                     : CLAWPAIR_CASES_DIR;

@@ -374,6 +374,16 @@ def mode_cli():
         rc, so, se = run(['--url', gw.url, '--token', 'wrong', '--cases', 'handshake/WIRE-2'])
         if rc != 2 or 'refused' not in se:
             fail('wrong token: exit %d, %s' % (rc, se))
+        # a report path that cannot be written is found before the run, not after it
+        for opt, path in (('--junit', '/nonexistent/x.xml'), ('--html', gw.dir), ('--json', '/proc/x.json')):
+            t0 = time.time()
+            rc, so, se = run(['--url', gw.url, '--token', TOKEN, opt, path])
+            if rc != 2 or ('cannot write %s %s' % (opt, path)) not in se or '[  1/' in so \
+                    or time.time() - t0 > 5:
+                fail('%s %s: exit %d, %r %r' % (opt, path, rc, so[-200:], se))
+        rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--json', gw.dir + '/a', '--html', gw.dir + '/a'])
+        if rc != 2 or 'both write' not in se:
+            fail('one path for two reports: exit %d, %r' % (rc, se))
         # expectations turn a known failure into XFAIL and exit 0
         exp = os.path.join(gw.dir, 'exp.tsv')
         with open(exp, 'w') as f:
