@@ -16,7 +16,7 @@
 #define MAX_DEPTH 8
 
 static const char *const verdict_names[CONF_VERDICT__COUNT] = {
-        "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP", "NOT-RUN",
+        "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP", "ERROR", "NOT-RUN",
 };
 
 /* The case groups, in the order of the spec's sections: the one list of them. A case id starts
@@ -89,6 +89,7 @@ static void case_finish(struct conf_case *c)
 	free(c->diagnose);
 	free(c->group);
 	free(c->path);
+	free(c->invalid);
 	cJSON_Delete(c->json);
 	memset(c, 0, sizeof *c);
 }
@@ -505,7 +506,7 @@ void conf_run_count(struct conf_run *run)
 
 int conf_run_exit_status(const struct conf_run *run)
 {
-	if (run->gone_during)
+	if (run->gone_during || run->counts[CONF_ERROR])
 		return 2;
 	if (run->counts[CONF_FAIL])
 		return 1;

@@ -16,6 +16,8 @@ enum conf_verdict {
 	CONF_INFO, /* a MAY-level case failed: recorded only */
 	CONF_XFAIL, /* failed as the expectations file says it does */
 	CONF_SKIP,
+	CONF_ERROR, /* the case itself is broken (or the runner could not play it): no verdict on
+		     * the gateway */
 	CONF_NOT_RUN, /* the run stopped before it (the gateway went away) */
 	CONF_VERDICT__COUNT
 };
@@ -27,6 +29,7 @@ struct conf_case {
 	char *id, *title, *requirement, *level, *sentence, *diagnose;
 	char *group; /* the first id segment ("hold"), the JUnit testsuite */
 	char *path;
+	char *invalid; /* why the interpreter refuses the case (conf_case_check), or NULL */
 	cJSON *json;
 };
 
@@ -95,8 +98,8 @@ struct conf_run {
 };
 
 void conf_run_count(struct conf_run *run);
-/* 2: the run could not judge the gateway (it went away); 1: a FAIL, or a NON-STRICT under
- * strict; 0: nothing failed. */
+/* 2: the run could not judge the gateway (it went away) or a case is broken (ERROR); 1: a FAIL,
+ * or a NON-STRICT under strict; 0: nothing failed. */
 int conf_run_exit_status(const struct conf_run *run);
 
 /* Reports. Each returns 0, or -1 (errno set) when the file cannot be written. */

@@ -97,10 +97,11 @@ static void usage(FILE *f)
 	        "  -V, --version          show the version\n"
 	        "\n"
 	        "Verdicts: PASS, FAIL (a MUST failed), NON-STRICT (a SHOULD failed), INFO (a MAY\n"
-	        "failed), XFAIL (failed as the expectations file says), SKIP.\n"
+	        "failed), XFAIL (failed as the expectations file says), SKIP, ERROR (the case\n"
+	        "itself is broken: no verdict on the gateway), NOT-RUN.\n"
 	        "Exit status: 0 no FAIL (and with --strict no NON-STRICT), 1 otherwise, 2 bad usage,\n"
-	        "an unreachable gateway, a refused TLS certificate, or a gateway that went away\n"
-	        "during the run (the cases from then on are NOT-RUN).\n",
+	        "an unreachable gateway, a refused TLS certificate, a gateway that went away\n"
+	        "during the run (the cases from then on are NOT-RUN), or an ERROR.\n",
 	        CLAWPAIR_CASES_DIR);
 }
 
@@ -519,6 +520,28 @@ static int select_cases(const struct conf_cases *cases, const struct args *a,
 	return 0;
 }
 
+/* Checks each selected case as the interpreter will take it (conf_case_check); a broken one gets
+ * its reason in invalid, and is said on stderr. Returns how many are broken. */
+static size_t validate_cases(struct conf_cases *cases, const struct args *a)
+{
+	struct conf_options o = {.timeout_scale = 1};
+	size_t bad = 0;
+	char err[512];
+
+	for (size_t i = 0; i < cases->n; i++) {
+		struct conf_case *c = &cases->v[i];
+
+		if (!conf_case_selected(c->id, a->inc, a->ninc, a->exc, a->nexc))
+			continue;
+		if (conf_case_check(c, &o, err, sizeof err) == 0)
+			continue;
+		c->invalid = strdup(err);
+		fprintf(stderr, PROG ": broken case %s (%s): %s\n", c->id, c->path, err);
+		bad++;
+	}
+	return bad;
+}
+
 static void list_cases(const struct conf_case **sel, size_t nsel)
 {
 	for (size_t i = 0; i < nsel; i++)
@@ -596,12 +619,13 @@ static void print_summary(const struct conf_run *run, int status)
 {
 	size_t i;
 
-	if (run->counts[CONF_FAIL] || run->counts[CONF_NON_STRICT]) {
+	if (run->counts[CONF_FAIL] || run->counts[CONF_NON_STRICT] || run->counts[CONF_ERROR]) {
 		printf("\nFailures:\n");
 		for (i = 0; i < run->n; i++) {
 			const struct conf_result *r = &run->results[i];
 
-			if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT)
+			if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT ||
+			    r->verdict == CONF_ERROR)
 				printf("  %-10s %s: %.300s\n", conf_verdict_name(r->verdict),
 				       r->c->id, r->message ? r->message : "");
 		}
@@ -612,6 +636,9 @@ static void print_summary(const struct conf_run *run, int status)
 		       i + 1 < CONF_VERDICT__COUNT ? "," : "");
 	if (run->gone_during)
 		printf("\nVerdict: STOPPED: the gateway went away during %s\n", run->gone_during);
+	else if (run->counts[CONF_ERROR])
+		printf("\nVerdict: ERROR: %zu broken cases: no verdict on the gateway for them\n",
+		       run->counts[CONF_ERROR]);
 	else
 		printf("\nVerdict: %s\n", status                         ? "FAILED"
 		                          : run->counts[CONF_NON_STRICT] ? "PASSED (NON-STRICT)"
@@ -668,8 +695,10 @@ int main(int argc, char **argv)
 	if (select_cases(&cases, &a, &sel, &nsel) < 0)
 		goto out;
 	if (a.list) {
+		size_t bad = validate_cases(&cases, &a);
+
 		list_cases(sel, nsel);
-		status = 0;
+		status = bad ? EXIT_USAGE : 0;
 		goto out;
 	}
 	if (parse_remote(a.remote_via, &o, &xff_next, nsbuf, sizeof nsbuf, urlbuf, sizeof urlbuf) <
@@ -680,6 +709,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
+	validate_cases(&cases, &a);
 	if (identity_global_init() < 0) {
 		fprintf(stderr, PROG ": crypto library init failed\n");
 		goto out;

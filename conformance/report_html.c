@@ -23,7 +23,7 @@ static const char css[] =
         "code{font-size:.95em}"
         ".v{font-weight:bold;white-space:nowrap}"
         ".v-PASS{color:#17692c}.v-FAIL{color:#b00020}.v-NON-STRICT{color:#a05a00}"
-        ".v-INFO{color:#1d4f91}.v-XFAIL{color:#6b3fa0}.v-SKIP{color:#777}.v-NOT-RUN{color:#777}"
+        ".v-INFO{color:#1d4f91}.v-XFAIL{color:#6b3fa0}.v-SKIP{color:#777}.v-NOT-RUN{color:#777}.v-ERROR{color:#8a2be2}"
         ".ok{background:#e3f4e6}.bad{background:#fbe3e6}"
         "tr.detail td{background:#fcfcfc}"
         "details pre{white-space:pre-wrap;word-break:break-all;background:#f6f6f6;padding:.5em;"
@@ -41,7 +41,8 @@ static const char js[] =
 
 static bool is_failure(enum conf_verdict v)
 {
-	return v == CONF_FAIL || v == CONF_NON_STRICT || v == CONF_XFAIL || v == CONF_INFO;
+	return v == CONF_FAIL || v == CONF_NON_STRICT || v == CONF_XFAIL || v == CONF_INFO ||
+	       v == CONF_ERROR;
 }
 
 static void add_text_row(struct strbuf *b, const char *label, const char *text)
@@ -82,7 +83,8 @@ static void add_case(struct strbuf *b, const struct conf_result *r)
 		return;
 	strbuf_addf(b, "<tr class=\"detail\" data-verdict=\"%s\"><td></td><td colspan=\"6\">", vn);
 	/* FAILs are expanded; the rest can be opened */
-	strbuf_add(b, r->verdict == CONF_FAIL ? "<details open>" : "<details>");
+	strbuf_add(b, r->verdict == CONF_FAIL || r->verdict == CONF_ERROR ? "<details open>"
+	                                                                  : "<details>");
 	strbuf_add(b, "<summary>Details");
 	if (r->failed_step >= 0)
 		strbuf_addf(b, " (step %d)", r->failed_step);

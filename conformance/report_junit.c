@@ -55,6 +55,12 @@ static void add_case(struct strbuf *b, const struct conf_run *run, const struct 
 		strbuf_add(b, "\">");
 		add_details(b, r);
 		strbuf_add(b, "</failure>\n");
+	} else if (r->verdict == CONF_ERROR) {
+		strbuf_add(b, "      <error type=\"ERROR\" message=\"");
+		strbuf_add_markup_attr(b, r->message ? r->message : "error");
+		strbuf_add(b, "\">");
+		add_details(b, r);
+		strbuf_add(b, "</error>\n");
 	} else if (r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL ||
 	           r->verdict == CONF_NOT_RUN) {
 		strbuf_add(b, "      <skipped message=\"");
@@ -77,12 +83,13 @@ static void add_case(struct strbuf *b, const struct conf_run *run, const struct 
 int report_junit_write(const struct conf_run *run, const char *path)
 {
 	struct strbuf b;
-	size_t i, j, failures = 0, skipped = 0;
+	size_t i, j, failures = 0, skipped = 0, errors = 0;
 	int rc;
 
 	strbuf_init(&b);
 	for (i = 0; i < run->n; i++) {
 		failures += counts_as_failure(run, run->results[i].verdict);
+		errors += run->results[i].verdict == CONF_ERROR;
 		skipped += run->results[i].verdict == CONF_SKIP ||
 		           run->results[i].verdict == CONF_XFAIL ||
 		           run->results[i].verdict == CONF_NOT_RUN;
@@ -90,12 +97,12 @@ int report_junit_write(const struct conf_run *run, const char *path)
 	strbuf_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
 	strbuf_addf(&b,
 	            "<testsuites name=\"clawpair-conformance\" tests=\"%zu\" failures=\"%zu\" "
-	            "skipped=\"%zu\" errors=\"0\" time=\"%.3f\">\n",
-	            run->n, failures, skipped, (double)run->duration_ms / 1000.0);
+	            "skipped=\"%zu\" errors=\"%zu\" time=\"%.3f\">\n",
+	            run->n, failures, skipped, errors, (double)run->duration_ms / 1000.0);
 	/* results are sorted by group, but do not rely on it: a suite per distinct group */
 	for (i = 0; i < run->n; i++) {
 		const char *g = run->results[i].c->group;
-		size_t tests = 0, fl = 0, sk = 0;
+		size_t tests = 0, fl = 0, sk = 0, er = 0;
 		uint64_t ms = 0;
 		bool seen = false;
 
@@ -110,6 +117,7 @@ int report_junit_write(const struct conf_run *run, const char *path)
 				continue;
 			tests++;
 			fl += counts_as_failure(run, r->verdict);
+			er += r->verdict == CONF_ERROR;
 			sk += r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL ||
 			      r->verdict == CONF_NOT_RUN;
 			ms += r->duration_ms;
@@ -117,9 +125,9 @@ int report_junit_write(const struct conf_run *run, const char *path)
 		strbuf_add(&b, "  <testsuite name=\"");
 		strbuf_add_markup_attr(&b, g);
 		strbuf_addf(&b,
-		            "\" tests=\"%zu\" failures=\"%zu\" skipped=\"%zu\" errors=\"0\" "
+		            "\" tests=\"%zu\" failures=\"%zu\" skipped=\"%zu\" errors=\"%zu\" "
 		            "time=\"%.3f\" timestamp=\"",
-		            tests, fl, sk, (double)ms / 1000.0);
+		            tests, fl, sk, er, (double)ms / 1000.0);
 		strbuf_add_markup_attr(&b, run->started ? run->started : "");
 		strbuf_add(&b, "\">\n");
 		for (j = i; j < run->n; j++) {

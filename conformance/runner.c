@@ -152,31 +152,146 @@ static char *last_sent_request_id(const struct scenario_result *sr)
 	return NULL;
 }
 
-static struct scenario *load_case(const struct conf_case *c, const struct conf_options *o,
-                                  struct conf_result *r)
+static struct scenario *parse_case(const struct conf_case *c, const struct conf_options *o,
+                                   char *err, size_t errsz)
 {
 	struct scenario_number numbers[N_NUMBERS];
 	struct scenario_parse_opts po = {
 	        .extra_needs = runner_needs, .numbers = numbers, .n_numbers = N_NUMBERS};
 	struct scenario *s;
-	char err[512], *text = cJSON_PrintUnformatted(c->json);
-	struct strbuf b;
+	char *text = cJSON_PrintUnformatted(c->json);
 
 	if (!text) {
-		r->verdict = CONF_FAIL;
-		r->message = strdup("out of memory");
+		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
 	conf_numbers(o, numbers);
-	s = scenario_parse_with(text, &po, err, sizeof err);
+	s = scenario_parse_with(text, &po, err, errsz);
 	free(text);
-	if (s)
-		return s;
+	return s;
+}
+
+/* The names a step's strings and keys use as ${NAME} (not ${conf.NAME}, which the parse
+ * replaced); the first one not in defined goes to err. */
+static bool uses_defined(const cJSON *j, const cJSON *defined, char *name, size_t namesz)
+{
+	const char *strs[2] = {j->string, cJSON_IsString(j) ? j->valuestring : NULL};
+
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = strs[k]; p && (p = strstr(p, "${"));) {
+			const char *close = strchr(p + 2, '}');
+			size_t n;
+
+			if (!close)
+				break;
+			n = (size_t)(close - p - 2);
+			snprintf(name, namesz, "%.*s", (int)n, p + 2);
+			if (strncmp(name, "conf.", 5) != 0 &&
+			    !cJSON_GetObjectItemCaseSensitive(defined, name))
+				return false;
+			p = close + 1;
+		}
+	}
+	for (const cJSON *c = j->child; c; c = c->next) {
+		if (!uses_defined(c, defined, name, namesz))
+			return false;
+	}
+	return true;
+}
+
+static void define(cJSON *defined, const char *actor, const char *field)
+{
+	char name[160];
+
+	snprintf(name, sizeof name, "%s%s%s", actor, field ? "." : "", field ? field : "");
+	if (!cJSON_GetObjectItemCaseSensitive(defined, name))
+		cJSON_AddTrueToObject(defined, name);
+}
+
+/* What a connect of actor an defines: its key's variables (and those of the actor it shares
+ * the key with) and, after a hello-ok, its device token. */
+static void define_connect(cJSON *defined, const cJSON *actors, const char *an, int depth)
+{
+	static const char *const fields[] = {"deviceId", "publicKey", "fingerprint", "deviceToken"};
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(actors, an);
+	const char *ident = json_get_string(a, "identity"), *role = json_get_string(a, "role");
+
+	if (!a || depth > 8)
+		return;
+	if (ident ? !strcmp(ident, "none") : !(role && !strcmp(role, "node")))
+		return;
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		define(defined, an, fields[i]);
+	if (ident && !strncmp(ident, "same-as:", 8))
+		define_connect(defined, actors, ident + 8, depth + 1);
+}
+
+static int check_vars(const cJSON *json, char *err, size_t errsz)
+{
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(json, "steps"),
+	            *actors = cJSON_GetObjectItemCaseSensitive(json, "actors"), *st, *cap;
+	cJSON *defined = cJSON_CreateObject();
+	char name[128];
+	int idx = 0, rc = 0;
+
+	if (!defined) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(st, steps)
+	{
+		const char *op = json_get_string(st, "do"), *an = json_get_string(st, "actor");
+
+		if (!uses_defined(st, defined, name, sizeof name)) {
+			snprintf(err, errsz, "step %d: unknown variable ${%s}", idx, name);
+			rc = -1;
+			break;
+		}
+		if (op && an && !strcmp(op, "connect"))
+			define_connect(defined, actors, an, 0);
+		cJSON_ArrayForEach(cap, cJSON_GetObjectItemCaseSensitive(st, "capture"))
+		{
+			define(defined, cap->string, NULL);
+		}
+		idx++;
+	}
+	cJSON_Delete(defined);
+	return rc;
+}
+
+int conf_case_check(const struct conf_case *c, const struct conf_options *o, char *err,
+                    size_t errsz)
+{
+	struct scenario *s = parse_case(c, o, err, errsz);
+
+	if (!s)
+		return -1;
+	scenario_destroy(s);
+	return check_vars(c->json, err, errsz);
+}
+
+/* A broken case, or one the interpreter could not play: no verdict on the gateway. */
+static void set_error(struct conf_result *r, const char *what, const char *why)
+{
+	struct strbuf b;
+
 	strbuf_init(&b);
-	strbuf_addf(&b, "case rejected by the scenario interpreter: %s", err);
-	r->verdict = CONF_FAIL;
+	strbuf_addf(&b, "%s%s%s", what, why ? ": " : "", why ? why : "");
+	r->verdict = CONF_ERROR;
+	free(r->message);
 	r->message = strbuf_take(&b);
-	return NULL;
+}
+
+static struct scenario *load_case(const struct conf_case *c, const struct conf_options *o,
+                                  struct conf_result *r)
+{
+	char err[512];
+	struct scenario *s;
+
+	s = parse_case(c, o, err, sizeof err);
+	if (!s)
+		set_error(r, "case rejected by the scenario engine", err);
+	return s;
 }
 
 static void env_of(const struct conf_options *o, struct scenario_env *env)
@@ -244,8 +359,7 @@ static void judge(const struct conf_case *c, const struct scenario_result *sr,
 		r->message = xstrdup(sr->message);
 		break;
 	case SCENARIO_ERROR:
-		r->verdict = CONF_FAIL;
-		r->message = xstrdup(sr->message ? sr->message : "scenario error");
+		set_error(r, "the scenario engine could not play the case", sr->message);
 		break;
 	case SCENARIO_FAIL:
 		judge_failure(c, sr, r);
@@ -274,8 +388,7 @@ static void play(const struct conf_case *c, const struct conf_options *o, struct
 		return;
 	env_of(o, &env);
 	if (scenario_run(s, &env, &sr) != 0) {
-		r->verdict = CONF_FAIL;
-		r->message = strdup("the scenario interpreter refused to run the case");
+		set_error(r, "the scenario engine refused to run the case", NULL);
 		scenario_destroy(s);
 		return;
 	}
@@ -313,6 +426,10 @@ void conf_run_case(const struct conf_case *c, const struct conf_options *o, stru
 	r->c = c;
 	r->failed_step = -1;
 	r->close_ms = -1;
+	if (c->invalid) {
+		set_error(r, "case rejected by the scenario engine", c->invalid);
+		return;
+	}
 	unmet = conf_unmet_need(c->json, o);
 	if (unmet) {
 		r->verdict = CONF_SKIP;

@@ -31,6 +31,13 @@ struct conf_options {
  * FAIL or SKIP verdicts. */
 void conf_run_case(const struct conf_case *c, const struct conf_options *o, struct conf_result *r);
 
+/* Whether the interpreter takes c: its format (scenario_parse_with, with the runner's needs and
+ * numbers) and every ${NAME} of a step defined by an earlier step (a capture; a connect of
+ * actor A for ${A.deviceId}, ${A.publicKey}, ${A.fingerprint}, ${A.deviceToken}). Returns 0, or
+ * -1 with the reason in err. */
+int conf_case_check(const struct conf_case *c, const struct conf_options *o, char *err,
+                    size_t errsz);
+
 /* The runner's own needs (short-ttl, ticks, netns, max-pending-2, and restart and remote as the
  * options see them); NULL when all are met, else why not (static string). */
 const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o);

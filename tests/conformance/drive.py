@@ -338,6 +338,59 @@ def mode_lint():
     print('ok: %d case files, %d error/close pairs agree with errors.def' % (len(seen), checked))
 
 
+def case_file(d, group, name, c):
+    os.makedirs(os.path.join(d, group), exist_ok=True)
+    path = os.path.join(d, group, name + '.json')
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(c, f, indent=1)
+    return path
+
+
+def base_case(cid):
+    with open(os.path.join(CASES, 'handshake', 'WIRE-2--challenge-first.json'), encoding='utf-8') as f:
+        c = json.load(f)
+    c['id'] = cid
+    return c
+
+
+def broken_cases(gw):
+    """Cases the scenario engine refuses are ERROR, not a FAIL of the gateway: --list says which
+    and exits 2; a run reports them as JUnit errors and exits 2."""
+    d = os.path.join(gw.dir, 'broken')
+    case_file(d, 'handshake', 'ok', base_case('handshake/WIRE-2/ok'))
+    c = base_case('handshake/WIRE-2/unknown-var')
+    c['steps'][1]['payload']['nonce'] = '${nonce}'
+    case_file(d, 'handshake', 'var', c)
+    c = base_case('handshake/WIRE-2/unknown-key')
+    c['steps'][1]['bogus'] = 1
+    case_file(d, 'handshake', 'key', c)
+    c = base_case('handshake/WIRE-2/no-token-yet')
+    c['needs'] = ['remote']
+    c['actors'] = {'n1': {'role': 'node', 'remote': True}}
+    c['steps'] = [{'actor': 'n1', 'do': 'connect', 'expect': 'pending'},
+                  {'actor': 'n1', 'do': 'connect', 'token': '${n1.deviceToken}', 'expect': 'hello-ok'}]
+    case_file(d, 'handshake', 'runtime', c)
+    rc, so, se = run(['--list', '--cases-dir', d])
+    if rc != 2 or 'broken case handshake/WIRE-2/unknown-var' not in se or 'unknown variable ${nonce}' not in se \
+            or 'broken case handshake/WIRE-2/unknown-key' not in se or 'no-token-yet' in se:
+        fail('--list of broken cases: exit %d, %r' % (rc, se))
+    out = os.path.join(gw.dir, 'broken-out')
+    os.makedirs(out)
+    rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases-dir', d, '--junit', out + '/r.xml',
+                      '--json', out + '/r.json'])
+    with open(out + '/r.json', encoding='utf-8') as f:
+        v = {c['id']: (c['verdict'], c['message']) for c in json.load(f)['cases']}
+    xml = open(out + '/r.xml', encoding='utf-8').read()
+    want = {'handshake/WIRE-2/ok': 'PASS', 'handshake/WIRE-2/unknown-var': 'ERROR',
+            'handshake/WIRE-2/unknown-key': 'ERROR', 'handshake/WIRE-2/no-token-yet': 'ERROR'}
+    if rc != 2 or {k: x[0] for k, x in v.items()} != want:
+        fail('broken cases: exit %d, %s' % (rc, v))
+    if not re.search(r'<testsuites [^>]*failures="0" [^>]*errors="3"', xml) or xml.count('<error type="ERROR"') != 3:
+        fail('JUnit: broken cases are not errors: %s' % xml[:400])
+    if ' FAIL ' in so or 'case rejected by the scenario engine: step 1: unknown variable ${nonce}' not in so:
+        fail('console: %s' % so)
+
+
 def mode_cli():
     rc, so, se = run(['--list'])
     if rc != 0 or 'hold/HOLD-1/no-close-while-pending' not in so or not re.search(r'^\d+ cases$', so, re.M):
@@ -384,6 +437,7 @@ def mode_cli():
         rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--json', gw.dir + '/a', '--html', gw.dir + '/a'])
         if rc != 2 or 'both write' not in se:
             fail('one path for two reports: exit %d, %r' % (rc, se))
+        broken_cases(gw)
         # expectations turn a known failure into XFAIL and exit 0
         exp = os.path.join(gw.dir, 'exp.tsv')
         with open(exp, 'w') as f:
