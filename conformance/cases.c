@@ -115,7 +115,14 @@ static int load_one(const char *path, struct conf_case *c, char *err, size_t err
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	c->json = cJSON_ParseWithLength(text, len);
+	if (memchr(text, '\0', len)) {
+		snprintf(err, errsz, "%s: holds a NUL byte", path);
+		free(text);
+		return -1;
+	}
+	/* // and block comments, as the scenario format allows (scenario/SCENARIOS.md) */
+	cJSON_Minify(text);
+	c->json = cJSON_Parse(text);
 	free(text);
 	if (!cJSON_IsObject(c->json)) {
 		snprintf(err, errsz, "%s: not a JSON object", path);
@@ -418,7 +425,10 @@ int conf_expectations_load(const char *path, struct conf_expectations *out, char
 	for (p = text; *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'; p++)
 		;
 	if (*p == '{') {
-		cJSON *root = cJSON_ParseWithLength(text, len);
+		cJSON *root;
+
+		cJSON_Minify(text);
+		root = cJSON_Parse(text);
 
 		if (!cJSON_IsObject(root)) {
 			snprintf(err, errsz, "%s: malformed JSON", path);

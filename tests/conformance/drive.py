@@ -391,6 +391,25 @@ def broken_cases(gw):
         fail('console: %s' % so)
 
 
+def commented_case(gw):
+    """// and block comments: the runner takes the file that clawpair-fake-node --script takes."""
+    d = os.path.join(gw.dir, 'commented')
+    text = json.dumps(base_case('handshake/WIRE-2/commented'), indent=1)
+    text = '// a case with comments\n' + text.replace('"steps": [', '"steps": [ /* two steps */\n  // open, then the challenge\n', 1)
+    os.makedirs(os.path.join(d, 'handshake'))
+    path = os.path.join(d, 'handshake', 'commented.json')
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+    node = os.path.join(BUILD, 'fake-node', 'clawpair-fake-node')
+    p = subprocess.run([node, '--url', gw.url, '--token', TOKEN, '--script', path],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        fail('clawpair-fake-node --script of a commented file: exit %d %s' % (p.returncode, p.stderr))
+    rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases-dir', d])
+    if rc != 0 or 'PASS       handshake/WIRE-2/commented' not in so:
+        fail('a case with // comments: exit %d, %r %r' % (rc, so[-300:], se))
+
+
 def mode_cli():
     rc, so, se = run(['--list'])
     if rc != 0 or 'hold/HOLD-1/no-close-while-pending' not in so or not re.search(r'^\d+ cases$', so, re.M):
@@ -438,6 +457,7 @@ def mode_cli():
         if rc != 2 or 'both write' not in se:
             fail('one path for two reports: exit %d, %r' % (rc, se))
         broken_cases(gw)
+        commented_case(gw)
         # expectations turn a known failure into XFAIL and exit 0
         exp = os.path.join(gw.dir, 'exp.tsv')
         with open(exp, 'w') as f:
