@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "client.h"
@@ -27,6 +29,10 @@
 #endif
 #ifndef CLAWPAIR_CASES_DIR
 #define CLAWPAIR_CASES_DIR "conformance/cases"
+#endif
+/* the installed cases: relative to the binary's directory, or absolute */
+#ifndef CLAWPAIR_CASES_INSTALLED
+#define CLAWPAIR_CASES_INSTALLED "../share/clawpair/conformance/cases"
 #endif
 
 #define PROG "clawpair-conformance"
@@ -87,7 +93,10 @@ static void usage(FILE *f)
 	        "  --max-pending N        the gateway's total pending cap, when it was started small\n"
 	        "  --tick-interval-ms N   the gateway's tick interval; tick cases run when N <= 10000\n"
 	        "  --slow                 also run tick cases against a 30 s tick interval\n"
-	        "  --cases-dir DIR        case files (default: env CLAWPAIR_CASES_DIR, else %s)\n"
+	        "  --cases-dir DIR        case files (default: env CLAWPAIR_CASES_DIR, else the\n"
+	        "                         installed ones, " CLAWPAIR_CASES_INSTALLED "\n"
+	        "                         from the binary's directory, else the source tree's\n"
+	        "                         %s)\n"
 	        "  --all-frames           keep the frames of passing cases in the reports\n"
 	        "  --show-secrets         keep the shared token and the device tokens in the\n"
 	        "                         reports and on the console (local debugging only; by\n"
@@ -474,6 +483,44 @@ static int write_reports(const struct args *a, const struct conf_run *run)
 	return rc;
 }
 
+/* The installed cases, found from the binary's own path (a moved install tree still works):
+ * into buf, or NULL when that directory does not exist. */
+static const char *installed_cases(char *buf, size_t bufsz)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash;
+	struct stat st;
+
+	if (CLAWPAIR_CASES_INSTALLED[0] == '/') {
+		snprintf(buf, bufsz, "%s", CLAWPAIR_CASES_INSTALLED);
+	} else {
+		if (n <= 0)
+			return NULL;
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (!slash)
+			return NULL;
+		*slash = '\0';
+		if ((size_t)snprintf(buf, bufsz, "%s/%s", exe, CLAWPAIR_CASES_INSTALLED) >= bufsz)
+			return NULL;
+	}
+	return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? buf : NULL;
+}
+
+/* --cases-dir, $CLAWPAIR_CASES_DIR, the installed cases, the source tree's. */
+static const char *cases_dir(const struct args *a, char *buf, size_t bufsz)
+{
+	const char *env = getenv("CLAWPAIR_CASES_DIR"), *inst;
+
+	if (a->cases_dir)
+		return a->cases_dir;
+	if (env && *env)
+		return env;
+	inst = installed_cases(buf, bufsz);
+	return inst ? inst : CLAWPAIR_CASES_DIR;
+}
+
 /* Every report path, before anything runs: a path that cannot be written would otherwise be
  * found only after the whole run. Returns 0, or -1 after saying which. */
 static int check_outputs(const struct args *a)
@@ -672,7 +719,7 @@ int main(int argc, char **argv)
 	struct conf_options o = {0};
 	struct conf_run run = {0};
 	const struct conf_case **sel = NULL;
-	char err[512], started[32], nsbuf[64], urlbuf[512];
+	char err[512], started[32], nsbuf[64], urlbuf[512], dirbuf[PATH_MAX];
 	const char *dir;
 	unsigned xff_next = 2;
 	size_t nsel = 0, i;
@@ -685,9 +732,7 @@ int main(int argc, char **argv)
 	status = EXIT_USAGE;
 	if (!a.list && check_outputs(&a) < 0)
 		goto out;
-	dir = a.cases_dir                    ? a.cases_dir
-	      : getenv("CLAWPAIR_CASES_DIR") ? getenv("CLAWPAIR_CASES_DIR")
-	                                     : CLAWPAIR_CASES_DIR;
+	dir = cases_dir(&a, dirbuf, sizeof dirbuf);
 	if (conf_cases_load(dir, &cases, err, sizeof err) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;

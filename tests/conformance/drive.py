@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -639,6 +639,42 @@ def mode_gone():
           % (during, verdicts.count('NOT-RUN')))
 
 
+def mode_install():
+    """meson install into a DESTDIR, the tree moved elsewhere: the runner lists the installed
+    cases (not the source tree's), with no environment variable to help it."""
+    meson = shutil.which('meson')
+    if not meson:
+        print('SKIP: no meson')
+        sys.exit(77)
+    top = tempfile.mkdtemp(prefix='cp-install-')
+    try:
+        dest = os.path.join(top, 'dest')
+        p = subprocess.run([meson, 'install', '-C', BUILD, '--destdir', dest, '--no-rebuild', '--quiet'],
+                           capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            fail('meson install: %s %s' % (p.stdout[-500:], p.stderr[-500:]))
+        moved = os.path.join(top, 'moved')
+        os.rename(dest, moved)
+        runners = glob.glob(os.path.join(moved, '**', 'bin', 'clawpair-conformance'), recursive=True)
+        cases = glob.glob(os.path.join(moved, '**', 'share', 'clawpair', 'conformance', 'cases'), recursive=True)
+        if len(runners) != 1 or len(cases) != 1:
+            fail('installed runner %s, cases %s' % (runners, cases))
+        # keep one group, so that the count tells the installed cases from the source tree's
+        for g in os.listdir(cases[0]):
+            if g != 'hold':
+                shutil.rmtree(os.path.join(cases[0], g))
+        want = len(glob.glob(os.path.join(cases[0], 'hold', '*.json')))
+        env = dict(os.environ)
+        env.pop('CLAWPAIR_CASES_DIR', None)
+        p = subprocess.run([runners[0], '--list'], capture_output=True, text=True, env=env, timeout=60)
+        m = re.search(r'^(\d+) cases$', p.stdout, re.M)
+        if p.returncode != 0 or not m or int(m.group(1)) != want:
+            fail('installed --list: exit %d, %s %s (want %d cases)' % (p.returncode, p.stdout[-200:], p.stderr, want))
+        print('ok: the installed runner, moved to %s, lists its %d installed cases' % (moved, want))
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -649,7 +685,8 @@ def main():
     mode = sys.argv[1]
     {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras, 'tls': mode_tls,
      'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html,
-     'secrets': mode_secrets, 'gone': mode_gone}[mode]()
+     'secrets': mode_secrets, 'gone': mode_gone,
+     'install': mode_install}[mode]()
 
 
 if __name__ == '__main__':
