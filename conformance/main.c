@@ -16,6 +16,7 @@
 #include "conformance.h"
 #include "connect_build.h"
 #include "identity.h"
+#include "errors.h"
 #include "json.h"
 #include "liveness.h"
 #include "redact.h"
@@ -391,8 +392,30 @@ static void probe_failed(const char *url, const char *token, enum client_session
 	}
 }
 
-/* A plain connect: WebSocket, challenge, and an operator connect with the token. */
-static int probe(const char *url, const char *tls_fingerprint, const char *token, double scale)
+/* Whether the probe's session is local (§8.10): a device-less operator with the shared token
+ * has the scopes it asks for on a local connection, and none on a remote one (§8.13 TRUST-1).
+ * NULL when local or when the gateway does not tell; else why not (static string). */
+static const char *not_local(struct client_session *s, int timeout_ms)
+{
+	cJSON *res = client_session_call(s, "device.pair.list", cJSON_CreateObject(), timeout_ms);
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(res, "error");
+	const char *dc = json_get_string(cJSON_GetObjectItemCaseSensitive(err, "details"), "code");
+	const char *msg = json_get_string(err, "message");
+	const struct cp_err_info *missing = cp_err_info(CP_ERR_MISSING_SCOPE);
+	bool remote = (dc && !strcmp(dc, missing->details_code)) ||
+	              (msg && !strncmp(msg, "missing scope", 13));
+
+	cJSON_Delete(res);
+	return remote ? "the runner's connections are not local to the gateway: its device-less "
+	                "operator with the shared token got no scope for device.pair.list (spec "
+	                "\u00a78.10, \u00a78.13 TRUST-1)"
+	              : NULL;
+}
+
+/* A plain connect: WebSocket, challenge, and an operator connect with the token; then whether
+ * the runner is local to the gateway (*why_remote). */
+static int probe(const char *url, const char *tls_fingerprint, const char *token, double scale,
+                 const char **why_remote)
 {
 	int timeout_ms = (int)(PROBE_TIMEOUT_MS * scale);
 	struct client_session_opts so = {.conn = {.url = url, .tls_fingerprint = tls_fingerprint},
@@ -403,6 +426,7 @@ static int probe(const char *url, const char *tls_fingerprint, const char *token
 	struct connect_spec spec;
 	enum client_session_outcome out;
 
+	*why_remote = NULL;
 	if (!s) {
 		fprintf(stderr, PROG ": out of memory\n");
 		client_ctx_destroy(ctx);
@@ -415,6 +439,8 @@ static int probe(const char *url, const char *tls_fingerprint, const char *token
 		out = client_session_await(s, timeout_ms);
 	if (out != CLIENT_SESSION_HELLO)
 		probe_failed(url, token, out, s);
+	else
+		*why_remote = not_local(s, timeout_ms);
 	client_session_destroy(s);
 	client_ctx_destroy(ctx);
 	return out == CLIENT_SESSION_HELLO ? 0 : -1;
@@ -759,9 +785,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": crypto library init failed\n");
 		goto out;
 	}
-	if (probe(a.url, a.tls_fingerprint, a.token, a.timeout_scale) < 0)
+	if (probe(a.url, a.tls_fingerprint, a.token, a.timeout_scale, &o.not_local) < 0)
 		goto out;
 	runner_options(&a, &o, &xff_next, &expect);
+	if (o.not_local)
+		printf(PROG ": %s; the cases with a local client SKIP (conformance/README.md, "
+		            "\"From another host or container\")\n",
+		       o.not_local);
 	run.results = calloc(nsel, sizeof *run.results);
 	if (!run.results)
 		goto out;

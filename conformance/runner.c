@@ -45,10 +45,29 @@ static void conf_numbers(const struct conf_options *o, struct scenario_number *o
 	out[4] = (struct scenario_number){"max_pending", o->max_pending};
 }
 
+/* An actor that must connect as a local client: not remote, or remote made local by
+ * --remote-via none. */
+static bool has_local_actor(const cJSON *case_json, const struct conf_options *o)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(case_json, "actors"))
+	{
+		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "remote")) ||
+		    o->remote_via == CONF_REMOTE_NONE)
+			return true;
+	}
+	return false;
+}
+
 const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o)
 {
 	const cJSON *it, *needs = cJSON_GetObjectItemCaseSensitive(case_json, "needs");
 
+	if (o->not_local && has_local_actor(case_json, o))
+		return "needs a local client, and the runner is not local to the gateway: run it on "
+		       "the gateway's host or in its network namespace (conformance/README.md, "
+		       "\"From another host or container\")";
 	cJSON_ArrayForEach(it, needs)
 	{
 		const char *n = cJSON_IsString(it) ? it->valuestring : "";

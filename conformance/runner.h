@@ -23,6 +23,7 @@ struct conf_options {
 	int64_t tick_interval_ms; /* 0: unknown (30000 assumed) */
 	bool slow; /* run cases that wait for a 30 s tick */
 	bool all_frames; /* keep frames of passing cases too */
+	const char *not_local; /* why the runner's "local" clients are not local, or NULL */
 	bool show_secrets; /* keep tokens in the result (else redact.h replaces them) */
 	const struct conf_expectations *expectations;
 };
