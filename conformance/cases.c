@@ -325,7 +325,8 @@ bool conf_case_selected(const char *id, const char *const *inc, size_t ninc, con
 	return in;
 }
 
-static int push_expectation(struct conf_expectations *e, const char *pat, const char *reason)
+static int push_expectation(struct conf_expectations *e, const char *pat, const char *reason,
+                            unsigned line)
 {
 	struct conf_expectation *nv = realloc(e->v, (e->n + 1) * sizeof *nv);
 
@@ -334,6 +335,7 @@ static int push_expectation(struct conf_expectations *e, const char *pat, const 
 	e->v = nv;
 	nv[e->n].pattern = strdup(pat);
 	nv[e->n].reason = strdup(reason && reason[0] ? reason : "(no reason given)");
+	nv[e->n].line = line;
 	if (!nv[e->n].pattern || !nv[e->n].reason) {
 		free(nv[e->n].pattern);
 		free(nv[e->n].reason);
@@ -358,7 +360,7 @@ static int load_json_expectations(cJSON *root, struct conf_expectations *e, cons
 				         "%s: each expected-fail entry needs id and reason", path);
 				return -1;
 			}
-			if (push_expectation(e, id, reason) != 0)
+			if (push_expectation(e, id, reason, (unsigned)e->n + 1) != 0)
 				goto oom;
 		}
 		return 0;
@@ -370,7 +372,7 @@ static int load_json_expectations(cJSON *root, struct conf_expectations *e, cons
 			         "%s: expected {\"expected-fail\": [...]} or {id: reason}", path);
 			return -1;
 		}
-		if (push_expectation(e, it->string, it->valuestring) != 0)
+		if (push_expectation(e, it->string, it->valuestring, (unsigned)e->n + 1) != 0)
 			goto oom;
 	}
 	return 0;
@@ -382,10 +384,11 @@ oom:
 static int load_tsv_expectations(char *text, struct conf_expectations *e, const char *path,
                                  char *err, size_t errsz)
 {
-	char *save = NULL, *line;
+	char *next = text, *line;
 	unsigned lineno = 0;
 
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	e->tsv = true;
+	while ((line = strsep(&next, "\n"))) {
 		char *tab, *end;
 
 		lineno++;
@@ -401,7 +404,7 @@ static int load_tsv_expectations(char *text, struct conf_expectations *e, const 
 			return -1;
 		}
 		*tab = '\0';
-		if (push_expectation(e, line, tab + 1) != 0) {
+		if (push_expectation(e, line, tab + 1, lineno) != 0) {
 			snprintf(err, errsz, "out of memory");
 			return -1;
 		}
@@ -418,6 +421,7 @@ int conf_expectations_load(const char *path, struct conf_expectations *out, char
 
 	out->v = NULL;
 	out->n = 0;
+	out->tsv = false;
 	if (!text) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
@@ -459,6 +463,7 @@ void conf_expectations_finish(struct conf_expectations *e)
 	free(e->v);
 	e->v = NULL;
 	e->n = 0;
+	e->tsv = false;
 }
 
 const char *conf_expectations_find(const struct conf_expectations *e, const char *id)
@@ -470,6 +475,29 @@ const char *conf_expectations_find(const struct conf_expectations *e, const char
 			return e->v[i].reason;
 	}
 	return NULL;
+}
+
+int conf_expectations_check(const struct conf_expectations *e, const char *path,
+                            const struct conf_cases *cases, char *err, size_t errsz)
+{
+	for (size_t i = 0; e && i < e->n; i++) {
+		bool hit = false;
+
+		for (size_t j = 0; !hit && j < cases->n; j++)
+			hit = conf_case_matches(cases->v[j].id, e->v[i].pattern);
+		if (hit)
+			continue;
+		if (e->tsv)
+			snprintf(err, errsz, "%s:%u: '%s' matches no case (a misspelled id?)", path,
+			         e->v[i].line, e->v[i].pattern);
+		else
+			snprintf(
+			        err, errsz,
+			        "%s: expected-fail entry %u: '%s' matches no case (a misspelled id?)",
+			        path, e->v[i].line, e->v[i].pattern);
+		return -1;
+	}
+	return 0;
 }
 
 void conf_result_finish(struct conf_result *r)
@@ -510,15 +538,18 @@ void conf_run_count(struct conf_run *run)
 	size_t i;
 
 	memset(run->counts, 0, sizeof run->counts);
-	for (i = 0; i < run->n; i++)
+	run->stale = 0;
+	for (i = 0; i < run->n; i++) {
 		run->counts[run->results[i].verdict]++;
+		run->stale += run->results[i].stale;
+	}
 }
 
 int conf_run_exit_status(const struct conf_run *run)
 {
 	if (run->gone_during || run->counts[CONF_ERROR])
 		return 2;
-	if (run->counts[CONF_FAIL])
+	if (run->counts[CONF_FAIL] || run->stale)
 		return 1;
 	if (run->strict && run->counts[CONF_NON_STRICT])
 		return 1;

@@ -53,10 +53,12 @@ bool conf_case_selected(const char *id, const char *const *inc, size_t ninc, con
 /* Known failures of one implementation: case id (or pattern) with a reason. */
 struct conf_expectation {
 	char *pattern, *reason;
+	unsigned line; /* TSV: its line; JSON: its position in the list, from 1 */
 };
 struct conf_expectations {
 	struct conf_expectation *v;
 	size_t n;
+	bool tsv; /* read from a TSV file (line is a line number) */
 };
 /* JSON ({"expected-fail": [{"id", "reason"}]} or {"ID": "reason", ...}) or TSV (id TAB reason;
  * '#' comments). Returns 0 or -1 with err. */
@@ -65,6 +67,10 @@ int conf_expectations_load(const char *path, struct conf_expectations *out, char
 void conf_expectations_finish(struct conf_expectations *e);
 /* Reason for id, or NULL. */
 const char *conf_expectations_find(const struct conf_expectations *e, const char *id);
+/* Every entry must match a case of cases: a misspelled id would silently expect nothing.
+ * Returns 0, or -1 with the first one that matches none in err. */
+int conf_expectations_check(const struct conf_expectations *e, const char *path,
+                            const struct conf_cases *cases, char *err, size_t errsz);
 
 struct conf_result {
 	const struct conf_case *c;
@@ -75,7 +81,9 @@ struct conf_result {
 	long close_ms; /* the close's time since that actor's connect, -1 if unknown */
 	char *message; /* one line: the diagnosis or why it failed/skipped */
 	char *expected, *actual;
-	char *xfail_reason; /* CONF_XFAIL: from the expectations file */
+	char *xfail_reason; /* CONF_XFAIL, or a stale PASS: the expectations file's reason */
+	bool stale; /* PASS although the expectations file lists it: the file is out of date,
+		     * and the run fails */
 	int failed_step; /* -1 when none */
 	char **frames; /* transcript lines "[+12 ms] n1 < {...}" */
 	size_t n_frames;
@@ -95,16 +103,21 @@ struct conf_run {
 	struct conf_result *results;
 	size_t n;
 	size_t counts[CONF_VERDICT__COUNT];
+	size_t stale; /* PASSes the expectations file lists as known failures */
 };
 
 void conf_run_count(struct conf_run *run);
 /* 2: the run could not judge the gateway (it went away) or a case is broken (ERROR); 1: a FAIL,
- * or a NON-STRICT under strict; 0: nothing failed. */
+ * a NON-STRICT under strict, or a known failure that passed (the expectations file is stale);
+ * 0: nothing failed. */
 int conf_run_exit_status(const struct conf_run *run);
 
 /* Reports. Each returns 0, or -1 (errno set) when the file cannot be written. */
 int report_json_write(const struct conf_run *run, const char *path);
 int report_junit_write(const struct conf_run *run, const char *path);
 int report_html_write(const struct conf_run *run, const char *path);
+/* An expectations file (--expectations reads it) listing every FAIL, NON-STRICT, INFO and XFAIL
+ * with its diagnosis (an XFAIL keeps its listed reason). */
+int report_expectations_write(const struct conf_run *run, const char *path);
 
 #endif

@@ -42,7 +42,7 @@
 #define PROBE_TIMEOUT_MS 5000
 
 struct args {
-	const char *url, *remote_via, *junit, *json, *html, *expectations;
+	const char *url, *remote_via, *junit, *json, *html, *expectations, *write_expectations;
 	const char *restart_cmd, *cases_dir;
 	const char *tls_fingerprint; /* wss://: the gateway's pinned certificate, or NULL */
 	char *token;
@@ -86,7 +86,11 @@ static void usage(FILE *f)
 	        "  --junit FILE           JUnit XML report\n"
 	        "  --html FILE            self-contained HTML report\n"
 	        "  --expectations FILE    known failures of this implementation (JSON or TSV, each\n"
-	        "                         with a reason): reported as XFAIL, not failing the run\n"
+	        "                         with a reason): reported as XFAIL, not failing the run;\n"
+	        "                         a listed case that passes fails the run (the file is\n"
+	        "                         stale), an entry that matches no case exits 2\n"
+	        "  --write-expectations FILE\n"
+	        "                         write this run's failures as an expectations file\n"
 	        "  --timeout-scale X      multiply every timeout by X (slow gateways, valgrind)\n"
 	        "  --restart-cmd CMD      shell command that restarts the gateway (same address and\n"
 	        "                         state); persistence cases SKIP without it\n"
@@ -135,6 +139,7 @@ enum {
 	O_ALL,
 	O_TICK,
 	O_SECRETS,
+	O_WRITE_EXPECT,
 };
 
 static const struct option long_opts[] = {
@@ -157,6 +162,7 @@ static const struct option long_opts[] = {
         {"cases-dir", required_argument, NULL, O_DIR},
         {"all-frames", no_argument, NULL, O_ALL},
         {"show-secrets", no_argument, NULL, O_SECRETS},
+        {"write-expectations", required_argument, NULL, O_WRITE_EXPECT},
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
 };
@@ -255,6 +261,9 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 		break;
 	case O_SECRETS:
 		a->show_secrets = true;
+		break;
+	case O_WRITE_EXPECT:
+		a->write_expectations = arg;
 		break;
 	case 'v':
 		a->verbose = true;
@@ -506,6 +515,20 @@ static int write_reports(const struct args *a, const struct conf_run *run)
 		fprintf(stderr, PROG ": %s: %s\n", a->html, strerror(errno));
 		rc = -1;
 	}
+	if (a->write_expectations && run->gone_during) {
+		fprintf(stderr, PROG ": %s not written: the run stopped before its end\n",
+		        a->write_expectations);
+	} else if (a->write_expectations) {
+		if (report_expectations_write(run, a->write_expectations) < 0) {
+			fprintf(stderr, PROG ": %s: %s\n", a->write_expectations, strerror(errno));
+			rc = -1;
+		} else {
+			printf("Expectations: %zu known failures written to %s\n",
+			       run->counts[CONF_FAIL] + run->counts[CONF_NON_STRICT] +
+			               run->counts[CONF_INFO] + run->counts[CONF_XFAIL],
+			       a->write_expectations);
+		}
+	}
 	return rc;
 }
 
@@ -551,8 +574,8 @@ static const char *cases_dir(const struct args *a, char *buf, size_t bufsz)
  * found only after the whole run. Returns 0, or -1 after saying which. */
 static int check_outputs(const struct args *a)
 {
-	const char *names[] = {"--json", "--junit", "--html"};
-	const char *paths[] = {a->json, a->junit, a->html};
+	const char *names[] = {"--json", "--junit", "--html", "--write-expectations"};
+	const char *paths[] = {a->json, a->junit, a->html, a->write_expectations};
 	size_t n = sizeof paths / sizeof paths[0];
 
 	for (size_t i = 0; i < n; i++) {
@@ -679,7 +702,9 @@ static void run_cases(const struct conf_case **sel, size_t nsel, const struct co
 		printf("[%3zu/%zu] %-10s %s  (%llu ms)\n", i + 1, nsel,
 		       conf_verdict_name(r->verdict), sel[i]->id,
 		       (unsigned long long)r->duration_ms);
-		if (r->verdict == CONF_SKIP && r->message)
+		if (r->stale)
+			printf("        %s\n", r->message);
+		else if (r->verdict == CONF_SKIP && r->message)
 			printf("        skipped: %s\n", r->message);
 		else if (r->verdict != CONF_PASS && r->verdict != CONF_SKIP)
 			print_failure(r, verbose);
@@ -692,13 +717,16 @@ static void print_summary(const struct conf_run *run, int status)
 {
 	size_t i;
 
-	if (run->counts[CONF_FAIL] || run->counts[CONF_NON_STRICT] || run->counts[CONF_ERROR]) {
+	if (run->counts[CONF_FAIL] || run->counts[CONF_NON_STRICT] || run->counts[CONF_ERROR] ||
+	    run->stale) {
 		printf("\nFailures:\n");
 		for (i = 0; i < run->n; i++) {
 			const struct conf_result *r = &run->results[i];
 
-			if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT ||
-			    r->verdict == CONF_ERROR)
+			if (r->stale)
+				printf("  %-10s %s: %.300s\n", "PASS", r->c->id, r->message);
+			else if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT ||
+			         r->verdict == CONF_ERROR)
 				printf("  %-10s %s: %.300s\n", conf_verdict_name(r->verdict),
 				       r->c->id, r->message ? r->message : "");
 		}
@@ -707,6 +735,8 @@ static void print_summary(const struct conf_run *run, int status)
 	for (i = 0; i < CONF_VERDICT__COUNT; i++)
 		printf(" %zu %s%s", run->counts[i], conf_verdict_name((enum conf_verdict)i),
 		       i + 1 < CONF_VERDICT__COUNT ? "," : "");
+	if (run->stale)
+		printf("; %zu listed as known failures but passed", run->stale);
 	if (run->gone_during)
 		printf("\nVerdict: STOPPED: the gateway went away during %s\n", run->gone_during);
 	else if (run->counts[CONF_ERROR])
@@ -776,7 +806,8 @@ int main(int argc, char **argv)
 	    0)
 		goto out;
 	if (a.expectations &&
-	    conf_expectations_load(a.expectations, &expect, err, sizeof err) < 0) {
+	    (conf_expectations_load(a.expectations, &expect, err, sizeof err) < 0 ||
+	     conf_expectations_check(&expect, a.expectations, &cases, err, sizeof err) < 0)) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}

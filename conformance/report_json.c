@@ -55,6 +55,8 @@ static cJSON *case_json(const struct conf_result *r)
 		cJSON_AddNumberToObject(o, "failed_step", r->failed_step);
 	if (r->xfail_reason)
 		cJSON_AddStringToObject(o, "expected_fail_reason", r->xfail_reason);
+	if (r->stale)
+		cJSON_AddTrueToObject(o, "expectation_stale");
 	frames = cJSON_AddArrayToObject(o, "frames");
 	for (i = 0; frames && i < r->n_frames; i++)
 		cJSON_AddItemToArray(frames, clean_str(r->frames[i]));
@@ -78,6 +80,7 @@ int report_json_write(const struct conf_run *run, const char *path)
 	cJSON_AddBoolToObject(root, "strict", run->strict);
 	cJSON_AddNumberToObject(root, "duration_ms", (double)run->duration_ms);
 	cJSON_AddNumberToObject(root, "exit_status", conf_run_exit_status(run));
+	cJSON_AddNumberToObject(root, "stale_expectations", (double)run->stale);
 	summary = cJSON_AddObjectToObject(root, "summary");
 	cJSON_AddNumberToObject(summary, "total", (double)run->n);
 	for (i = 0; i < CONF_VERDICT__COUNT; i++)

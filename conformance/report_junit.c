@@ -5,9 +5,12 @@
 
 #include <string.h>
 
-static bool counts_as_failure(const struct conf_run *run, enum conf_verdict v)
+/* A JUnit failure: a FAIL, a NON-STRICT under --strict, and a known failure that passed (the
+ * expectations file is stale: the run fails, so CI must show which case). */
+static bool counts_as_failure(const struct conf_run *run, const struct conf_result *r)
 {
-	return v == CONF_FAIL || (v == CONF_NON_STRICT && run->strict);
+	return r->verdict == CONF_FAIL || (r->verdict == CONF_NON_STRICT && run->strict) ||
+	       r->stale;
 }
 
 static void add_details(struct strbuf *b, const struct conf_result *r)
@@ -48,9 +51,9 @@ static void add_case(struct strbuf *b, const struct conf_run *run, const struct 
 	strbuf_add(b, "\" name=\"");
 	strbuf_add_markup_attr(b, r->c->id);
 	strbuf_addf(b, "\" time=\"%.3f\">\n", (double)r->duration_ms / 1000.0);
-	if (counts_as_failure(run, r->verdict)) {
+	if (counts_as_failure(run, r)) {
 		strbuf_addf(b, "      <failure type=\"%s\" message=\"",
-		            conf_verdict_name(r->verdict));
+		            r->stale ? "XPASS" : conf_verdict_name(r->verdict));
 		strbuf_add_markup_attr(b, r->message ? r->message : "failed");
 		strbuf_add(b, "\">");
 		add_details(b, r);
@@ -88,7 +91,7 @@ int report_junit_write(const struct conf_run *run, const char *path)
 
 	strbuf_init(&b);
 	for (i = 0; i < run->n; i++) {
-		failures += counts_as_failure(run, run->results[i].verdict);
+		failures += counts_as_failure(run, &run->results[i]);
 		errors += run->results[i].verdict == CONF_ERROR;
 		skipped += run->results[i].verdict == CONF_SKIP ||
 		           run->results[i].verdict == CONF_XFAIL ||
@@ -116,7 +119,7 @@ int report_junit_write(const struct conf_run *run, const char *path)
 			if (strcmp(r->c->group, g) != 0)
 				continue;
 			tests++;
-			fl += counts_as_failure(run, r->verdict);
+			fl += counts_as_failure(run, r);
 			er += r->verdict == CONF_ERROR;
 			sk += r->verdict == CONF_SKIP || r->verdict == CONF_XFAIL ||
 			      r->verdict == CONF_NOT_RUN;

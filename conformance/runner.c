@@ -462,14 +462,17 @@ void conf_run_case(const struct conf_case *c, const struct conf_options *o, stru
 		r->verdict = CONF_XFAIL;
 		r->xfail_reason = strdup(xfail);
 	} else if (xfail && r->verdict == CONF_PASS) {
-		/* a known failure that now passes: keep PASS, say so, so the list gets pruned */
-		char *m = malloc(strlen(xfail) + 64);
+		/* a known failure that now passes: the file is stale, and the run says so */
+		struct strbuf b;
 
-		if (m) {
-			snprintf(m, strlen(xfail) + 64, "listed as a known failure but passed (%s)",
-			         xfail);
-			free(r->message);
-			r->message = m;
-		}
+		strbuf_init(&b);
+		strbuf_addf(&b,
+		            "listed as a known failure but passed (%s): remove it from the "
+		            "expectations file",
+		            xfail);
+		r->stale = true;
+		r->xfail_reason = strdup(xfail);
+		free(r->message);
+		r->message = strbuf_take(&b);
 	}
 }

@@ -227,6 +227,19 @@ def mode_compat():
                              '--expectations', exp, '--timeout-scale', SCALE])
         if rc2 != 0 or 'XFAIL' not in so2 or ' FAIL ' in so2.replace('XFAIL', ''):
             fail('expectations: exit %d: %s' % (rc2, so2))
+        # --write-expectations: a starting file from a run's failures, which the next run takes
+        wrote = os.path.join(gw.dir, 'wrote.json')
+        sel = ['--cases', 'hold/HOLD-1', '--cases', 'store/STORE-2', '--cases', 'handshake/WIRE-13']
+        rc3, so3, se3 = run(['--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE,
+                             '--write-expectations', wrote] + sel)
+        listed = json.load(open(wrote, encoding='utf-8'))['expected-fail']
+        if rc3 != 1 or not listed or any(not e['reason'] for e in listed) \
+                or not any('OpenClaw #6836' in e['reason'] for e in listed):
+            fail('--write-expectations: exit %d, %s' % (rc3, listed))
+        rc4, so4, se4 = run(['--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE,
+                             '--expectations', wrote] + sel)
+        if rc4 != 0 or so4.count('XFAIL ') < len(listed):
+            fail('the written expectations: exit %d, %s' % (rc4, so4[-800:]))
         print('ok: compat-6836: %d FAIL; "%s"' % (len(by_verdict(rep, 'FAIL')), first))
     finally:
         gw.cleanup()
@@ -459,14 +472,24 @@ def mode_cli():
             fail('one path for two reports: exit %d, %r' % (rc, se))
         broken_cases(gw)
         commented_case(gw)
-        # expectations turn a known failure into XFAIL and exit 0
+        # a listed case that passes: the file is stale; the console and JUnit say so, exit 1
         exp = os.path.join(gw.dir, 'exp.tsv')
         with open(exp, 'w') as f:
-            f.write('# known failures\nstore/STORE-4/*\tpretend this one is broken\n')
+            f.write('# known failures\n\nstore/STORE-4/*\tpretend this one is broken\n')
+        xml = os.path.join(gw.dir, 'stale.xml')
         rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases', 'store/STORE-4',
-                          '--expectations', exp, '--timeout-scale', SCALE])
-        if rc != 0 or ' PASS ' not in so:
-            fail('expectations: exit %d %s' % (rc, so))
+                          '--expectations', exp, '--timeout-scale', SCALE, '--junit', xml])
+        junit = open(xml, encoding='utf-8').read()
+        if rc != 1 or ' PASS ' not in so or 'listed as a known failure but passed (pretend this one is broken)' not in so \
+                or '<failure type="XPASS" message="listed as a known failure but passed' not in junit:
+            fail('a stale expectation: exit %d %s %s' % (rc, so, junit[:600]))
+        # a misspelled id matches no case: exit 2 before the run
+        with open(exp, 'a') as f:
+            f.write('store/STORE-4/no-such-case\tmisspelled\n')
+        rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases', 'store/STORE-4',
+                          '--expectations', exp])
+        if rc != 2 or "exp.tsv:4: 'store/STORE-4/no-such-case' matches no case" not in se or '[  1/' in so:
+            fail('a misspelled expectation: exit %d %r %r' % (rc, so[-200:], se))
     finally:
         gw.cleanup()
     print('ok: --list, selection, bad usage, unreachable, wrong token, expectations')
