@@ -2,6 +2,7 @@
  * and result bookkeeping. */
 #include "conformance.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -88,6 +89,7 @@ static void case_finish(struct conf_case *c)
 	free(c->sentence);
 	free(c->diagnose);
 	free(c->group);
+	free(c->section);
 	free(c->path);
 	free(c->invalid);
 	cJSON_Delete(c->json);
@@ -102,12 +104,26 @@ static const char *str_field(const cJSON *o, const char *k)
 	return v && v[0] ? v : NULL;
 }
 
+/* A restart, or a total pending cap of 2, affects every case running at the time. */
+static bool has_need(const cJSON *json, const char *need)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(json, "needs"))
+	{
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, need))
+			return true;
+	}
+	return false;
+}
+
 static int load_one(const char *path, struct conf_case *c, char *err, size_t errsz)
 {
 	static const char *const required[] = {"id", "title", "requirement", "level", "sentence"};
 	char *text;
 	size_t len, i;
 	const char *level, *slash;
+	const cJSON *excl;
 
 	memset(c, 0, sizeof *c);
 	text = read_file(path, MAX_CASE_FILE, &len);
@@ -143,6 +159,13 @@ static int load_one(const char *path, struct conf_case *c, char *err, size_t err
 		snprintf(err, errsz, "%s: level must be MUST, SHOULD or MAY", path);
 		goto fail;
 	}
+	excl = cJSON_GetObjectItemCaseSensitive(c->json, "exclusive");
+	if (excl && !cJSON_IsBool(excl)) {
+		snprintf(err, errsz, "%s: \"exclusive\" must be true or false", path);
+		goto fail;
+	}
+	c->exclusive = cJSON_IsTrue(excl) || has_need(c->json, "restart") ||
+	               has_need(c->json, "max-pending-2");
 	c->id = xstrdup(str_field(c->json, "id"));
 	c->title = xstrdup(str_field(c->json, "title"));
 	c->requirement = xstrdup(str_field(c->json, "requirement"));
@@ -225,6 +248,39 @@ static int walk(const char *dir, int depth, struct conf_cases *cs, size_t *cap, 
 	return rc;
 }
 
+int conf_natural_cmp(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+			const char *ea = a, *eb = b;
+			size_t la, lb;
+
+			while (*a == '0' && isdigit((unsigned char)a[1]))
+				a++;
+			while (*b == '0' && isdigit((unsigned char)b[1]))
+				b++;
+			for (ea = a; isdigit((unsigned char)*ea); ea++)
+				;
+			for (eb = b; isdigit((unsigned char)*eb); eb++)
+				;
+			la = (size_t)(ea - a);
+			lb = (size_t)(eb - b);
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			for (; a < ea; a++, b++) {
+				if (*a != *b)
+					return *a < *b ? -1 : 1;
+			}
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	return *a ? 1 : *b ? -1 : 0;
+}
+
 static size_t group_rank(const char *g)
 {
 	size_t i;
@@ -249,7 +305,7 @@ static int case_cmp(const void *a, const void *b)
 	dy = y->diagnose != NULL;
 	if (dx != dy)
 		return dy - dx;
-	return strcmp(x->id, y->id);
+	return conf_natural_cmp(x->id, y->id);
 }
 
 int conf_cases_load(const char *dir, struct conf_cases *out, char *err, size_t errsz)
@@ -295,7 +351,7 @@ void conf_cases_finish(struct conf_cases *cs)
 	cs->n = 0;
 }
 
-bool conf_case_matches(const char *id, const char *pattern)
+bool conf_id_matches(const char *id, const char *pattern)
 {
 	size_t n = strlen(pattern);
 
@@ -310,19 +366,64 @@ bool conf_case_matches(const char *id, const char *pattern)
 	return strncmp(id, pattern, n) == 0 && id[n] == '/';
 }
 
-bool conf_case_selected(const char *id, const char *const *inc, size_t ninc, const char *const *exc,
-                        size_t nexc)
+bool conf_case_matches(const struct conf_case *c, const char *pattern)
+{
+	return conf_id_matches(c->id, pattern) ||
+	       (c->requirement && *pattern && !strcmp(c->requirement, pattern));
+}
+
+bool conf_section_matches(const char *section, const char *want)
+{
+	size_t n;
+
+	if (!strncmp(want, "\xc2\xa7", 2))
+		want += 2;
+	n = strlen(want);
+	return section && n && !strncmp(section, want, n) &&
+	       (section[n] == '\0' || section[n] == '.');
+}
+
+bool conf_case_selected(const struct conf_case *c, const struct conf_selection *s)
 {
 	size_t i;
-	bool in = ninc == 0;
+	bool in = s->ninc == 0 && s->nsec == 0;
 
-	for (i = 0; !in && i < ninc; i++)
-		in = conf_case_matches(id, inc[i]);
-	for (i = 0; in && i < nexc; i++) {
-		if (conf_case_matches(id, exc[i]))
+	for (i = 0; !in && i < s->ninc; i++)
+		in = conf_case_matches(c, s->inc[i]);
+	for (i = 0; !in && i < s->nsec; i++)
+		in = conf_section_matches(c->section, s->sec[i]);
+	for (i = 0; in && i < s->nexc; i++) {
+		if (conf_case_matches(c, s->exc[i]))
 			in = false;
 	}
 	return in;
+}
+
+int conf_cases_sections(struct conf_cases *cs, const char *tsv_path, char *err, size_t errsz)
+{
+	size_t len;
+	char *text = read_file(tsv_path, MAX_CASE_FILE, &len), *next, *line;
+
+	if (!text) {
+		snprintf(err, errsz, "%s: %s", tsv_path, strerror(errno));
+		return -1;
+	}
+	next = text;
+	while ((line = strsep(&next, "\n"))) {
+		char *f[3], *rest = line;
+		size_t k;
+
+		for (k = 0; k < 3 && rest; k++)
+			f[k] = strsep(&rest, "\t");
+		if (k < 3 || !rest)
+			continue;
+		for (size_t i = 0; i < cs->n; i++) {
+			if (!cs->v[i].section && !strcmp(cs->v[i].requirement, f[0]))
+				cs->v[i].section = strdup(f[2]);
+		}
+	}
+	free(text);
+	return 0;
 }
 
 static int push_expectation(struct conf_expectations *e, const char *pat, const char *reason,
@@ -466,12 +567,12 @@ void conf_expectations_finish(struct conf_expectations *e)
 	e->tsv = false;
 }
 
-const char *conf_expectations_find(const struct conf_expectations *e, const char *id)
+const char *conf_expectations_find(const struct conf_expectations *e, const struct conf_case *c)
 {
 	size_t i;
 
 	for (i = 0; e && i < e->n; i++) {
-		if (conf_case_matches(id, e->v[i].pattern))
+		if (conf_case_matches(c, e->v[i].pattern))
 			return e->v[i].reason;
 	}
 	return NULL;
@@ -484,7 +585,7 @@ int conf_expectations_check(const struct conf_expectations *e, const char *path,
 		bool hit = false;
 
 		for (size_t j = 0; !hit && j < cases->n; j++)
-			hit = conf_case_matches(cases->v[j].id, e->v[i].pattern);
+			hit = conf_case_matches(&cases->v[j], e->v[i].pattern);
 		if (hit)
 			continue;
 		if (e->tsv)

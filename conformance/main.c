@@ -17,11 +17,12 @@
 #include "connect_build.h"
 #include "identity.h"
 #include "errors.h"
+#include "console.h"
 #include "json.h"
-#include "liveness.h"
-#include "redact.h"
+#include "probe.h"
 #include "report_util.h"
 #include "runner.h"
+#include "schedule.h"
 #include "session.h"
 #include "strbuf.h"
 
@@ -39,16 +40,18 @@
 #define PROG "clawpair-conformance"
 #define EXIT_USAGE CLI_EXIT_USAGE
 #define MAX_PATTERNS 64
-#define PROBE_TIMEOUT_MS 5000
+/* a case's own timeouts end it long before; this stops one that is stuck */
+#define DEFAULT_CASE_TIMEOUT_MS 300000
 
 struct args {
 	const char *url, *remote_via, *junit, *json, *html, *expectations, *write_expectations;
 	const char *restart_cmd, *cases_dir;
 	const char *tls_fingerprint; /* wss://: the gateway's pinned certificate, or NULL */
 	char *token;
-	const char *inc[MAX_PATTERNS], *exc[MAX_PATTERNS];
-	size_t ninc, nexc;
-	bool list, strict, slow, verbose, all_frames, show_secrets;
+	const char *inc[MAX_PATTERNS], *sec[MAX_PATTERNS], *exc[MAX_PATTERNS];
+	size_t ninc, nsec, nexc;
+	bool list, strict, slow, verbose, all_frames, show_secrets, fail_fast;
+	uint64_t case_timeout_ms;
 	double timeout_scale;
 	long long pending_ttl_ms, tick_interval_ms;
 	long max_pending;
@@ -78,9 +81,17 @@ static void usage(FILE *f)
 	        "                           netns:URL[@NS] connect from network namespace NS (default\n"
 	        "                                          cplan) to the gateway at URL\n"
 	        "                           none           no remote clients: such cases SKIP\n"
-	        "  --cases PATTERN        run only matching cases (id, id prefix or glob; repeatable)\n"
+	        "  --cases PATTERN        run only matching cases (repeatable): a group (hold), a\n"
+	        "                         requirement (HOLD-1), an id or id prefix\n"
+	        "                         (hold/HOLD-1/...), or a glob (robust/*/not-*)\n"
+	        "  --section S            run only the cases of the requirements of spec section S\n"
+	        "                         and its subsections (8.3; repeatable; with --cases: either)\n"
 	        "  --exclude PATTERN      skip matching cases (repeatable)\n"
-	        "  --list                 print case ids and titles, run nothing\n"
+	        "  --list                 print case ids and titles, run nothing; with --json FILE\n"
+	        "                         also write the list there\n"
+	        "  --fail-fast            start no case after the first failure (the rest NOT-RUN)\n"
+	        "  --case-timeout S       stop a case still running after S seconds (x the timeout\n"
+	        "                         scale; default 300): ERROR\n"
 	        "  --strict               SHOULD-level failures (NON-STRICT) fail the run\n"
 	        "  --json FILE            JSON report\n"
 	        "  --junit FILE           JUnit XML report\n"
@@ -140,6 +151,9 @@ enum {
 	O_TICK,
 	O_SECRETS,
 	O_WRITE_EXPECT,
+	O_SECTION,
+	O_FAIL_FAST,
+	O_CASE_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -163,6 +177,9 @@ static const struct option long_opts[] = {
         {"all-frames", no_argument, NULL, O_ALL},
         {"show-secrets", no_argument, NULL, O_SECRETS},
         {"write-expectations", required_argument, NULL, O_WRITE_EXPECT},
+        {"section", required_argument, NULL, O_SECTION},
+        {"fail-fast", no_argument, NULL, O_FAIL_FAST},
+        {"case-timeout", required_argument, NULL, O_CASE_TIMEOUT},
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
 };
@@ -204,6 +221,10 @@ static int apply_number(const struct cli *c, struct args *a, int opt, const char
 		if (!cli_parse_uint(arg, 1, UINT_MAX, &v))
 			return cli_usage_error(c, "bad --max-pending %s", arg);
 		a->max_pending = (long)v;
+		return 0;
+	case O_CASE_TIMEOUT:
+		if (!cli_parse_seconds_ms(arg, 86400, &a->case_timeout_ms))
+			return cli_usage_error(c, "bad --case-timeout %s", arg);
 		return 0;
 	default: /* O_TICK */
 		if (!cli_parse_uint(arg, 1, LLONG_MAX, &v))
@@ -265,6 +286,11 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 	case O_WRITE_EXPECT:
 		a->write_expectations = arg;
 		break;
+	case O_SECTION:
+		return add_pattern(c, a->sec, &a->nsec, arg);
+	case O_FAIL_FAST:
+		a->fail_fast = true;
+		break;
 	case 'v':
 		a->verbose = true;
 		break;
@@ -302,6 +328,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 	memset(a, 0, sizeof *a);
 	a->timeout_scale = 1.0;
+	a->case_timeout_ms = DEFAULT_CASE_TIMEOUT_MS;
 	a->remote_via = "xff:10.77.0.2";
 	rc = cli_parse(&c, &tool, argc, argv, apply_option, a);
 	if (rc >= 0)
@@ -361,100 +388,6 @@ static int parse_remote(const char *s, struct conf_options *o, unsigned *xff_fir
 	return -1;
 }
 
-/* Says why the probe's connect did not get hello-ok. */
-static void probe_failed(const char *url, const char *token, enum client_session_outcome out,
-                         const struct client_session *s)
-{
-	struct redact red;
-	char *t, *shown;
-
-	switch (out) {
-	case CLIENT_SESSION_UNREACHABLE:
-		if (strstr(client_session_why(s), CLIENT_TLS_MISMATCH))
-			fprintf(stderr, PROG ": refusing the gateway: %s\n", client_session_why(s));
-		else
-			fprintf(stderr, PROG ": cannot reach the gateway at %s: %s\n", url,
-			        client_session_why(s));
-		break;
-	case CLIENT_SESSION_NO_CHALLENGE:
-		fprintf(stderr, PROG ": %s sent no connect.challenge\n", url);
-		break;
-	case CLIENT_SESSION_CLOSED:
-		fprintf(stderr, PROG ": the gateway closed the probe (%d %s)\n",
-		        client_session_close_code(s), client_session_close_reason(s));
-		break;
-	case CLIENT_SESSION_REFUSED:
-		t = json_print(client_session_frame(s));
-		redact_init(&red);
-		redact_add(&red, token);
-		shown = redact_text(&red, t);
-		fprintf(stderr,
-		        PROG ": the gateway refused an operator connect with this token: %s\n",
-		        shown ? shown : "?");
-		redact_finish(&red);
-		free(shown);
-		free(t);
-		break;
-	default:
-		fprintf(stderr, PROG ": no answer to the probe's connect\n");
-		break;
-	}
-}
-
-/* Whether the probe's session is local (§8.10): a device-less operator with the shared token
- * has the scopes it asks for on a local connection, and none on a remote one (§8.13 TRUST-1).
- * NULL when local or when the gateway does not tell; else why not (static string). */
-static const char *not_local(struct client_session *s, int timeout_ms)
-{
-	cJSON *res = client_session_call(s, "device.pair.list", cJSON_CreateObject(), timeout_ms);
-	const cJSON *err = cJSON_GetObjectItemCaseSensitive(res, "error");
-	const char *dc = json_get_string(cJSON_GetObjectItemCaseSensitive(err, "details"), "code");
-	const char *msg = json_get_string(err, "message");
-	const struct cp_err_info *missing = cp_err_info(CP_ERR_MISSING_SCOPE);
-	bool remote = (dc && !strcmp(dc, missing->details_code)) ||
-	              (msg && !strncmp(msg, "missing scope", 13));
-
-	cJSON_Delete(res);
-	return remote ? "the runner's connections are not local to the gateway: its device-less "
-	                "operator with the shared token got no scope for device.pair.list (spec "
-	                "\u00a78.10, \u00a78.13 TRUST-1)"
-	              : NULL;
-}
-
-/* A plain connect: WebSocket, challenge, and an operator connect with the token; then whether
- * the runner is local to the gateway (*why_remote). */
-static int probe(const char *url, const char *tls_fingerprint, const char *token, double scale,
-                 const char **why_remote)
-{
-	int timeout_ms = (int)(PROBE_TIMEOUT_MS * scale);
-	struct client_session_opts so = {.conn = {.url = url, .tls_fingerprint = tls_fingerprint},
-	                                 .timeout_ms = timeout_ms,
-	                                 .connect_id = "probe"};
-	struct client_ctx *ctx = client_ctx_create(NULL);
-	struct client_session *s = ctx ? client_session_create(ctx, &so) : NULL;
-	struct connect_spec spec;
-	enum client_session_outcome out;
-
-	*why_remote = NULL;
-	if (!s) {
-		fprintf(stderr, PROG ": out of memory\n");
-		client_ctx_destroy(ctx);
-		return -1;
-	}
-	connect_spec_operator(&spec);
-	spec.token = token;
-	out = client_session_connect(s, &spec);
-	if (out == CLIENT_SESSION_PENDING)
-		out = client_session_await(s, timeout_ms);
-	if (out != CLIENT_SESSION_HELLO)
-		probe_failed(url, token, out, s);
-	else
-		*why_remote = not_local(s, timeout_ms);
-	client_session_destroy(s);
-	client_ctx_destroy(ctx);
-	return out == CLIENT_SESSION_HELLO ? 0 : -1;
-}
-
 static void now_iso(char *out, size_t outsz)
 {
 	time_t t = time(NULL);
@@ -462,41 +395,6 @@ static void now_iso(char *out, size_t outsz)
 
 	gmtime_r(&t, &tm);
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* Prints at most max bytes of s, valid UTF-8 only, cut on a character boundary. */
-static void print_clean(const char *prefix, const char *s, size_t max)
-{
-	struct strbuf b;
-	size_t n;
-
-	strbuf_init(&b);
-	strbuf_add_utf8_clean(&b, s ? s : "");
-	n = b.len;
-	if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)b.p[n] & 0xc0) == 0x80)
-			n--;
-	}
-	printf("%s%.*s%s\n", prefix, (int)n, b.p ? b.p : "", n < b.len ? "..." : "");
-	strbuf_finish(&b);
-}
-
-static void print_failure(const struct conf_result *r, bool verbose)
-{
-	printf("        -> %s (%s): %s\n", r->c->requirement, r->c->level, r->c->sentence);
-	if (r->xfail_reason)
-		printf("        known failure: %s\n", r->xfail_reason);
-	if (r->message)
-		print_clean("        ", r->message, 400);
-	if (r->expected)
-		print_clean("        Expected: ", r->expected, 400);
-	if (r->actual)
-		print_clean("        Actual:   ", r->actual, 400);
-	if (verbose) {
-		for (size_t i = 0; i < r->n_frames; i++)
-			print_clean("          ", r->frames[i], 400);
-	}
 }
 
 static int write_reports(const struct args *a, const struct conf_run *run)
@@ -575,7 +473,8 @@ static const char *cases_dir(const struct args *a, char *buf, size_t bufsz)
 static int check_outputs(const struct args *a)
 {
 	const char *names[] = {"--json", "--junit", "--html", "--write-expectations"};
-	const char *paths[] = {a->json, a->junit, a->html, a->write_expectations};
+	const char *paths[] = {a->json, a->list ? NULL : a->junit, a->list ? NULL : a->html,
+	                       a->list ? NULL : a->write_expectations};
 	size_t n = sizeof paths / sizeof paths[0];
 
 	for (size_t i = 0; i < n; i++) {
@@ -597,16 +496,29 @@ static int check_outputs(const struct args *a)
 	return 0;
 }
 
-/* The cases --cases and --exclude select, in file order: *sel (malloc'd). Returns 0, or -1. */
+static struct conf_selection selection_of(const struct args *a)
+{
+	return (struct conf_selection){.inc = a->inc,
+	                               .ninc = a->ninc,
+	                               .sec = a->sec,
+	                               .nsec = a->nsec,
+	                               .exc = a->exc,
+	                               .nexc = a->nexc};
+}
+
+/* The cases --cases, --section and --exclude select, in run order: *sel (malloc'd). Returns 0,
+ * or -1. */
 static int select_cases(const struct conf_cases *cases, const struct args *a,
                         const struct conf_case ***sel, size_t *nsel)
 {
+	struct conf_selection cs = selection_of(a);
+
 	*nsel = 0;
 	*sel = calloc(cases->n ? cases->n : 1, sizeof **sel);
 	if (!*sel)
 		return -1;
 	for (size_t i = 0; i < cases->n; i++) {
-		if (conf_case_selected(cases->v[i].id, a->inc, a->ninc, a->exc, a->nexc))
+		if (conf_case_selected(&cases->v[i], &cs))
 			(*sel)[(*nsel)++] = &cases->v[i];
 	}
 	if (*nsel == 0) {
@@ -621,13 +533,14 @@ static int select_cases(const struct conf_cases *cases, const struct args *a,
 static size_t validate_cases(struct conf_cases *cases, const struct args *a)
 {
 	struct conf_options o = {.timeout_scale = 1};
+	struct conf_selection cs = selection_of(a);
 	size_t bad = 0;
 	char err[512];
 
 	for (size_t i = 0; i < cases->n; i++) {
 		struct conf_case *c = &cases->v[i];
 
-		if (!conf_case_selected(c->id, a->inc, a->ninc, a->exc, a->nexc))
+		if (!conf_case_selected(c, &cs))
 			continue;
 		if (conf_case_check(c, &o, err, sizeof err) == 0)
 			continue;
@@ -638,114 +551,42 @@ static size_t validate_cases(struct conf_cases *cases, const struct args *a)
 	return bad;
 }
 
-static void list_cases(const struct conf_case **sel, size_t nsel)
+/* spec/requirements.tsv for the cases of dir: installed next to them, or in the source tree.
+ * Each case gets its section; without the file --section cannot work. Returns 0, or -1. */
+static int load_sections(struct conf_cases *cases, const char *dir, const struct args *a)
+{
+	static const char *const rel[] = {"/../requirements.tsv", "/../../spec/requirements.tsv"};
+	char path[PATH_MAX], err[512];
+
+	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+		if ((size_t)snprintf(path, sizeof path, "%s%s", dir, rel[i]) >= sizeof path ||
+		    access(path, R_OK) != 0)
+			continue;
+		if (conf_cases_sections(cases, path, err, sizeof err) == 0)
+			return 0;
+		fprintf(stderr, PROG ": %s\n", err);
+		return a->nsec ? -1 : 0;
+	}
+	if (!a->nsec)
+		return 0;
+	fprintf(stderr, PROG ": --section: no requirements.tsv next to %s\n", dir);
+	return -1;
+}
+
+/* --list: a line per case, and with --json FILE the same as JSON. Returns the exit status. */
+static int list_cases(const struct conf_case **sel, size_t nsel, const struct args *a,
+                      size_t broken)
 {
 	for (size_t i = 0; i < nsel; i++)
-		printf("%-52s %-9s %-6s %s\n", sel[i]->id, sel[i]->requirement, sel[i]->level,
-		       sel[i]->title);
+		printf("%-52s %-9s %-6s %-5s %s\n", sel[i]->id, sel[i]->requirement, sel[i]->level,
+		       sel[i]->section ? sel[i]->section : "", sel[i]->title);
 	printf("%zu cases\n", nsel);
-}
-
-/* A case that did not pass: did the gateway fail it, or go away during it? After it went away
- * the case and every later one are NOT-RUN, and the run stops (exit 2). */
-static bool gateway_went_away(const struct conf_case **sel, size_t nsel, size_t i,
-                              const struct conf_options *o, struct conf_run *run)
-{
-	char why[256];
-	struct conf_result *r = &run->results[i];
-
-	if (r->verdict == CONF_PASS || r->verdict == CONF_SKIP ||
-	    conf_gateway_accepts(o->url, (int)(PROBE_TIMEOUT_MS * o->timeout_scale), why,
-	                         sizeof why))
-		return false;
-	fprintf(stderr,
-	        PROG ": gateway went away during %s: %s no longer accepts a connection (%s)\n",
-	        sel[i]->id, o->url, why);
-	printf("[%3zu/%zu] %-10s %s: the gateway went away during it (%s)\n", i + 1, nsel,
-	       conf_verdict_name(CONF_NOT_RUN), sel[i]->id, why);
-	conf_result_finish(r);
-	r->c = sel[i];
-	r->verdict = CONF_NOT_RUN;
-	r->message = strdup("not judged: the gateway went away during this case");
-	run->gone_during = sel[i]->id;
-	for (size_t j = i + 1; j < nsel; j++) {
-		struct conf_result *rest = &run->results[j];
-		size_t n = strlen(sel[i]->id) + 64;
-
-		conf_result_finish(rest);
-		rest->c = sel[j];
-		rest->verdict = CONF_NOT_RUN;
-		rest->message = malloc(n);
-		if (rest->message)
-			snprintf(rest->message, n, "not run: the gateway went away during %s",
-			         sel[i]->id);
+	if (a->json && report_list_write((const struct conf_case *const *)sel, nsel,
+	                                 CLAWPAIR_VERSION, a->json) < 0) {
+		fprintf(stderr, PROG ": %s: %s\n", a->json, strerror(errno));
+		return EXIT_USAGE;
 	}
-	run->n = nsel;
-	if (nsel > i + 1)
-		printf("          %zu more cases not run\n", nsel - i - 1);
-	return true;
-}
-
-/* Runs each case and prints its verdict as it comes. run->results holds nsel entries. */
-static void run_cases(const struct conf_case **sel, size_t nsel, const struct conf_options *o,
-                      bool verbose, struct conf_run *run)
-{
-	uint64_t t0 = clock_mono_ms();
-
-	for (size_t i = 0; i < nsel; i++) {
-		struct conf_result *r = &run->results[i];
-
-		conf_run_case(sel[i], o, r);
-		run->n = i + 1;
-		if (gateway_went_away(sel, nsel, i, o, run))
-			break;
-		printf("[%3zu/%zu] %-10s %s  (%llu ms)\n", i + 1, nsel,
-		       conf_verdict_name(r->verdict), sel[i]->id,
-		       (unsigned long long)r->duration_ms);
-		if (r->stale)
-			printf("        %s\n", r->message);
-		else if (r->verdict == CONF_SKIP && r->message)
-			printf("        skipped: %s\n", r->message);
-		else if (r->verdict != CONF_PASS && r->verdict != CONF_SKIP)
-			print_failure(r, verbose);
-	}
-	run->duration_ms = clock_mono_ms() - t0;
-	conf_run_count(run);
-}
-
-static void print_summary(const struct conf_run *run, int status)
-{
-	size_t i;
-
-	if (run->counts[CONF_FAIL] || run->counts[CONF_NON_STRICT] || run->counts[CONF_ERROR] ||
-	    run->stale) {
-		printf("\nFailures:\n");
-		for (i = 0; i < run->n; i++) {
-			const struct conf_result *r = &run->results[i];
-
-			if (r->stale)
-				printf("  %-10s %s: %.300s\n", "PASS", r->c->id, r->message);
-			else if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT ||
-			         r->verdict == CONF_ERROR)
-				printf("  %-10s %s: %.300s\n", conf_verdict_name(r->verdict),
-				       r->c->id, r->message ? r->message : "");
-		}
-	}
-	printf("\nSummary: %zu cases in %.1f s:", run->n, (double)run->duration_ms / 1000.0);
-	for (i = 0; i < CONF_VERDICT__COUNT; i++)
-		printf(" %zu %s%s", run->counts[i], conf_verdict_name((enum conf_verdict)i),
-		       i + 1 < CONF_VERDICT__COUNT ? "," : "");
-	if (run->stale)
-		printf("; %zu listed as known failures but passed", run->stale);
-	if (run->gone_during)
-		printf("\nVerdict: STOPPED: the gateway went away during %s\n", run->gone_during);
-	else if (run->counts[CONF_ERROR])
-		printf("\nVerdict: ERROR: %zu broken cases: no verdict on the gateway for them\n",
-		       run->counts[CONF_ERROR]);
-	else
-		printf("\nVerdict: %s\n", status                         ? "FAILED"
-		                          : run->counts[CONF_NON_STRICT] ? "PASSED (NON-STRICT)"
-		                                                         : "PASSED");
+	return broken ? EXIT_USAGE : 0;
 }
 
 /* The runner's options from the command line. */
@@ -767,18 +608,65 @@ static void runner_options(const struct args *a, struct conf_options *o, unsigne
 	o->expectations = expect;
 }
 
+/* Plays the selected cases and writes the reports. Returns the exit status. */
+static int run(const struct args *a, struct conf_options *o, const struct conf_case **sel,
+               size_t nsel)
+{
+	struct conf_run run = {0};
+	struct conf_console console = {.verbose = a->verbose};
+	struct conf_schedule sc = {
+	        .o = o,
+	        .jobs = 1,
+	        .case_timeout_ms = (uint64_t)((double)a->case_timeout_ms * a->timeout_scale),
+	        .fail_fast = a->fail_fast,
+	        .strict = a->strict,
+	        .on_result = conf_console_result,
+	        .user = &console};
+	char started[32];
+	int status;
+
+	run.results = calloc(nsel, sizeof *run.results);
+	if (!run.results) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return EXIT_USAGE;
+	}
+	now_iso(started, sizeof started);
+	run.tool_version = CLAWPAIR_VERSION;
+	run.gateway_url = a->url;
+	run.started = started;
+	run.strict = a->strict;
+	printf(PROG " %s: %zu cases against %s\n", CLAWPAIR_VERSION, nsel, a->url);
+	if (o->not_local)
+		printf(PROG ": %s; the cases with a local client SKIP (conformance/README.md, "
+		            "\"From another host or container\")\n",
+		       o->not_local);
+	conf_schedule_run(&sc, sel, nsel, &run);
+	if (run.gone_during)
+		fprintf(stderr,
+		        PROG ": gateway went away during %s: %s no longer accepts a "
+		             "connection; the cases from then on are NOT-RUN\n",
+		        run.gone_during, a->url);
+	status = conf_run_exit_status(&run);
+	conf_console_summary(&console, &run);
+	if (write_reports(a, &run) < 0 && status == 0)
+		status = 1;
+	for (size_t i = 0; i < run.n; i++)
+		conf_result_finish(&run.results[i]);
+	free(run.results);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
 	struct conf_cases cases = {0};
 	struct conf_expectations expect = {0};
 	struct conf_options o = {0};
-	struct conf_run run = {0};
 	const struct conf_case **sel = NULL;
-	char err[512], started[32], nsbuf[64], urlbuf[512], dirbuf[PATH_MAX];
+	char err[512], nsbuf[64], urlbuf[512], dirbuf[PATH_MAX];
 	const char *dir;
 	unsigned xff_next = 2;
-	size_t nsel = 0, i;
+	size_t nsel = 0;
 	int status;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -786,20 +674,17 @@ int main(int argc, char **argv)
 	if (status >= 0)
 		goto out;
 	status = EXIT_USAGE;
-	if (!a.list && check_outputs(&a) < 0)
+	if (check_outputs(&a) < 0)
 		goto out;
 	dir = cases_dir(&a, dirbuf, sizeof dirbuf);
 	if (conf_cases_load(dir, &cases, err, sizeof err) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
-	if (select_cases(&cases, &a, &sel, &nsel) < 0)
+	if (load_sections(&cases, dir, &a) < 0 || select_cases(&cases, &a, &sel, &nsel) < 0)
 		goto out;
 	if (a.list) {
-		size_t bad = validate_cases(&cases, &a);
-
-		list_cases(sel, nsel);
-		status = bad ? EXIT_USAGE : 0;
+		status = list_cases(sel, nsel, &a, validate_cases(&cases, &a));
 		goto out;
 	}
 	if (parse_remote(a.remote_via, &o, &xff_next, nsbuf, sizeof nsbuf, urlbuf, sizeof urlbuf) <
@@ -816,31 +701,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": crypto library init failed\n");
 		goto out;
 	}
-	if (probe(a.url, a.tls_fingerprint, a.token, a.timeout_scale, &o.not_local) < 0)
+	status = conf_probe(a.url, a.tls_fingerprint, a.token, a.timeout_scale, &o.not_local);
+	if (status)
 		goto out;
 	runner_options(&a, &o, &xff_next, &expect);
-	if (o.not_local)
-		printf(PROG ": %s; the cases with a local client SKIP (conformance/README.md, "
-		            "\"From another host or container\")\n",
-		       o.not_local);
-	run.results = calloc(nsel, sizeof *run.results);
-	if (!run.results)
-		goto out;
-	now_iso(started, sizeof started);
-	run.tool_version = CLAWPAIR_VERSION;
-	run.gateway_url = a.url;
-	run.started = started;
-	run.strict = a.strict;
-	printf(PROG " %s: %zu cases against %s\n", CLAWPAIR_VERSION, nsel, a.url);
-	run_cases(sel, nsel, &o, a.verbose, &run);
-	status = conf_run_exit_status(&run);
-	print_summary(&run, status);
-	if (write_reports(&a, &run) < 0 && status == 0)
-		status = 1;
+	status = run(&a, &o, sel, nsel);
 out:
-	for (i = 0; run.results && i < run.n; i++)
-		conf_result_finish(&run.results[i]);
-	free(run.results);
 	free(sel);
 	conf_expectations_finish(&expect);
 	conf_cases_finish(&cases);

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the version of this report's shape (conformance/schema/report.schema.json): raised when a
+ * field changes meaning or goes away */
+#define REPORT_FORMAT_VERSION 1
+
 /* Frames may hold any bytes; the report must stay valid UTF-8. */
 static cJSON *clean_str(const char *s)
 {
@@ -61,6 +65,65 @@ static cJSON *case_json(const struct conf_result *r)
 	for (i = 0; frames && i < r->n_frames; i++)
 		cJSON_AddItemToArray(frames, clean_str(r->frames[i]));
 	return o;
+}
+
+static int write_json(cJSON *root, const char *path)
+{
+	char *text = cJSON_Print(root);
+	FILE *f;
+	int rc = -1;
+
+	if (!text) {
+		errno = ENOMEM;
+		return -1;
+	}
+	f = fopen(path, "w");
+	if (f) {
+		rc = fputs(text, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
+		if (fclose(f) != 0)
+			rc = -1;
+	}
+	free(text);
+	return rc;
+}
+
+int report_list_write(const struct conf_case *const *sel, size_t n, const char *version,
+                      const char *path)
+{
+	cJSON *root = cJSON_CreateObject(), *cases;
+	int rc;
+
+	if (!root) {
+		errno = ENOMEM;
+		return -1;
+	}
+	cJSON_AddNumberToObject(root, "formatVersion", REPORT_FORMAT_VERSION);
+	cJSON_AddStringToObject(root, "tool", "clawpair-conformance");
+	cJSON_AddStringToObject(root, "version", version ? version : "");
+	cJSON_AddNumberToObject(root, "total", (double)n);
+	cases = cJSON_AddArrayToObject(root, "cases");
+	for (size_t i = 0; cases && i < n; i++) {
+		const struct conf_case *c = sel[i];
+		cJSON *o = cJSON_CreateObject();
+		const cJSON *needs = cJSON_GetObjectItemCaseSensitive(c->json, "needs");
+
+		cJSON_AddStringToObject(o, "id", c->id);
+		cJSON_AddStringToObject(o, "title", c->title);
+		cJSON_AddStringToObject(o, "group", c->group);
+		cJSON_AddStringToObject(o, "requirement", c->requirement);
+		cJSON_AddStringToObject(o, "level", c->level);
+		cJSON_AddItemToObject(o, "section", str_or_null(c->section));
+		cJSON_AddStringToObject(o, "sentence", c->sentence);
+		cJSON_AddItemToObject(o, "needs",
+		                      needs ? cJSON_Duplicate(needs, 1) : cJSON_CreateArray());
+		cJSON_AddBoolToObject(o, "exclusive", c->exclusive);
+		cJSON_AddStringToObject(o, "path", c->path);
+		cJSON_AddItemToObject(o, "invalid", str_or_null(c->invalid));
+		cJSON_AddItemToArray(cases, o);
+	}
+	rc = write_json(root, path);
+	cJSON_Delete(root);
+	return rc;
 }
 
 int report_json_write(const struct conf_run *run, const char *path)

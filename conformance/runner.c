@@ -456,7 +456,7 @@ void conf_run_case(const struct conf_case *c, const struct conf_options *o, stru
 		return;
 	}
 	play(c, o, r);
-	xfail = conf_expectations_find(o->expectations, c->id);
+	xfail = conf_expectations_find(o->expectations, c);
 	if (xfail &&
 	    (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT || r->verdict == CONF_INFO)) {
 		r->verdict = CONF_XFAIL;

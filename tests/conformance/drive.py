@@ -424,6 +424,81 @@ def commented_case(gw):
         fail('a case with // comments: exit %d, %r %r' % (rc, so[-300:], se))
 
 
+def requirement_sections():
+    out = {}
+    for line in open(os.path.join(SOURCE, 'spec', 'requirements.tsv'), encoding='utf-8'):
+        f = line.rstrip('\n').split('\t')
+        if len(f) >= 3 and re.match(r'^[A-Z]+-\d+$', f[0]):
+            out[f[0]] = f[2]
+    return out
+
+
+def listed(args):
+    rc, so, se = run(['--list'] + args)
+    if rc != 0:
+        fail('--list %s: exit %d %s' % (args, rc, se))
+    return [l.split()[0] for l in so.splitlines() if '/' in l.split()[0]]
+
+
+def natural_key(s):
+    return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', s)]
+
+
+def selection():
+    """--cases GROUP, --cases REQ, --section S, natural order, --list --json."""
+    cases = [c for _, c in load_cases()]
+    sections = requirement_sections()
+    for args, want in ((['--cases', 'hold'], [c['id'] for c in cases if c['id'].startswith('hold/')]),
+                       (['--cases', 'HOLD-1'], [c['id'] for c in cases if c['requirement'] == 'HOLD-1']),
+                       (['--section', '8.3'], [c['id'] for c in cases if sections[c['requirement']] == '8.3']),
+                       (['--section', '8.1'], [c['id'] for c in cases if sections[c['requirement']] == '8.1'])):
+        got = listed(args)
+        if sorted(got) != sorted(want) or not want:
+            fail('%s lists %d cases, want %d: %s' % (args, len(got), len(want), sorted(set(got) ^ set(want))[:5]))
+    ids = listed([])
+    diagnose = {c['id'] for c in cases if c.get('diagnose')}
+    for group in dict.fromkeys(i.split('/')[0] for i in ids):
+        # the #6836 cases ("diagnose") lead their group; the rest follow in natural order
+        rest = [i for i in ids if i.startswith(group + '/') and i not in diagnose]
+        if rest != sorted(rest, key=natural_key):
+            fail('%s: not in natural order: %s' % (group, rest))
+    if ids.index(next(i for i in ids if i.startswith('handshake/WIRE-2/'))) > \
+            ids.index(next(i for i in ids if i.startswith('handshake/WIRE-10/'))):
+        fail('WIRE-10 listed before WIRE-2')
+    d = tempfile.mkdtemp(prefix='cp-list-')
+    try:
+        rc, so, se = run(['--list', '--cases', 'hold', '--json', d + '/l.json'])
+        lst = json.load(open(d + '/l.json', encoding='utf-8'))
+        if rc != 0 or lst.get('formatVersion') != 1 or [c['id'] for c in lst['cases']] != listed(['--cases', 'hold']) \
+                or any(c['section'] != '8.3' for c in lst['cases'] if c['requirement'] == 'HOLD-1'):
+            fail('--list --json: exit %d, %s' % (rc, json.dumps(lst)[:300]))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def fail_fast_and_timeout():
+    gw = Gateway(['--compat-6836']).start()
+    try:
+        rc, so, se, rep, _ = run_against(gw, ['--cases', 'hold', '--fail-fast'], 'ff')
+        v = [c['verdict'] for c in rep['cases']]
+        if rc != 1 or v.count('FAIL') != 1 or v[v.index('FAIL') + 1:] != ['NOT-RUN'] * (len(v) - v.index('FAIL') - 1) \
+                or len(v) < 3 or '--fail-fast stopped the run after' not in so:
+            fail('--fail-fast: exit %d, %s' % (rc, v))
+    finally:
+        gw.cleanup()
+    gw = Gateway().start()
+    try:
+        rc, so, se, rep, _ = run_against(gw, ['--cases', 'hold/HOLD-1/no-close-while-pending',
+                                              '--cases', 'handshake/WIRE-2', '--case-timeout', '0.5'], 'timeout')
+        v = {c['id']: (c['verdict'], c['message']) for c in rep['cases']}
+        held = v['hold/HOLD-1/no-close-while-pending']
+        if rc != 2 or held[0] != 'ERROR' or 'still running after 0.5 s (--case-timeout)' not in held[1] \
+                or v['handshake/WIRE-2/challenge-first'][0] != 'PASS':
+            fail('--case-timeout: exit %d, %s' % (rc, v))
+    finally:
+        gw.cleanup()
+
+
 def mode_cli():
     rc, so, se = run(['--list'])
     if rc != 0 or 'hold/HOLD-1/no-close-while-pending' not in so or not re.search(r'^\d+ cases$', so, re.M):
@@ -492,7 +567,9 @@ def mode_cli():
             fail('a misspelled expectation: exit %d %r %r' % (rc, so[-200:], se))
     finally:
         gw.cleanup()
-    print('ok: --list, selection, bad usage, unreachable, wrong token, expectations')
+    selection()
+    fail_fast_and_timeout()
+    print('ok: --list, selection, bad usage, unreachable, wrong token, expectations, --fail-fast, --case-timeout')
 
 
 def mode_html():

@@ -204,20 +204,70 @@ static void test_html(void **state)
 	free(text);
 }
 
+static struct conf_case case_of(const char *id, const char *req, const char *section)
+{
+	const char *slash = strchr(id, '/');
+	struct conf_case c = {.id = (char *)id,
+	                      .requirement = (char *)req,
+	                      .section = (char *)section,
+	                      .group = strndup(id, slash ? (size_t)(slash - id) : strlen(id))};
+
+	return c;
+}
+
 static void test_selection(void **state)
 {
 	const char *inc[] = {"hold", "robust/*/not-*"}, *exc[] = {"hold/HOLD-2/"};
+	const char *req[] = {"HOLD-1"}, *sec[] = {"8.3"};
+	struct conf_selection sel = {.inc = inc, .ninc = 2, .exc = exc, .nexc = 1};
+	struct conf_case notjson = case_of("robust/ROBUST-1/not-json", "ROBUST-1", "8.11"),
+	                 array = case_of("robust/ROBUST-1/json-array", "ROBUST-1", "8.11"),
+	                 h2 = case_of("hold/HOLD-2/a", "HOLD-2", "8.3"),
+	                 h1 = case_of("hold/HOLD-1/x", "HOLD-1", "8.3"),
+	                 h10 = case_of("hold/HOLD-10/x", "HOLD-10", "8.3"),
+	                 l = case_of("local/LOCAL-1/x", "LOCAL-1", "8.10");
 
 	(void)state;
-	assert_true(conf_case_matches("hold/HOLD-1/x", "hold"));
-	assert_true(conf_case_matches("hold/HOLD-1/x", "hold/HOLD-1"));
-	assert_false(conf_case_matches("hold/HOLD-10/x", "hold/HOLD-1"));
-	assert_false(conf_case_matches("holdx/a", "hold"));
-	assert_true(conf_case_matches("hold/HOLD-1/x", "hold/*/x"));
-	assert_true(conf_case_selected("robust/ROBUST-1/not-json", inc, 2, exc, 1));
-	assert_false(conf_case_selected("robust/ROBUST-1/json-array", inc, 2, exc, 1));
-	assert_false(conf_case_selected("hold/HOLD-2/a", inc, 2, exc, 1));
-	assert_true(conf_case_selected("anything", NULL, 0, NULL, 0));
+	assert_true(conf_id_matches("hold/HOLD-1/x", "hold"));
+	assert_true(conf_id_matches("hold/HOLD-1/x", "hold/HOLD-1"));
+	assert_false(conf_id_matches("hold/HOLD-10/x", "hold/HOLD-1"));
+	assert_false(conf_id_matches("holdx/a", "hold"));
+	assert_true(conf_id_matches("hold/HOLD-1/x", "hold/*/x"));
+	/* a requirement by itself, and not its longer namesakes */
+	assert_true(conf_case_matches(&h1, "HOLD-1"));
+	assert_false(conf_case_matches(&h10, "HOLD-1"));
+	assert_true(conf_case_matches(&h1, "hold"));
+	assert_true(conf_case_selected(&notjson, &sel));
+	assert_false(conf_case_selected(&array, &sel));
+	assert_false(conf_case_selected(&h2, &sel));
+	assert_true(conf_case_selected(&array, &(struct conf_selection){0}));
+	sel = (struct conf_selection){.inc = req, .ninc = 1};
+	assert_true(conf_case_selected(&h1, &sel));
+	assert_false(conf_case_selected(&h10, &sel));
+	/* a section and its subsections; 8.1 is not 8.10 */
+	assert_true(conf_section_matches("8.3", "8.3"));
+	assert_true(conf_section_matches("8.3.2", "8.3"));
+	assert_true(conf_section_matches("8.3", "\xc2\xa7"
+	                                        "8.3"));
+	assert_false(conf_section_matches("8.30", "8.3"));
+	assert_false(conf_section_matches("8.10", "8.1"));
+	assert_true(conf_section_matches("8.10", "8"));
+	assert_false(conf_section_matches(NULL, "8"));
+	sel = (struct conf_selection){.sec = sec, .nsec = 1};
+	assert_true(conf_case_selected(&h2, &sel));
+	assert_false(conf_case_selected(&l, &sel));
+	/* WIRE-2 before WIRE-10 */
+	assert_true(conf_natural_cmp("handshake/WIRE-2/a", "handshake/WIRE-10/a") < 0);
+	assert_true(conf_natural_cmp("handshake/WIRE-10/a", "handshake/WIRE-9/z") > 0);
+	assert_true(conf_natural_cmp("a/X-1/b", "a/X-1/b") == 0);
+	assert_true(conf_natural_cmp("a/X-01/b", "a/X-1/c") < 0);
+	assert_true(conf_natural_cmp("a/b", "a/b2") < 0);
+	free(notjson.group);
+	free(array.group);
+	free(h2.group);
+	free(h1.group);
+	free(h10.group);
+	free(l.group);
 }
 
 static void test_expectations(void **state)
@@ -232,15 +282,29 @@ static void test_expectations(void **state)
 	fputs("# comment\nhold/HOLD-1/*\tcloses with 1008\n\nstore\ttwo stores\n", f);
 	fclose(f);
 	assert_int_equal(conf_expectations_load(path, &e, err, sizeof err), 0);
-	assert_string_equal(conf_expectations_find(&e, "hold/HOLD-1/no-close"), "closes with 1008");
-	assert_string_equal(conf_expectations_find(&e, "store/STORE-2/x"), "two stores");
-	assert_null(conf_expectations_find(&e, "key/KEY-1/x"));
+	{
+		struct conf_case a = case_of("hold/HOLD-1/no-close", "HOLD-1", NULL),
+		                 b = case_of("store/STORE-2/x", "STORE-2", NULL),
+		                 k = case_of("key/KEY-1/x", "KEY-1", NULL);
+
+		assert_string_equal(conf_expectations_find(&e, &a), "closes with 1008");
+		assert_string_equal(conf_expectations_find(&e, &b), "two stores");
+		assert_null(conf_expectations_find(&e, &k));
+		free(a.group);
+		free(b.group);
+		free(k.group);
+	}
 	conf_expectations_finish(&e);
 	f = fopen(path, "w");
 	fputs("{\"expected-fail\":[{\"id\":\"a/B-1/c\",\"reason\":\"r\"}]}", f);
 	fclose(f);
 	assert_int_equal(conf_expectations_load(path, &e, err, sizeof err), 0);
-	assert_string_equal(conf_expectations_find(&e, "a/B-1/c"), "r");
+	{
+		struct conf_case c = case_of("a/B-1/c", "B-1", NULL);
+
+		assert_string_equal(conf_expectations_find(&e, &c), "r");
+		free(c.group);
+	}
 	conf_expectations_finish(&e);
 	f = fopen(path, "w");
 	fputs("{\"expected-fail\":[{\"id\":\"a\"}]}", f);
