@@ -771,6 +771,9 @@ def mode_install():
         m = re.search(r'^(\d+) cases$', p.stdout, re.M)
         if p.returncode != 0 or not m or int(m.group(1)) != want:
             fail('installed --list: exit %d, %s %s (want %d cases)' % (p.returncode, p.stdout[-200:], p.stderr, want))
+        p = subprocess.run([runners[0], '--list', '--section', '8.3'], capture_output=True, text=True, env=env, timeout=60)
+        if p.returncode != 0 or 'hold/HOLD-1/' not in p.stdout:
+            fail('installed --list --section 8.3: exit %d, %s %s' % (p.returncode, p.stdout[-200:], p.stderr))
         print('ok: the installed runner, moved to %s, lists its %d installed cases' % (moved, want))
     finally:
         shutil.rmtree(top, ignore_errors=True)
