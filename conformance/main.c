@@ -124,9 +124,13 @@ static void usage(FILE *f)
 	        "Verdicts: PASS, FAIL (a MUST failed), NON-STRICT (a SHOULD failed), INFO (a MAY\n"
 	        "failed), XFAIL (failed as the expectations file says), SKIP, ERROR (the case\n"
 	        "itself is broken: no verdict on the gateway), NOT-RUN.\n"
-	        "Exit status: 0 no FAIL (and with --strict no NON-STRICT), 1 otherwise, 2 bad usage,\n"
-	        "an unreachable gateway, a refused TLS certificate, a gateway that went away\n"
-	        "during the run (the cases from then on are NOT-RUN), or an ERROR.\n",
+	        "Exit status (the same in every clawpair tool):\n"
+	        "  0  no FAIL (with --strict no NON-STRICT either), no stale known failure\n"
+	        "  1  a refusal or a failed check: a FAIL (or NON-STRICT under --strict), a known\n"
+	        "     failure that passed, or the gateway refused the token\n"
+	        "  2  bad usage, an unusable gateway (unreachable, no connect.challenge, a refused\n"
+	        "     TLS certificate, gone during the run: the cases from then on NOT-RUN), an\n"
+	        "     unwritable report path, or an ERROR (a broken case)\n",
 	        CLAWPAIR_CASES_DIR);
 }
 

@@ -49,7 +49,7 @@ static int probe_failed(const char *url, const char *token, enum client_session_
 		redact_finish(&red);
 		free(shown);
 		free(t);
-		return CONF_PROBE_UNUSABLE;
+		return CONF_PROBE_REFUSED;
 	default:
 		fprintf(stderr, PROG ": no answer to the probe's connect\n");
 		break;

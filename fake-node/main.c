@@ -102,9 +102,10 @@ static void usage(FILE *f)
 	      "  -h, --help           this help\n"
 	      "  -V, --version        show the version\n"
 	      "\n"
-	      "Exit: 0 paired (or scenario passed), 1 refused, rejected, timed out or a step\n"
-	      "failed, 2 bad usage, unreachable gateway, its TLS certificate refused, or\n"
-	      "scenario skipped/errored.\n",
+	      "Exit (the same in every clawpair tool): 0 paired (or scenario passed), 1 a\n"
+	      "refusal (a wrong token included), rejected, timed out or a step failed, 2 bad\n"
+	      "usage, unreachable gateway, its TLS certificate refused, or scenario\n"
+	      "skipped/errored.\n",
 	      f);
 }
 

@@ -529,12 +529,20 @@ def mode_cli():
     rc, so, se = run(['--url', 'ws://127.0.0.1:%d' % port, '--token', 'x'])
     if rc != 2 or 'cannot reach' not in se:
         fail('unreachable gateway: exit %d, %s' % (rc, se))
-    # a reachable gateway with the wrong token is bad usage too
+    # a wrong token is a refusal: exit 1, in every tool alike
     gw = Gateway().start()
     try:
         rc, so, se = run(['--url', gw.url, '--token', 'wrong', '--cases', 'handshake/WIRE-2'])
-        if rc != 2 or 'refused' not in se:
+        if rc != 1 or 'refused' not in se or 'wrong' in se:
             fail('wrong token: exit %d, %s' % (rc, se))
+        ident = os.path.join(gw.dir, 'id.json')
+        for tool, args in (('ctl/clawpair-ctl', ['pending']),
+                           ('fake-node/clawpair-fake-node', ['--identity', ident, '--once', '--timeout', '10']),
+                           ('fake-node/clawpair-fake-node', ['--count', '2', '--once', '--timeout', '10'])):
+            p = subprocess.run([os.path.join(BUILD, tool), '--url', gw.url, '--token', 'wrong'] + args,
+                               capture_output=True, text=True, timeout=60)
+            if p.returncode != 1:
+                fail('%s %s with a wrong token: exit %d, want 1 like clawpair-conformance' % (tool, args, p.returncode))
         # a report path that cannot be written is found before the run, not after it
         for opt, path in (('--junit', '/nonexistent/x.xml'), ('--html', gw.dir), ('--json', '/proc/x.json')):
             t0 = time.time()
