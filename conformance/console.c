@@ -44,17 +44,35 @@ static void print_failure(const struct conf_result *r, bool verbose)
 	}
 }
 
+/* What fails the run (or may, under --strict) is shown in full even with --quiet. */
+static bool fails_run(const struct conf_result *r)
+{
+	return r->stale || r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT ||
+	       r->verdict == CONF_ERROR;
+}
+
 void conf_console_result(void *console, size_t i, size_t n, const struct conf_result *r)
 {
 	const struct conf_console *k = console;
 
-	printf("[%3zu/%zu] %-10s %s  (%llu ms)\n", i + 1, n, conf_verdict_name(r->verdict),
-	       r->c->id, (unsigned long long)r->duration_ms);
+	if (k->quiet && !fails_run(r))
+		return;
+	printf("[%3zu/%zu] %-10s %s  (%llu ms)", i + 1, n, conf_verdict_name(r->verdict), r->c->id,
+	       (unsigned long long)r->duration_ms);
+	if (!fails_run(r)) {
+		/* one line: a known failure with the reason it is known, a skip with its reason */
+		const char *why = r->verdict == CONF_XFAIL ? r->xfail_reason : r->message;
+
+		if (r->verdict != CONF_PASS && why)
+			print_clean(": ", why, SHOWN_BYTES);
+		else
+			printf("\n");
+		return;
+	}
+	printf("\n");
 	if (r->stale)
 		print_clean("        ", r->message, SHOWN_BYTES);
-	else if ((r->verdict == CONF_SKIP || r->verdict == CONF_NOT_RUN) && r->message)
-		print_clean("        ", r->message, SHOWN_BYTES);
-	else if (r->verdict != CONF_PASS && r->verdict != CONF_SKIP)
+	else
 		print_failure(r, k->verbose);
 }
 

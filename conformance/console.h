@@ -10,6 +10,7 @@
 
 struct conf_console {
 	bool verbose; /* the frames of each failure too */
+	bool quiet; /* only the cases that fail the run, and the summary */
 };
 
 /* One case's result, the i-th of n (a conf_schedule on_result). */

@@ -50,7 +50,7 @@ struct args {
 	char *token;
 	const char *inc[MAX_PATTERNS], *sec[MAX_PATTERNS], *exc[MAX_PATTERNS];
 	size_t ninc, nsec, nexc;
-	bool list, strict, slow, verbose, all_frames, show_secrets, fail_fast;
+	bool list, strict, slow, verbose, quiet, all_frames, show_secrets, fail_fast;
 	uint64_t case_timeout_ms;
 	double timeout_scale;
 	long long pending_ttl_ms, tick_interval_ms;
@@ -118,6 +118,8 @@ static void usage(FILE *f)
 	        "                         reports and on the console (local debugging only; by\n"
 	        "                         default every token reads \"<redacted>\")\n"
 	        "  -v, --verbose          print the frames of failing cases\n"
+	        "  -q, --quiet            print only what fails the run, and the summary (a known\n"
+	        "                         failure, XFAIL, is always one line)\n"
 	        "  -h, --help             show this help\n"
 	        "  -V, --version          show the version\n"
 	        "\n"
@@ -185,6 +187,7 @@ static const struct option long_opts[] = {
         {"fail-fast", no_argument, NULL, O_FAIL_FAST},
         {"case-timeout", required_argument, NULL, O_CASE_TIMEOUT},
         {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
 };
 
@@ -193,7 +196,7 @@ static const struct cli_tool tool = {
         .version = CLAWPAIR_VERSION,
         .usage = usage,
         .options = long_opts,
-        .short_options = "v",
+        .short_options = "vq",
         .token = true,
         .tls_fingerprint = true,
 };
@@ -297,6 +300,9 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 		break;
 	case 'v':
 		a->verbose = true;
+		break;
+	case 'q':
+		a->quiet = true;
 		break;
 	default:
 		return apply_number(c, a, opt, arg);
@@ -617,7 +623,7 @@ static int run(const struct args *a, struct conf_options *o, const struct conf_c
                size_t nsel)
 {
 	struct conf_run run = {0};
-	struct conf_console console = {.verbose = a->verbose};
+	struct conf_console console = {.verbose = a->verbose, .quiet = a->quiet};
 	struct conf_schedule sc = {
 	        .o = o,
 	        .jobs = 1,
@@ -639,7 +645,8 @@ static int run(const struct args *a, struct conf_options *o, const struct conf_c
 	run.gateway_url = a->url;
 	run.started = started;
 	run.strict = a->strict;
-	printf(PROG " %s: %zu cases against %s\n", CLAWPAIR_VERSION, nsel, a->url);
+	if (!a->quiet)
+		printf(PROG " %s: %zu cases against %s\n", CLAWPAIR_VERSION, nsel, a->url);
 	if (o->not_local)
 		printf(PROG ": %s; the cases with a local client SKIP (conformance/README.md, "
 		            "\"From another host or container\")\n",

@@ -240,7 +240,27 @@ def mode_compat():
                              '--expectations', wrote] + sel)
         if rc4 != 0 or so4.count('XFAIL ') < len(listed):
             fail('the written expectations: exit %d, %s' % (rc4, so4[-800:]))
-        print('ok: compat-6836: %d FAIL; "%s"' % (len(by_verdict(rep, 'FAIL')), first))
+        # every failure known: one console line per case, XFAIL included; --quiet: the summary
+        known = os.path.join(gw.dir, 'known.json')
+        with open(known, 'w') as f:
+            json.dump({'expected-fail': [{'id': c['id'], 'reason': 'known: ' + (c['message'] or '')[:80]}
+                                         for c in rep['cases'] if c['verdict'] in ('FAIL', 'NON-STRICT', 'INFO')]}, f)
+        base = ['--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE, '--pending-ttl-ms', '2000',
+                '--expectations', known]
+        rc5, so5, se5 = run(base)
+        lines = so5.splitlines()
+        xfail = [l for l in lines if re.match(r'^\[\s*\d+/\d+\] XFAIL ', l)]
+        if rc5 != 0 or len(lines) != 1 + len(rep['cases']) + 3 or not xfail \
+                or any(': known: ' not in l for l in xfail) or not lines[-1].startswith('Verdict: PASSED'):
+            fail('an expected run: exit %d, %d lines for %d cases, %d XFAIL lines:\n%s'
+                 % (rc5, len(lines), len(rep['cases']), len(xfail), '\n'.join(lines[:12])))
+        rc6, so6, se6 = run(base + ['--quiet'])
+        quiet = [l for l in so6.splitlines() if l.strip()]
+        if rc6 != 0 or len(quiet) != 2 or not quiet[0].startswith('Summary: ') \
+                or not quiet[1].startswith('Verdict: PASSED'):
+            fail('--quiet: exit %d, %r' % (rc6, so6[:500]))
+        print('ok: compat-6836: %d FAIL; "%s"; expected: %d lines, --quiet: %d'
+              % (len(by_verdict(rep, 'FAIL')), first, len(lines), len(so6.splitlines())))
     finally:
         gw.cleanup()
 
