@@ -120,11 +120,19 @@ int conf_result_from_wire(const char *text, size_t len, const struct conf_case *
 /* Appends a transcript line (copied). */
 int conf_result_add_frame(struct conf_result *r, const char *line);
 
+/* A setting of the run, for the reports: "--timeout-scale" = "1". Never the token. */
+struct conf_property {
+	const char *name, *value;
+};
+
 struct conf_run {
 	const char *tool_version;
 	const char *gateway_url;
 	const char *started; /* ISO 8601 UTC */
+	uint64_t started_ms; /* the same, ms since 1970 */
 	bool strict;
+	const struct conf_property *props; /* the options it ran with */
+	size_t n_props;
 	const char *gone_during; /* the case during which the gateway went away, or NULL */
 	uint64_t duration_ms;
 	struct conf_result *results;

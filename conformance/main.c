@@ -2,6 +2,7 @@
  * writes text, JSON, JUnit and HTML reports. */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,13 +399,16 @@ static int parse_remote(const char *s, struct conf_options *o, unsigned *xff_fir
 	return -1;
 }
 
-static void now_iso(char *out, size_t outsz)
+/* The time now as ISO 8601 UTC into out; returns it in ms since 1970. */
+static uint64_t now_iso(char *out, size_t outsz)
 {
-	time_t t = time(NULL);
+	struct timespec ts;
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int write_reports(const struct args *a, const struct conf_run *run)
@@ -618,6 +622,75 @@ static void runner_options(const struct args *a, struct conf_options *o, unsigne
 	o->expectations = expect;
 }
 
+#define MAX_PROPS 24
+
+/* The options of the run, as the reports show them. Values live in vals. */
+struct props {
+	struct conf_property v[MAX_PROPS];
+	char vals[MAX_PROPS][256];
+	size_t n;
+};
+
+__attribute__((format(printf, 3, 4))) static void prop(struct props *p, const char *name,
+                                                       const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->n == MAX_PROPS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->vals[p->n], sizeof p->vals[p->n], fmt, ap);
+	va_end(ap);
+	p->v[p->n].name = name;
+	p->v[p->n].value = p->vals[p->n];
+	p->n++;
+}
+
+static void prop_list(struct props *p, const char *name, const char *const *v, size_t n)
+{
+	char buf[256];
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < sizeof buf; i++)
+		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", i ? " " : "", v[i]);
+	if (n)
+		prop(p, name, "%s", buf);
+}
+
+/* Every option that changes what runs or how it is judged; the token never. */
+static void run_props(const struct args *a, struct props *p)
+{
+	memset(p, 0, sizeof *p);
+	prop(p, "--remote-via", "%s", a->remote_via);
+	prop(p, "--timeout-scale", "%g", a->timeout_scale);
+	prop(p, "--case-timeout", "%g", (double)a->case_timeout_ms / 1000.0);
+	prop(p, "--strict", "%s", a->strict ? "true" : "false");
+	prop_list(p, "--cases", a->inc, a->ninc);
+	prop_list(p, "--section", a->sec, a->nsec);
+	prop_list(p, "--exclude", a->exc, a->nexc);
+	if (a->expectations)
+		prop(p, "--expectations", "%s", a->expectations);
+	if (a->tls_fingerprint)
+		prop(p, "--tls-fingerprint", "%s", a->tls_fingerprint);
+	if (a->pending_ttl_ms)
+		prop(p, "--pending-ttl-ms", "%lld", a->pending_ttl_ms);
+	if (a->max_pending)
+		prop(p, "--max-pending", "%ld", a->max_pending);
+	if (a->tick_interval_ms)
+		prop(p, "--tick-interval-ms", "%lld", a->tick_interval_ms);
+	if (a->restart_cmd)
+		prop(p, "--restart-cmd", "given");
+	if (a->slow)
+		prop(p, "--slow", "true");
+	if (a->fail_fast)
+		prop(p, "--fail-fast", "true");
+	if (a->all_frames)
+		prop(p, "--all-frames", "true");
+	if (a->show_secrets)
+		prop(p, "--show-secrets", "true");
+}
+
 /* Plays the selected cases and writes the reports. Returns the exit status. */
 static int run(const struct args *a, struct conf_options *o, const struct conf_case **sel,
                size_t nsel)
@@ -633,14 +706,18 @@ static int run(const struct args *a, struct conf_options *o, const struct conf_c
 	        .on_result = conf_console_result,
 	        .user = &console};
 	char started[32];
+	struct props props;
 	int status;
 
+	run_props(a, &props);
+	run.props = props.v;
+	run.n_props = props.n;
 	run.results = calloc(nsel, sizeof *run.results);
 	if (!run.results) {
 		fprintf(stderr, PROG ": out of memory\n");
 		return EXIT_USAGE;
 	}
-	now_iso(started, sizeof started);
+	run.started_ms = now_iso(started, sizeof started);
 	run.tool_version = CLAWPAIR_VERSION;
 	run.gateway_url = a->url;
 	run.started = started;

@@ -128,7 +128,7 @@ int report_list_write(const struct conf_case *const *sel, size_t n, const char *
 
 int report_json_write(const struct conf_run *run, const char *path)
 {
-	cJSON *root = cJSON_CreateObject(), *summary, *cases;
+	cJSON *root = cJSON_CreateObject(), *summary, *cases, *options;
 	char *text = NULL;
 	FILE *f = NULL;
 	size_t i;
@@ -141,6 +141,9 @@ int report_json_write(const struct conf_run *run, const char *path)
 	cJSON_AddStringToObject(root, "gateway", run->gateway_url ? run->gateway_url : "");
 	cJSON_AddStringToObject(root, "started", run->started ? run->started : "");
 	cJSON_AddBoolToObject(root, "strict", run->strict);
+	options = cJSON_AddObjectToObject(root, "options");
+	for (i = 0; options && i < run->n_props; i++)
+		cJSON_AddStringToObject(options, run->props[i].name, run->props[i].value);
 	cJSON_AddNumberToObject(root, "duration_ms", (double)run->duration_ms);
 	cJSON_AddNumberToObject(root, "exit_status", conf_run_exit_status(run));
 	cJSON_AddNumberToObject(root, "stale_expectations", (double)run->stale);

@@ -140,10 +140,34 @@ def by_verdict(rep, v):
     return [c for c in rep['cases'] if c['verdict'] == v]
 
 
+def check_junit(path, rep):
+    """The JUnit report as CI tools read it: counts that agree with the JSON report, no skipped=
+    on <testsuites>, and per suite a timestamp and the run's properties."""
+    import xml.etree.ElementTree as ET
+    root = ET.parse(path).getroot()
+    if root.tag != 'testsuites' or 'skipped' in root.attrib:
+        fail('JUnit root: %s %s' % (root.tag, root.attrib))
+    n = sum(len(ts.findall('testcase')) for ts in root.findall('testsuite'))
+    if int(root.get('tests')) != n or n != len(rep['cases']):
+        fail('JUnit: %s tests, %d testcases, %d cases' % (root.get('tests'), n, len(rep['cases'])))
+    if int(root.get('errors')) != rep['summary']['ERROR']:
+        fail('JUnit errors=%s, %d ERROR' % (root.get('errors'), rep['summary']['ERROR']))
+    for ts in root.findall('testsuite'):
+        if not re.match(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$', ts.get('timestamp', '')):
+            fail('suite %s timestamp %r' % (ts.get('name'), ts.get('timestamp')))
+        props = {p.get('name'): p.get('value') for p in ts.findall('properties/property')}
+        if props.get('gateway') != rep['gateway'] or not props.get('runner.version') \
+                or '--timeout-scale' not in props or '--remote-via' not in props:
+            fail('suite %s properties %s' % (ts.get('name'), props))
+        if any(TOKEN in (v or '') for v in props.values()):
+            fail('the token in the JUnit properties')
+
+
 def mode_reference(extra=(), tag='ref'):
     gw = Gateway(extra).start()
     try:
-        rc, so, se, rep, _ = run_against(gw, ['--pending-ttl-ms', '2000'], tag)
+        rc, so, se, rep, out = run_against(gw, ['--pending-ttl-ms', '2000'], tag)
+        check_junit(out + '/r.xml', rep)
         bad = by_verdict(rep, 'FAIL') + by_verdict(rep, 'NON-STRICT')
         for c in bad:
             print('not passing: %s %s: %s' % (c['verdict'], c['id'], c['message']))

@@ -39,6 +39,7 @@ struct fixture {
 	struct conf_case cases[3];
 	struct conf_result results[3];
 	struct conf_run run;
+	struct conf_property props[2];
 	char dir[64];
 };
 
@@ -58,6 +59,8 @@ static int setup(void **state)
 	struct fixture *fx = calloc(1, sizeof *fx);
 
 	assert_non_null(fx);
+	fx->props[0] = (struct conf_property){"--remote-via", "xff:10.77.0.2"};
+	fx->props[1] = (struct conf_property){"--cases", "hold <robust>"};
 	make_case(&fx->cases[0], "hold/HOLD-1/no-close-while-pending", "hold", "MUST");
 	make_case(&fx->cases[1], "robust/ROBUST-1/not-json", "robust", "MUST");
 	make_case(&fx->cases[2], "hold/HOLD-2/ticks", "hold", "SHOULD");
@@ -78,6 +81,11 @@ static int setup(void **state)
 	fx->results[1].duration_ms = 12;
 	fx->results[2].verdict = CONF_NON_STRICT;
 	fx->results[2].message = strdup("no tick");
+	fx->results[0].started_ms = 1767225600000ull; /* 2026-01-01T00:00:00 */
+	fx->results[1].started_ms = 1767225661000ull; /* a minute and a second later */
+	fx->results[2].started_ms = 1767225602000ull;
+	fx->run.props = fx->props;
+	fx->run.n_props = 2;
 	fx->run.gateway_url = "ws://127.0.0.1:1/<x>";
 	fx->run.started = "2026-01-01T00:00:00Z";
 	fx->run.tool_version = "test";
@@ -171,6 +179,18 @@ static void test_junit(void **state)
 	assert_non_null(strstr(text, "<failure type=\"FAIL\" message=\"closed with 1008"));
 	/* NON-STRICT is not a JUnit failure unless strict */
 	assert_null(strstr(text, "<failure type=\"NON-STRICT\""));
+	/* skipped= belongs to a testsuite, not to testsuites */
+	assert_non_null(strstr(text, "<testsuites name=\"clawpair-conformance\" tests=\"3\" "
+	                             "failures=\"1\" errors=\"0\" time="));
+	/* each suite: when its first case started, and the run's settings */
+	assert_non_null(strstr(text, "<testsuite name=\"hold\" tests=\"2\" failures=\"1\" "
+	                             "skipped=\"0\" errors=\"0\" time=\"0.000\" "
+	                             "timestamp=\"2026-01-01T00:00:00\">"));
+	assert_non_null(strstr(text, "timestamp=\"2026-01-01T00:01:01\">"));
+	assert_non_null(
+	        strstr(text, "<property name=\"gateway\" value=\"ws://127.0.0.1:1/&lt;x&gt;\"/>"));
+	assert_non_null(strstr(text, "<property name=\"runner.version\" value=\"test\"/>"));
+	assert_non_null(strstr(text, "<property name=\"--cases\" value=\"hold &lt;robust&gt;\"/>"));
 	free(text);
 	fx->run.strict = true;
 	assert_int_equal(report_junit_write(&fx->run, path), 0);
