@@ -12,12 +12,17 @@ static const char css[] =
         ".meta{color:#555;margin-bottom:1em}"
         ".counts{display:flex;gap:.6em;flex-wrap:wrap;margin:.8em 0}"
         ".count{border:1px solid #ccc;border-radius:6px;padding:.4em .8em;cursor:pointer;"
-        "background:#fafafa}"
+        "background:#fafafa;font:inherit;color:inherit}"
+        ".count:focus-visible{outline:3px solid #1d4f91;outline-offset:2px}"
         ".count b{font-size:1.3em;margin-right:.3em}"
-        ".count.off{opacity:.4}"
+        ".count[aria-pressed=false]{opacity:.4}"
         ".overall{font-weight:bold;padding:.3em .6em;border-radius:4px;display:inline-block}"
         "table{border-collapse:collapse;width:100%}"
-        "th,td{border-bottom:1px solid #e4e4e4;padding:.3em .5em;text-align:left;vertical-align:top}"
+        "th,td{border-bottom:1px solid #e4e4e4;padding:.3em .5em;text-align:left;vertical-align:top;"
+        "overflow-wrap:anywhere}"
+        "td.msg{min-width:20em}"
+        ".known{display:block;color:#6b3fa0}"
+        ".options{color:#555;font-size:.9em;overflow-wrap:anywhere}"
         "th{background:#f3f3f3;position:sticky;top:0}"
         "td.ms{text-align:right;white-space:nowrap}"
         "code{font-size:.95em}"
@@ -31,13 +36,16 @@ static const char css[] =
         ".sentence{color:#444;font-style:italic}"
         ".diag{font-weight:bold}";
 
-/* Filtering by verdict: clicking a count toggles its rows. Reads only data attributes. */
+/* Filtering by verdict: each count is a button (so the keyboard reaches it: Tab, then Enter or
+ * Space) that shows or hides its rows; aria-pressed says which. Reads only data attributes. */
 static const char js[] =
-        "document.querySelectorAll('.count').forEach(function(c){"
+        "document.querySelectorAll('button.count').forEach(function(c){"
         "c.addEventListener('click',function(){"
-        "var v=c.getAttribute('data-verdict');var off=c.classList.toggle('off');"
+        "var v=c.getAttribute('data-verdict');"
+        "var on=c.getAttribute('aria-pressed')!=='true';"
+        "c.setAttribute('aria-pressed',on?'true':'false');"
         "document.querySelectorAll('tr[data-verdict=\"'+v+'\"]').forEach(function(r){"
-        "r.hidden=off;});});});";
+        "r.hidden=!on;});});});";
 
 static bool is_failure(enum conf_verdict v)
 {
@@ -71,10 +79,17 @@ static void add_case(struct strbuf *b, const struct conf_result *r)
 	strbuf_add_markup(b, r->c->level);
 	strbuf_add(b, "</td><td>");
 	strbuf_add_markup(b, r->c->title);
-	strbuf_addf(b, "</td><td class=\"ms\">%llu ms</td><td>",
+	strbuf_addf(b, "</td><td class=\"ms\">%llu ms</td><td class=\"msg\">",
 	            (unsigned long long)r->duration_ms);
+	/* why it is a known failure, where the eye lands, not only in the details */
+	if (r->xfail_reason && !r->stale) {
+		strbuf_add(b, "<span class=\"known\">Known failure: ");
+		strbuf_add_markup(b, r->xfail_reason);
+		strbuf_add(b, "</span>");
+	}
 	if (r->message) {
-		strbuf_add(b, is_failure(r->verdict) ? "<span class=\"diag\">" : "<span>");
+		strbuf_add(b,
+		           is_failure(r->verdict) || r->stale ? "<span class=\"diag\">" : "<span>");
 		strbuf_add_markup(b, r->message);
 		strbuf_add(b, "</span>");
 	}
@@ -131,11 +146,23 @@ int report_html_write(const struct conf_run *run, const char *path)
 	            (double)run->duration_ms / 1000.0, run->strict ? "strict" : "not strict");
 	strbuf_add(&b, "clawpair-conformance ");
 	strbuf_add_markup(&b, run->tool_version ? run->tool_version : "");
+	if (run->n_props) {
+		strbuf_add(&b, "<div class=\"options\" id=\"options\">Options:");
+		for (i = 0; i < run->n_props; i++) {
+			strbuf_add(&b, " <code>");
+			strbuf_add_markup(&b, run->props[i].name);
+			strbuf_add(&b, " ");
+			strbuf_add_markup(&b, run->props[i].value);
+			strbuf_add(&b, "</code>");
+		}
+		strbuf_add(&b, "</div>");
+	}
 	strbuf_addf(&b, "</div>\n<div id=\"overall\" class=\"overall %s\">%s",
 	            status ? "bad" : "ok",
-	            status == 2 ? "STOPPED"
-	            : status    ? "FAILED"
-	                        : "PASSED");
+	            run->gone_during          ? "STOPPED"
+	            : run->counts[CONF_ERROR] ? "ERROR"
+	            : status                  ? "FAILED"
+	                                      : "PASSED");
 	if (run->gone_during) {
 		strbuf_add(&b, ": the gateway went away during ");
 		strbuf_add_markup(&b, run->gone_during);
@@ -147,12 +174,18 @@ int report_html_write(const struct conf_run *run, const char *path)
 
 		strbuf_addf(
 		        &b,
-		        "<div class=\"count\" data-verdict=\"%s\" id=\"count-%s\" "
-		        "title=\"show or hide %s\"><b class=\"n\">%zu</b><span class=\"v v-%s\">%s"
-		        "</span></div>",
+		        "<button type=\"button\" class=\"count\" data-verdict=\"%s\" id=\"count-%s\" "
+		        "aria-pressed=\"true\" title=\"show or hide %s\"><b class=\"n\">%zu</b>"
+		        "<span class=\"v v-%s\">%s</span></button>",
 		        vn, vn, vn, run->counts[i], vn, vn);
 	}
-	strbuf_add(&b, "</div>\n<table id=\"cases\"><thead><tr><th>Verdict</th><th>Case</th>"
+	strbuf_add(&b, "</div>\n");
+	if (run->stale)
+		strbuf_addf(&b,
+		            "<p class=\"diag\" id=\"stale\">%zu cases are listed as known failures "
+		            "but passed: the expectations file is out of date.</p>\n",
+		            run->stale);
+	strbuf_add(&b, "<table id=\"cases\"><thead><tr><th>Verdict</th><th>Case</th>"
 	               "<th>Requirement</th><th>Level</th><th>Title</th><th>Time</th>"
 	               "<th>Message</th></tr></thead><tbody>\n");
 	for (i = 0; i < run->n; i++)

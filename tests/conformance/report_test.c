@@ -213,8 +213,15 @@ static void test_html(void **state)
 	assert_null(strstr(text, "\xff"));
 	assert_non_null(strstr(
 	        text, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39;"));
-	assert_non_null(
-	        strstr(text, "id=\"count-FAIL\" title=\"show or hide FAIL\"><b class=\"n\">1</b>"));
+	/* the filter chips are buttons: Tab reaches them, Enter and Space press them */
+	assert_non_null(strstr(text,
+	                       "<button type=\"button\" class=\"count\" data-verdict=\"FAIL\" "
+	                       "id=\"count-FAIL\" aria-pressed=\"true\" title=\"show or hide "
+	                       "FAIL\"><b class=\"n\">1</b>"));
+	assert_non_null(strstr(text, "setAttribute('aria-pressed'"));
+	/* long words wrap instead of widening the table */
+	assert_non_null(strstr(text, "overflow-wrap:anywhere"));
+	assert_non_null(strstr(text, "<code>--cases hold &lt;robust&gt;</code>"));
 	assert_non_null(strstr(text, "ws://127.0.0.1:1/&lt;x&gt;"));
 	assert_non_null(strstr(text, "<details open>"));
 	assert_non_null(strstr(text, "&quot;id&quot;:&quot;a&amp;b&quot;"));
@@ -233,6 +240,29 @@ static struct conf_case case_of(const char *id, const char *req, const char *sec
 	                      .group = strndup(id, slash ? (size_t)(slash - id) : strlen(id))};
 
 	return c;
+}
+
+static void test_html_known_failure(void **state)
+{
+	struct fixture *fx = *state;
+	char path[128], *text;
+
+	fx->results[0].verdict = CONF_XFAIL;
+	fx->results[0].xfail_reason = strdup("closes with 1008 (#6836)");
+	fx->results[1].stale = true;
+	fx->results[1].xfail_reason = strdup("was broken once");
+	fx->results[1].message = strdup("listed as a known failure but passed (was broken once)");
+	conf_run_count(&fx->run);
+	snprintf(path, sizeof path, "%s/k.html", fx->dir);
+	assert_int_equal(report_html_write(&fx->run, path), 0);
+	text = slurp(path);
+	/* the reason is in the case's row, not only in its closed details */
+	assert_non_null(strstr(text,
+	                       "<td class=\"msg\"><span class=\"known\">Known failure: closes "
+	                       "with 1008 (#6836)</span>"));
+	assert_non_null(strstr(text, "<span class=\"diag\">listed as a known failure but passed"));
+	assert_non_null(strstr(text, "id=\"stale\">1 cases are listed as known failures"));
+	free(text);
 }
 
 static void test_selection(void **state)
@@ -451,6 +481,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_json, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_junit, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_html, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_html_known_failure, setup, teardown),
 	        cmocka_unit_test(test_selection),
 	        cmocka_unit_test_setup_teardown(test_expectations, setup, teardown),
 	        cmocka_unit_test(test_diagnose),
