@@ -160,11 +160,12 @@ static int load_one(const char *path, struct conf_case *c, char *err, size_t err
 		goto fail;
 	}
 	excl = cJSON_GetObjectItemCaseSensitive(c->json, "exclusive");
-	if (excl && !cJSON_IsBool(excl)) {
-		snprintf(err, errsz, "%s: \"exclusive\" must be true or false", path);
+	if (excl && !cJSON_IsBool(excl) && !(cJSON_IsString(excl) && excl->valuestring[0])) {
+		snprintf(err, errsz, "%s: \"exclusive\" must be true, false or why (a string)",
+		         path);
 		goto fail;
 	}
-	c->exclusive = cJSON_IsTrue(excl) || has_need(c->json, "restart") ||
+	c->exclusive = cJSON_IsTrue(excl) || cJSON_IsString(excl) || has_need(c->json, "restart") ||
 	               has_need(c->json, "max-pending-2");
 	c->id = xstrdup(str_field(c->json, "id"));
 	c->title = xstrdup(str_field(c->json, "title"));

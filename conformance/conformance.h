@@ -31,8 +31,8 @@ struct conf_case {
 	char *section; /* the requirement's spec section ("8.3"), or NULL (conf_cases_sections) */
 	char *path;
 	char *invalid; /* why the interpreter refuses the case (conf_case_check), or NULL */
-	bool exclusive; /* needs the gateway to itself: "exclusive": true, or needs restart or
-			 * max-pending-2 (--jobs runs it alone) */
+	bool exclusive; /* needs the gateway to itself: "exclusive" (true or why), or needs
+			 * restart or max-pending-2 (--jobs runs it alone) */
 	cJSON *json;
 };
 

@@ -43,6 +43,7 @@
 #define MAX_PATTERNS 64
 /* a case's own timeouts end it long before; this stops one that is stuck */
 #define DEFAULT_CASE_TIMEOUT_MS 300000
+#define MAX_JOBS 64
 
 struct args {
 	const char *url, *remote_via, *junit, *json, *html, *expectations, *write_expectations;
@@ -52,6 +53,7 @@ struct args {
 	const char *inc[MAX_PATTERNS], *sec[MAX_PATTERNS], *exc[MAX_PATTERNS];
 	size_t ninc, nsec, nexc;
 	bool list, strict, slow, verbose, quiet, all_frames, show_secrets, fail_fast;
+	unsigned jobs; /* 0: one per core */
 	uint64_t case_timeout_ms;
 	double timeout_scale;
 	long long pending_ttl_ms, tick_interval_ms;
@@ -90,6 +92,9 @@ static void usage(FILE *f)
 	        "  --exclude PATTERN      skip matching cases (repeatable)\n"
 	        "  --list                 print case ids and titles, run nothing; with --json FILE\n"
 	        "                         also write the list there\n"
+	        "  --jobs N               play N cases at a time (default: 4 per core, at most 16;\n"
+	        "                         they mostly wait on the gateway); a case marked\n"
+	        "                         exclusive runs alone; 1 plays them one by one, in order\n"
 	        "  --fail-fast            start no case after the first failure (the rest NOT-RUN)\n"
 	        "  --case-timeout S       stop a case still running after S seconds (x the timeout\n"
 	        "                         scale; default 300): ERROR\n"
@@ -161,6 +166,7 @@ enum {
 	O_SECTION,
 	O_FAIL_FAST,
 	O_CASE_TIMEOUT,
+	O_JOBS,
 };
 
 static const struct option long_opts[] = {
@@ -189,6 +195,7 @@ static const struct option long_opts[] = {
         {"case-timeout", required_argument, NULL, O_CASE_TIMEOUT},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
+        {"jobs", required_argument, NULL, O_JOBS},
         {NULL, 0, NULL, 0},
 };
 
@@ -233,6 +240,11 @@ static int apply_number(const struct cli *c, struct args *a, int opt, const char
 	case O_CASE_TIMEOUT:
 		if (!cli_parse_seconds_ms(arg, 86400, &a->case_timeout_ms))
 			return cli_usage_error(c, "bad --case-timeout %s", arg);
+		return 0;
+	case O_JOBS:
+		if (!cli_parse_uint(arg, 1, MAX_JOBS, &v))
+			return cli_usage_error(c, "bad --jobs %s (1..%d)", arg, MAX_JOBS);
+		a->jobs = (unsigned)v;
 		return 0;
 	default: /* O_TICK */
 		if (!cli_parse_uint(arg, 1, LLONG_MAX, &v))
@@ -622,6 +634,19 @@ static void runner_options(const struct args *a, struct conf_options *o, unsigne
 	o->expectations = expect;
 }
 
+/* Cases mostly wait on the gateway (a whole run uses well under a second of CPU), so the cores
+ * do not bound how many can run side by side: four per core, at most 16, keeps a 2-core CI
+ * runner busy without crowding the gateway. */
+#define JOBS_PER_CORE 4
+#define DEFAULT_JOBS_MAX 16
+
+static unsigned default_jobs(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN) * JOBS_PER_CORE;
+
+	return n < 1 ? 1 : n > DEFAULT_JOBS_MAX ? DEFAULT_JOBS_MAX : (unsigned)n;
+}
+
 #define MAX_PROPS 24
 
 /* The options of the run, as the reports show them. Values live in vals. */
@@ -665,6 +690,7 @@ static void run_props(const struct args *a, struct props *p)
 	prop(p, "--remote-via", "%s", a->remote_via);
 	prop(p, "--timeout-scale", "%g", a->timeout_scale);
 	prop(p, "--case-timeout", "%g", (double)a->case_timeout_ms / 1000.0);
+	prop(p, "--jobs", "%u", a->jobs ? a->jobs : default_jobs());
 	prop(p, "--strict", "%s", a->strict ? "true" : "false");
 	prop_list(p, "--cases", a->inc, a->ninc);
 	prop_list(p, "--section", a->sec, a->nsec);
@@ -699,7 +725,7 @@ static int run(const struct args *a, struct conf_options *o, const struct conf_c
 	struct conf_console console = {.verbose = a->verbose, .quiet = a->quiet};
 	struct conf_schedule sc = {
 	        .o = o,
-	        .jobs = 1,
+	        .jobs = a->jobs ? a->jobs : default_jobs(),
 	        .case_timeout_ms = (uint64_t)((double)a->case_timeout_ms * a->timeout_scale),
 	        .fail_fast = a->fail_fast,
 	        .strict = a->strict,

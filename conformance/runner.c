@@ -60,6 +60,51 @@ static bool has_local_actor(const cJSON *case_json, const struct conf_options *o
 	return false;
 }
 
+/* A step's number, or "${conf.NAME}" of the runner's numbers; dflt when absent. */
+static double step_number(const cJSON *st, const char *k, double dflt,
+                          const struct scenario_number *numbers)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, k);
+
+	if (cJSON_IsNumber(v))
+		return v->valuedouble;
+	if (cJSON_IsString(v) && !strncmp(v->valuestring, "${conf.", 7)) {
+		for (int i = 0; i < N_NUMBERS; i++) {
+			size_t n = strlen(numbers[i].name);
+
+			if (!strncmp(v->valuestring + 7, numbers[i].name, n) &&
+			    !strcmp(v->valuestring + 7 + n, "}"))
+				return numbers[i].value;
+		}
+	}
+	return v ? 0 : dflt;
+}
+
+double conf_case_weight_ms(const struct conf_case *c, const struct conf_options *o)
+{
+	struct scenario_number numbers[N_NUMBERS];
+	const cJSON *st;
+	double ms = 0;
+
+	conf_numbers(o, numbers);
+	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(c->json, "steps"))
+	{
+		const char *op = json_get_string(st, "do");
+
+		if (!op)
+			continue;
+		if (!strcmp(op, "sleep"))
+			ms += step_number(st, "ms", 0, numbers);
+		else if (!strcmp(op, "expect-open") || !strcmp(op, "expect-no-event"))
+			ms += step_number(st, "ms", 1000, numbers);
+		/* a wait longer than the default is a wait for one of the gateway's timers (a
+		 * TTL, the handshake timeout), which takes seconds */
+		else if (step_number(st, "timeout_ms", 0, numbers) > 5000)
+			ms += 2000;
+	}
+	return ms;
+}
+
 const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o)
 {
 	const cJSON *it, *needs = cJSON_GetObjectItemCaseSensitive(case_json, "needs");

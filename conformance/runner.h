@@ -39,6 +39,10 @@ void conf_run_case(const struct conf_case *c, const struct conf_options *o, stru
 int conf_case_check(const struct conf_case *c, const struct conf_options *o, char *err,
                     size_t errsz);
 
+/* How long c takes at least, from its waits (sleep, expect-open, expect-no-event, and a wait for
+ * one of the gateway's timers): --jobs starts the long cases first. */
+double conf_case_weight_ms(const struct conf_case *c, const struct conf_options *o);
+
 /* The runner's own needs (short-ttl, ticks, netns, max-pending-2, and restart and remote as the
  * options see them); NULL when all are met, else why not (static string). */
 const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o);

@@ -43,6 +43,7 @@ struct sched {
 	bool *done; /* a result is in run->results[i] */
 	bool *started;
 	unsigned *xff; /* each case's first X-Forwarded-For host part */
+	double *weight; /* conf_case_weight_ms */
 	size_t printed; /* results handed to on_result */
 	bool stop; /* start nothing more */
 	const char *stop_why; /* "the gateway went away during ID", "--fail-fast after ID" */
@@ -267,7 +268,8 @@ fail:
 }
 
 /* The next case to start: selection order with one job; with more, the exclusive cases first
- * (each alone), then the others side by side. SIZE_MAX: none may start now. */
+ * (each alone), then the others side by side, the longest first. SIZE_MAX: none may start
+ * now. */
 static size_t next_case(const struct sched *s)
 {
 	bool any_exclusive_left = false;
@@ -292,11 +294,14 @@ static size_t next_case(const struct sched *s)
 		if (s->jobs[k].pid && s->sel[s->jobs[k].idx]->exclusive)
 			return SIZE_MAX;
 	}
+	/* the longest first, so that no long case is left to run alone at the end */
+	size_t best = SIZE_MAX;
+
 	for (size_t i = 0; i < s->n; i++) {
-		if (!s->started[i])
-			return i;
+		if (!s->started[i] && (best == SIZE_MAX || s->weight[i] > s->weight[best]))
+			best = i;
 	}
-	return SIZE_MAX;
+	return best;
 }
 
 /* Waits for output of the running children, or a deadline. */
@@ -357,13 +362,16 @@ void conf_schedule_run(const struct conf_schedule *sc, const struct conf_case *c
 	s.done = calloc(n ? n : 1, sizeof *s.done);
 	s.started = calloc(n ? n : 1, sizeof *s.started);
 	s.xff = calloc(n ? n : 1, sizeof *s.xff);
+	s.weight = calloc(n ? n : 1, sizeof *s.weight);
 	run->n = n;
-	if (!s.jobs || !s.done || !s.started || !s.xff) {
+	if (!s.jobs || !s.done || !s.started || !s.xff || !s.weight) {
 		for (size_t i = 0; i < n; i++)
 			not_run(&s, i, "out of memory");
 		goto out;
 	}
 	assign_xff(&s, sc->o->xff_counter ? *sc->o->xff_counter : XFF_FIRST);
+	for (size_t i = 0; i < n; i++)
+		s.weight[i] = conf_case_weight_ms(sel[i], sc->o);
 	signal(SIGPIPE, SIG_IGN);
 	for (;;) {
 		size_t i;
@@ -387,4 +395,5 @@ out:
 	free(s.done);
 	free(s.started);
 	free(s.xff);
+	free(s.weight);
 }

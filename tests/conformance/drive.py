@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost | parallel)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -523,11 +523,16 @@ def selection():
 def fail_fast_and_timeout():
     gw = Gateway(['--compat-6836']).start()
     try:
-        rc, so, se, rep, _ = run_against(gw, ['--cases', 'hold', '--fail-fast'], 'ff')
+        rc, so, se, rep, _ = run_against(gw, ['--cases', 'hold', '--fail-fast', '--jobs', '1'], 'ff')
         v = [c['verdict'] for c in rep['cases']]
         if rc != 1 or v.count('FAIL') != 1 or v[v.index('FAIL') + 1:] != ['NOT-RUN'] * (len(v) - v.index('FAIL') - 1) \
                 or len(v) < 3 or '--fail-fast stopped the run after' not in so:
             fail('--fail-fast: exit %d, %s' % (rc, v))
+        # side by side: the cases already running finish, no other starts
+        rc, so, se, rep, _ = run_against(gw, ['--fail-fast', '--jobs', '4'], 'ff4')
+        v = [c['verdict'] for c in rep['cases']]
+        if rc != 1 or 'FAIL' not in v or v.count('NOT-RUN') < len(v) - 20:
+            fail('--fail-fast --jobs 4: exit %d, %s' % (rc, v))
     finally:
         gw.cleanup()
     gw = Gateway().start()
@@ -762,15 +767,13 @@ def mode_secrets():
     print('ok: %d token members, each "<redacted>"; no token in the console, JSON, JUnit, HTML' % total)
 
 
-def mode_gone():
-    """The gateway killed during a run: the runner stops with one line that names the case,
-    marks the rest NOT-RUN, judges nothing after it and exits 2."""
+def gone_run(jobs):
     gw = Gateway().start()
     try:
         out = os.path.join(gw.dir, 'gone')
         os.makedirs(out)
         p = subprocess.Popen([RUNNER, '--url', gw.url, '--token', TOKEN, '--timeout-scale', SCALE,
-                              '--json', out + '/r.json', '--junit', out + '/r.xml'],
+                              '--jobs', jobs, '--json', out + '/r.json', '--junit', out + '/r.xml'],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors='replace')
         time.sleep(2)
         gw.proc.kill()
@@ -782,24 +785,34 @@ def mode_gone():
         gw.cleanup()
     m = re.search(r'gateway went away during (\S+): ', se)
     if p.returncode != 2 or not m:
-        fail('exit %d, want 2 and "gateway went away during <case>": %r' % (p.returncode, se[-500:]))
+        fail('--jobs %s: exit %d, want 2 and "gateway went away during <case>": %r' % (jobs, p.returncode, se[-500:]))
     during = m.group(1)
     fails = [l for l in so.splitlines() if re.match(r'^\[\s*\d+/\d+\] (FAIL|NON-STRICT)', l)]
     if fails:
-        fail('%d cases judged after the gateway died, e.g. %s' % (len(fails), fails[0]))
+        fail('--jobs %s: %d cases judged after the gateway died, e.g. %s' % (jobs, len(fails), fails[0]))
     if '#6836' in so:
         fail('a dead gateway was diagnosed as #6836')
     verdicts = [c['verdict'] for c in rep['cases']]
     ids = [c['id'] for c in rep['cases']]
     k = ids.index(during)
-    if set(verdicts[k:]) != {'NOT-RUN'} or 'NOT-RUN' in verdicts[:k]:
+    if verdicts[k] != 'NOT-RUN' or verdicts.count('NOT-RUN') < 50 or 'FAIL' in verdicts:
+        fail('--jobs %s: %s is %s; %s' % (jobs, during, verdicts[k], verdicts))
+    if jobs == '1' and (set(verdicts[k:]) != {'NOT-RUN'} or 'NOT-RUN' in verdicts[:k]):
         fail('want NOT-RUN from %s on: %s' % (during, verdicts))
     if rep['exit_status'] != 2 or len(rep['cases']) != rep['summary']['total']:
         fail('report: exit_status %s, %d cases' % (rep['exit_status'], len(rep['cases'])))
     if 'Verdict: STOPPED: the gateway went away during ' + during not in so:
         fail('no STOPPED verdict line: %s' % so[-400:])
-    print('ok: the gateway went away during %s; %d cases NOT-RUN, exit 2'
-          % (during, verdicts.count('NOT-RUN')))
+    return during, verdicts.count('NOT-RUN')
+
+
+def mode_gone():
+    """The gateway killed during a run: the runner stops with one line that names the case,
+    marks the rest NOT-RUN, judges nothing after it and exits 2 (cases one by one, and side by
+    side)."""
+    for jobs in ('1', '8'):
+        during, n = gone_run(jobs)
+        print('ok: --jobs %s: the gateway went away during %s; %d cases NOT-RUN, exit 2' % (jobs, during, n))
 
 
 def mode_install():
@@ -874,6 +887,33 @@ def mode_offhost():
           % (len(local), len(passed)))
 
 
+def mode_parallel():
+    """--jobs 8 gives the verdicts --jobs 1 gives, case by case, each run against a fresh
+    reference gateway; and it is faster."""
+    got = {}
+    secs = {}
+    for jobs in ('1', '8'):
+        gw = Gateway().start()
+        try:
+            t0 = time.time()
+            rc, so, se, rep, _ = run_against(gw, ['--pending-ttl-ms', '2000', '--jobs', jobs, '--quiet'],
+                                             'jobs' + jobs)
+            secs[jobs] = time.time() - t0
+            got[jobs] = {c['id']: c['verdict'] for c in rep['cases']}
+            if rc != 0:
+                print(so[-2000:])
+                fail('--jobs %s: exit %d' % (jobs, rc))
+        finally:
+            gw.cleanup()
+    diff = sorted(i for i in got['1'] if got['1'][i] != got['8'].get(i))
+    if diff or set(got['1']) != set(got['8']):
+        fail('--jobs 8 and --jobs 1 disagree: %s' % ['%s %s/%s' % (i, got['1'][i], got['8'].get(i)) for i in diff])
+    if secs['8'] * 2 > secs['1']:
+        fail('--jobs 8 took %.1f s, --jobs 1 %.1f s' % (secs['8'], secs['1']))
+    print('ok: %d cases, the same verdicts; --jobs 1 %.1f s, --jobs 8 %.1f s'
+          % (len(got['1']), secs['1'], secs['8']))
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -885,7 +925,7 @@ def main():
     {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras, 'tls': mode_tls,
      'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html,
      'secrets': mode_secrets, 'gone': mode_gone,
-     'install': mode_install, 'offhost': mode_offhost}[mode]()
+     'install': mode_install, 'offhost': mode_offhost, 'parallel': mode_parallel}[mode]()
 
 
 if __name__ == '__main__':
