@@ -40,10 +40,15 @@ static cJSON *case_json(const struct conf_result *r)
 	cJSON_AddStringToObject(o, "title", r->c->title);
 	cJSON_AddStringToObject(o, "group", r->c->group);
 	cJSON_AddStringToObject(o, "requirement", r->c->requirement);
+	cJSON_AddItemToObject(o, "section", str_or_null(r->c->section));
 	cJSON_AddStringToObject(o, "level", r->c->level);
 	cJSON_AddStringToObject(o, "sentence", r->c->sentence);
 	cJSON_AddStringToObject(o, "verdict", conf_verdict_name(r->verdict));
 	cJSON_AddNumberToObject(o, "duration_ms", (double)r->duration_ms);
+	if (r->started_ms)
+		cJSON_AddNumberToObject(o, "started_ms", (double)r->started_ms);
+	else
+		cJSON_AddNullToObject(o, "started_ms");
 	if (r->close_code) {
 		cJSON_AddNumberToObject(o, "close_code", r->close_code);
 		cJSON_AddItemToObject(o, "close_reason", str_or_null(r->close_reason));
@@ -136,6 +141,7 @@ int report_json_write(const struct conf_run *run, const char *path)
 
 	if (!root)
 		goto out;
+	cJSON_AddNumberToObject(root, "formatVersion", REPORT_FORMAT_VERSION);
 	cJSON_AddStringToObject(root, "tool", "clawpair-conformance");
 	cJSON_AddStringToObject(root, "version", run->tool_version ? run->tool_version : "");
 	cJSON_AddStringToObject(root, "gateway", run->gateway_url ? run->gateway_url : "");
@@ -146,6 +152,7 @@ int report_json_write(const struct conf_run *run, const char *path)
 		cJSON_AddStringToObject(options, run->props[i].name, run->props[i].value);
 	cJSON_AddNumberToObject(root, "duration_ms", (double)run->duration_ms);
 	cJSON_AddNumberToObject(root, "exit_status", conf_run_exit_status(run));
+	cJSON_AddItemToObject(root, "gone_during", str_or_null(run->gone_during));
 	cJSON_AddNumberToObject(root, "stale_expectations", (double)run->stale);
 	summary = cJSON_AddObjectToObject(root, "summary");
 	cJSON_AddNumberToObject(summary, "total", (double)run->n);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost | parallel)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost | parallel | schema)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -411,10 +411,9 @@ def base_case(cid):
     return c
 
 
-def broken_cases(gw):
-    """Cases the scenario engine refuses are ERROR, not a FAIL of the gateway: --list says which
-    and exits 2; a run reports them as JUnit errors and exits 2."""
-    d = os.path.join(gw.dir, 'broken')
+def broken_cases_dir(d):
+    """A case that passes and three the scenario engine refuses (two when loaded, one when
+    played)."""
     case_file(d, 'handshake', 'ok', base_case('handshake/WIRE-2/ok'))
     c = base_case('handshake/WIRE-2/unknown-var')
     c['steps'][1]['payload']['nonce'] = '${nonce}'
@@ -428,6 +427,13 @@ def broken_cases(gw):
     c['steps'] = [{'actor': 'n1', 'do': 'connect', 'expect': 'pending'},
                   {'actor': 'n1', 'do': 'connect', 'token': '${n1.deviceToken}', 'expect': 'hello-ok'}]
     case_file(d, 'handshake', 'runtime', c)
+
+
+def broken_cases(gw):
+    """Cases the scenario engine refuses are ERROR, not a FAIL of the gateway: --list says which
+    and exits 2; a run reports them as JUnit errors and exits 2."""
+    d = os.path.join(gw.dir, 'broken')
+    broken_cases_dir(d)
     rc, so, se = run(['--list', '--cases-dir', d])
     if rc != 2 or 'broken case handshake/WIRE-2/unknown-var' not in se or 'unknown variable ${nonce}' not in se \
             or 'broken case handshake/WIRE-2/unknown-key' not in se or 'no-token-yet' in se:
@@ -914,6 +920,68 @@ def mode_parallel():
           % (len(got['1']), secs['1'], secs['8']))
 
 
+def mode_schema():
+    """conformance/schema/: every case file, and the JSON reports of runs with every verdict,
+    follow their schemas (checked by schema_lite.py, the subset of JSON Schema they use)."""
+    import copy
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import schema_lite
+    sdir = os.path.join(SOURCE, 'conformance', 'schema')
+    case_s, report_s, list_s = (json.load(open(os.path.join(sdir, n), encoding='utf-8'))
+                                for n in ('case.schema.json', 'report.schema.json', 'list.schema.json'))
+    n = 0
+    for path, c in load_cases():
+        e = schema_lite.errors(case_s, c)
+        if e:
+            fail('%s: %s' % (path, e[:3]))
+        n += 1
+    bad = copy.deepcopy(load_cases()[0][1])
+    bad['steps'][0]['bogus'] = 1
+    bad['level'] = 'MIGHT'
+    if len(schema_lite.errors(case_s, bad)) < 2:
+        fail('the case schema takes an unknown step key and level MIGHT')
+    verdicts = set()
+    gw = Gateway(['--compat-6836']).start()
+    try:
+        exp = os.path.join(gw.dir, 'exp.tsv')
+        with open(exp, 'w') as f:
+            f.write('hold/HOLD-1/no-close-while-pending\tcloses 1008\nhandshake/WIRE-13\tpretend\n')
+        reports = []
+        for tag, args in (('s1', ['--cases', 'hold', '--cases', 'handshake/WIRE-13', '--cases', 'robust/ROBUST-1/not-json',
+                                  '--expectations', exp, '--all-frames']),
+                          ('s2', ['--cases', 'hold', '--fail-fast', '--jobs', '1']),
+                          ('s3', ['--cases', 'handshake/WIRE-2', '--cases-dir', os.path.join(gw.dir, 'broken')])):
+            if tag == 's3':
+                broken_cases_dir(os.path.join(gw.dir, 'broken'))
+            rc, so, se, rep, out = run_against(gw, args, tag)
+            reports.append(rep)
+        rc, so, se = run(['--list', '--json', os.path.join(gw.dir, 'list.json')])
+        lst = json.load(open(os.path.join(gw.dir, 'list.json'), encoding='utf-8'))
+    finally:
+        gw.cleanup()
+    for rep in reports:
+        e = schema_lite.errors(report_s, rep)
+        if e:
+            fail('JSON report: %s' % e[:5])
+        verdicts |= {c['verdict'] for c in rep['cases']}
+        if any(c.get('expectation_stale') for c in rep['cases']):
+            verdicts.add('stale')
+    want = {'PASS', 'FAIL', 'XFAIL', 'ERROR', 'NOT-RUN', 'stale'}
+    if not want <= verdicts:
+        fail('the runs showed %s, not all of %s' % (sorted(verdicts), sorted(want)))
+    e = schema_lite.errors(list_s, lst)
+    if e or lst['total'] != n:
+        fail('--list --json: %s' % e[:5])
+    broken = copy.deepcopy(reports[0])
+    del broken['formatVersion']
+    broken['cases'][0]['verdict'] = 'MAYBE'
+    broken['cases'][0]['extra'] = 1
+    if len(schema_lite.errors(report_s, broken)) < 3:
+        fail('the report schema takes a report without formatVersion, verdict MAYBE, an unknown key')
+    print('ok: %d case files, %d reports (%s), the list: all follow conformance/schema/'
+          % (n, len(reports), ', '.join(sorted(verdicts))))
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -925,7 +993,8 @@ def main():
     {'reference': mode_reference, 'compat': mode_compat, 'extras': mode_extras, 'tls': mode_tls,
      'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html,
      'secrets': mode_secrets, 'gone': mode_gone,
-     'install': mode_install, 'offhost': mode_offhost, 'parallel': mode_parallel}[mode]()
+     'install': mode_install, 'offhost': mode_offhost, 'parallel': mode_parallel,
+     'schema': mode_schema}[mode]()
 
 
 if __name__ == '__main__':
