@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost | parallel | schema)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost | parallel | schema | ci)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -855,6 +855,15 @@ def mode_install():
         p = subprocess.run([runners[0], '--list', '--section', '8.3'], capture_output=True, text=True, env=env, timeout=60)
         if p.returncode != 0 or 'hold/HOLD-1/' not in p.stdout:
             fail('installed --list --section 8.3: exit %d, %s %s' % (p.returncode, p.stdout[-200:], p.stderr))
+        # the installed CI script finds the installed runner (PATH does not have it)
+        scripts = glob.glob(os.path.join(moved, '**', 'share', 'clawpair', 'conformance', 'ci', 'run-suite.sh'),
+                            recursive=True)
+        env2 = dict(env, CLAWPAIR_TOKEN='x', PATH='/usr/bin:/bin')
+        env2.pop('CLAWPAIR_CONFORMANCE', None)
+        p = subprocess.run(scripts[:1] + ['--url', 'ws://127.0.0.1:1', '--out', os.path.join(top, 'r')],
+                           capture_output=True, text=True, env=env2, timeout=60) if scripts else None
+        if not p or p.returncode != 2 or 'cannot reach' not in p.stdout:
+            fail('installed run-suite.sh: %s' % (p and (p.returncode, p.stdout[-300:], p.stderr[-300:])))
         print('ok: the installed runner, moved to %s, lists its %d installed cases' % (moved, want))
     finally:
         shutil.rmtree(top, ignore_errors=True)
@@ -982,6 +991,63 @@ def mode_schema():
           % (n, len(reports), ', '.join(sorted(verdicts))))
 
 
+def mode_ci():
+    """conformance/ci/run-suite.sh against the reference gateway: the token from the
+    environment (never on a command line), JUnit, HTML, JSON and the console out, the runner's
+    exit status; and its refusals."""
+    script = os.path.join(SOURCE, 'conformance', 'ci', 'run-suite.sh')
+    env = dict(os.environ, CLAWPAIR_TOKEN=TOKEN, CLAWPAIR_CONFORMANCE=RUNNER)
+    env.pop('GITHUB_STEP_SUMMARY', None)
+
+    def suite(args, extra_env=None, gw_dir=None):
+        e = dict(env, **(extra_env or {}))
+        return subprocess.run(['sh', script] + args, capture_output=True, text=True, env=e, timeout=600,
+                              cwd=gw_dir)
+    gw = Gateway().start()
+    try:
+        out = os.path.join(gw.dir, 'ci')
+        summary = os.path.join(gw.dir, 'summary.md')
+        p = suite(['--url', gw.url, '--out', out, '--', '--pending-ttl-ms', '2000', '--timeout-scale', SCALE],
+                  {'GITHUB_STEP_SUMMARY': summary})
+        if p.returncode != 0 or 'Verdict: PASSED' not in p.stdout:
+            fail('run-suite.sh against the reference gateway: exit %d %s %s' % (p.returncode, p.stdout[-500:], p.stderr))
+        rep = json.load(open(out + '/report.json', encoding='utf-8'))
+        check_junit(out + '/junit.xml', rep)
+        html = open(out + '/report.html', encoding='utf-8').read()
+        console = open(out + '/console.txt', encoding='utf-8').read()
+        if rep['exit_status'] != 0 or '<table id="cases"' not in html or 'Summary: ' not in console:
+            fail('run-suite.sh reports: %s' % os.listdir(out))
+        for name in ('junit.xml', 'report.html', 'report.json', 'console.txt'):
+            if TOKEN in open(os.path.join(out, name), encoding='utf-8').read():
+                fail('run-suite.sh: the token is in %s' % name)
+        if 'Verdict: PASSED' not in open(summary, encoding='utf-8').read():
+            fail('no GitHub step summary')
+        # a token file instead of the environment, the runner's status passed on
+        tf = os.path.join(gw.dir, 'token')
+        with open(tf, 'w') as f:
+            f.write(TOKEN + '\n')
+        exp = os.path.join(gw.dir, 'stale.tsv')
+        with open(exp, 'w') as f:
+            f.write('handshake/WIRE-2\tnot really\n')
+        p = suite(['--url', gw.url, '--token-file', tf, '--out', out, '--expectations', exp,
+                   '--', '--cases', 'handshake/WIRE-2'], {'CLAWPAIR_TOKEN': ''})
+        if p.returncode != 1 or 'listed as a known failure but passed' not in p.stdout:
+            fail('run-suite.sh with a stale expectation: exit %d %s' % (p.returncode, p.stdout[-400:]))
+        p = suite(['--url', gw.url, '--out', out, '--', '--cases', 'handshake/WIRE-2'], {'CLAWPAIR_TOKEN': 'wrong'})
+        if p.returncode != 1:
+            fail('run-suite.sh with a wrong token: exit %d' % p.returncode)
+    finally:
+        gw.cleanup()
+    for args, extra, why in ((['--out', out], {}, 'no gateway'),
+                             (['--url', 'ws://127.0.0.1:1', '--out', out], {'CLAWPAIR_TOKEN': ''}, 'no token'),
+                             (['--url', 'ws://127.0.0.1:1', '--out', out], {}, 'unreachable'),
+                             (['--bogus'], {}, 'a bad option')):
+        p = suite(args, extra)
+        if p.returncode != 2:
+            fail('run-suite.sh, %s: exit %d, want 2: %s' % (why, p.returncode, p.stderr[-300:]))
+    print('ok: run-suite.sh: JUnit, HTML, JSON, console and step summary; exit 0, 1 (stale, wrong token), 2')
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -994,7 +1060,7 @@ def main():
      'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html,
      'secrets': mode_secrets, 'gone': mode_gone,
      'install': mode_install, 'offhost': mode_offhost, 'parallel': mode_parallel,
-     'schema': mode_schema}[mode]()
+     'schema': mode_schema, 'ci': mode_ci}[mode]()
 
 
 if __name__ == '__main__':
