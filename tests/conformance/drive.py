@@ -598,6 +598,18 @@ def mode_cli():
                                capture_output=True, text=True, timeout=60)
             if p.returncode != 1:
                 fail('%s %s with a wrong token: exit %d, want 1 like clawpair-conformance' % (tool, args, p.returncode))
+        # a swarm nobody approves has no latency to show: "no approvals", not "p50 0 ms"
+        node = os.path.join(BUILD, 'fake-node', 'clawpair-fake-node')
+        p = subprocess.run([node, '--url', gw.url, '--token', TOKEN, '--count', '200', '--once',
+                            '--xff', 'auto', '--timeout', '60'], capture_output=True, text=True, timeout=120)
+        if p.returncode != 0 or 'pending 200' not in p.stdout or 'no approvals' not in p.stdout \
+                or 'p50 0 ms' in p.stdout:
+            fail('fake-node --count 200 --once, nobody approving: exit %d, %s' % (p.returncode, p.stdout))
+        p = subprocess.run([node, '--url', gw.url, '--token', TOKEN, '--count', '3', '--once', '--json',
+                            '--xff', 'auto', '--timeout', '60'], capture_output=True, text=True, timeout=120)
+        summ = [json.loads(l) for l in p.stdout.splitlines() if '"summary"' in l]
+        if p.returncode != 0 or not summ or summ[0].get('samples') != 0 or summ[0].get('p50Ms') is not None:
+            fail('fake-node --count --json, nobody approving: %s' % p.stdout)
         # a report path that cannot be written is found before the run, not after it
         for opt, path in (('--junit', '/nonexistent/x.xml'), ('--html', gw.dir), ('--json', '/proc/x.json')):
             t0 = time.time()
