@@ -13,19 +13,13 @@
 
 #include "cli.h"
 #include "client.h"
-#include "clock.h"
 #include "conformance.h"
-#include "connect_build.h"
 #include "identity.h"
-#include "errors.h"
 #include "console.h"
-#include "json.h"
 #include "probe.h"
 #include "report_util.h"
 #include "runner.h"
 #include "schedule.h"
-#include "session.h"
-#include "strbuf.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "0"
