@@ -568,15 +568,64 @@ void conf_expectations_finish(struct conf_expectations *e)
 	e->tsv = false;
 }
 
-const char *conf_expectations_find(const struct conf_expectations *e, const struct conf_case *c)
+const struct conf_expectation *conf_expectations_entry(const struct conf_expectations *e,
+                                                       const struct conf_case *c)
 {
-	size_t i;
-
-	for (i = 0; e && i < e->n; i++) {
+	for (size_t i = 0; e && i < e->n; i++) {
 		if (conf_case_matches(c, e->v[i].pattern))
-			return e->v[i].reason;
+			return &e->v[i];
 	}
 	return NULL;
+}
+
+const char *conf_expectations_find(const struct conf_expectations *e, const struct conf_case *c)
+{
+	const struct conf_expectation *x = conf_expectations_entry(e, c);
+
+	return x ? x->reason : NULL;
+}
+
+static bool known_failure(enum conf_verdict v)
+{
+	return v == CONF_FAIL || v == CONF_NON_STRICT || v == CONF_INFO || v == CONF_XFAIL;
+}
+
+void conf_run_stale_patterns(struct conf_run *run, const struct conf_expectations *e)
+{
+	for (size_t i = 0; e && i < e->n; i++) {
+		const struct conf_expectation *x = &e->v[i];
+		size_t passed = 0, failed = 0;
+
+		for (size_t j = 0; j < run->n; j++) {
+			const struct conf_result *r = &run->results[j];
+
+			if (conf_expectations_entry(e, r->c) != x || !strcmp(x->pattern, r->c->id))
+				continue;
+			passed += r->verdict == CONF_PASS;
+			failed += known_failure(r->verdict);
+		}
+		if (!passed || failed)
+			continue;
+		for (size_t j = 0; j < run->n; j++) {
+			struct conf_result *r = &run->results[j];
+			size_t n = strlen(x->pattern) + strlen(x->reason) + 128;
+
+			if (r->verdict != CONF_PASS || conf_expectations_entry(e, r->c) != x)
+				continue;
+			free(r->message);
+			r->message = malloc(n);
+			if (r->message)
+				snprintf(
+				        r->message, n,
+				        "listed as a known failure ('%s': %s) but every case it names "
+				        "passed: remove it from the expectations file",
+				        x->pattern, x->reason);
+			free(r->xfail_reason);
+			r->xfail_reason = strdup(x->reason);
+			r->stale = true;
+		}
+	}
+	conf_run_count(run);
 }
 
 int conf_expectations_check(const struct conf_expectations *e, const char *path,

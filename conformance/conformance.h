@@ -85,7 +85,9 @@ struct conf_expectations {
 int conf_expectations_load(const char *path, struct conf_expectations *out, char *err,
                            size_t errsz);
 void conf_expectations_finish(struct conf_expectations *e);
-/* Reason for case c (an entry matches as conf_case_matches), or NULL. */
+/* The first entry that matches case c (as conf_case_matches), or NULL; and its reason. */
+const struct conf_expectation *conf_expectations_entry(const struct conf_expectations *e,
+                                                       const struct conf_case *c);
 const char *conf_expectations_find(const struct conf_expectations *e, const struct conf_case *c);
 /* Every entry must match a case of cases: a misspelled id would silently expect nothing.
  * Returns 0, or -1 with the first one that matches none in err. */
@@ -142,6 +144,11 @@ struct conf_run {
 };
 
 void conf_run_count(struct conf_run *run);
+/* An entry that names one case by its id is stale as soon as that case passes (runner.c says so
+ * with the case). An entry with a pattern (a group, a requirement, a prefix, a glob) only allows
+ * its cases to fail; it is stale when every one of them that ran passed: those PASSes are then
+ * marked stale. Recounts. */
+void conf_run_stale_patterns(struct conf_run *run, const struct conf_expectations *e);
 /* 2: the run could not judge the gateway (it went away) or a case is broken (ERROR); 1: a FAIL,
  * a NON-STRICT under strict, or a known failure that passed (the expectations file is stale);
  * 0: nothing failed. */

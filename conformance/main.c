@@ -750,6 +750,7 @@ static int run(const struct args *a, struct conf_options *o, const struct conf_c
 		            "\"From another host or container\")\n",
 		       o->not_local);
 	conf_schedule_run(&sc, sel, nsel, &run);
+	conf_run_stale_patterns(&run, o->expectations);
 	if (run.gone_during)
 		fprintf(stderr,
 		        PROG ": gateway went away during %s: %s no longer accepts a "

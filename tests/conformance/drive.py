@@ -251,6 +251,13 @@ def mode_compat():
                              '--expectations', exp, '--timeout-scale', SCALE])
         if rc2 != 0 or 'XFAIL' not in so2 or ' FAIL ' in so2.replace('XFAIL', ''):
             fail('expectations: exit %d: %s' % (rc2, so2))
+        # a pattern whose cases partly fail is not stale: the ones that pass are plain PASS
+        with open(exp, 'w') as f:
+            json.dump({'expected-fail': [{'id': 'key', 'reason': 'closes 1008 (#6836)'}]}, f)
+        rc2, so2, se2 = run(['--url', gw.url, '--token', TOKEN, '--cases', 'key',
+                             '--expectations', exp, '--timeout-scale', SCALE])
+        if rc2 != 0 or 'XFAIL' not in so2 or not re.search(r'\] PASS ', so2) or 'listed as a known failure' in so2:
+            fail('a pattern with some cases passing: exit %d: %s' % (rc2, so2))
         # --write-expectations: a starting file from a run's failures, which the next run takes
         wrote = os.path.join(gw.dir, 'wrote.json')
         sel = ['--cases', 'hold/HOLD-1', '--cases', 'store/STORE-2', '--cases', 'handshake/WIRE-13']
@@ -624,21 +631,30 @@ def mode_cli():
         commented_case(gw)
         # a listed case that passes: the file is stale; the console and JUnit say so, exit 1
         exp = os.path.join(gw.dir, 'exp.tsv')
+        store4 = [c['id'] for _, c in load_cases() if c['id'].startswith('store/STORE-4/')]
         with open(exp, 'w') as f:
-            f.write('# known failures\n\nstore/STORE-4/*\tpretend this one is broken\n')
+            f.write('# known failures\n\n%s\tpretend this one is broken\n' % store4[0])
         xml = os.path.join(gw.dir, 'stale.xml')
         rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases', 'store/STORE-4',
                           '--expectations', exp, '--timeout-scale', SCALE, '--junit', xml])
         junit = open(xml, encoding='utf-8').read()
-        if rc != 1 or ' PASS ' not in so or 'listed as a known failure but passed (pretend this one is broken)' not in so \
+        line = re.search(r'^\[\s*\d+/\d+\] PASS +%s .*\n +(.*)$' % re.escape(store4[0]), so, re.M)
+        if rc != 1 or not line or 'listed as a known failure but passed (pretend this one is broken)' not in line.group(1) \
                 or '<failure type="XPASS" message="listed as a known failure but passed' not in junit:
             fail('a stale expectation: exit %d %s %s' % (rc, so, junit[:600]))
+        # a pattern is stale when every case it names passed
+        with open(exp, 'w') as f:
+            f.write('store/STORE-4/*\tpretend these are broken\n')
+        rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases', 'store/STORE-4',
+                          '--expectations', exp, '--timeout-scale', SCALE])
+        if rc != 1 or "listed as a known failure ('store/STORE-4/*': pretend these are broken) but every case it names passed" not in so:
+            fail('a stale pattern: exit %d %s' % (rc, so))
         # a misspelled id matches no case: exit 2 before the run
         with open(exp, 'a') as f:
             f.write('store/STORE-4/no-such-case\tmisspelled\n')
         rc, so, se = run(['--url', gw.url, '--token', TOKEN, '--cases', 'store/STORE-4',
                           '--expectations', exp])
-        if rc != 2 or "exp.tsv:4: 'store/STORE-4/no-such-case' matches no case" not in se or '[  1/' in so:
+        if rc != 2 or not re.search(r"exp.tsv:\d+: 'store/STORE-4/no-such-case' matches no case", se) or '[  1/' in so:
             fail('a misspelled expectation: exit %d %r %r' % (rc, so[-200:], se))
     finally:
         gw.cleanup()
