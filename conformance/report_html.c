@@ -18,9 +18,12 @@ static const char css[] =
         ".count[aria-pressed=false]{opacity:.4}"
         ".overall{font-weight:bold;padding:.3em .6em;border-radius:4px;display:inline-block}"
         "table{border-collapse:collapse;width:100%}"
-        "th,td{border-bottom:1px solid #e4e4e4;padding:.3em .5em;text-align:left;vertical-align:top;"
-        "overflow-wrap:anywhere}"
-        "td.msg{min-width:20em}"
+        "th,td{border-bottom:1px solid #e4e4e4;padding:.3em .5em;text-align:left;vertical-align:top}"
+        "th,td.nw{white-space:nowrap}"
+        /* long ids and messages (a frame, a reason) wrap anywhere instead of widening the page */
+        "td.id{min-width:12em;overflow-wrap:anywhere}"
+        "td.title{min-width:10em}"
+        "td.msg{min-width:20em;overflow-wrap:anywhere}"
         ".known{display:block;color:#6b3fa0}"
         ".options{color:#555;font-size:.9em;overflow-wrap:anywhere}"
         "th{background:#f3f3f3;position:sticky;top:0}"
@@ -71,13 +74,13 @@ static void add_case(struct strbuf *b, const struct conf_result *r)
 
 	strbuf_addf(b, "<tr class=\"case\" data-verdict=\"%s\" id=\"", vn);
 	strbuf_add_markup_attr(b, r->c->id);
-	strbuf_addf(b, "\"><td class=\"v v-%s\">%s</td><td><code>", vn, vn);
+	strbuf_addf(b, "\"><td class=\"v v-%s\">%s</td><td class=\"id\"><code>", vn, vn);
 	strbuf_add_markup(b, r->c->id);
-	strbuf_add(b, "</code></td><td>");
+	strbuf_add(b, "</code></td><td class=\"nw\">");
 	strbuf_add_markup(b, r->c->requirement);
-	strbuf_add(b, "</td><td>");
+	strbuf_add(b, "</td><td class=\"nw\">");
 	strbuf_add_markup(b, r->c->level);
-	strbuf_add(b, "</td><td>");
+	strbuf_add(b, "</td><td class=\"title\">");
 	strbuf_add_markup(b, r->c->title);
 	strbuf_addf(b, "</td><td class=\"ms\">%llu ms</td><td class=\"msg\">",
 	            (unsigned long long)r->duration_ms);
