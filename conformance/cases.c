@@ -2,6 +2,7 @@
  * and result bookkeeping. */
 #include "conformance.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -16,7 +17,7 @@
 #define MAX_DEPTH 8
 
 static const char *const verdict_names[CONF_VERDICT__COUNT] = {
-        "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP",
+        "PASS", "FAIL", "NON-STRICT", "INFO", "XFAIL", "SKIP", "ERROR", "NOT-RUN",
 };
 
 /* The case groups, in the order of the spec's sections: the one list of them. A case id starts
@@ -88,7 +89,9 @@ static void case_finish(struct conf_case *c)
 	free(c->sentence);
 	free(c->diagnose);
 	free(c->group);
+	free(c->section);
 	free(c->path);
+	free(c->invalid);
 	cJSON_Delete(c->json);
 	memset(c, 0, sizeof *c);
 }
@@ -101,12 +104,26 @@ static const char *str_field(const cJSON *o, const char *k)
 	return v && v[0] ? v : NULL;
 }
 
+/* A restart, or a total pending cap of 2, affects every case running at the time. */
+static bool has_need(const cJSON *json, const char *need)
+{
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(json, "needs"))
+	{
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, need))
+			return true;
+	}
+	return false;
+}
+
 static int load_one(const char *path, struct conf_case *c, char *err, size_t errsz)
 {
 	static const char *const required[] = {"id", "title", "requirement", "level", "sentence"};
 	char *text;
 	size_t len, i;
 	const char *level, *slash;
+	const cJSON *excl;
 
 	memset(c, 0, sizeof *c);
 	text = read_file(path, MAX_CASE_FILE, &len);
@@ -114,7 +131,14 @@ static int load_one(const char *path, struct conf_case *c, char *err, size_t err
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	c->json = cJSON_ParseWithLength(text, len);
+	if (memchr(text, '\0', len)) {
+		snprintf(err, errsz, "%s: holds a NUL byte", path);
+		free(text);
+		return -1;
+	}
+	/* // and block comments, as the scenario format allows (scenario/SCENARIOS.md) */
+	cJSON_Minify(text);
+	c->json = cJSON_Parse(text);
 	free(text);
 	if (!cJSON_IsObject(c->json)) {
 		snprintf(err, errsz, "%s: not a JSON object", path);
@@ -135,6 +159,14 @@ static int load_one(const char *path, struct conf_case *c, char *err, size_t err
 		snprintf(err, errsz, "%s: level must be MUST, SHOULD or MAY", path);
 		goto fail;
 	}
+	excl = cJSON_GetObjectItemCaseSensitive(c->json, "exclusive");
+	if (excl && !cJSON_IsBool(excl) && !(cJSON_IsString(excl) && excl->valuestring[0])) {
+		snprintf(err, errsz, "%s: \"exclusive\" must be true, false or why (a string)",
+		         path);
+		goto fail;
+	}
+	c->exclusive = cJSON_IsTrue(excl) || cJSON_IsString(excl) || has_need(c->json, "restart") ||
+	               has_need(c->json, "max-pending-2");
 	c->id = xstrdup(str_field(c->json, "id"));
 	c->title = xstrdup(str_field(c->json, "title"));
 	c->requirement = xstrdup(str_field(c->json, "requirement"));
@@ -217,6 +249,39 @@ static int walk(const char *dir, int depth, struct conf_cases *cs, size_t *cap, 
 	return rc;
 }
 
+int conf_natural_cmp(const char *a, const char *b)
+{
+	while (*a && *b) {
+		if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
+			const char *ea = a, *eb = b;
+			size_t la, lb;
+
+			while (*a == '0' && isdigit((unsigned char)a[1]))
+				a++;
+			while (*b == '0' && isdigit((unsigned char)b[1]))
+				b++;
+			for (ea = a; isdigit((unsigned char)*ea); ea++)
+				;
+			for (eb = b; isdigit((unsigned char)*eb); eb++)
+				;
+			la = (size_t)(ea - a);
+			lb = (size_t)(eb - b);
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			for (; a < ea; a++, b++) {
+				if (*a != *b)
+					return *a < *b ? -1 : 1;
+			}
+			continue;
+		}
+		if (*a != *b)
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		a++;
+		b++;
+	}
+	return *a ? 1 : *b ? -1 : 0;
+}
+
 static size_t group_rank(const char *g)
 {
 	size_t i;
@@ -241,7 +306,7 @@ static int case_cmp(const void *a, const void *b)
 	dy = y->diagnose != NULL;
 	if (dx != dy)
 		return dy - dx;
-	return strcmp(x->id, y->id);
+	return conf_natural_cmp(x->id, y->id);
 }
 
 int conf_cases_load(const char *dir, struct conf_cases *out, char *err, size_t errsz)
@@ -287,7 +352,7 @@ void conf_cases_finish(struct conf_cases *cs)
 	cs->n = 0;
 }
 
-bool conf_case_matches(const char *id, const char *pattern)
+bool conf_id_matches(const char *id, const char *pattern)
 {
 	size_t n = strlen(pattern);
 
@@ -302,22 +367,68 @@ bool conf_case_matches(const char *id, const char *pattern)
 	return strncmp(id, pattern, n) == 0 && id[n] == '/';
 }
 
-bool conf_case_selected(const char *id, const char *const *inc, size_t ninc, const char *const *exc,
-                        size_t nexc)
+bool conf_case_matches(const struct conf_case *c, const char *pattern)
+{
+	return conf_id_matches(c->id, pattern) ||
+	       (c->requirement && *pattern && !strcmp(c->requirement, pattern));
+}
+
+bool conf_section_matches(const char *section, const char *want)
+{
+	size_t n;
+
+	if (!strncmp(want, "\xc2\xa7", 2))
+		want += 2;
+	n = strlen(want);
+	return section && n && !strncmp(section, want, n) &&
+	       (section[n] == '\0' || section[n] == '.');
+}
+
+bool conf_case_selected(const struct conf_case *c, const struct conf_selection *s)
 {
 	size_t i;
-	bool in = ninc == 0;
+	bool in = s->ninc == 0 && s->nsec == 0;
 
-	for (i = 0; !in && i < ninc; i++)
-		in = conf_case_matches(id, inc[i]);
-	for (i = 0; in && i < nexc; i++) {
-		if (conf_case_matches(id, exc[i]))
+	for (i = 0; !in && i < s->ninc; i++)
+		in = conf_case_matches(c, s->inc[i]);
+	for (i = 0; !in && i < s->nsec; i++)
+		in = conf_section_matches(c->section, s->sec[i]);
+	for (i = 0; in && i < s->nexc; i++) {
+		if (conf_case_matches(c, s->exc[i]))
 			in = false;
 	}
 	return in;
 }
 
-static int push_expectation(struct conf_expectations *e, const char *pat, const char *reason)
+int conf_cases_sections(struct conf_cases *cs, const char *tsv_path, char *err, size_t errsz)
+{
+	size_t len;
+	char *text = read_file(tsv_path, MAX_CASE_FILE, &len), *next, *line;
+
+	if (!text) {
+		snprintf(err, errsz, "%s: %s", tsv_path, strerror(errno));
+		return -1;
+	}
+	next = text;
+	while ((line = strsep(&next, "\n"))) {
+		char *f[3], *rest = line;
+		size_t k;
+
+		for (k = 0; k < 3 && rest; k++)
+			f[k] = strsep(&rest, "\t");
+		if (k < 3 || !rest)
+			continue;
+		for (size_t i = 0; i < cs->n; i++) {
+			if (!cs->v[i].section && !strcmp(cs->v[i].requirement, f[0]))
+				cs->v[i].section = strdup(f[2]);
+		}
+	}
+	free(text);
+	return 0;
+}
+
+static int push_expectation(struct conf_expectations *e, const char *pat, const char *reason,
+                            unsigned line)
 {
 	struct conf_expectation *nv = realloc(e->v, (e->n + 1) * sizeof *nv);
 
@@ -326,6 +437,7 @@ static int push_expectation(struct conf_expectations *e, const char *pat, const 
 	e->v = nv;
 	nv[e->n].pattern = strdup(pat);
 	nv[e->n].reason = strdup(reason && reason[0] ? reason : "(no reason given)");
+	nv[e->n].line = line;
 	if (!nv[e->n].pattern || !nv[e->n].reason) {
 		free(nv[e->n].pattern);
 		free(nv[e->n].reason);
@@ -350,7 +462,7 @@ static int load_json_expectations(cJSON *root, struct conf_expectations *e, cons
 				         "%s: each expected-fail entry needs id and reason", path);
 				return -1;
 			}
-			if (push_expectation(e, id, reason) != 0)
+			if (push_expectation(e, id, reason, (unsigned)e->n + 1) != 0)
 				goto oom;
 		}
 		return 0;
@@ -362,7 +474,7 @@ static int load_json_expectations(cJSON *root, struct conf_expectations *e, cons
 			         "%s: expected {\"expected-fail\": [...]} or {id: reason}", path);
 			return -1;
 		}
-		if (push_expectation(e, it->string, it->valuestring) != 0)
+		if (push_expectation(e, it->string, it->valuestring, (unsigned)e->n + 1) != 0)
 			goto oom;
 	}
 	return 0;
@@ -374,10 +486,11 @@ oom:
 static int load_tsv_expectations(char *text, struct conf_expectations *e, const char *path,
                                  char *err, size_t errsz)
 {
-	char *save = NULL, *line;
+	char *next = text, *line;
 	unsigned lineno = 0;
 
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	e->tsv = true;
+	while ((line = strsep(&next, "\n"))) {
 		char *tab, *end;
 
 		lineno++;
@@ -393,7 +506,7 @@ static int load_tsv_expectations(char *text, struct conf_expectations *e, const 
 			return -1;
 		}
 		*tab = '\0';
-		if (push_expectation(e, line, tab + 1) != 0) {
+		if (push_expectation(e, line, tab + 1, lineno) != 0) {
 			snprintf(err, errsz, "out of memory");
 			return -1;
 		}
@@ -410,6 +523,7 @@ int conf_expectations_load(const char *path, struct conf_expectations *out, char
 
 	out->v = NULL;
 	out->n = 0;
+	out->tsv = false;
 	if (!text) {
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
@@ -417,7 +531,10 @@ int conf_expectations_load(const char *path, struct conf_expectations *out, char
 	for (p = text; *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'; p++)
 		;
 	if (*p == '{') {
-		cJSON *root = cJSON_ParseWithLength(text, len);
+		cJSON *root;
+
+		cJSON_Minify(text);
+		root = cJSON_Parse(text);
 
 		if (!cJSON_IsObject(root)) {
 			snprintf(err, errsz, "%s: malformed JSON", path);
@@ -448,17 +565,90 @@ void conf_expectations_finish(struct conf_expectations *e)
 	free(e->v);
 	e->v = NULL;
 	e->n = 0;
+	e->tsv = false;
 }
 
-const char *conf_expectations_find(const struct conf_expectations *e, const char *id)
+const struct conf_expectation *conf_expectations_entry(const struct conf_expectations *e,
+                                                       const struct conf_case *c)
 {
-	size_t i;
-
-	for (i = 0; e && i < e->n; i++) {
-		if (conf_case_matches(id, e->v[i].pattern))
-			return e->v[i].reason;
+	for (size_t i = 0; e && i < e->n; i++) {
+		if (conf_case_matches(c, e->v[i].pattern))
+			return &e->v[i];
 	}
 	return NULL;
+}
+
+const char *conf_expectations_find(const struct conf_expectations *e, const struct conf_case *c)
+{
+	const struct conf_expectation *x = conf_expectations_entry(e, c);
+
+	return x ? x->reason : NULL;
+}
+
+static bool known_failure(enum conf_verdict v)
+{
+	return v == CONF_FAIL || v == CONF_NON_STRICT || v == CONF_INFO || v == CONF_XFAIL;
+}
+
+void conf_run_stale_patterns(struct conf_run *run, const struct conf_expectations *e)
+{
+	for (size_t i = 0; e && i < e->n; i++) {
+		const struct conf_expectation *x = &e->v[i];
+		size_t passed = 0, failed = 0;
+
+		for (size_t j = 0; j < run->n; j++) {
+			const struct conf_result *r = &run->results[j];
+
+			if (conf_expectations_entry(e, r->c) != x || !strcmp(x->pattern, r->c->id))
+				continue;
+			passed += r->verdict == CONF_PASS;
+			failed += known_failure(r->verdict);
+		}
+		if (!passed || failed)
+			continue;
+		for (size_t j = 0; j < run->n; j++) {
+			struct conf_result *r = &run->results[j];
+			size_t n = strlen(x->pattern) + strlen(x->reason) + 128;
+
+			if (r->verdict != CONF_PASS || conf_expectations_entry(e, r->c) != x)
+				continue;
+			free(r->message);
+			r->message = malloc(n);
+			if (r->message)
+				snprintf(
+				        r->message, n,
+				        "listed as a known failure ('%s': %s) but every case it names "
+				        "passed: remove it from the expectations file",
+				        x->pattern, x->reason);
+			free(r->xfail_reason);
+			r->xfail_reason = strdup(x->reason);
+			r->stale = true;
+		}
+	}
+	conf_run_count(run);
+}
+
+int conf_expectations_check(const struct conf_expectations *e, const char *path,
+                            const struct conf_cases *cases, char *err, size_t errsz)
+{
+	for (size_t i = 0; e && i < e->n; i++) {
+		bool hit = false;
+
+		for (size_t j = 0; !hit && j < cases->n; j++)
+			hit = conf_case_matches(&cases->v[j], e->v[i].pattern);
+		if (hit)
+			continue;
+		if (e->tsv)
+			snprintf(err, errsz, "%s:%u: '%s' matches no case (a misspelled id?)", path,
+			         e->v[i].line, e->v[i].pattern);
+		else
+			snprintf(
+			        err, errsz,
+			        "%s: expected-fail entry %u: '%s' matches no case (a misspelled id?)",
+			        path, e->v[i].line, e->v[i].pattern);
+		return -1;
+	}
+	return 0;
 }
 
 void conf_result_finish(struct conf_result *r)
@@ -499,13 +689,18 @@ void conf_run_count(struct conf_run *run)
 	size_t i;
 
 	memset(run->counts, 0, sizeof run->counts);
-	for (i = 0; i < run->n; i++)
+	run->stale = 0;
+	for (i = 0; i < run->n; i++) {
 		run->counts[run->results[i].verdict]++;
+		run->stale += run->results[i].stale;
+	}
 }
 
 int conf_run_exit_status(const struct conf_run *run)
 {
-	if (run->counts[CONF_FAIL])
+	if (run->gone_during || run->counts[CONF_ERROR])
+		return 2;
+	if (run->counts[CONF_FAIL] || run->stale)
 		return 1;
 	if (run->strict && run->counts[CONF_NON_STRICT])
 		return 1;

@@ -2,22 +2,24 @@
  * writes text, JSON, JUnit and HTML reports. */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "client.h"
-#include "clock.h"
 #include "conformance.h"
-#include "connect_build.h"
 #include "identity.h"
-#include "json.h"
+#include "console.h"
+#include "probe.h"
+#include "report_util.h"
 #include "runner.h"
-#include "session.h"
-#include "strbuf.h"
+#include "schedule.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "0"
@@ -25,20 +27,28 @@
 #ifndef CLAWPAIR_CASES_DIR
 #define CLAWPAIR_CASES_DIR "conformance/cases"
 #endif
+/* the installed cases: relative to the binary's directory, or absolute */
+#ifndef CLAWPAIR_CASES_INSTALLED
+#define CLAWPAIR_CASES_INSTALLED "../share/clawpair/conformance/cases"
+#endif
 
 #define PROG "clawpair-conformance"
 #define EXIT_USAGE CLI_EXIT_USAGE
 #define MAX_PATTERNS 64
-#define PROBE_TIMEOUT_MS 5000
+/* a case's own timeouts end it long before; this stops one that is stuck */
+#define DEFAULT_CASE_TIMEOUT_MS 300000
+#define MAX_JOBS 64
 
 struct args {
-	const char *url, *remote_via, *junit, *json, *html, *expectations;
+	const char *url, *remote_via, *junit, *json, *html, *expectations, *write_expectations;
 	const char *restart_cmd, *cases_dir;
 	const char *tls_fingerprint; /* wss://: the gateway's pinned certificate, or NULL */
 	char *token;
-	const char *inc[MAX_PATTERNS], *exc[MAX_PATTERNS];
-	size_t ninc, nexc;
-	bool list, strict, slow, verbose, all_frames;
+	const char *inc[MAX_PATTERNS], *sec[MAX_PATTERNS], *exc[MAX_PATTERNS];
+	size_t ninc, nsec, nexc;
+	bool list, strict, slow, verbose, quiet, all_frames, show_secrets, fail_fast;
+	unsigned jobs; /* 0: one per core */
+	uint64_t case_timeout_ms;
 	double timeout_scale;
 	long long pending_ttl_ms, tick_interval_ms;
 	long max_pending;
@@ -68,15 +78,30 @@ static void usage(FILE *f)
 	        "                           netns:URL[@NS] connect from network namespace NS (default\n"
 	        "                                          cplan) to the gateway at URL\n"
 	        "                           none           no remote clients: such cases SKIP\n"
-	        "  --cases PATTERN        run only matching cases (id, id prefix or glob; repeatable)\n"
+	        "  --cases PATTERN        run only matching cases (repeatable): a group (hold), a\n"
+	        "                         requirement (HOLD-1), an id or id prefix\n"
+	        "                         (hold/HOLD-1/...), or a glob (robust/*/not-*)\n"
+	        "  --section S            run only the cases of the requirements of spec section S\n"
+	        "                         and its subsections (8.3; repeatable; with --cases: either)\n"
 	        "  --exclude PATTERN      skip matching cases (repeatable)\n"
-	        "  --list                 print case ids and titles, run nothing\n"
+	        "  --list                 print case ids and titles, run nothing; with --json FILE\n"
+	        "                         also write the list there\n"
+	        "  --jobs N               play N cases at a time (default: 4 per core, at most 16;\n"
+	        "                         they mostly wait on the gateway); a case marked\n"
+	        "                         exclusive runs alone; 1 plays them one by one, in order\n"
+	        "  --fail-fast            start no case after the first failure (the rest NOT-RUN)\n"
+	        "  --case-timeout S       stop a case still running after S seconds (x the timeout\n"
+	        "                         scale; default 300): ERROR\n"
 	        "  --strict               SHOULD-level failures (NON-STRICT) fail the run\n"
 	        "  --json FILE            JSON report\n"
 	        "  --junit FILE           JUnit XML report\n"
 	        "  --html FILE            self-contained HTML report\n"
 	        "  --expectations FILE    known failures of this implementation (JSON or TSV, each\n"
-	        "                         with a reason): reported as XFAIL, not failing the run\n"
+	        "                         with a reason): reported as XFAIL, not failing the run;\n"
+	        "                         a listed case that passes fails the run (the file is\n"
+	        "                         stale), an entry that matches no case exits 2\n"
+	        "  --write-expectations FILE\n"
+	        "                         write this run's failures as an expectations file\n"
 	        "  --timeout-scale X      multiply every timeout by X (slow gateways, valgrind)\n"
 	        "  --restart-cmd CMD      shell command that restarts the gateway (same address and\n"
 	        "                         state); persistence cases SKIP without it\n"
@@ -84,16 +109,31 @@ static void usage(FILE *f)
 	        "  --max-pending N        the gateway's total pending cap, when it was started small\n"
 	        "  --tick-interval-ms N   the gateway's tick interval; tick cases run when N <= 10000\n"
 	        "  --slow                 also run tick cases against a 30 s tick interval\n"
-	        "  --cases-dir DIR        case files (default: env CLAWPAIR_CASES_DIR, else %s)\n"
+	        "  --cases-dir DIR        case files (default: env CLAWPAIR_CASES_DIR, else the\n"
+	        "                         installed ones, " CLAWPAIR_CASES_INSTALLED "\n"
+	        "                         from the binary's directory, else the source tree's\n"
+	        "                         %s)\n"
 	        "  --all-frames           keep the frames of passing cases in the reports\n"
+	        "  --show-secrets         keep the shared token and the device tokens in the\n"
+	        "                         reports and on the console (local debugging only; by\n"
+	        "                         default every token reads \"<redacted>\")\n"
 	        "  -v, --verbose          print the frames of failing cases\n"
+	        "  -q, --quiet            print only what fails the run, and the summary (a known\n"
+	        "                         failure, XFAIL, is always one line)\n"
 	        "  -h, --help             show this help\n"
 	        "  -V, --version          show the version\n"
 	        "\n"
 	        "Verdicts: PASS, FAIL (a MUST failed), NON-STRICT (a SHOULD failed), INFO (a MAY\n"
-	        "failed), XFAIL (failed as the expectations file says), SKIP.\n"
-	        "Exit status: 0 no FAIL (and with --strict no NON-STRICT), 1 otherwise, 2 bad usage,\n"
-	        "an unreachable gateway or a refused TLS certificate.\n",
+	        "failed), XFAIL (failed as the expectations file says), SKIP, ERROR (the case\n"
+	        "itself is broken, or --case-timeout stopped it: no verdict on the gateway),\n"
+	        "NOT-RUN (the run stopped before it). conformance/README.md has the details.\n"
+	        "Exit status (the same in every clawpair tool):\n"
+	        "  0  no FAIL (with --strict no NON-STRICT either), no stale known failure\n"
+	        "  1  a refusal or a failed check: a FAIL (or NON-STRICT under --strict), a known\n"
+	        "     failure that passed, or the gateway refused the token\n"
+	        "  2  bad usage, an unusable gateway (unreachable, no connect.challenge, a refused\n"
+	        "     TLS certificate, gone during the run: the cases from then on NOT-RUN), an\n"
+	        "     unwritable report path, or an ERROR (a broken case)\n",
 	        CLAWPAIR_CASES_DIR);
 }
 
@@ -116,6 +156,12 @@ enum {
 	O_DIR,
 	O_ALL,
 	O_TICK,
+	O_SECRETS,
+	O_WRITE_EXPECT,
+	O_SECTION,
+	O_FAIL_FAST,
+	O_CASE_TIMEOUT,
+	O_JOBS,
 };
 
 static const struct option long_opts[] = {
@@ -137,7 +183,14 @@ static const struct option long_opts[] = {
         {"tick-interval-ms", required_argument, NULL, O_TICK},
         {"cases-dir", required_argument, NULL, O_DIR},
         {"all-frames", no_argument, NULL, O_ALL},
+        {"show-secrets", no_argument, NULL, O_SECRETS},
+        {"write-expectations", required_argument, NULL, O_WRITE_EXPECT},
+        {"section", required_argument, NULL, O_SECTION},
+        {"fail-fast", no_argument, NULL, O_FAIL_FAST},
+        {"case-timeout", required_argument, NULL, O_CASE_TIMEOUT},
         {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"jobs", required_argument, NULL, O_JOBS},
         {NULL, 0, NULL, 0},
 };
 
@@ -146,7 +199,7 @@ static const struct cli_tool tool = {
         .version = CLAWPAIR_VERSION,
         .usage = usage,
         .options = long_opts,
-        .short_options = "v",
+        .short_options = "vq",
         .token = true,
         .tls_fingerprint = true,
 };
@@ -178,6 +231,15 @@ static int apply_number(const struct cli *c, struct args *a, int opt, const char
 		if (!cli_parse_uint(arg, 1, UINT_MAX, &v))
 			return cli_usage_error(c, "bad --max-pending %s", arg);
 		a->max_pending = (long)v;
+		return 0;
+	case O_CASE_TIMEOUT:
+		if (!cli_parse_seconds_ms(arg, 86400, &a->case_timeout_ms))
+			return cli_usage_error(c, "bad --case-timeout %s", arg);
+		return 0;
+	case O_JOBS:
+		if (!cli_parse_uint(arg, 1, MAX_JOBS, &v))
+			return cli_usage_error(c, "bad --jobs %s (1..%d)", arg, MAX_JOBS);
+		a->jobs = (unsigned)v;
 		return 0;
 	default: /* O_TICK */
 		if (!cli_parse_uint(arg, 1, LLONG_MAX, &v))
@@ -233,8 +295,22 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 	case O_ALL:
 		a->all_frames = true;
 		break;
+	case O_SECRETS:
+		a->show_secrets = true;
+		break;
+	case O_WRITE_EXPECT:
+		a->write_expectations = arg;
+		break;
+	case O_SECTION:
+		return add_pattern(c, a->sec, &a->nsec, arg);
+	case O_FAIL_FAST:
+		a->fail_fast = true;
+		break;
 	case 'v':
 		a->verbose = true;
+		break;
+	case 'q':
+		a->quiet = true;
 		break;
 	default:
 		return apply_number(c, a, opt, arg);
@@ -270,6 +346,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 	memset(a, 0, sizeof *a);
 	a->timeout_scale = 1.0;
+	a->case_timeout_ms = DEFAULT_CASE_TIMEOUT_MS;
 	a->remote_via = "xff:10.77.0.2";
 	rc = cli_parse(&c, &tool, argc, argv, apply_option, a);
 	if (rc >= 0)
@@ -329,111 +406,16 @@ static int parse_remote(const char *s, struct conf_options *o, unsigned *xff_fir
 	return -1;
 }
 
-/* Says why the probe's connect did not get hello-ok. */
-static void probe_failed(const char *url, enum client_session_outcome out,
-                         const struct client_session *s)
+/* The time now as ISO 8601 UTC into out; returns it in ms since 1970. */
+static uint64_t now_iso(char *out, size_t outsz)
 {
-	char *t;
-
-	switch (out) {
-	case CLIENT_SESSION_UNREACHABLE:
-		if (strstr(client_session_why(s), CLIENT_TLS_MISMATCH))
-			fprintf(stderr, PROG ": refusing the gateway: %s\n", client_session_why(s));
-		else
-			fprintf(stderr, PROG ": cannot reach the gateway at %s: %s\n", url,
-			        client_session_why(s));
-		break;
-	case CLIENT_SESSION_NO_CHALLENGE:
-		fprintf(stderr, PROG ": %s sent no connect.challenge\n", url);
-		break;
-	case CLIENT_SESSION_CLOSED:
-		fprintf(stderr, PROG ": the gateway closed the probe (%d %s)\n",
-		        client_session_close_code(s), client_session_close_reason(s));
-		break;
-	case CLIENT_SESSION_REFUSED:
-		t = json_print(client_session_frame(s));
-		fprintf(stderr,
-		        PROG ": the gateway refused an operator connect with this token: %s\n",
-		        t ? t : "?");
-		free(t);
-		break;
-	default:
-		fprintf(stderr, PROG ": no answer to the probe's connect\n");
-		break;
-	}
-}
-
-/* A plain connect: WebSocket, challenge, and an operator connect with the token. */
-static int probe(const char *url, const char *tls_fingerprint, const char *token, double scale)
-{
-	int timeout_ms = (int)(PROBE_TIMEOUT_MS * scale);
-	struct client_session_opts so = {.conn = {.url = url, .tls_fingerprint = tls_fingerprint},
-	                                 .timeout_ms = timeout_ms,
-	                                 .connect_id = "probe"};
-	struct client_ctx *ctx = client_ctx_create(NULL);
-	struct client_session *s = ctx ? client_session_create(ctx, &so) : NULL;
-	struct connect_spec spec;
-	enum client_session_outcome out;
-
-	if (!s) {
-		fprintf(stderr, PROG ": out of memory\n");
-		client_ctx_destroy(ctx);
-		return -1;
-	}
-	connect_spec_operator(&spec);
-	spec.token = token;
-	out = client_session_connect(s, &spec);
-	if (out == CLIENT_SESSION_PENDING)
-		out = client_session_await(s, timeout_ms);
-	if (out != CLIENT_SESSION_HELLO)
-		probe_failed(url, out, s);
-	client_session_destroy(s);
-	client_ctx_destroy(ctx);
-	return out == CLIENT_SESSION_HELLO ? 0 : -1;
-}
-
-static void now_iso(char *out, size_t outsz)
-{
-	time_t t = time(NULL);
+	struct timespec ts;
 	struct tm tm;
 
-	gmtime_r(&t, &tm);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
 	strftime(out, outsz, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/* Prints at most max bytes of s, valid UTF-8 only, cut on a character boundary. */
-static void print_clean(const char *prefix, const char *s, size_t max)
-{
-	struct strbuf b;
-	size_t n;
-
-	strbuf_init(&b);
-	strbuf_add_utf8_clean(&b, s ? s : "");
-	n = b.len;
-	if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)b.p[n] & 0xc0) == 0x80)
-			n--;
-	}
-	printf("%s%.*s%s\n", prefix, (int)n, b.p ? b.p : "", n < b.len ? "..." : "");
-	strbuf_finish(&b);
-}
-
-static void print_failure(const struct conf_result *r, bool verbose)
-{
-	printf("        -> %s (%s): %s\n", r->c->requirement, r->c->level, r->c->sentence);
-	if (r->xfail_reason)
-		printf("        known failure: %s\n", r->xfail_reason);
-	if (r->message)
-		print_clean("        ", r->message, 400);
-	if (r->expected)
-		print_clean("        Expected: ", r->expected, 400);
-	if (r->actual)
-		print_clean("        Actual:   ", r->actual, 400);
-	if (verbose) {
-		for (size_t i = 0; i < r->n_frames; i++)
-			print_clean("          ", r->frames[i], 400);
-	}
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int write_reports(const struct args *a, const struct conf_run *run)
@@ -452,19 +434,112 @@ static int write_reports(const struct args *a, const struct conf_run *run)
 		fprintf(stderr, PROG ": %s: %s\n", a->html, strerror(errno));
 		rc = -1;
 	}
+	if (a->write_expectations && run->gone_during) {
+		fprintf(stderr, PROG ": %s not written: the run stopped before its end\n",
+		        a->write_expectations);
+	} else if (a->write_expectations) {
+		if (report_expectations_write(run, a->write_expectations) < 0) {
+			fprintf(stderr, PROG ": %s: %s\n", a->write_expectations, strerror(errno));
+			rc = -1;
+		} else {
+			printf("Expectations: %zu known failures written to %s\n",
+			       run->counts[CONF_FAIL] + run->counts[CONF_NON_STRICT] +
+			               run->counts[CONF_INFO] + run->counts[CONF_XFAIL],
+			       a->write_expectations);
+		}
+	}
 	return rc;
 }
 
-/* The cases --cases and --exclude select, in file order: *sel (malloc'd). Returns 0, or -1. */
+/* The installed cases, found from the binary's own path (a moved install tree still works):
+ * into buf, or NULL when that directory does not exist. */
+static const char *installed_cases(char *buf, size_t bufsz)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	char *slash;
+	struct stat st;
+
+	if (CLAWPAIR_CASES_INSTALLED[0] == '/') {
+		snprintf(buf, bufsz, "%s", CLAWPAIR_CASES_INSTALLED);
+	} else {
+		if (n <= 0)
+			return NULL;
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (!slash)
+			return NULL;
+		*slash = '\0';
+		if ((size_t)snprintf(buf, bufsz, "%s/%s", exe, CLAWPAIR_CASES_INSTALLED) >= bufsz)
+			return NULL;
+	}
+	return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? buf : NULL;
+}
+
+/* --cases-dir, $CLAWPAIR_CASES_DIR, the installed cases, the source tree's. */
+static const char *cases_dir(const struct args *a, char *buf, size_t bufsz)
+{
+	const char *env = getenv("CLAWPAIR_CASES_DIR"), *inst;
+
+	if (a->cases_dir)
+		return a->cases_dir;
+	if (env && *env)
+		return env;
+	inst = installed_cases(buf, bufsz);
+	return inst ? inst : CLAWPAIR_CASES_DIR;
+}
+
+/* Every report path, before anything runs: a path that cannot be written would otherwise be
+ * found only after the whole run. Returns 0, or -1 after saying which. */
+static int check_outputs(const struct args *a)
+{
+	const char *names[] = {"--json", "--junit", "--html", "--write-expectations"};
+	const char *paths[] = {a->json, a->list ? NULL : a->junit, a->list ? NULL : a->html,
+	                       a->list ? NULL : a->write_expectations};
+	size_t n = sizeof paths / sizeof paths[0];
+
+	for (size_t i = 0; i < n; i++) {
+		if (!paths[i])
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			if (paths[j] && !strcmp(paths[i], paths[j])) {
+				fprintf(stderr, PROG ": %s and %s both write %s\n", names[j],
+				        names[i], paths[i]);
+				return -1;
+			}
+		}
+		if (report_check_writable(paths[i]) < 0) {
+			fprintf(stderr, PROG ": cannot write %s %s: %s\n", names[i], paths[i],
+			        strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static struct conf_selection selection_of(const struct args *a)
+{
+	return (struct conf_selection){.inc = a->inc,
+	                               .ninc = a->ninc,
+	                               .sec = a->sec,
+	                               .nsec = a->nsec,
+	                               .exc = a->exc,
+	                               .nexc = a->nexc};
+}
+
+/* The cases --cases, --section and --exclude select, in run order: *sel (malloc'd). Returns 0,
+ * or -1. */
 static int select_cases(const struct conf_cases *cases, const struct args *a,
                         const struct conf_case ***sel, size_t *nsel)
 {
+	struct conf_selection cs = selection_of(a);
+
 	*nsel = 0;
 	*sel = calloc(cases->n ? cases->n : 1, sizeof **sel);
 	if (!*sel)
 		return -1;
 	for (size_t i = 0; i < cases->n; i++) {
-		if (conf_case_selected(cases->v[i].id, a->inc, a->ninc, a->exc, a->nexc))
+		if (conf_case_selected(&cases->v[i], &cs))
 			(*sel)[(*nsel)++] = &cases->v[i];
 	}
 	if (*nsel == 0) {
@@ -474,58 +549,65 @@ static int select_cases(const struct conf_cases *cases, const struct args *a,
 	return 0;
 }
 
-static void list_cases(const struct conf_case **sel, size_t nsel)
+/* Checks each selected case as the interpreter will take it (conf_case_check); a broken one gets
+ * its reason in invalid, and is said on stderr. Returns how many are broken. */
+static size_t validate_cases(struct conf_cases *cases, const struct args *a)
+{
+	struct conf_options o = {.timeout_scale = 1};
+	struct conf_selection cs = selection_of(a);
+	size_t bad = 0;
+	char err[512];
+
+	for (size_t i = 0; i < cases->n; i++) {
+		struct conf_case *c = &cases->v[i];
+
+		if (!conf_case_selected(c, &cs))
+			continue;
+		if (conf_case_check(c, &o, err, sizeof err) == 0)
+			continue;
+		c->invalid = strdup(err);
+		fprintf(stderr, PROG ": broken case %s (%s): %s\n", c->id, c->path, err);
+		bad++;
+	}
+	return bad;
+}
+
+/* spec/requirements.tsv for the cases of dir: installed next to them, or in the source tree.
+ * Each case gets its section; without the file --section cannot work. Returns 0, or -1. */
+static int load_sections(struct conf_cases *cases, const char *dir, const struct args *a)
+{
+	static const char *const rel[] = {"/../requirements.tsv", "/../../spec/requirements.tsv"};
+	char path[PATH_MAX], err[512];
+
+	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+		if ((size_t)snprintf(path, sizeof path, "%s%s", dir, rel[i]) >= sizeof path ||
+		    access(path, R_OK) != 0)
+			continue;
+		if (conf_cases_sections(cases, path, err, sizeof err) == 0)
+			return 0;
+		fprintf(stderr, PROG ": %s\n", err);
+		return a->nsec ? -1 : 0;
+	}
+	if (!a->nsec)
+		return 0;
+	fprintf(stderr, PROG ": --section: no requirements.tsv next to %s\n", dir);
+	return -1;
+}
+
+/* --list: a line per case, and with --json FILE the same as JSON. Returns the exit status. */
+static int list_cases(const struct conf_case **sel, size_t nsel, const struct args *a,
+                      size_t broken)
 {
 	for (size_t i = 0; i < nsel; i++)
-		printf("%-52s %-9s %-6s %s\n", sel[i]->id, sel[i]->requirement, sel[i]->level,
-		       sel[i]->title);
+		printf("%-52s %-9s %-6s %-5s %s\n", sel[i]->id, sel[i]->requirement, sel[i]->level,
+		       sel[i]->section ? sel[i]->section : "", sel[i]->title);
 	printf("%zu cases\n", nsel);
-}
-
-/* Runs each case and prints its verdict as it comes. run->results holds nsel entries. */
-static void run_cases(const struct conf_case **sel, size_t nsel, const struct conf_options *o,
-                      bool verbose, struct conf_run *run)
-{
-	uint64_t t0 = clock_mono_ms();
-
-	for (size_t i = 0; i < nsel; i++) {
-		struct conf_result *r = &run->results[i];
-
-		conf_run_case(sel[i], o, r);
-		run->n = i + 1;
-		printf("[%3zu/%zu] %-10s %s  (%llu ms)\n", i + 1, nsel,
-		       conf_verdict_name(r->verdict), sel[i]->id,
-		       (unsigned long long)r->duration_ms);
-		if (r->verdict == CONF_SKIP && r->message)
-			printf("        skipped: %s\n", r->message);
-		else if (r->verdict != CONF_PASS && r->verdict != CONF_SKIP)
-			print_failure(r, verbose);
+	if (a->json && report_list_write((const struct conf_case *const *)sel, nsel,
+	                                 CLAWPAIR_VERSION, a->json) < 0) {
+		fprintf(stderr, PROG ": %s: %s\n", a->json, strerror(errno));
+		return EXIT_USAGE;
 	}
-	run->duration_ms = clock_mono_ms() - t0;
-	conf_run_count(run);
-}
-
-static void print_summary(const struct conf_run *run, int status)
-{
-	size_t i;
-
-	if (run->counts[CONF_FAIL] || run->counts[CONF_NON_STRICT]) {
-		printf("\nFailures:\n");
-		for (i = 0; i < run->n; i++) {
-			const struct conf_result *r = &run->results[i];
-
-			if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT)
-				printf("  %-10s %s: %.300s\n", conf_verdict_name(r->verdict),
-				       r->c->id, r->message ? r->message : "");
-		}
-	}
-	printf("\nSummary: %zu cases in %.1f s:", run->n, (double)run->duration_ms / 1000.0);
-	for (i = 0; i < CONF_VERDICT__COUNT; i++)
-		printf(" %zu %s%s", run->counts[i], conf_verdict_name((enum conf_verdict)i),
-		       i + 1 < CONF_VERDICT__COUNT ? "," : "");
-	printf("\nVerdict: %s\n", status                         ? "FAILED"
-	                          : run->counts[CONF_NON_STRICT] ? "PASSED (NON-STRICT)"
-	                                                         : "PASSED");
+	return broken ? EXIT_USAGE : 0;
 }
 
 /* The runner's options from the command line. */
@@ -543,7 +625,145 @@ static void runner_options(const struct args *a, struct conf_options *o, unsigne
 	o->slow = a->slow;
 	o->tick_interval_ms = a->tick_interval_ms;
 	o->all_frames = a->all_frames;
+	o->show_secrets = a->show_secrets;
 	o->expectations = expect;
+}
+
+/* Cases mostly wait on the gateway (a whole run uses well under a second of CPU), so the cores
+ * do not bound how many can run side by side: four per core, at most 16, keeps a 2-core CI
+ * runner busy without crowding the gateway. */
+#define JOBS_PER_CORE 4
+#define DEFAULT_JOBS_MAX 16
+
+static unsigned default_jobs(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN) * JOBS_PER_CORE;
+
+	return n < 1 ? 1 : n > DEFAULT_JOBS_MAX ? DEFAULT_JOBS_MAX : (unsigned)n;
+}
+
+#define MAX_PROPS 24
+
+/* The options of the run, as the reports show them. Values live in vals. */
+struct props {
+	struct conf_property v[MAX_PROPS];
+	char vals[MAX_PROPS][256];
+	size_t n;
+};
+
+__attribute__((format(printf, 3, 4))) static void prop(struct props *p, const char *name,
+                                                       const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->n == MAX_PROPS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->vals[p->n], sizeof p->vals[p->n], fmt, ap);
+	va_end(ap);
+	p->v[p->n].name = name;
+	p->v[p->n].value = p->vals[p->n];
+	p->n++;
+}
+
+static void prop_list(struct props *p, const char *name, const char *const *v, size_t n)
+{
+	char buf[256];
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && len < sizeof buf; i++)
+		len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", i ? " " : "", v[i]);
+	if (n)
+		prop(p, name, "%s", buf);
+}
+
+/* Every option that changes what runs or how it is judged; the token never. */
+static void run_props(const struct args *a, struct props *p)
+{
+	memset(p, 0, sizeof *p);
+	prop(p, "--remote-via", "%s", a->remote_via);
+	prop(p, "--timeout-scale", "%g", a->timeout_scale);
+	prop(p, "--case-timeout", "%g", (double)a->case_timeout_ms / 1000.0);
+	prop(p, "--jobs", "%u", a->jobs ? a->jobs : default_jobs());
+	prop(p, "--strict", "%s", a->strict ? "true" : "false");
+	prop_list(p, "--cases", a->inc, a->ninc);
+	prop_list(p, "--section", a->sec, a->nsec);
+	prop_list(p, "--exclude", a->exc, a->nexc);
+	if (a->expectations)
+		prop(p, "--expectations", "%s", a->expectations);
+	if (a->tls_fingerprint)
+		prop(p, "--tls-fingerprint", "%s", a->tls_fingerprint);
+	if (a->pending_ttl_ms)
+		prop(p, "--pending-ttl-ms", "%lld", a->pending_ttl_ms);
+	if (a->max_pending)
+		prop(p, "--max-pending", "%ld", a->max_pending);
+	if (a->tick_interval_ms)
+		prop(p, "--tick-interval-ms", "%lld", a->tick_interval_ms);
+	if (a->restart_cmd)
+		prop(p, "--restart-cmd", "given");
+	if (a->slow)
+		prop(p, "--slow", "true");
+	if (a->fail_fast)
+		prop(p, "--fail-fast", "true");
+	if (a->all_frames)
+		prop(p, "--all-frames", "true");
+	if (a->show_secrets)
+		prop(p, "--show-secrets", "true");
+}
+
+/* Plays the selected cases and writes the reports. Returns the exit status. */
+static int run(const struct args *a, struct conf_options *o, const struct conf_case **sel,
+               size_t nsel)
+{
+	struct conf_run run = {0};
+	struct conf_console console = {.verbose = a->verbose, .quiet = a->quiet};
+	struct conf_schedule sc = {
+	        .o = o,
+	        .jobs = a->jobs ? a->jobs : default_jobs(),
+	        .case_timeout_ms = (uint64_t)((double)a->case_timeout_ms * a->timeout_scale),
+	        .fail_fast = a->fail_fast,
+	        .strict = a->strict,
+	        .on_result = conf_console_result,
+	        .user = &console};
+	char started[32];
+	struct props props;
+	int status;
+
+	run_props(a, &props);
+	run.props = props.v;
+	run.n_props = props.n;
+	run.results = calloc(nsel, sizeof *run.results);
+	if (!run.results) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return EXIT_USAGE;
+	}
+	run.started_ms = now_iso(started, sizeof started);
+	run.tool_version = CLAWPAIR_VERSION;
+	run.gateway_url = a->url;
+	run.started = started;
+	run.strict = a->strict;
+	if (!a->quiet)
+		printf(PROG " %s: %zu cases against %s\n", CLAWPAIR_VERSION, nsel, a->url);
+	if (o->not_local)
+		printf(PROG ": %s; the cases with a local client SKIP (conformance/README.md, "
+		            "\"From another host or container\")\n",
+		       o->not_local);
+	conf_schedule_run(&sc, sel, nsel, &run);
+	conf_run_stale_patterns(&run, o->expectations);
+	if (run.gone_during)
+		fprintf(stderr,
+		        PROG ": gateway went away during %s: %s no longer accepts a "
+		             "connection; the cases from then on are NOT-RUN\n",
+		        run.gone_during, a->url);
+	status = conf_run_exit_status(&run);
+	conf_console_summary(&console, &run);
+	if (write_reports(a, &run) < 0 && status == 0)
+		status = 1;
+	for (size_t i = 0; i < run.n; i++)
+		conf_result_finish(&run.results[i]);
+	free(run.results);
+	return status;
 }
 
 int main(int argc, char **argv)
@@ -552,12 +772,11 @@ int main(int argc, char **argv)
 	struct conf_cases cases = {0};
 	struct conf_expectations expect = {0};
 	struct conf_options o = {0};
-	struct conf_run run = {0};
 	const struct conf_case **sel = NULL;
-	char err[512], started[32], nsbuf[64], urlbuf[512];
+	char err[512], nsbuf[64], urlbuf[512], dirbuf[PATH_MAX];
 	const char *dir;
 	unsigned xff_next = 2;
-	size_t nsel = 0, i;
+	size_t nsel = 0;
 	int status;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -565,53 +784,39 @@ int main(int argc, char **argv)
 	if (status >= 0)
 		goto out;
 	status = EXIT_USAGE;
-	dir = a.cases_dir                    ? a.cases_dir
-	      : getenv("CLAWPAIR_CASES_DIR") ? getenv("CLAWPAIR_CASES_DIR")
-	                                     : CLAWPAIR_CASES_DIR;
+	if (check_outputs(&a) < 0)
+		goto out;
+	dir = cases_dir(&a, dirbuf, sizeof dirbuf);
 	if (conf_cases_load(dir, &cases, err, sizeof err) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
-	if (select_cases(&cases, &a, &sel, &nsel) < 0)
+	if (load_sections(&cases, dir, &a) < 0 || select_cases(&cases, &a, &sel, &nsel) < 0)
 		goto out;
 	if (a.list) {
-		list_cases(sel, nsel);
-		status = 0;
+		status = list_cases(sel, nsel, &a, validate_cases(&cases, &a));
 		goto out;
 	}
 	if (parse_remote(a.remote_via, &o, &xff_next, nsbuf, sizeof nsbuf, urlbuf, sizeof urlbuf) <
 	    0)
 		goto out;
 	if (a.expectations &&
-	    conf_expectations_load(a.expectations, &expect, err, sizeof err) < 0) {
+	    (conf_expectations_load(a.expectations, &expect, err, sizeof err) < 0 ||
+	     conf_expectations_check(&expect, a.expectations, &cases, err, sizeof err) < 0)) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
+	validate_cases(&cases, &a);
 	if (identity_global_init() < 0) {
 		fprintf(stderr, PROG ": crypto library init failed\n");
 		goto out;
 	}
-	if (probe(a.url, a.tls_fingerprint, a.token, a.timeout_scale) < 0)
+	status = conf_probe(a.url, a.tls_fingerprint, a.token, a.timeout_scale, &o.not_local);
+	if (status)
 		goto out;
 	runner_options(&a, &o, &xff_next, &expect);
-	run.results = calloc(nsel, sizeof *run.results);
-	if (!run.results)
-		goto out;
-	now_iso(started, sizeof started);
-	run.tool_version = CLAWPAIR_VERSION;
-	run.gateway_url = a.url;
-	run.started = started;
-	run.strict = a.strict;
-	printf(PROG " %s: %zu cases against %s\n", CLAWPAIR_VERSION, nsel, a.url);
-	run_cases(sel, nsel, &o, a.verbose, &run);
-	status = conf_run_exit_status(&run);
-	print_summary(&run, status);
-	if (write_reports(&a, &run) < 0 && status == 0)
-		status = 1;
+	status = run(&a, &o, sel, nsel);
 out:
-	for (i = 0; run.results && i < run.n; i++)
-		conf_result_finish(&run.results[i]);
-	free(run.results);
 	free(sel);
 	conf_expectations_finish(&expect);
 	conf_cases_finish(&cases);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "diagnose.h"
+#include "redact.h"
 #include "json.h"
 #include "scenario.h"
 #include "strbuf.h"
@@ -44,10 +45,74 @@ static void conf_numbers(const struct conf_options *o, struct scenario_number *o
 	out[4] = (struct scenario_number){"max_pending", o->max_pending};
 }
 
+/* An actor that must connect as a local client: not remote, or remote made local by
+ * --remote-via none. */
+static bool has_local_actor(const cJSON *case_json, const struct conf_options *o)
+{
+	const cJSON *a;
+
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(case_json, "actors"))
+	{
+		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "remote")) ||
+		    o->remote_via == CONF_REMOTE_NONE)
+			return true;
+	}
+	return false;
+}
+
+/* A step's number, or "${conf.NAME}" of the runner's numbers; dflt when absent. */
+static double step_number(const cJSON *st, const char *k, double dflt,
+                          const struct scenario_number *numbers)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(st, k);
+
+	if (cJSON_IsNumber(v))
+		return v->valuedouble;
+	if (cJSON_IsString(v) && !strncmp(v->valuestring, "${conf.", 7)) {
+		for (int i = 0; i < N_NUMBERS; i++) {
+			size_t n = strlen(numbers[i].name);
+
+			if (!strncmp(v->valuestring + 7, numbers[i].name, n) &&
+			    !strcmp(v->valuestring + 7 + n, "}"))
+				return numbers[i].value;
+		}
+	}
+	return v ? 0 : dflt;
+}
+
+double conf_case_weight_ms(const struct conf_case *c, const struct conf_options *o)
+{
+	struct scenario_number numbers[N_NUMBERS];
+	const cJSON *st;
+	double ms = 0;
+
+	conf_numbers(o, numbers);
+	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(c->json, "steps"))
+	{
+		const char *op = json_get_string(st, "do");
+
+		if (!op)
+			continue;
+		if (!strcmp(op, "sleep"))
+			ms += step_number(st, "ms", 0, numbers);
+		else if (!strcmp(op, "expect-open") || !strcmp(op, "expect-no-event"))
+			ms += step_number(st, "ms", 1000, numbers);
+		/* a wait longer than the default is a wait for one of the gateway's timers (a
+		 * TTL, the handshake timeout), which takes seconds */
+		else if (step_number(st, "timeout_ms", 0, numbers) > 5000)
+			ms += 2000;
+	}
+	return ms;
+}
+
 const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o)
 {
 	const cJSON *it, *needs = cJSON_GetObjectItemCaseSensitive(case_json, "needs");
 
+	if (o->not_local && has_local_actor(case_json, o))
+		return "needs a local client, and the runner is not local to the gateway: run it on "
+		       "the gateway's host or in its network namespace (conformance/README.md, "
+		       "\"From another host or container\")";
 	cJSON_ArrayForEach(it, needs)
 	{
 		const char *n = cJSON_IsString(it) ? it->valuestring : "";
@@ -78,11 +143,19 @@ const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o
 	return NULL;
 }
 
-static void add_frame_line(struct conf_result *r, uint64_t t_ms, const char *actor, const char *dir,
-                           const char *text)
+static void add_frame_line(struct conf_result *r, const struct redact *red, uint64_t t_ms,
+                           const char *actor, const char *dir, const char *raw)
 {
 	struct strbuf b;
-	size_t n = text ? strlen(text) : 0;
+	/* redacted before it is cut, so that a cut cannot hide a token from the redaction */
+	char *text = red ? redact_text(red, raw) : NULL;
+	size_t n;
+
+	if (!text && raw && red)
+		return;
+	if (!text)
+		text = raw ? strdup(raw) : NULL;
+	n = text ? strlen(text) : 0;
 
 	strbuf_init(&b);
 	strbuf_addf(&b, "[+%5llu ms] %-4s %-5s ", (unsigned long long)t_ms, actor ? actor : "",
@@ -96,6 +169,7 @@ static void add_frame_line(struct conf_result *r, uint64_t t_ms, const char *act
 	if (!b.oom)
 		conf_result_add_frame(r, b.p);
 	strbuf_finish(&b);
+	free(text);
 }
 
 static char *xstrdup(const char *s)
@@ -142,31 +216,146 @@ static char *last_sent_request_id(const struct scenario_result *sr)
 	return NULL;
 }
 
-static struct scenario *load_case(const struct conf_case *c, const struct conf_options *o,
-                                  struct conf_result *r)
+static struct scenario *parse_case(const struct conf_case *c, const struct conf_options *o,
+                                   char *err, size_t errsz)
 {
 	struct scenario_number numbers[N_NUMBERS];
 	struct scenario_parse_opts po = {
 	        .extra_needs = runner_needs, .numbers = numbers, .n_numbers = N_NUMBERS};
 	struct scenario *s;
-	char err[512], *text = cJSON_PrintUnformatted(c->json);
-	struct strbuf b;
+	char *text = cJSON_PrintUnformatted(c->json);
 
 	if (!text) {
-		r->verdict = CONF_FAIL;
-		r->message = strdup("out of memory");
+		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
 	conf_numbers(o, numbers);
-	s = scenario_parse_with(text, &po, err, sizeof err);
+	s = scenario_parse_with(text, &po, err, errsz);
 	free(text);
-	if (s)
-		return s;
+	return s;
+}
+
+/* The names a step's strings and keys use as ${NAME} (not ${conf.NAME}, which the parse
+ * replaced); the first one not in defined goes to err. */
+static bool uses_defined(const cJSON *j, const cJSON *defined, char *name, size_t namesz)
+{
+	const char *strs[2] = {j->string, cJSON_IsString(j) ? j->valuestring : NULL};
+
+	for (int k = 0; k < 2; k++) {
+		for (const char *p = strs[k]; p && (p = strstr(p, "${"));) {
+			const char *close = strchr(p + 2, '}');
+			size_t n;
+
+			if (!close)
+				break;
+			n = (size_t)(close - p - 2);
+			snprintf(name, namesz, "%.*s", (int)n, p + 2);
+			if (strncmp(name, "conf.", 5) != 0 &&
+			    !cJSON_GetObjectItemCaseSensitive(defined, name))
+				return false;
+			p = close + 1;
+		}
+	}
+	for (const cJSON *c = j->child; c; c = c->next) {
+		if (!uses_defined(c, defined, name, namesz))
+			return false;
+	}
+	return true;
+}
+
+static void define(cJSON *defined, const char *actor, const char *field)
+{
+	char name[160];
+
+	snprintf(name, sizeof name, "%s%s%s", actor, field ? "." : "", field ? field : "");
+	if (!cJSON_GetObjectItemCaseSensitive(defined, name))
+		cJSON_AddTrueToObject(defined, name);
+}
+
+/* What a connect of actor an defines: its key's variables (and those of the actor it shares
+ * the key with) and, after a hello-ok, its device token. */
+static void define_connect(cJSON *defined, const cJSON *actors, const char *an, int depth)
+{
+	static const char *const fields[] = {"deviceId", "publicKey", "fingerprint", "deviceToken"};
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(actors, an);
+	const char *ident = json_get_string(a, "identity"), *role = json_get_string(a, "role");
+
+	if (!a || depth > 8)
+		return;
+	if (ident ? !strcmp(ident, "none") : !(role && !strcmp(role, "node")))
+		return;
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		define(defined, an, fields[i]);
+	if (ident && !strncmp(ident, "same-as:", 8))
+		define_connect(defined, actors, ident + 8, depth + 1);
+}
+
+static int check_vars(const cJSON *json, char *err, size_t errsz)
+{
+	const cJSON *steps = cJSON_GetObjectItemCaseSensitive(json, "steps"),
+	            *actors = cJSON_GetObjectItemCaseSensitive(json, "actors"), *st, *cap;
+	cJSON *defined = cJSON_CreateObject();
+	char name[128];
+	int idx = 0, rc = 0;
+
+	if (!defined) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	cJSON_ArrayForEach(st, steps)
+	{
+		const char *op = json_get_string(st, "do"), *an = json_get_string(st, "actor");
+
+		if (!uses_defined(st, defined, name, sizeof name)) {
+			snprintf(err, errsz, "step %d: unknown variable ${%s}", idx, name);
+			rc = -1;
+			break;
+		}
+		if (op && an && !strcmp(op, "connect"))
+			define_connect(defined, actors, an, 0);
+		cJSON_ArrayForEach(cap, cJSON_GetObjectItemCaseSensitive(st, "capture"))
+		{
+			define(defined, cap->string, NULL);
+		}
+		idx++;
+	}
+	cJSON_Delete(defined);
+	return rc;
+}
+
+int conf_case_check(const struct conf_case *c, const struct conf_options *o, char *err,
+                    size_t errsz)
+{
+	struct scenario *s = parse_case(c, o, err, errsz);
+
+	if (!s)
+		return -1;
+	scenario_destroy(s);
+	return check_vars(c->json, err, errsz);
+}
+
+/* A broken case, or one the interpreter could not play: no verdict on the gateway. */
+static void set_error(struct conf_result *r, const char *what, const char *why)
+{
+	struct strbuf b;
+
 	strbuf_init(&b);
-	strbuf_addf(&b, "case rejected by the scenario interpreter: %s", err);
-	r->verdict = CONF_FAIL;
+	strbuf_addf(&b, "%s%s%s", what, why ? ": " : "", why ? why : "");
+	r->verdict = CONF_ERROR;
+	free(r->message);
 	r->message = strbuf_take(&b);
-	return NULL;
+}
+
+static struct scenario *load_case(const struct conf_case *c, const struct conf_options *o,
+                                  struct conf_result *r)
+{
+	char err[512];
+	struct scenario *s;
+
+	s = parse_case(c, o, err, sizeof err);
+	if (!s)
+		set_error(r, "case rejected by the scenario engine", err);
+	return s;
 }
 
 static void env_of(const struct conf_options *o, struct scenario_env *env)
@@ -234,8 +423,7 @@ static void judge(const struct conf_case *c, const struct scenario_result *sr,
 		r->message = xstrdup(sr->message);
 		break;
 	case SCENARIO_ERROR:
-		r->verdict = CONF_FAIL;
-		r->message = xstrdup(sr->message ? sr->message : "scenario error");
+		set_error(r, "the scenario engine could not play the case", sr->message);
 		break;
 	case SCENARIO_FAIL:
 		judge_failure(c, sr, r);
@@ -243,12 +431,13 @@ static void judge(const struct conf_case *c, const struct scenario_result *sr,
 	}
 }
 
-static void add_transcript(const struct scenario_result *sr, struct conf_result *r)
+static void add_transcript(const struct scenario_result *sr, const struct redact *red,
+                           struct conf_result *r)
 {
 	static const char *const dirs[] = {">", "<", "close", "#"};
 
 	for (size_t i = 0; i < sr->n_log; i++)
-		add_frame_line(r, sr->log[i].t_ms, sr->log[i].actor,
+		add_frame_line(r, red, sr->log[i].t_ms, sr->log[i].actor,
 		               dirs[sr->log[i].dir <= SCENARIO_DIR_NOTE ? sr->log[i].dir : 3],
 		               sr->log[i].text);
 }
@@ -263,14 +452,32 @@ static void play(const struct conf_case *c, const struct conf_options *o, struct
 		return;
 	env_of(o, &env);
 	if (scenario_run(s, &env, &sr) != 0) {
-		r->verdict = CONF_FAIL;
-		r->message = strdup("the scenario interpreter refused to run the case");
+		set_error(r, "the scenario engine refused to run the case", NULL);
 		scenario_destroy(s);
 		return;
 	}
 	judge(c, &sr, r);
-	if (r->verdict != CONF_PASS || o->all_frames)
-		add_transcript(&sr, r);
+	if (o->show_secrets) {
+		if (r->verdict != CONF_PASS || o->all_frames)
+			add_transcript(&sr, NULL, r);
+	} else {
+		struct redact red;
+
+		/* the shared token, and every token the run saw, wherever else it shows up */
+		redact_init(&red);
+		redact_add(&red, o->token);
+		for (size_t i = 0; i < sr.n_log; i++)
+			redact_learn(&red, sr.log[i].text);
+		redact_learn(&red, sr.actual);
+		redact_learn(&red, sr.expected);
+		if (r->verdict != CONF_PASS || o->all_frames)
+			add_transcript(&sr, &red, r);
+		redact_in_place(&red, &r->message);
+		redact_in_place(&red, &r->expected);
+		redact_in_place(&red, &r->actual);
+		redact_in_place(&red, &r->close_reason);
+		redact_finish(&red);
+	}
 	scenario_result_finish(&sr);
 	scenario_destroy(s);
 }
@@ -278,11 +485,16 @@ static void play(const struct conf_case *c, const struct conf_options *o, struct
 void conf_run_case(const struct conf_case *c, const struct conf_options *o, struct conf_result *r)
 {
 	const char *unmet, *xfail;
+	const struct conf_expectation *x;
 
 	memset(r, 0, sizeof *r);
 	r->c = c;
 	r->failed_step = -1;
 	r->close_ms = -1;
+	if (c->invalid) {
+		set_error(r, "case rejected by the scenario engine", c->invalid);
+		return;
+	}
 	unmet = conf_unmet_need(c->json, o);
 	if (unmet) {
 		r->verdict = CONF_SKIP;
@@ -290,20 +502,25 @@ void conf_run_case(const struct conf_case *c, const struct conf_options *o, stru
 		return;
 	}
 	play(c, o, r);
-	xfail = conf_expectations_find(o->expectations, c->id);
+	x = conf_expectations_entry(o->expectations, c);
+	xfail = x ? x->reason : NULL;
 	if (xfail &&
 	    (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT || r->verdict == CONF_INFO)) {
 		r->verdict = CONF_XFAIL;
 		r->xfail_reason = strdup(xfail);
-	} else if (xfail && r->verdict == CONF_PASS) {
-		/* a known failure that now passes: keep PASS, say so, so the list gets pruned */
-		char *m = malloc(strlen(xfail) + 64);
+	} else if (xfail && r->verdict == CONF_PASS && !strcmp(x->pattern, c->id)) {
+		/* a known failure that now passes: the file is stale, and the run says so (a
+		 * pattern's cases are judged together at the end: conf_run_stale_patterns) */
+		struct strbuf b;
 
-		if (m) {
-			snprintf(m, strlen(xfail) + 64, "listed as a known failure but passed (%s)",
-			         xfail);
-			free(r->message);
-			r->message = m;
-		}
+		strbuf_init(&b);
+		strbuf_addf(&b,
+		            "listed as a known failure but passed (%s): remove it from the "
+		            "expectations file",
+		            xfail);
+		r->stale = true;
+		r->xfail_reason = strdup(xfail);
+		free(r->message);
+		r->message = strbuf_take(&b);
 	}
 }

@@ -23,12 +23,25 @@ struct conf_options {
 	int64_t tick_interval_ms; /* 0: unknown (30000 assumed) */
 	bool slow; /* run cases that wait for a 30 s tick */
 	bool all_frames; /* keep frames of passing cases too */
+	const char *not_local; /* why the runner's "local" clients are not local, or NULL */
+	bool show_secrets; /* keep tokens in the result (else redact.h replaces them) */
 	const struct conf_expectations *expectations;
 };
 
 /* Runs c with the scenario interpreter and fills r (r->c = c). Never fails: problems become
  * FAIL or SKIP verdicts. */
 void conf_run_case(const struct conf_case *c, const struct conf_options *o, struct conf_result *r);
+
+/* Whether the interpreter takes c: its format (scenario_parse_with, with the runner's needs and
+ * numbers) and every ${NAME} of a step defined by an earlier step (a capture; a connect of
+ * actor A for ${A.deviceId}, ${A.publicKey}, ${A.fingerprint}, ${A.deviceToken}). Returns 0, or
+ * -1 with the reason in err. */
+int conf_case_check(const struct conf_case *c, const struct conf_options *o, char *err,
+                    size_t errsz);
+
+/* How long c takes at least, from its waits (sleep, expect-open, expect-no-event, and a wait for
+ * one of the gateway's timers): --jobs starts the long cases first. */
+double conf_case_weight_ms(const struct conf_case *c, const struct conf_options *o);
 
 /* The runner's own needs (short-ttl, ticks, netns, max-pending-2, and restart and remote as the
  * options see them); NULL when all are met, else why not (static string). */

@@ -102,9 +102,10 @@ static void usage(FILE *f)
 	      "  -h, --help           this help\n"
 	      "  -V, --version        show the version\n"
 	      "\n"
-	      "Exit: 0 paired (or scenario passed), 1 refused, rejected, timed out or a step\n"
-	      "failed, 2 bad usage, unreachable gateway, its TLS certificate refused, or\n"
-	      "scenario skipped/errored.\n",
+	      "Exit (the same in every clawpair tool): 0 paired (or scenario passed), 1 a\n"
+	      "refusal (a wrong token included), rejected, timed out or a step failed, 2 bad\n"
+	      "usage, unreachable gateway, its TLS certificate refused, or scenario\n"
+	      "skipped/errored.\n",
 	      f);
 }
 
@@ -1168,6 +1169,14 @@ static size_t swarm_step(struct swarm *w, uint64_t now)
 	return open_outcomes;
 }
 
+static void add_ms_or_null(cJSON *j, const char *k, size_t samples, uint64_t ms)
+{
+	if (samples)
+		cJSON_AddNumberToObject(j, k, (double)ms);
+	else
+		cJSON_AddNullToObject(j, k);
+}
+
 static void swarm_print_summary(const struct swarm *w)
 {
 	size_t connecting = w->n - w->n_pending - w->n_paired - w->n_failed;
@@ -1182,10 +1191,12 @@ static void swarm_print_summary(const struct swarm *w)
 			cJSON_AddNumberToObject(j, "paired", (double)w->n_paired);
 			cJSON_AddNumberToObject(j, "failed", (double)w->n_failed);
 			cJSON_AddNumberToObject(j, "connecting", (double)connecting);
-			cJSON_AddNumberToObject(j, "p50Ms", (double)pct(w->lat, w->n_lat, 0.50));
-			cJSON_AddNumberToObject(j, "p90Ms", (double)pct(w->lat, w->n_lat, 0.90));
-			cJSON_AddNumberToObject(j, "p99Ms", (double)pct(w->lat, w->n_lat, 0.99));
-			cJSON_AddNumberToObject(j, "maxMs", (double)max);
+			cJSON_AddNumberToObject(j, "samples", (double)w->n_lat);
+			/* no hello-ok, no latency: null, not a 0 ms that looks measured */
+			add_ms_or_null(j, "p50Ms", w->n_lat, pct(w->lat, w->n_lat, 0.50));
+			add_ms_or_null(j, "p90Ms", w->n_lat, pct(w->lat, w->n_lat, 0.90));
+			add_ms_or_null(j, "p99Ms", w->n_lat, pct(w->lat, w->n_lat, 0.99));
+			add_ms_or_null(j, "maxMs", w->n_lat, max);
 			cJSON_AddNumberToObject(j, "elapsedMs", (double)(clock_mono_ms() - w->t0));
 			emit_json(j);
 		}
@@ -1193,11 +1204,16 @@ static void swarm_print_summary(const struct swarm *w)
 	}
 	printf("nodes %zu: pending %zu, paired %zu, failed %zu, connecting %zu\n", w->n,
 	       w->n_pending, w->n_paired, w->n_failed, connecting);
-	printf("connect to hello-ok: p50 %llu ms, p90 %llu ms, p99 %llu ms, max %llu ms "
-	       "(%zu samples)\n",
-	       (unsigned long long)pct(w->lat, w->n_lat, 0.50),
-	       (unsigned long long)pct(w->lat, w->n_lat, 0.90),
-	       (unsigned long long)pct(w->lat, w->n_lat, 0.99), (unsigned long long)max, w->n_lat);
+	if (!w->n_lat)
+		printf("connect to hello-ok: no approvals (none of the %zu nodes got hello-ok)\n",
+		       w->n);
+	else
+		printf("connect to hello-ok: p50 %llu ms, p90 %llu ms, p99 %llu ms, max %llu ms "
+		       "(%zu samples)\n",
+		       (unsigned long long)pct(w->lat, w->n_lat, 0.50),
+		       (unsigned long long)pct(w->lat, w->n_lat, 0.90),
+		       (unsigned long long)pct(w->lat, w->n_lat, 0.99), (unsigned long long)max,
+		       w->n_lat);
 	fflush(stdout);
 }
 

@@ -463,7 +463,8 @@ static int parse_top(struct scenario *s, const struct scenario_parse_opts *o, ch
 {
 	static const char *const top[] = {"id",       "title",    "requirement", "level",
 	                                  "sentence", "diagnose", "timeout_ms",  "needs",
-	                                  "actors",   "steps",    "description", NULL};
+	                                  "actors",   "steps",    "description", "exclusive",
+	                                  NULL};
 	const cJSON *v;
 
 	if (check_keys(s->root, top, "scenario", err, errsz) < 0)
