@@ -982,9 +982,9 @@ def mode_schema():
     try:
         exp = os.path.join(gw.dir, 'exp.tsv')
         with open(exp, 'w') as f:
-            f.write('hold/HOLD-1/no-close-while-pending\tcloses 1008\nhandshake/WIRE-13\tpretend\n')
+            f.write('hold/HOLD-1/no-close-while-pending\tcloses 1008\nhandshake/WIRE-13/hello-ok-shape\tpretend\n')
         reports = []
-        for tag, args in (('s1', ['--cases', 'hold', '--cases', 'handshake/WIRE-13', '--cases', 'robust/ROBUST-1/not-json',
+        for tag, args in (('s1', ['--cases', 'hold', '--cases', 'handshake/WIRE-13/hello-ok-shape', '--cases', 'robust/ROBUST-1/not-json',
                                   '--expectations', exp, '--all-frames']),
                           ('s2', ['--cases', 'hold', '--fail-fast', '--jobs', '1']),
                           ('s3', ['--cases', 'handshake/WIRE-2', '--cases-dir', os.path.join(gw.dir, 'broken')])):
