@@ -1156,6 +1156,19 @@ size_t client_pending_items(const struct client_conn *c)
 	return c ? c->n_items : 0;
 }
 
+/* Ends c at once, without a close frame: the gateway sees the TCP connection drop. */
+static void drop_now(struct client_conn *c)
+{
+	if (c->wsi) {
+		struct lws *wsi = c->wsi;
+
+		finish(c, wsi);
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	} else {
+		finish(c, NULL);
+	}
+}
+
 void client_close(struct client_conn *c, int code, const char *reason)
 {
 	if (!c || c->finished || c->close_queued)
@@ -1163,14 +1176,7 @@ void client_close(struct client_conn *c, int code, const char *reason)
 	if (code == 0) {
 		/* no close frame: the gateway sees the TCP connection drop */
 		set_local_abort(c, 1006, "dropped by this side without a close frame");
-		if (c->wsi) {
-			struct lws *wsi = c->wsi;
-
-			finish(c, wsi);
-			lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		} else {
-			finish(c, NULL);
-		}
+		drop_now(c);
 		return;
 	}
 	c->close_queued = true;
@@ -1178,14 +1184,7 @@ void client_close(struct client_conn *c, int code, const char *reason)
 	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason ? reason : "");
 	if (!c->established) {
 		set_local_abort(c, code, c->close_reason);
-		if (c->wsi) {
-			struct lws *wsi = c->wsi;
-
-			finish(c, wsi);
-			lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		} else {
-			finish(c, NULL);
-		}
+		drop_now(c);
 		return;
 	}
 	if (c->wsi)
