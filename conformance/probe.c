@@ -2,9 +2,14 @@
  * does it take the token, and are the runner's own connections local to it. */
 #include "probe.h"
 
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "client.h"
 #include "connect_build.h"
@@ -77,6 +82,36 @@ static const char *not_local(struct client_session *s, int timeout_ms)
 	              : NULL;
 }
 
+/* The URL names a loopback address (or localhost): then the runner's connections are local by
+ * definition (§8.10), and a gateway that treats them otherwise must fail the local cases rather
+ * than have them skipped. */
+static bool url_is_loopback(const char *url)
+{
+	const char *h = strstr(url ? url : "", "://");
+	char host[64];
+	size_t n;
+	uint8_t a[16];
+	static const uint8_t v6_loopback[16] = {[15] = 1};
+
+	if (!h)
+		return false;
+	h += 3;
+	if (*h == '[') {
+		n = strcspn(++h, "]");
+	} else {
+		n = strcspn(h, ":/");
+	}
+	if (n == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (!strcasecmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, v6_loopback, 16) == 0;
+}
+
 int conf_probe(const char *url, const char *tls_fingerprint, const char *token, double scale,
                const char **why_remote)
 {
@@ -103,7 +138,7 @@ int conf_probe(const char *url, const char *tls_fingerprint, const char *token, 
 		out = client_session_await(s, timeout_ms);
 	if (out != CLIENT_SESSION_HELLO)
 		rc = probe_failed(url, token, out, s);
-	else
+	else if (!url_is_loopback(url))
 		*why_remote = not_local(s, timeout_ms);
 	client_session_destroy(s);
 	client_ctx_destroy(ctx);

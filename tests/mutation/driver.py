@@ -121,8 +121,10 @@ def run_job(name, mutant_name, patterns, setups, keep=False):
         with open(restart, 'w') as f:
             f.write('#!/bin/sh\nexec "%s" "%s" "%s" "%s"\n'
                     % (sys.executable, os.path.join(HERE, 'restart.py'), d, mutant_name or ''))
+        # one case at a time: a mutant keeps state across connections, and the mutants already run
+        # in parallel
         os.chmod(restart, 0o755)
-        args = [RUNNER, '--url', url, '--token', TOKEN, '--pending-ttl-ms', '2000',
+        args = [RUNNER, '--url', url, '--token', TOKEN, '--pending-ttl-ms', '2000', '--jobs', '1',
                 '--restart-cmd', restart, '--json', os.path.join(d, 'r.json')] + run_extra
         for p in patterns:
             args += ['--cases', p]
