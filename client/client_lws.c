@@ -440,6 +440,36 @@ static int verify_peer(struct client_conn *c, X509_STORE_CTX *xs, int ok)
 	return 0;
 }
 
+/* Adds c's own request headers to the upgrade request at *p (len bytes of room). The TLS
+ * session is up by now: no request goes out unless its certificate matched the pin. */
+static int append_headers(struct client_conn *c, char **p, size_t len)
+{
+	const char *const lines[][2] = {
+	        {"X-Forwarded-For: ", c->xff}, {"Origin: ", c->origin}, {"", c->extra_headers}};
+	char *end = *p + len;
+
+	if (c->pinned && !c->pin_matched) {
+		if (!c->tls_error[0]) {
+			snprintf(c->tls_error, sizeof(c->tls_error),
+			         "TLS certificate was not checked against the pin");
+			c->tls_refusal = "TLS certificate not checked";
+		}
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		int n;
+
+		if (!lines[i][1])
+			continue;
+		n = snprintf(*p, (size_t)(end - *p), "%s%s%s", lines[i][0], lines[i][1],
+		             lines[i][0][0] ? "\r\n" : "");
+		if (n < 0 || n >= end - *p)
+			return -1;
+		*p += n;
+	}
+	return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -457,44 +487,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	}
 
 	switch (reason) {
-	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
-		char **p = in, *end;
-
-		if (!c || !p || !*p)
-			break;
-		/* the TLS session is up: no request goes out unless its certificate matched */
-		if (c->pinned && !c->pin_matched) {
-			if (!c->tls_error[0]) {
-				snprintf(c->tls_error, sizeof(c->tls_error),
-				         "TLS certificate was not checked against the pin");
-				c->tls_refusal = "TLS certificate not checked";
-			}
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		if (c && in && *(char **)in && append_headers(c, in, len) < 0)
 			return -1;
-		}
-		end = *p + len;
-		if (c->xff) {
-			int n = snprintf(*p, (size_t)(end - *p), "X-Forwarded-For: %s\r\n", c->xff);
-
-			if (n < 0 || n >= end - *p)
-				return -1;
-			*p += n;
-		}
-		if (c->origin) {
-			int n = snprintf(*p, (size_t)(end - *p), "Origin: %s\r\n", c->origin);
-
-			if (n < 0 || n >= end - *p)
-				return -1;
-			*p += n;
-		}
-		if (c->extra_headers) {
-			int n = snprintf(*p, (size_t)(end - *p), "%s", c->extra_headers);
-
-			if (n < 0 || n >= end - *p)
-				return -1;
-			*p += n;
-		}
 		break;
-	}
 	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
 		if (c)
 			c->http_status = (int)lws_http_client_http_response(wsi);
