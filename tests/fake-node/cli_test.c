@@ -412,8 +412,8 @@ static void test_compat_gateway_retries(void **state)
 
 static void bad_gateway(const char *mode, const char *needle)
 {
-	char *argv[] = {"/usr/bin/python3", (char *)source_path("tests/kit/wsfixture.py"),
-	                "--mode", (char *)mode, NULL};
+	char *argv[] = {"/usr/bin/python3", (char *)source_path("tests/kit/wsfixture.py"), "--mode",
+	                (char *)mode, NULL};
 	struct spawned srv;
 	char tmp[] = "/tmp/clawpair-fn-bad-XXXXXX", idp[128];
 	char *out = NULL;

@@ -40,11 +40,11 @@ static void expect(const char *peer, const struct locality_headers *h, const str
 static void test_parse(void **state)
 {
 	struct locality_addr a;
-	static const char *const good[] = {"127.0.0.1", " 10.0.0.1 ", "::1", "[::1]", "fe80::1",
-	                                   "::ffff:127.0.0.1", "2001:db8::7"};
-	static const char *const bad[] = {"",          "127.0.0.1.evil.com", "127.1",      "localhost",
-	                                  "1.2.3.4:80", "[1.2.3.4]",          "::1%lo",     "1.2.3.4 5",
-	                                  "01.2.3.4",   "[::1",               "256.0.0.1"};
+	static const char *const good[] = {"127.0.0.1", " 10.0.0.1 ",       "::1",        "[::1]",
+	                                   "fe80::1",   "::ffff:127.0.0.1", "2001:db8::7"};
+	static const char *const bad[] = {
+	        "",       "127.0.0.1.evil.com", "127.1",    "localhost", "1.2.3.4:80", "[1.2.3.4]",
+	        "::1%lo", "1.2.3.4 5",          "01.2.3.4", "[::1",      "256.0.0.1"};
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
@@ -59,8 +59,8 @@ static void test_loopback(void **state)
 	struct locality_addr a;
 	static const char *const lo[] = {"127.0.0.1", "127.255.1.2", "::1", "::ffff:127.0.0.9",
 	                                 "0:0:0:0:0:0:0:1"};
-	static const char *const not_lo[] = {"128.0.0.1", "10.77.0.2", "::2", "::ffff:10.0.0.1",
-	                                     "::127.0.0.1", "fe80::1"};
+	static const char *const not_lo[] = {"128.0.0.1",       "10.77.0.2",   "::2",
+	                                     "::ffff:10.0.0.1", "::127.0.0.1", "fe80::1"};
 	(void)state;
 
 	for (size_t i = 0; i < sizeof(lo) / sizeof(lo[0]); i++) {
