@@ -130,6 +130,8 @@ const char *conf_unmet_need(const cJSON *case_json, const struct conf_options *o
 		if (!strcmp(n, "ticks") && !o->slow &&
 		    !(o->tick_interval_ms > 0 && o->tick_interval_ms <= 10000))
 			return "waits for a tick: pass --tick-interval-ms N (N <= 10000) or --slow";
+		if (!strcmp(n, "long-ttl") && o->pending_ttl_ms > 0 && o->pending_ttl_ms < 10000)
+			return "needs a pending TTL of 10 s or more: its requests must outlive the case";
 		if (!strcmp(n, "trusted-loopback-proxy") && o->remote_via != CONF_REMOTE_XFF)
 			return "needs a gateway that trusts 127.0.0.1 as a proxy: --remote-via xff";
 		if (!strcmp(n, "pending-cap-over-32") && o->max_pending > 0 &&

@@ -500,14 +500,16 @@ static cJSON *parse_text(const char *json_text, const struct scenario_parse_opts
 	}
 	cJSON_Minify(copy); /* drops // and block comments */
 	raw = cJSON_Parse(copy);
-	free(copy);
 	if (!raw || !cJSON_IsObject(raw)) {
-		const char *at = cJSON_GetErrorPtr();
+		/* cJSON's error pointer points into copy: read it before copy goes */
+		const char *at = raw ? NULL : cJSON_GetErrorPtr();
 
 		snprintf(err, errsz, "not a JSON object%s%.30s", at ? " near: " : "", at ? at : "");
 		cJSON_Delete(raw);
+		free(copy);
 		return NULL;
 	}
+	free(copy);
 	out = scenario_expand(raw, o, err, errsz);
 	cJSON_Delete(raw);
 	return out;

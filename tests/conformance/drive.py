@@ -319,6 +319,17 @@ def mode_extras():
         print('ok: %d extra cases PASS' % len(rep['cases']))
     finally:
         gw.cleanup(pidfile)
+    # cases whose requests must outlive them, against a gateway with a longer TTL
+    gw = Gateway(['--pending-ttl', '60']).start()
+    try:
+        rc, so, se, rep, _ = run_against(gw, ['--pending-ttl-ms', '60000', '--cases', 'limits/LIMIT-7'],
+                                         'extras-ttl')
+        if rc != 0 or not rep['cases'] or any(c['verdict'] != 'PASS' for c in rep['cases']):
+            print(so[-4000:])
+            fail('long-TTL cases: exit %d' % rc)
+        print('ok: %d long-TTL cases PASS' % len(rep['cases']))
+    finally:
+        gw.cleanup()
 
 
 def load_cases():
