@@ -22,6 +22,7 @@ static const char *const runner_needs[] = {"short-ttl",
                                            "max-pending-2",
                                            "pending-cap-over-32",
                                            "trusted-loopback-proxy",
+                                           "long-ttl",
                                            NULL};
 
 /* The spec's defaults (§8.8), for a gateway whose options the runner was not told. */
