@@ -86,3 +86,18 @@ void kit_note_first(char *buf, size_t bufsz, const char *fmt, ...)
 	vsnprintf(buf, bufsz, fmt, ap);
 	va_end(ap);
 }
+
+bool kit_built_with_asan(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return true;
+#else
+	return false;
+#endif
+#else
+	return false;
+#endif
+}

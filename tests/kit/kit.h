@@ -32,4 +32,8 @@ void remove_tree(const char *dir);
 void kit_note_first(char *buf, size_t bufsz, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
+/* True when this test (and so the gateway of the same build) runs under AddressSanitizer,
+ * whose quarantine makes RSS figures meaningless. */
+bool kit_built_with_asan(void);
+
 #endif

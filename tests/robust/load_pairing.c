@@ -341,22 +341,6 @@ static void wave(struct load *l, const char *label)
 	       (double)(t_done - t_approve) / 1000.0, wins_a, wins_b);
 }
 
-/* The gateway under test comes from the same build as this test, with the same sanitizers. */
-static bool built_with_asan(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-	return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-	return true;
-#else
-	return false;
-#endif
-#else
-	return false;
-#endif
-}
-
 /* The gateway on a fresh state dir in l->tmp, room for every node of a wave twice over; under
  * valgrind it runs under memcheck too and its exit status is checked. */
 static int start_gateway(struct load *l, char *err, size_t errsz)
@@ -407,7 +391,7 @@ static void check_resources(struct load *l, const struct loadgen_proc *start,
 		             start->fds);
 	/* Under ASan the gateway's freed memory sits in the allocator's quarantine, so RSS says
 	 * nothing about leaks there; LeakSanitizer checks them when the gateway exits (status). */
-	bool rss_meaningful = !l->valgrind && !built_with_asan();
+	bool rss_meaningful = !l->valgrind && !kit_built_with_asan();
 	if (!rss_meaningful)
 		printf("# RSS growth not asserted: the gateway runs under %s\n",
 		       l->valgrind ? "valgrind" : "ASan (LeakSanitizer checks leaks at exit)");
