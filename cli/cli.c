@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 int cli_init(struct cli *c, const struct cli_tool *tool)
@@ -231,6 +232,26 @@ const char *cli_tls_fingerprint(const struct cli *c, bool *from_env)
 	if (from_env)
 		*from_env = true;
 	return env;
+}
+
+int cli_tls_pin(const struct cli *c, const char *url, int (*parse)(const char *, unsigned char *),
+                const char **out)
+{
+	bool from_env;
+	const char *fp = cli_tls_fingerprint(c, &from_env);
+	bool wss = url && strncasecmp(url, "wss://", 6) == 0;
+
+	*out = NULL;
+	if (!fp || (!wss && from_env))
+		return 0;
+	if (!wss)
+		return cli_usage_error(c, "--tls-fingerprint needs a wss:// URL");
+	if (parse(fp, NULL) < 0)
+		return cli_usage_error(c, "bad %s '%s': expected sha256: and 64 hex digits",
+		                       from_env ? "$" CLI_TLS_FINGERPRINT_ENV : "--tls-fingerprint",
+		                       fp);
+	*out = fp;
+	return 0;
 }
 
 bool cli_parse_uint(const char *s, unsigned long long min, unsigned long long max,

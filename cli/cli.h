@@ -87,6 +87,13 @@ int cli_token(const struct cli *c, bool required, char **out);
  * client_tls_fingerprint_parse). */
 const char *cli_tls_fingerprint(const struct cli *c, bool *from_env);
 
+/* The pin for url: *out is the fingerprint to pin, or NULL (none given, or only the
+ * environment's for a ws:// URL, where it does not apply). --tls-fingerprint with ws:// and a
+ * fingerprint that parse (the client library's client_tls_fingerprint_parse) refuses are usage
+ * errors. Returns 0 or that error's exit status. */
+int cli_tls_pin(const struct cli *c, const char *url, int (*parse)(const char *, unsigned char *),
+                const char **out);
+
 /* Decimal digits only (no sign, no blanks), within [min, max]. */
 bool cli_parse_uint(const char *s, unsigned long long min, unsigned long long max,
                     unsigned long long *out);

@@ -483,20 +483,7 @@ static int check_command(const struct cli *cli, const struct ctl *c, int argc, c
  * Returns 0 or a usage error's status. */
 static int check_tls(const struct cli *cli, struct ctl *c)
 {
-	bool from_env;
-	const char *fp = cli_tls_fingerprint(cli, &from_env);
-	bool wss = strncasecmp(c->url, "wss://", 6) == 0;
-
-	if (!fp || (!wss && from_env))
-		return 0;
-	if (!wss)
-		return cli_usage_error(cli, "--tls-fingerprint needs a wss:// URL");
-	if (client_tls_fingerprint_parse(fp, NULL) < 0)
-		return cli_usage_error(cli, "bad %s '%s': expected sha256: and 64 hex digits",
-		                       from_env ? "$" CLI_TLS_FINGERPRINT_ENV : "--tls-fingerprint",
-		                       fp);
-	c->tls_fingerprint = fp;
-	return 0;
+	return cli_tls_pin(cli, c->url, client_tls_fingerprint_parse, &c->tls_fingerprint);
 }
 
 /* Parses argv into c; *first is the index of the command. Returns -1 to go on, or the exit

@@ -287,22 +287,11 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
  * Returns 0 or a usage error's status. */
 static int check_tls(const struct cli *c, struct opts *o)
 {
-	bool from_env;
-	const char *fp = cli_tls_fingerprint(c, &from_env);
 	bool wss = strncasecmp(o->url, "wss://", 6) == 0;
 
 	if (!wss && strncasecmp(o->url, "ws://", 5))
 		return cli_usage_error(c, "%s: only ws:// and wss:// URLs are supported", o->url);
-	if (!fp || (!wss && from_env))
-		return 0;
-	if (!wss)
-		return cli_usage_error(c, "--tls-fingerprint needs a wss:// URL");
-	if (client_tls_fingerprint_parse(fp, NULL) < 0)
-		return cli_usage_error(c, "bad %s '%s': expected sha256: and 64 hex digits",
-		                       from_env ? "$" CLI_TLS_FINGERPRINT_ENV : "--tls-fingerprint",
-		                       fp);
-	o->tls_fingerprint = fp;
-	return 0;
+	return cli_tls_pin(c, o->url, client_tls_fingerprint_parse, &o->tls_fingerprint);
 }
 
 /* Parses argv into o. Returns -1 to go on, or the exit status to leave with. */
