@@ -98,10 +98,14 @@ static void note_status(struct client_proc *p, int status)
 {
 	p->exited = true;
 	p->pid = 0;
-	if (WIFSIGNALED(status))
+	if (WIFSIGNALED(status)) {
 		p->signal = WTERMSIG(status);
-	else
+	} else {
 		p->exit_code = WEXITSTATUS(status);
+		/* the shell reports a command that a signal ended as 128 + its number */
+		if (p->exit_code > 128 && p->exit_code < 128 + NSIG)
+			p->signal = p->exit_code - 128;
+	}
 }
 
 bool client_exec_poll(struct client_proc *p)

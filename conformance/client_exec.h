@@ -20,7 +20,8 @@ char *client_exec_command(const char *tmpl, const struct client_exec_vars *v, co
 struct client_proc {
 	pid_t pid; /* 0: not running */
 	bool exited; /* ended by itself (client_exec_poll saw it) */
-	int exit_code, signal;
+	int exit_code;
+	int signal; /* the signal that ended it, also when the shell reported it as 128 + N */
 };
 
 /* Runs `sh -c cmd` in a new process group, stdin from /dev/null, stdout and stderr appended to

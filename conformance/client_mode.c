@@ -41,6 +41,7 @@
 #define MAX_CLIENTS 8
 #define DEFAULT_HOLD_MS 15000
 #define DEFAULT_WAIT_S 60
+#define DEFAULT_EXEC_WAIT_S 15
 #define DEFAULT_WINDOW_MS 3000
 /* a stopped client gets this long to close its socket before SIGKILL */
 #define STOP_GRACE_MS 1000
@@ -78,8 +79,9 @@ static void usage(FILE *f)
 	      "  --hold-ms N            how long a client must hold a pending connect\n"
 	      "                         (CLIENT-5; default 15000); also the pending hold of the\n"
 	      "                         timeout-retry case (CLIENT-15)\n"
-	      "  --wait S               without --exec: how long each case waits for the client\n"
-	      "                         to connect (default 60)\n"
+	      "  --wait S               how long each case waits for the client's first\n"
+	      "                         connection (default 60, with --exec 15); the case's\n"
+	      "                         times run from that connection\n"
 	      "  --cases PATTERN        run only matching cases (repeatable; a group, a\n"
 	      "                         requirement such as CLIENT-8, an id prefix, a glob)\n"
 	      "  --exclude PATTERN      skip matching cases (repeatable)\n"
@@ -243,13 +245,29 @@ static int parse_args(int argc, char **argv, struct args *a)
 	memset(a, 0, sizeof *a);
 	a->listen = "127.0.0.1:0";
 	a->hold_ms = DEFAULT_HOLD_MS;
-	a->wait_ms = DEFAULT_WAIT_S * 1000;
+	a->wait_ms = 0;
 	a->timeout_scale = 1.0;
 	rc = cli_parse(&c, &tool, argc, argv, apply_option, a);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument %s", argv[optind]);
+	if (!a->wait_ms)
+		a->wait_ms = (uint64_t)((a->exec ? DEFAULT_EXEC_WAIT_S : DEFAULT_WAIT_S) * 1000 *
+		                        a->timeout_scale);
+	if (a->exec) {
+		struct client_exec_vars v = {
+		        .url = "", .token = "", .token_file = "", .state_dir = ""};
+		const char *bad;
+		char *cmd = client_exec_command(a->exec, &v, &bad);
+
+		if (!cmd && bad)
+			return cli_usage_error(&c,
+			                       "--exec: unknown placeholder %.*s (known: {url} "
+			                       "{token} {token_file} {state_dir} {client})",
+			                       (int)(strcspn(bad, "}") + 1), bad);
+		free(cmd);
+	}
 	rc = cli_token(&c, false, &a->token);
 	if (rc)
 		return rc;
@@ -583,13 +601,14 @@ static void play(struct case_run *cr, const struct conf_case *c, const struct fa
 			break;
 		}
 	}
-	deadline = cr->t0 + rs->window_ms;
-	if (!cr->a->exec) {
+	/* the case's window runs from the client's first connection: a slow start (an
+	 * interpreter, a loaded machine) does not eat into it */
+	if (!cr->a->exec)
 		note(cr, 0, "waiting for the client at %s", cr->url);
-		while (fakegw_obs(gw)->n == 0 && now_ms() < cr->t0 + (int64_t)cr->a->wait_ms)
-			fakegw_server_service(cr->srv, 20);
-		deadline = now_ms() + rs->window_ms;
-	}
+	while (fakegw_obs(gw)->n == 0 && now_ms() < cr->t0 + (int64_t)cr->a->wait_ms &&
+	       !(cr->a->exec && all_exited(cr)))
+		fakegw_server_service(cr->srv, 10);
+	deadline = now_ms() + rs->window_ms;
 	while (now_ms() < deadline) {
 		fakegw_server_service(cr->srv, 10);
 		watch_clients(cr);
@@ -712,13 +731,35 @@ static void run_case(struct case_run *cr, const struct conf_case *c, size_t inde
 
 /* ---- the run ---- */
 
-static const char *cases_dir(const struct args *a)
+/* --cases-dir, $CLAWPAIR_CLIENT_CASES_DIR, the installed ones (share/clawpair/conformance/
+ * client-cases next to the binary's ../share), the source tree's. */
+static const char *cases_dir(const struct args *a, char *buf, size_t bufsz)
 {
 	const char *env = getenv("CLAWPAIR_CLIENT_CASES_DIR");
+	char exe[PATH_MAX];
+	ssize_t n;
+	struct stat st;
 
 	if (a->cases_dir)
 		return a->cases_dir;
-	return env && *env ? env : CLAWPAIR_CLIENT_CASES_DIR;
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n > 0) {
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if ((size_t)snprintf(buf, bufsz,
+			                     "%s/../share/clawpair/conformance/client-cases",
+			                     exe) < bufsz &&
+			    stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+				return buf;
+		}
+	}
+	return CLAWPAIR_CLIENT_CASES_DIR;
 }
 
 static int check_outputs(const struct args *a)
@@ -895,7 +936,7 @@ int client_mode_main(int argc, char **argv)
 	const struct conf_case **sel = NULL;
 	struct conf_selection cs;
 	size_t nsel = 0;
-	char err[512];
+	char err[512], dirbuf[PATH_MAX];
 	int status = parse_args(argc, argv, &a);
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -905,7 +946,7 @@ int client_mode_main(int argc, char **argv)
 	status = CLI_EXIT_USAGE;
 	if (check_outputs(&a) < 0)
 		goto out;
-	if (conf_cases_load(cases_dir(&a), &cases, err, sizeof err) < 0) {
+	if (conf_cases_load(cases_dir(&a, dirbuf, sizeof dirbuf), &cases, err, sizeof err) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}

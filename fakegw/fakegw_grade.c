@@ -87,17 +87,18 @@ static const char *closer_name(enum fakegw_closer c)
 	}
 }
 
+/* A client that never sends a device connect fails every case: none can hold. */
 static enum fakegw_grade no_connect(const struct fakegw_grade_input *in, char *msg, size_t msgsz)
 {
 	if (in->obs->n == 0)
-		return say(FAKEGW_CANNOT_GRADE, msg, msgsz, "the client never connected");
+		return say(FAKEGW_NOT_MET, msg, msgsz, "the client never connected");
 	for (size_t i = 0; i < in->obs->n; i++) {
 		if (conn(in, i)->params_error)
-			return say(FAKEGW_CANNOT_GRADE, msg, msgsz,
+			return say(FAKEGW_NOT_MET, msg, msgsz,
 			           "the client's connect did not parse: %s",
 			           conn(in, i)->params_error);
 	}
-	return say(FAKEGW_CANNOT_GRADE, msg, msgsz,
+	return say(FAKEGW_NOT_MET, msg, msgsz,
 	           "%zu connection(s), none sent a connect with a device", in->obs->n);
 }
 
@@ -488,10 +489,12 @@ static enum fakegw_grade judge_jitter(const struct fakegw_grade_input *in, char 
 		        "%zu client(s) reconnected after the common close (waits: %s ms): two are "
 		        "needed to compare",
 		        n, n ? list : "none");
-	if ((hi - lo) * 100 <= hi * 5)
+	/* the scheduling of several processes on one machine spreads them a little too */
+	if ((hi - lo) * 100 <= hi * 10 || hi - lo <= FAKEGW_GRADE_SLACK_MS)
 		return say(FAKEGW_NOT_MET, msg, msgsz,
-		           "%zu clients closed together came back within 5 %% of one wait: %s ms",
-		           n, list);
+		           "%zu clients closed together came back within 10 %% (or %d ms) of one "
+		           "wait: %s ms",
+		           n, FAKEGW_GRADE_SLACK_MS, list);
 	return say(FAKEGW_MET, msg, msgsz, "%zu clients closed together came back after %s ms", n,
 	           list);
 }
