@@ -1150,6 +1150,17 @@ def mode_client():
                 if l.startswith('CLIENT-')}
         if rc != 0 or {c.split('/')[1] for c in listed} != reqs:
             fail('client --list: exit %d, cases for %s, requirements %s' % (rc, listed, sorted(reqs)))
+        cschema = json.load(open(os.path.join(SOURCE, 'conformance', 'schema', 'client-case.schema.json'),
+                                 encoding='utf-8'))
+        cfiles = sorted(glob.glob(os.path.join(SOURCE, 'conformance', 'client-cases', '*', '*.json')))
+        for path in cfiles:
+            e = schema_lite.errors(cschema, json.load(open(path, encoding='utf-8')))
+            if e:
+                fail('%s: %s' % (path, e[:3]))
+        broken = json.load(open(cfiles[0], encoding='utf-8'))
+        broken['steps'][0]['answer'] = 'later'
+        if not schema_lite.errors(cschema, broken):
+            fail('client-case.schema.json takes answer "later"')
         rc, so, se = run(['client', '--exec', 'node {nope}'])
         if rc != 2 or '{nope}' not in se:
             fail('client --exec with an unknown placeholder: exit %d %s' % (rc, se))
