@@ -31,6 +31,8 @@ char *client_exec_command(const char *tmpl, const struct client_exec_vars *v, co
 	const struct {
 		const char *name, *value;
 	} vars[] = {{"url", v->url},
+	            {"host", v->host},
+	            {"port", v->port},
 	            {"token", v->token},
 	            {"token_file", v->token_file},
 	            {"state_dir", v->state_dir},

@@ -1,5 +1,5 @@
 /* client_exec.h: the client under test as a process of the client mode: its command line from
- * a template ({url} {token} {token_file} {state_dir} {client}), started in a process group of
+ * a template ({url} {host} {port} {token} {token_file} {state_dir} {client}), started in a process group of
  * its own with its output in a log file, watched, and stopped. */
 #ifndef CLAWPAIR_CLIENT_EXEC_H
 #define CLAWPAIR_CLIENT_EXEC_H
@@ -9,7 +9,8 @@
 #include <sys/types.h>
 
 struct client_exec_vars {
-	const char *url, *token, *token_file, *state_dir;
+	const char *url, *host, *port; /* the gateway's URL, and its host and port alone */
+	const char *token, *token_file, *state_dir;
 	unsigned client; /* its number in the case, from 1 */
 };
 

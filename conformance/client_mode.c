@@ -69,7 +69,8 @@ static void usage(FILE *f)
 	      "                         URL and token to give the client are printed first\n"
 	      "  --exec CMD             start the client for each case with `sh -c CMD`, stop it\n"
 	      "                         at the case's end; placeholders (shell-quoted): {url}\n"
-	      "                         {token} {token_file} (a mode-0600 file holding it)\n"
+	      "                         {host} {port} {token} {token_file} (a mode-0600 file\n"
+	      "                         holding it)\n"
 	      "                         {state_dir} (empty, the client's own per case) {client}\n"
 	      "                         (1.. when a case runs several); without --exec the\n"
 	      "                         runner waits for a client to connect by itself, and the\n"
@@ -264,7 +265,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		if (!cmd && bad)
 			return cli_usage_error(&c,
 			                       "--exec: unknown placeholder %.*s (known: {url} "
-			                       "{token} {token_file} {state_dir} {client})",
+			                       "{host} {port} {token} {token_file} {state_dir} "
+			                       "{client})",
 			                       (int)(strcspn(bad, "}") + 1), bad);
 		free(cmd);
 	}
@@ -343,7 +345,7 @@ struct client_slot {
 
 struct case_run {
 	const struct args *a;
-	const char *url, *token_file, *root;
+	const char *url, *host, *port, *token_file, *root;
 	struct fakegw_server *srv;
 	struct conf_result *r;
 	struct redact red;
@@ -394,6 +396,8 @@ static int start_client(struct case_run *cr, unsigned i)
 {
 	struct client_slot *s = &cr->cl[i];
 	struct client_exec_vars v = {.url = cr->url,
+	                             .host = cr->host,
+	                             .port = cr->port,
 	                             .token = cr->a->token,
 	                             .token_file = cr->token_file,
 	                             .state_dir = s->state_dir,
@@ -861,7 +865,8 @@ static int run_all(const struct args *a, const struct conf_case **sel, size_t ns
 	struct conf_run run = {0};
 	struct conf_console console = {.verbose = a->verbose, .quiet = a->quiet};
 	struct case_run cr = {.a = a};
-	char host[256], url[320], root[PATH_MAX], token_file[PATH_MAX + 8], err[256], started[32];
+	char host[256], url[320], portbuf[8], root[PATH_MAX], token_file[PATH_MAX + 8], err[256],
+	        started[32];
 	struct props props;
 	struct timespec ts;
 	struct tm tm;
@@ -885,7 +890,10 @@ static int run_all(const struct args *a, const struct conf_case **sel, size_t ns
 		fprintf(stderr, PROG ": cannot make a state directory: %s\n", strerror(errno));
 		goto out;
 	}
+	snprintf(portbuf, sizeof portbuf, "%d", fakegw_server_port(cr.srv));
 	cr.url = url;
+	cr.host = host;
+	cr.port = portbuf;
 	cr.token_file = token_file;
 	cr.root = root;
 	printf(PROG " %s: %zu cases; the client connects to %s with the token in %s%s\n",
