@@ -41,12 +41,21 @@
 #define MAX_CLIENTS 8
 #define DEFAULT_HOLD_MS 15000
 #define DEFAULT_WAIT_S 60
-#define DEFAULT_EXEC_WAIT_S 15
 #define DEFAULT_WINDOW_MS 3000
 /* a stopped client gets this long to close its socket before SIGKILL */
 #define STOP_GRACE_MS 1000
 #define LOG_TAIL_LINES 12
 #define FRAME_LINE_MAX 300
+
+/* SIGINT or SIGTERM: the case in progress ends, its clients are stopped, the rest NOT-RUN (the
+ * one piece of state a signal handler needs; client_mode_main is this mode's main) */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
 
 struct args {
 	const char *listen, *exec, *json, *junit, *html, *expectations, *write_expectations;
@@ -81,8 +90,8 @@ static void usage(FILE *f)
 	      "                         (CLIENT-5; default 15000); also the pending hold of the\n"
 	      "                         timeout-retry case (CLIENT-15)\n"
 	      "  --wait S               how long each case waits for the client's first\n"
-	      "                         connection (default 60, with --exec 15); the case's\n"
-	      "                         times run from that connection\n"
+	      "                         connect request (default 60); the case's\n"
+	      "                         times run from that connect\n"
 	      "  --cases PATTERN        run only matching cases (repeatable; a group, a\n"
 	      "                         requirement such as CLIENT-8, an id prefix, a glob)\n"
 	      "  --exclude PATTERN      skip matching cases (repeatable)\n"
@@ -107,7 +116,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Verdicts and exit status as in the gateway mode: 0 nothing failed, 1 a FAIL (or\n"
 	      "NON-STRICT under --strict) or a stale known failure, 2 bad usage, a port that\n"
-	      "cannot be opened, an unwritable report or a broken case.\n",
+	      "cannot be opened, an unwritable report, a broken case, or SIGINT/SIGTERM (the\n"
+	      "clients are stopped, the cases left NOT-RUN).\n",
 	      f);
 }
 
@@ -254,8 +264,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument %s", argv[optind]);
 	if (!a->wait_ms)
-		a->wait_ms = (uint64_t)((a->exec ? DEFAULT_EXEC_WAIT_S : DEFAULT_WAIT_S) * 1000 *
-		                        a->timeout_scale);
+		a->wait_ms = (uint64_t)(DEFAULT_WAIT_S * 1000 * a->timeout_scale);
 	if (a->exec) {
 		struct client_exec_vars v = {
 		        .url = "", .token = "", .token_file = "", .state_dir = ""};
@@ -470,22 +479,23 @@ static void stop_range(struct case_run *cr, unsigned from, unsigned to)
 
 /* The restart of a case that asks for one: client 1 stopped and started again on the same
  * state directory, restart_after_hello_ms after the first hello-ok. */
-static void maybe_restart(struct case_run *cr, const struct run_spec *rs, struct fakegw *gw)
+static bool maybe_restart(struct case_run *cr, const struct run_spec *rs, struct fakegw *gw)
 {
 	const struct fakegw_obs *o = fakegw_obs(gw);
 	int64_t t = now_ms() - cr->t0;
 
 	if (rs->restart_after_hello_ms < 0 || cr->cl[0].restarted || !cr->n_cl)
-		return;
+		return false;
 	for (size_t i = 0; i < o->n; i++) {
 		if (o->v[i].hello_ms >= 0 && t >= o->v[i].hello_ms + rs->restart_after_hello_ms) {
 			cr->cl[0].restarted = true;
 			note(cr, t, "restarting client 1 on the same state directory");
 			stop_range(cr, 0, 1);
 			start_client(cr, 0);
-			return;
+			return true;
 		}
 	}
+	return false;
 }
 
 static size_t device_connects(const struct fakegw_obs *o)
@@ -495,6 +505,20 @@ static size_t device_connects(const struct fakegw_obs *o)
 	for (size_t i = 0; i < o->n; i++)
 		n += o->v[i].connect_seen;
 	return n;
+}
+
+/* Serves the gateway until a connect request comes after the first `before` ones, the client
+ * exited, or --wait passed: a client's start (an interpreter, a loaded machine, a restart) does
+ * not eat into the case's window, which runs from its connect. */
+static void wait_connect(struct case_run *cr, struct fakegw *gw, size_t before)
+{
+	int64_t end = now_ms() + (int64_t)cr->a->wait_ms;
+
+	while (device_connects(fakegw_obs(gw)) <= before && now_ms() < end && !interrupted &&
+	       !(cr->a->exec && all_exited(cr))) {
+		fakegw_server_service(cr->srv, 10);
+		watch_clients(cr);
+	}
 }
 
 /* Whether the case is over before its window: enough connects and a linger after the last, or
@@ -605,18 +629,17 @@ static void play(struct case_run *cr, const struct conf_case *c, const struct fa
 			break;
 		}
 	}
-	/* the case's window runs from the client's first connection: a slow start (an
-	 * interpreter, a loaded machine) does not eat into it */
 	if (!cr->a->exec)
 		note(cr, 0, "waiting for the client at %s", cr->url);
-	while (fakegw_obs(gw)->n == 0 && now_ms() < cr->t0 + (int64_t)cr->a->wait_ms &&
-	       !(cr->a->exec && all_exited(cr)))
-		fakegw_server_service(cr->srv, 10);
+	wait_connect(cr, gw, 0);
 	deadline = now_ms() + rs->window_ms;
-	while (now_ms() < deadline) {
+	while (now_ms() < deadline && !interrupted) {
 		fakegw_server_service(cr->srv, 10);
 		watch_clients(cr);
-		maybe_restart(cr, rs, gw);
+		if (maybe_restart(cr, rs, gw)) {
+			wait_connect(cr, gw, device_connects(fakegw_obs(gw)));
+			deadline = now_ms() + rs->window_ms;
+		}
 		if (done_early(cr, rs, gw, now_ms() - cr->t0))
 			break;
 	}
@@ -634,6 +657,12 @@ static void play(struct case_run *cr, const struct conf_case *c, const struct fa
 	in.hold_ms = (int64_t)cr->a->hold_ms;
 	in.tick_ms = s->tick_ms;
 	in.procs_known = cr->a->exec != NULL;
+	if (interrupted) {
+		cr->r->verdict = CONF_NOT_RUN;
+		cr->r->message = strdup("the run was interrupted during this case");
+		fakegw_destroy(gw);
+		return;
+	}
 	g = fakegw_grade(rs->check, &in, msg, sizeof msg);
 	cr->r->verdict = g == FAKEGW_MET       ? CONF_PASS
 	                 : g == FAKEGW_NOT_MET ? failed_verdict(c)
@@ -915,14 +944,27 @@ static int run_all(const struct args *a, const struct conf_case **sel, size_t ns
 	run.n_props = props.n;
 	for (size_t i = 0; i < nsel; i++) {
 		cr.r = &run.results[i];
+		if (interrupted) {
+			memset(cr.r, 0, sizeof *cr.r);
+			cr.r->c = sel[i];
+			cr.r->verdict = CONF_NOT_RUN;
+			cr.r->failed_step = -1;
+			cr.r->close_ms = -1;
+			cr.r->message = strdup("the run was interrupted");
+			run.n = i + 1;
+			continue;
+		}
 		run_case(&cr, sel[i], i, e);
 		run.n = i + 1;
 		conf_console_result(&console, i, nsel, cr.r);
 	}
 	run.duration_ms = clock_mono_ms() - t0;
+	if (interrupted)
+		fprintf(stderr,
+		        PROG ": interrupted: the clients are stopped, the cases left NOT-RUN\n");
 	conf_run_count(&run);
 	conf_run_stale_patterns(&run, e);
-	status = conf_run_exit_status(&run);
+	status = interrupted ? CLI_EXIT_USAGE : conf_run_exit_status(&run);
 	conf_console_summary(&console, &run);
 	if (write_reports(a, &run) < 0 && status == 0)
 		status = 1;
@@ -949,6 +991,8 @@ int client_mode_main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	if (status >= 0)
 		goto out;
 	status = CLI_EXIT_USAGE;
