@@ -95,7 +95,8 @@ static void usage(FILE *f)
 	      "  --cases PATTERN        run only matching cases (repeatable; a group, a\n"
 	      "                         requirement such as CLIENT-8, an id prefix, a glob)\n"
 	      "  --exclude PATTERN      skip matching cases (repeatable)\n"
-	      "  --list                 print the cases, run nothing\n"
+	      "  --list                 print the cases, run nothing (with --json FILE also\n"
+	      "                         there, as the gateway mode's list)\n"
 	      "  --strict               SHOULD-level failures (NON-STRICT) fail the run\n"
 	      "  --json FILE            JSON report (conformance/schema/report.schema.json)\n"
 	      "  --junit FILE           JUnit XML report\n"
@@ -1020,6 +1021,10 @@ int client_mode_main(int argc, char **argv)
 			       sel[i]->level, sel[i]->title);
 		printf("%zu cases\n", nsel);
 		status = 0;
+		if (a.json && report_list_write(sel, nsel, CLAWPAIR_VERSION, a.json) < 0) {
+			fprintf(stderr, PROG ": %s: %s\n", a.json, strerror(errno));
+			status = CLI_EXIT_USAGE;
+		}
 		goto out;
 	}
 	if (a.expectations &&
