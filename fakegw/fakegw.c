@@ -39,6 +39,8 @@ struct device {
 	char public_key[48];
 	char request_id[37];
 	char token[33];
+	char signature
+	        [128]; /* of its last connect: a frame other than a connect must not carry it */
 	unsigned connects;
 };
 
@@ -536,6 +538,8 @@ static void on_connect(struct fakegw_conn *c, struct frame *f, int64_t now)
 		return;
 	}
 	o->nth = d->connects++;
+	if (cp.device_signature && strlen(cp.device_signature) < sizeof d->signature)
+		snprintf(d->signature, sizeof d->signature, "%s", cp.device_signature);
 	c->act = &c->gw->s.actions[o->nth < c->gw->s.n_actions ? o->nth : c->gw->s.n_actions - 1];
 	switch (c->act->answer) {
 	case FAKEGW_ANSWER_HELLO:
@@ -568,6 +572,8 @@ static void check_leak(struct fakegw_conn *c, const char *text)
 	for (size_t i = 0; !what && i < gw->n_dev; i++) {
 		if (strstr(text, gw->dev[i].token))
 			what = "its device token";
+		else if (gw->dev[i].signature[0] && strstr(text, gw->dev[i].signature))
+			what = "its connect signature";
 	}
 	if (what)
 		o->leak = strdup(what);

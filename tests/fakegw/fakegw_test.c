@@ -80,8 +80,11 @@ static void challenge_nonce(const struct cap *c, char *out, size_t outsz)
 	frame_finish(&f);
 }
 
-static void send_connect(struct fakegw_conn *conn, const struct cap *c, const struct identity *id,
-                         enum connect_sig sig, enum connect_nonce nonce, int64_t now)
+/* Answers the challenge of c with a connect of id; the signature it sent goes to sig_out (128
+ * bytes) unless NULL. */
+static void send_connect_sig(struct fakegw_conn *conn, const struct cap *c,
+                             const struct identity *id, enum connect_sig sig,
+                             enum connect_nonce nonce, int64_t now, char *sig_out)
 {
 	struct connect_spec spec;
 	char n[64];
@@ -96,9 +99,19 @@ static void send_connect(struct fakegw_conn *conn, const struct cap *c, const st
 	spec.nonce = nonce;
 	params = connect_params_build(&spec, n, WALL0);
 	assert_non_null(params);
+	if (sig_out)
+		snprintf(sig_out, 128, "%s",
+		         json_get_string(cJSON_GetObjectItemCaseSensitive(params, "device"),
+		                         "signature"));
 	text = frame_build_req("c1", "connect", params);
 	fakegw_message(conn, text, strlen(text), false, now);
 	free(text);
+}
+
+static void send_connect(struct fakegw_conn *conn, const struct cap *c, const struct identity *id,
+                         enum connect_sig sig, enum connect_nonce nonce, int64_t now)
+{
+	send_connect_sig(conn, c, id, sig, nonce, now, NULL);
 }
 
 static void seed_identity(struct identity *id, uint8_t b)
@@ -262,6 +275,22 @@ static void test_ticks_stop_and_hostile(void **state)
 	fakegw_message(conn, leak, strlen(leak), false, T0 + 410);
 	free(leak);
 	assert_string_equal(fakegw_obs(gw)->v[0].leak, "the shared token");
+	/* a second connection that echoes the first one's signature */
+	{
+		struct cap c2 = {0};
+		struct fakegw_conn *conn2 = fakegw_open(gw, &c2, T0 + 420);
+		char frame[300], signature[128];
+
+		send_connect_sig(conn2, &c2, &id, CONNECT_SIG_V2, CONNECT_NONCE_CHALLENGE, T0 + 430,
+		                 signature);
+		snprintf(frame, sizeof frame,
+		         "{\"type\":\"req\",\"id\":\"e\",\"method\":\"node.event\",\"params\":"
+		         "{\"s\":\"%s\"}}",
+		         signature);
+		fakegw_message(conn2, frame, strlen(frame), false, T0 + 440);
+		assert_string_equal(fakegw_obs(gw)->v[1].leak, "its connect signature");
+		cap_finish(&c2);
+	}
 	fakegw_destroy(gw);
 	cap_finish(&c);
 }
