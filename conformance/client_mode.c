@@ -64,6 +64,7 @@ struct args {
 	const char *inc[MAX_PATTERNS], *exc[MAX_PATTERNS];
 	size_t ninc, nexc;
 	bool list, strict, verbose, quiet, show_secrets, all_frames;
+	bool token_made; /* no token was given: a random one */
 	uint64_t hold_ms, wait_ms;
 	double timeout_scale;
 };
@@ -288,6 +289,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 		token_random_hex32(t);
 		a->token = strdup(t);
+		a->token_made = true;
 		if (!a->token)
 			return 1;
 	}
@@ -633,7 +635,8 @@ static void play(struct case_run *cr, const struct conf_case *c, const struct fa
 	if (!cr->a->exec)
 		note(cr, 0, "waiting for the client at %s", cr->url);
 	wait_connect(cr, gw, 0);
-	deadline = now_ms() + rs->window_ms;
+	/* no connect within --wait: nothing more will come */
+	deadline = device_connects(fakegw_obs(gw)) ? now_ms() + rs->window_ms : now_ms();
 	while (now_ms() < deadline && !interrupted) {
 		fakegw_server_service(cr->srv, 10);
 		watch_clients(cr);
@@ -929,6 +932,10 @@ static int run_all(const struct args *a, const struct conf_case **sel, size_t ns
 	printf(PROG " %s: %zu cases; the client connects to %s with the token in %s%s\n",
 	       CLAWPAIR_VERSION, nsel, url, token_file,
 	       a->exec ? "" : " (start it now; each case waits for it)");
+	/* a node set up by hand needs the token itself; one this run made is good for this run
+	 * only */
+	if (!a->exec && a->token_made)
+		printf("token: %s\n", a->token);
 	run.results = calloc(nsel, sizeof *run.results);
 	if (!run.results)
 		goto out;
