@@ -226,9 +226,11 @@ static enum fakegw_grade judge_holds(const struct fakegw_grade_input *in, char *
 		if (held + FAKEGW_GRADE_SLACK_MS < in->hold_ms)
 			return say(FAKEGW_NOT_MET, msg, msgsz,
 			           "held the pending connect %lld ms, then %s (%d '%s'); the "
-			           "requirement is %lld ms",
+			           "requirement is %lld ms (its socket was open %lld ms before its "
+			           "connect)",
 			           (long long)held, closer_name(c->closer), c->close_code,
-			           c->close_reason, (long long)in->hold_ms);
+			           c->close_reason, (long long)in->hold_ms,
+			           (long long)(c->connect_ms - c->open_ms));
 		return say(FAKEGW_MET, msg, msgsz,
 		           "held the pending connect %lld ms, then closed it %d", (long long)held,
 		           c->close_code);
