@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "client.h"
+#include "client_mode.h"
 #include "conformance.h"
 #include "identity.h"
 #include "console.h"
@@ -58,6 +59,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
+	        "       " PROG " client [--exec CMD] [options]   (grades a client: client --help)\n"
 	        "Checks a pairing gateway against the clawpair spec, case by case.\n"
 	        "\n"
 	        "  --url URL              the gateway (required unless --list)\n"
@@ -768,6 +770,9 @@ int main(int argc, char **argv)
 	size_t nsel = 0;
 	int status;
 
+	/* the other direction: the runner plays the gateway and grades a client (client_mode.c) */
+	if (argc > 1 && !strcmp(argv[1], "client"))
+		return client_mode_main(argc - 1, argv + 1);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	status = parse_args(argc, argv, &a);
 	if (status >= 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """drive.py: black-box tests of clawpair-conformance against the real reference gateway.
 
-Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost | parallel | schema | ci)
+Usage: drive.py MODE   (reference | compat | extras | tls | coverage | lint | cli | html | secrets | gone | install | offhost | parallel | schema | ci | client)
 Needs CLAWPAIR_BUILD_ROOT and CLAWPAIR_SOURCE_ROOT (meson's test_env). Exit 77 = skip.
 """
 import glob
@@ -353,6 +353,10 @@ def mode_coverage():
         fail('only %d requirement ids in %s' % (len(ids), tsv))
     cited = {}
     for path, c in load_cases():
+        cited.setdefault(c['requirement'], []).append(c['id'])
+    # the client requirements (spec section 10) have their cases in client-cases/ (mode_client)
+    for path in glob.glob(os.path.join(SOURCE, 'conformance', 'client-cases', '*', '*.json')):
+        c = json.load(open(path, encoding='utf-8'))
         cited.setdefault(c['requirement'], []).append(c['id'])
     missing = [i for i in ids if i not in cited]
     unknown = sorted(set(cited) - set(ids))
@@ -1087,6 +1091,130 @@ def mode_ci():
     print('ok: run-suite.sh: JUnit, HTML, JSON, console and step summary; exit 0, 1 (stale, wrong token), 2')
 
 
+# (requirement or case pattern, badnode.py --break, the verdict each selected case must get,
+#  a word its message must carry): each client case shown able to fail
+CLIENT_BREAKS = (
+    ('CLIENT-1', 'nonce', 'FAIL', 'the challenge of its connection'),
+    ('CLIENT-2', 'signature', 'FAIL', 'verifies over neither'),
+    ('CLIENT-3', 'device-id', 'FAIL', 'is not the SHA-256'),
+    ('CLIENT-4', 'new-key', 'FAIL', 'different device keys'),
+    ('CLIENT-5', 'close-pending', 'NON-STRICT', 'held the pending connect'),
+    ('CLIENT-6', 'reconnect-on-hello', 'FAIL', 'hello-ok'),
+    ('CLIENT-15', 'close-pending', 'FAIL', 'reconnect'),
+    ('CLIENT-7', 'no-token', 'NON-STRICT', 'not the device token'),
+    ('CLIENT-8', 'exit-on-close', 'FAIL', 'no reconnect'),
+    ('CLIENT-9', 'fast-retry', 'NON-STRICT', 'under 250 ms'),
+    ('CLIENT-10', 'no-jitter', 'NON-STRICT', 'within 10 %'),
+    ('CLIENT-11', 'reconnect-always', 'FAIL', 'reconnected'),
+    ('CLIENT-12', 'reconnect-always', 'FAIL', 'reconnected'),
+    ('CLIENT-13', 'tick-impatient', 'FAIL', 'under two tickIntervalMs'),
+    ('CLIENT-14', 'crash-on-garbage', 'FAIL', 'signal 11'),
+    ('CLIENT-14', 'leak-token', 'FAIL', 'the shared token'),
+)
+
+
+def mode_client():
+    """clawpair-conformance client, the runner playing the gateway: the stock fake node passes
+    every client case but the two its expectations file lists (XFAIL, exit 0), with JSON (report
+    schema), JUnit and HTML reports free of the token; badnode.py passes those two; and each case
+    FAILs (NON-STRICT for a SHOULD) against badnode.py breaking its requirement. The runs go four
+    at a time (they mostly wait); about 30 s."""
+    import concurrent.futures
+    import xml.etree.ElementTree as ET
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import schema_lite
+    try:
+        import cryptography  # noqa: F401  (badnode.py signs with it)
+        have_crypto = True
+    except ImportError:
+        have_crypto = False
+    fake = os.path.join(BUILD, 'fake-node', 'clawpair-fake-node')
+    bad = '%s %s --url {url} --token-file {token_file} --state-dir {state_dir}' % (
+        sys.executable, os.path.join(SOURCE, 'tests', 'conformance', 'badnode.py'))
+    expect = os.path.join(SOURCE, 'conformance', 'expectations', 'client-fake-node.txt')
+    d = tempfile.mkdtemp(prefix='cp-client-mode-')
+    common = ['client', '--hold-ms', '1000', '--token', TOKEN, '--timeout-scale', SCALE]
+
+    def client(args, tag):
+        out = os.path.join(d, tag)
+        os.makedirs(out)
+        p = subprocess.run([RUNNER] + common + ['--json', out + '/r.json'] + args, capture_output=True,
+                           text=True, errors='replace', timeout=300)
+        rep = json.load(open(out + '/r.json', encoding='utf-8')) if os.path.exists(out + '/r.json') else None
+        return p.returncode, p.stdout, p.stderr, rep, out
+
+    try:
+        rc, so, se = run(['client', '--list'])
+        listed = [l.split()[0] for l in so.splitlines() if '/CLIENT-' in l]
+        reqs = {l.split('\t')[0] for l in open(os.path.join(SOURCE, 'spec', 'requirements.tsv'))
+                if l.startswith('CLIENT-')}
+        if rc != 0 or {c.split('/')[1] for c in listed} != reqs:
+            fail('client --list: exit %d, cases for %s, requirements %s' % (rc, listed, sorted(reqs)))
+        cschema = json.load(open(os.path.join(SOURCE, 'conformance', 'schema', 'client-case.schema.json'),
+                                 encoding='utf-8'))
+        cfiles = sorted(glob.glob(os.path.join(SOURCE, 'conformance', 'client-cases', '*', '*.json')))
+        for path in cfiles:
+            e = schema_lite.errors(cschema, json.load(open(path, encoding='utf-8')))
+            if e:
+                fail('%s: %s' % (path, e[:3]))
+        broken = json.load(open(cfiles[0], encoding='utf-8'))
+        broken['steps'][0]['answer'] = 'later'
+        if not schema_lite.errors(cschema, broken):
+            fail('client-case.schema.json takes answer "later"')
+        rc, so, se = run(['client', '--exec', 'node {nope}'])
+        if rc != 2 or '{nope}' not in se:
+            fail('client --exec with an unknown placeholder: exit %d %s' % (rc, se))
+        jobs = {'fake-node': (['--expectations', expect, '--junit', '%s/fake-node/r.xml' % d,
+                               '--html', '%s/fake-node/r.html' % d, '--exec',
+                               fake + ' --url {url} --token-file {token_file} --identity {state_dir}/id.json'],
+                              'fake-node')}
+        if have_crypto:
+            jobs['badnode'] = (['--cases', 'recon/CLIENT-8/reconnect-after-4408', '--cases', 'CLIENT-10',
+                                '--exec', bad], 'badnode')
+            for i, (pat, br, _v, _w) in enumerate(CLIENT_BREAKS):
+                jobs['break-%d' % i] = (['--strict', '--cases', pat, '--exec', bad + ' --break ' + br],
+                                      'break-%d' % i)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
+            res = {k: ex.submit(client, *v) for k, v in jobs.items()}
+            res = {k: f.result() for k, f in res.items()}
+        rc, so, se, rep, out = res['fake-node']
+        got = {c['id']: c['verdict'] for c in rep['cases']}
+        xfail = sorted(k for k, v in got.items() if v == 'XFAIL')
+        others = sorted(k for k, v in got.items() if v not in ('PASS', 'XFAIL'))
+        if rc != 0 or len(got) != len(listed) or others or \
+                xfail != ['recon/CLIENT-10/jitter', 'recon/CLIENT-8/reconnect-after-4408']:
+            fail('stock fake node: exit %d, XFAIL %s, other %s\n%s%s' % (rc, xfail, others, so[-2000:], se[-500:]))
+        schema = json.load(open(os.path.join(SOURCE, 'conformance', 'schema', 'report.schema.json'), encoding='utf-8'))
+        e = schema_lite.errors(schema, rep)
+        if e:
+            fail('client-mode JSON report against report.schema.json: %s' % e[:3])
+        root = ET.parse(out + '/r.xml').getroot()
+        if sum(len(ts.findall('testcase')) for ts in root.findall('testsuite')) != len(got):
+            fail('client-mode JUnit: not one testcase per case')
+        html = open(out + '/r.html', encoding='utf-8').read()
+        if 'recon/CLIENT-10/jitter' not in html:
+            fail('client-mode HTML lacks the cases')
+        for name in ('r.json', 'r.xml', 'r.html'):
+            if TOKEN in open(os.path.join(out, name), encoding='utf-8').read():
+                fail('client mode: the token is in %s' % name)
+        if not have_crypto:
+            print('ok: fake node (badnode.py not run: no python3 cryptography package)')
+            return
+        rc, so, se, rep, out = res['badnode']
+        if rc != 0 or [c['verdict'] for c in rep['cases']] != ['PASS', 'PASS']:
+            fail('badnode.py on the fake node\'s two known failures: exit %d\n%s' % (rc, so[-1500:]))
+        for i, (pat, br, want, word) in enumerate(CLIENT_BREAKS):
+            rc, so, se, rep, out = res['break-%d' % i]
+            bad_cases = [c for c in rep['cases'] if c['verdict'] != want or word not in (c['message'] or '')]
+            if rc != 1 or not rep['cases'] or bad_cases:
+                fail('--break %s: %s cases should be %s saying %r: exit %d %s' % (
+                    br, pat, want, word, rc, [(c['id'], c['verdict'], c['message']) for c in bad_cases]))
+        print('ok: client mode: the fake node passes %d cases (2 XFAIL as listed), badnode.py passes '
+              'those 2, and %d breaks each fail their cases' % (len(got) - 2, len(CLIENT_BREAKS)))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -1099,7 +1227,7 @@ def main():
      'coverage': mode_coverage, 'lint': mode_lint, 'cli': mode_cli, 'html': mode_html,
      'secrets': mode_secrets, 'gone': mode_gone,
      'install': mode_install, 'offhost': mode_offhost, 'parallel': mode_parallel,
-     'schema': mode_schema, 'ci': mode_ci}[mode]()
+     'schema': mode_schema, 'ci': mode_ci, 'client': mode_client}[mode]()
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ Checks:
   3. every row of errors.def is in the §7 table with the same wire code, details.code, close code
      and reason, and the table has no other row;
   4. the §7 message list gives each row's errors.def message;
-  5. every case under conformance/cases cites a requirement of requirements.tsv, its `level` is
+  5. every case under conformance/cases and conformance/client-cases cites a requirement of requirements.tsv, its `level` is
      that requirement's level, and its `sentence` is a verbatim quote of pairing.md (white space
      runs count as one space, so a quote may span the spec's line breaks) that carries that level
      word or comes from the requirement's own paragraph: a report then shows the reader the
@@ -316,9 +316,11 @@ def check_cases(md, tsv, cases):
 
 
 def load_cases(root):
-    """Every conformance case as (path relative to root, parsed JSON or None)."""
+    """Every conformance case, of the gateway mode (cases/) and of the client mode
+    (client-cases/), as (path relative to root, parsed JSON or None)."""
     out = []
-    for p in sorted(glob.glob(os.path.join(root, "conformance", "cases", "*", "*.json"))):
+    for p in sorted(glob.glob(os.path.join(root, "conformance", "cases", "*", "*.json")) +
+                    glob.glob(os.path.join(root, "conformance", "client-cases", "*", "*.json"))):
         rel = os.path.relpath(p, root)
         try:
             with open(p, encoding="utf-8") as f:
