@@ -45,6 +45,8 @@ struct opts {
 	const char *remote, *remote_url, *restart_cmd;
 	const char *tls_fingerprint; /* wss://: the pinned gateway certificate, or NULL */
 	const struct profile *profile; /* the client it behaves like */
+	struct profile profile_buf; /* its row, with --hello-timeout applied */
+	int hello_timeout_ms; /* --hello-timeout, -1 the profile's */
 	bool profile_list;
 	const char *
 	        approved_at_file; /* the approval's wall-clock time (ms), written by the approver */
@@ -91,6 +93,8 @@ static void usage(FILE *f)
 	      "  --profile NAME       behave like this client: android (default),\n"
 	      "                       node-host-2026.1.30, node-host-2026.9.6,\n"
 	      "                       openclaw-node-0.14; 'list' describes them\n"
+	      "  --hello-timeout S    replace the profile's connect timeout (0: none), to play\n"
+	      "                       its cycle faster; reported with the profile's name\n"
 	      "  --approved-at-file F read the approval's time (Unix ms) from F at hello-ok and\n"
 	      "                       report approve -> connected\n"
 	      "  --sig v2|v3          signature payload version (default v2; the profile's)\n"
@@ -142,6 +146,7 @@ enum {
 	OPT_VAR,
 	OPT_PROFILE,
 	OPT_APPROVED_AT_FILE,
+	OPT_HELLO_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -166,6 +171,7 @@ static const struct option long_opts[] = {
         {"var", required_argument, NULL, OPT_VAR},
         {"profile", required_argument, NULL, OPT_PROFILE},
         {"approved-at-file", required_argument, NULL, OPT_APPROVED_AT_FILE},
+        {"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
 };
@@ -298,6 +304,14 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 	case OPT_APPROVED_AT_FILE:
 		o->approved_at_file = arg;
 		break;
+	case OPT_HELLO_TIMEOUT: {
+		uint64_t ms = 0;
+
+		if (strcmp(arg, "0") && !cli_parse_seconds_ms(arg, 86400, &ms))
+			return cli_usage_error(c, "--hello-timeout needs a number of seconds");
+		o->hello_timeout_ms = (int)ms;
+		break;
+	}
 	case 'v':
 		o->verbose = true;
 		break;
@@ -349,6 +363,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int rc;
 
 	o->sig = CONNECT_SIG_V2;
+	o->hello_timeout_ms = -1;
 	o->timeout_ms = 300000;
 	o->connect_timeout_ms = 5000;
 	rc = cli_parse(&c, &tool, argc, argv, apply_option, o);
@@ -360,8 +375,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		print_profiles();
 		return 0;
 	}
-	if (!o->profile)
-		o->profile = profile_get(PROFILE_ANDROID);
+	o->profile_buf = o->profile ? *o->profile : *profile_get(PROFILE_ANDROID);
+	if (o->hello_timeout_ms >= 0) {
+		o->profile_buf.hello_timeout_ms = o->hello_timeout_ms;
+		if (!o->profile_buf.timeout_close_code) {
+			/* a profile without a timeout closes the way the 2026.9.6 client does */
+			o->profile_buf.timeout_close_code =
+			        profile_get(PROFILE_NODE_HOST_2026_9_6)->timeout_close_code;
+			o->profile_buf.timeout_close_reason =
+			        profile_get(PROFILE_NODE_HOST_2026_9_6)->timeout_close_reason;
+		}
+	}
+	o->profile = &o->profile_buf;
 	if (!o->url)
 		return cli_usage_error(&c, "--url is required");
 	rc = check_tls(&c, o);
@@ -497,6 +522,7 @@ static void add_experience(const struct single *sn, cJSON *o)
 	cJSON *a = cJSON_AddArrayToObject(o, "closes");
 
 	cJSON_AddStringToObject(o, "profile", sn->cfg.profile->name);
+	cJSON_AddNumberToObject(o, "helloTimeoutMs", sn->cfg.profile->hello_timeout_ms);
 	for (int i = 0; a && i < sn->n_closes; i++) {
 		cJSON *c = cJSON_CreateObject();
 
@@ -521,10 +547,11 @@ static void add_experience(const struct single *sn, cJSON *o)
 
 static void print_experience(const struct single *sn)
 {
-	printf("profile %s: %d close%s, %d reconnect%s, %d pending round%s, held %llu ms",
-	       sn->cfg.profile->name, sn->n_closes, sn->n_closes == 1 ? "" : "s", sn->reconnects,
-	       sn->reconnects == 1 ? "" : "s", sn->pending_rounds,
-	       sn->pending_rounds == 1 ? "" : "s", (unsigned long long)sn->held_ms);
+	printf("profile %s (connect timeout %d ms): %d close%s, %d reconnect%s, %d pending round%s, held %llu ms",
+	       sn->cfg.profile->name, sn->cfg.profile->hello_timeout_ms, sn->n_closes,
+	       sn->n_closes == 1 ? "" : "s", sn->reconnects, sn->reconnects == 1 ? "" : "s",
+	       sn->pending_rounds, sn->pending_rounds == 1 ? "" : "s",
+	       (unsigned long long)sn->held_ms);
 	if (sn->first_pending_wall && sn->hello_wall)
 		printf(", pending -> connected %lld ms",
 		       (long long)(sn->hello_wall - sn->first_pending_wall));
@@ -1089,6 +1116,7 @@ static int end_of_run(struct single *sn, enum attempt_stop stop)
 {
 	switch (stop) {
 	case ATT_ONCE_DONE:
+		print_summary(sn, "paired");
 		return EXIT_PAIRED;
 	case ATT_STOPPED:
 		print_summary(sn, sn->paired_once ? "stopped (was paired)" : "stopped");
