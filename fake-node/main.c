@@ -547,8 +547,14 @@ static void add_experience(const struct single *sn, cJSON *o)
 
 static void print_experience(const struct single *sn)
 {
-	printf("profile %s (connect timeout %d ms): %d close%s, %d reconnect%s, %d pending round%s, held %llu ms",
-	       sn->cfg.profile->name, sn->cfg.profile->hello_timeout_ms, sn->n_closes,
+	int t = sn->cfg.profile->hello_timeout_ms;
+
+	printf("profile %s (", sn->cfg.profile->name);
+	if (t)
+		printf("connect timeout %d ms", t);
+	else
+		printf("no connect timeout");
+	printf("): %d close%s, %d reconnect%s, %d pending round%s, held %llu ms", sn->n_closes,
 	       sn->n_closes == 1 ? "" : "s", sn->reconnects, sn->reconnects == 1 ? "" : "s",
 	       sn->pending_rounds, sn->pending_rounds == 1 ? "" : "s",
 	       (unsigned long long)sn->held_ms);

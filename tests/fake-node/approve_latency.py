@@ -116,7 +116,8 @@ def approve(args, url, token, node, offset_s, out):
     with open(node.appr, 'w') as f:
         f.write('%d\n' % t)
     rc = subprocess.call([os.path.join(args.build, 'ctl', 'clawpair-ctl'), '--url', url,
-                          '--token-file', token, 'approve', node.rid],
+                          '--token-file', token, '--scopes', 'operator.admin', 'approve',
+                          node.rid],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
     out[node.i] = {'offsetMs': t - node.t_pending, 'approveRc': rc,
                    'landed': node.state_at(t)}
