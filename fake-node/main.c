@@ -1076,6 +1076,7 @@ static enum attempt_stop one_attempt(struct single *sn, struct client_ctx *ctx, 
 		if (stop != ATT_GOING_ON)
 			break;
 	}
+	end_hold(sn, at, clock_mono_ms()); /* a run that ends while held */
 	node_session_end(&at->s);
 	return stop;
 }
