@@ -501,6 +501,42 @@ static void test_openclaw_node(void **state)
 	assert_int_equal(code, 0);
 }
 
+/* What each profile does after a held connect ends with each of the closes of spec §8.3 (with
+ * the gateway's error res, as the reference gateway sends it) and OpenClaw's 1008. */
+static void test_close_matrix(void **state)
+{
+	enum cp_err closes[] = {CP_ERR_SHUTDOWN, CP_ERR_PAIRING_REQUIRED, CP_ERR_PAIRING_REJECTED,
+	                        CP_ERR_PAIRING_EXPIRED, CP_ERR_PAIRING_SUPERSEDED};
+	/* rows: profiles; columns: 1001, 1008, 4403, 4408, 4409 */
+	static const enum profile_retry_kind want[PROFILE_COUNT][5] = {
+	        [PROFILE_ANDROID] = {PROFILE_GIVE_UP_REFUSED, PROFILE_RETRY_PAIRING,
+	                             PROFILE_GIVE_UP_REFUSED, PROFILE_GIVE_UP_REFUSED,
+	                             PROFILE_GIVE_UP_REFUSED},
+	        [PROFILE_NODE_HOST_2026_1_30] = {PROFILE_EXIT, PROFILE_EXIT, PROFILE_EXIT,
+	                                         PROFILE_EXIT, PROFILE_EXIT},
+	        [PROFILE_NODE_HOST_2026_9_6] = {PROFILE_RETRY_BACKOFF, PROFILE_PAUSE,
+	                                        PROFILE_RETRY_BACKOFF, PROFILE_RETRY_BACKOFF,
+	                                        PROFILE_RETRY_BACKOFF},
+	        [PROFILE_OPENCLAW_NODE_0_14] = {PROFILE_RETRY_BACKOFF, PROFILE_RETRY_BACKOFF,
+	                                        PROFILE_RETRY_BACKOFF, PROFILE_RETRY_BACKOFF,
+	                                        PROFILE_RETRY_BACKOFF},
+	};
+	(void)state;
+
+	for (int p = 0; p < PROFILE_COUNT; p++) {
+		for (size_t c = 0; c < 5; c++) {
+			struct profile_attempt a = refused_by(closes[c]);
+			struct profile_retry r;
+
+			a.pending = closes[c] != CP_ERR_PAIRING_REQUIRED;
+			r = profile_decide(get((enum profile_id)p), &a, &fresh, NOW, 0);
+			if (r.kind != want[p][c])
+				fail_msg("%s after %d: %d, want %d", get((enum profile_id)p)->name,
+				         cp_err_info(closes[c])->close_code, r.kind, want[p][c]);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -519,6 +555,7 @@ int main(void)
 	        cmocka_unit_test(test_node_host_9_6_refusals),
 	        cmocka_unit_test(test_node_host_1_30_exits),
 	        cmocka_unit_test(test_openclaw_node),
+	        cmocka_unit_test(test_close_matrix),
 	};
 
 	return cmocka_run_group_tests_name("profile", tests, NULL, NULL);
