@@ -73,7 +73,7 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fputs("Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
-	      "An Android-like node (client.id openclaw-android, role node) for pairing tests.\n"
+	      "A node that pairs as a real client does (--profile; the Android app by default).\n"
 	      "\n"
 	      "  --url URL            gateway WebSocket URL (ws:// or wss://)\n"
 	      "  --token T            shared gateway token (also $" CLI_TOKEN_ENV ", which\n"
