@@ -48,8 +48,7 @@ struct opts {
 	struct profile profile_buf; /* its row, with --hello-timeout applied */
 	int hello_timeout_ms; /* --hello-timeout, -1 the profile's */
 	bool profile_list;
-	const char *
-	        approved_at_file; /* the approval's wall-clock time (ms), written by the approver */
+	const char *approved_at_file; /* the approval's Unix time in ms, written by the approver */
 	char *token;
 	char *commands_buf;
 	const char *commands[MAX_COMMANDS];

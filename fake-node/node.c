@@ -165,7 +165,7 @@ static void send_connect(struct node_session *s, const char *nonce)
 		spec.min_protocol = p->min_protocol;
 		spec.max_protocol = p->max_protocol;
 	}
-	if (p && p != profile_get(PROFILE_ANDROID))
+	if (p && p->policy != PROFILE_POLICY_ANDROID)
 		spec.model_identifier = NULL; /* only the app sends one */
 	if (s->cfg->display_name)
 		spec.display_name = s->cfg->display_name;
