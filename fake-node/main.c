@@ -1,5 +1,5 @@
-/* main.c: clawpair-fake-node: an Android-like node that pairs with a gateway, a swarm of them,
- * or a scenario player. */
+/* main.c: clawpair-fake-node: a node that pairs with a gateway as a real client does (its
+ * profile: the Android app by default), a swarm of them, or a scenario player. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -20,6 +20,7 @@
 #include "identity.h"
 #include "json.h"
 #include "node.h"
+#include "profile.h"
 #include "scenario.h"
 
 #ifndef CLAWPAIR_VERSION
@@ -32,6 +33,7 @@ enum { EXIT_PAIRED = 0, EXIT_REFUSED = 1, EXIT_USAGE = CLI_EXIT_USAGE };
 
 #define MAX_COMMANDS 32
 #define MAX_SEEN_IDS 16
+#define MAX_CLOSES 64
 #define SWARM_CONCURRENCY 48
 /* RFC 6455's 1002 (protocol error): this side closes on a message that is not a JSON frame */
 #define CLOSE_PROTOCOL_ERROR 1002
@@ -42,6 +44,11 @@ struct opts {
 	const char *url, *identity, *xff, *netns, *script, *display_name;
 	const char *remote, *remote_url, *restart_cmd;
 	const char *tls_fingerprint; /* wss://: the pinned gateway certificate, or NULL */
+	const struct profile *profile; /* the client it behaves like */
+	struct profile profile_buf; /* its row, with --hello-timeout applied */
+	int hello_timeout_ms; /* --hello-timeout, -1 the profile's */
+	bool profile_list;
+	const char *approved_at_file; /* the approval's Unix time in ms, written by the approver */
 	char *token;
 	char *commands_buf;
 	const char *commands[MAX_COMMANDS];
@@ -65,7 +72,7 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fputs("Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
-	      "An Android-like node (client.id openclaw-android, role node) for pairing tests.\n"
+	      "A node that pairs as a real client does (--profile; the Android app by default).\n"
 	      "\n"
 	      "  --url URL            gateway WebSocket URL (ws:// or wss://)\n"
 	      "  --token T            shared gateway token (also $" CLI_TOKEN_ENV ", which\n"
@@ -82,7 +89,14 @@ static void usage(FILE *f)
 	      "                       trusts this host as a proxy); with --count, 'auto' gives\n"
 	      "                       each node its own 10.77.x.y\n"
 	      "  --netns NAME         open the connection from network namespace NAME (root)\n"
-	      "  --sig v2|v3          signature payload version (default v2)\n"
+	      "  --profile NAME       behave like this client: android (default),\n"
+	      "                       node-host-2026.1.30, node-host-2026.9.6,\n"
+	      "                       openclaw-node-0.14; 'list' describes them\n"
+	      "  --hello-timeout S    replace the profile's connect timeout (0: none), to play\n"
+	      "                       its cycle faster; reported with the profile's name\n"
+	      "  --approved-at-file F read the approval's time (Unix ms) from F at hello-ok and\n"
+	      "                       report approve -> connected\n"
+	      "  --sig v2|v3          signature payload version (default v2; the profile's)\n"
 	      "  --display-name S     client.displayName\n"
 	      "  --commands a,b       declared commands\n"
 	      "  --once               exit 0 right after hello-ok\n"
@@ -129,6 +143,9 @@ enum {
 	OPT_RESTART_CMD,
 	OPT_TIMEOUT_SCALE,
 	OPT_VAR,
+	OPT_PROFILE,
+	OPT_APPROVED_AT_FILE,
+	OPT_HELLO_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -151,6 +168,9 @@ static const struct option long_opts[] = {
         {"restart-cmd", required_argument, NULL, OPT_RESTART_CMD},
         {"timeout-scale", required_argument, NULL, OPT_TIMEOUT_SCALE},
         {"var", required_argument, NULL, OPT_VAR},
+        {"profile", required_argument, NULL, OPT_PROFILE},
+        {"approved-at-file", required_argument, NULL, OPT_APPROVED_AT_FILE},
+        {"hello-timeout", required_argument, NULL, OPT_HELLO_TIMEOUT},
         {"verbose", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
 };
@@ -222,6 +242,12 @@ static int apply_value(const struct cli *c, struct opts *o, int opt, const char 
 		return 0;
 	case OPT_COMMANDS:
 		return parse_commands(c, o, arg);
+	case OPT_PROFILE:
+		o->profile_list = !strcmp(arg, "list");
+		o->profile = profile_find(arg);
+		if (!o->profile && !o->profile_list)
+			return cli_usage_error(c, "--profile %s: unknown (--profile list)", arg);
+		return 0;
 	case OPT_REMOTE:
 		if (strcmp(arg, "xff") && strcmp(arg, "none") && strcmp(arg, "netns"))
 			return cli_usage_error(c, "--remote must be xff, none or netns");
@@ -274,6 +300,17 @@ static int apply_option(const struct cli *c, void *user, int opt, const char *ar
 	case OPT_RESTART_CMD:
 		o->restart_cmd = arg;
 		break;
+	case OPT_APPROVED_AT_FILE:
+		o->approved_at_file = arg;
+		break;
+	case OPT_HELLO_TIMEOUT: {
+		uint64_t ms = 0;
+
+		if (strcmp(arg, "0") && !cli_parse_seconds_ms(arg, 86400, &ms))
+			return cli_usage_error(c, "--hello-timeout needs a number of seconds");
+		o->hello_timeout_ms = (int)ms;
+		break;
+	}
 	case 'v':
 		o->verbose = true;
 		break;
@@ -294,6 +331,30 @@ static int check_tls(const struct cli *c, struct opts *o)
 	return cli_tls_pin(c, o->url, client_tls_fingerprint_parse, &o->tls_fingerprint);
 }
 
+static void print_profiles(void)
+{
+	for (int i = 0; i < PROFILE_COUNT; i++) {
+		const struct profile *p = profile_get((enum profile_id)i);
+
+		printf("%-20s %s\n", p->name, p->summary);
+		printf("%-20s   connect: %s/%s role %s, protocol %d..%d, signature v%d\n", "",
+		       p->client_id, p->client_mode, p->role, p->min_protocol, p->max_protocol,
+		       p->sig);
+		if (p->hello_timeout_ms)
+			printf("%-20s   waits %d ms for hello-ok, then closes %d '%s'\n", "",
+			       p->hello_timeout_ms, p->timeout_close_code, p->timeout_close_reason);
+		else
+			printf("%-20s   waits for hello-ok as long as the socket is open\n", "");
+		printf("%-20s   backoff %d ms x %g up to %d ms, jitter %g%s\n", "",
+		       p->backoff_initial_ms, p->backoff_factor, p->backoff_max_ms,
+		       p->backoff_jitter,
+		       p->policy == PROFILE_POLICY_EXIT_ON_CLOSE ? " (never reached: it exits)"
+		                                                 : "");
+		printf("%-20s   based on %s\n", "", p->basis);
+	}
+	fflush(stdout);
+}
+
 /* Parses argv into o. Returns -1 to go on, or the exit status to leave with. */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -301,6 +362,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int rc;
 
 	o->sig = CONNECT_SIG_V2;
+	o->hello_timeout_ms = -1;
 	o->timeout_ms = 300000;
 	o->connect_timeout_ms = 5000;
 	rc = cli_parse(&c, &tool, argc, argv, apply_option, o);
@@ -308,6 +370,22 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return rc;
 	if (optind < argc)
 		return cli_usage_error(&c, "unexpected argument: %s", argv[optind]);
+	if (o->profile_list) {
+		print_profiles();
+		return 0;
+	}
+	o->profile_buf = o->profile ? *o->profile : *profile_get(PROFILE_ANDROID);
+	if (o->hello_timeout_ms >= 0) {
+		o->profile_buf.hello_timeout_ms = o->hello_timeout_ms;
+		if (!o->profile_buf.timeout_close_code) {
+			/* a profile without a timeout closes the way the 2026.9.6 client does */
+			o->profile_buf.timeout_close_code =
+			        profile_get(PROFILE_NODE_HOST_2026_9_6)->timeout_close_code;
+			o->profile_buf.timeout_close_reason =
+			        profile_get(PROFILE_NODE_HOST_2026_9_6)->timeout_close_reason;
+		}
+	}
+	o->profile = &o->profile_buf;
 	if (!o->url)
 		return cli_usage_error(&c, "--url is required");
 	rc = check_tls(&c, o);
@@ -385,6 +463,7 @@ static void node_config_from(const struct opts *o, const char *xff, struct node_
 	cfg->n_commands = o->n_commands;
 	cfg->sig = o->sig;
 	cfg->connect_timeout_ms = o->connect_timeout_ms;
+	cfg->profile = o->profile;
 }
 
 /* ---- one node ---- */
@@ -401,6 +480,19 @@ struct single {
 	int attempts;
 	char seen[MAX_SEEN_IDS][80];
 	int n_seen;
+	/* what the client experienced */
+	struct seen_close {
+		int code;
+		char reason[128];
+		bool own; /* this side closed (its own timeout, or after a refusal) */
+		uint64_t ms; /* since that attempt's open */
+	} closes[MAX_CLOSES];
+	int n_closes;
+	int reconnects, pending_rounds;
+	uint64_t held_ms; /* total time with a connect held pending */
+	int64_t first_pending_wall, hello_wall; /* Unix ms; 0: not yet */
+	int64_t approve_to_connected_ms; /* -1: no --approved-at-file or no time in it */
+	char client_end[96]; /* how the client itself ended (exit status, pause), "" running */
 };
 
 static void remember_rid(struct single *sn, const char *rid)
@@ -413,6 +505,70 @@ static void remember_rid(struct single *sn, const char *rid)
 	}
 	if (sn->n_seen < MAX_SEEN_IDS)
 		snprintf(sn->seen[sn->n_seen++], sizeof(sn->seen[0]), "%s", rid);
+}
+
+static void add_ms_or_null_i(cJSON *j, const char *k, bool known, int64_t ms)
+{
+	if (known)
+		cJSON_AddNumberToObject(j, k, (double)ms);
+	else
+		cJSON_AddNullToObject(j, k);
+}
+
+/* What the client experienced, in the summary object. */
+static void add_experience(const struct single *sn, cJSON *o)
+{
+	cJSON *a = cJSON_AddArrayToObject(o, "closes");
+
+	cJSON_AddStringToObject(o, "profile", sn->cfg.profile->name);
+	cJSON_AddNumberToObject(o, "helloTimeoutMs", sn->cfg.profile->hello_timeout_ms);
+	for (int i = 0; a && i < sn->n_closes; i++) {
+		cJSON *c = cJSON_CreateObject();
+
+		if (!c)
+			break;
+		cJSON_AddNumberToObject(c, "code", sn->closes[i].code);
+		cJSON_AddStringToObject(c, "reason", sn->closes[i].reason);
+		cJSON_AddStringToObject(c, "by", sn->closes[i].own ? "client" : "gateway");
+		cJSON_AddNumberToObject(c, "ms", (double)sn->closes[i].ms);
+		cJSON_AddItemToArray(a, c);
+	}
+	cJSON_AddNumberToObject(o, "reconnects", sn->reconnects);
+	cJSON_AddNumberToObject(o, "pendingRounds", sn->pending_rounds);
+	cJSON_AddNumberToObject(o, "heldMs", (double)sn->held_ms);
+	add_ms_or_null_i(o, "pendingToConnectedMs", sn->first_pending_wall && sn->hello_wall,
+	                 sn->hello_wall - sn->first_pending_wall);
+	add_ms_or_null_i(o, "approveToConnectedMs", sn->approve_to_connected_ms >= 0,
+	                 sn->approve_to_connected_ms);
+	if (sn->client_end[0])
+		cJSON_AddStringToObject(o, "clientEnd", sn->client_end);
+}
+
+static void print_experience(const struct single *sn)
+{
+	int t = sn->cfg.profile->hello_timeout_ms;
+
+	printf("profile %s (", sn->cfg.profile->name);
+	if (t)
+		printf("connect timeout %d ms", t);
+	else
+		printf("no connect timeout");
+	printf("): %d close%s, %d reconnect%s, %d pending round%s, held %llu ms", sn->n_closes,
+	       sn->n_closes == 1 ? "" : "s", sn->reconnects, sn->reconnects == 1 ? "" : "s",
+	       sn->pending_rounds, sn->pending_rounds == 1 ? "" : "s",
+	       (unsigned long long)sn->held_ms);
+	if (sn->first_pending_wall && sn->hello_wall)
+		printf(", pending -> connected %lld ms",
+		       (long long)(sn->hello_wall - sn->first_pending_wall));
+	if (sn->approve_to_connected_ms >= 0)
+		printf(", approve -> connected %lld ms", (long long)sn->approve_to_connected_ms);
+	if (sn->client_end[0])
+		printf("; the client %s", sn->client_end);
+	printf("\n");
+	for (int i = 0; i < sn->n_closes; i++)
+		printf("  close %d '%s' by the %s after %llu ms\n", sn->closes[i].code,
+		       sn->closes[i].reason, sn->closes[i].own ? "client" : "gateway",
+		       (unsigned long long)sn->closes[i].ms);
 }
 
 static void print_summary(struct single *sn, const char *outcome)
@@ -428,6 +584,7 @@ static void print_summary(struct single *sn, const char *outcome)
 		a = cJSON_AddArrayToObject(o, "requestIds");
 		for (int i = 0; a && i < sn->n_seen; i++)
 			cJSON_AddItemToArray(a, cJSON_CreateString(sn->seen[i]));
+		add_experience(sn, o);
 		emit_json(o);
 		return;
 	}
@@ -438,6 +595,7 @@ static void print_summary(struct single *sn, const char *outcome)
 			printf(" %s", sn->seen[i]);
 	}
 	printf("\n");
+	print_experience(sn);
 	fflush(stdout);
 }
 
@@ -457,8 +615,11 @@ struct attempt {
 	struct single *sn;
 	struct node_session s;
 	bool use_dev;
-	struct node_attempt end;
+	struct profile_attempt end;
 	char details[64], message[256], reason[128];
+	char error_code[64], error_reason[64], next_step[64];
+	uint64_t t_pending; /* clock_mono_ms of connect.pending, 0 when not held */
+	bool closing; /* this side has closed; the close item is on its way */
 };
 
 static void report_frame(const struct single *sn, const struct node_event *ev)
@@ -526,6 +687,11 @@ static void on_pending(struct attempt *at, const struct node_event *ev)
 	cJSON *j;
 
 	at->end.pending = true;
+	if (!at->t_pending)
+		at->t_pending = clock_mono_ms();
+	sn->pending_rounds++;
+	if (!sn->first_pending_wall)
+		sn->first_pending_wall = clock_wall_ms();
 	remember_rid(sn, ev->request_id);
 	if (!sn->o->json) {
 		printf("pending: requestId %s\n"
@@ -563,6 +729,38 @@ static void keep_device_token(struct single *sn, const char *token)
 		fprintf(stderr, "warning: could not save the device token to %s\n", sn->token_path);
 }
 
+/* The approval's time from --approved-at-file (Unix ms, written before the approval was sent),
+ * or -1. */
+static int64_t approved_at(const struct opts *o)
+{
+	FILE *f = o->approved_at_file ? fopen(o->approved_at_file, "r") : NULL;
+	double v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lf", &v) != 1 || v < 0)
+		v = -1;
+	fclose(f);
+	return (int64_t)v;
+}
+
+/* The first hello-ok: when, held how long, and approve -> connected. */
+static void note_first_hello(struct single *sn, struct attempt *at)
+{
+	int64_t approved = approved_at(sn->o);
+
+	/* the item's arrival, not the moment it was handled */
+	sn->hello_wall = clock_wall_ms() - (int64_t)(clock_mono_ms() - at->s.t_hello);
+	sn->approve_to_connected_ms = approved >= 0 ? sn->hello_wall - approved : -1;
+}
+
+static void end_hold(struct single *sn, struct attempt *at, uint64_t now)
+{
+	if (at->t_pending && now > at->t_pending)
+		sn->held_ms += now - at->t_pending;
+	at->t_pending = 0;
+}
+
 static void on_hello(struct attempt *at, const struct node_event *ev)
 {
 	struct single *sn = at->sn;
@@ -571,6 +769,9 @@ static void on_hello(struct attempt *at, const struct node_event *ev)
 	uint64_t ms = at->s.t_hello - at->s.t_open;
 	cJSON *j;
 
+	end_hold(sn, at, at->s.t_hello);
+	if (!sn->paired_once)
+		note_first_hello(sn, at);
 	sn->paired_once = true;
 	keep_device_token(sn, ev->device_token);
 	if (!sn->o->json) {
@@ -590,7 +791,23 @@ static void on_hello(struct attempt *at, const struct node_event *ev)
 	cJSON_AddBoolToObject(j, "usedDeviceToken", at->use_dev);
 	cJSON_AddNumberToObject(j, "ms", (double)ms);
 	cJSON_AddNumberToObject(j, "attempt", sn->attempts);
+	if (sn->approve_to_connected_ms >= 0)
+		cJSON_AddNumberToObject(j, "approveToConnectedMs",
+		                        (double)sn->approve_to_connected_ms);
 	emit_json(j);
+}
+
+/* A client that closes its own socket after a refused connect does so now. */
+static void close_after_refusal(struct attempt *at)
+{
+	const char *reason;
+	int code;
+
+	profile_error_close(at->sn->cfg.profile, &at->end, &code, &reason);
+	if (!code || at->closing)
+		return;
+	at->closing = true;
+	client_close(at->s.conn, code, reason);
 }
 
 static void on_error(struct attempt *at, const struct node_event *ev)
@@ -601,8 +818,20 @@ static void on_error(struct attempt *at, const struct node_event *ev)
 	at->end.error = true;
 	snprintf(at->details, sizeof(at->details), "%s", ev->details_code ? ev->details_code : "");
 	snprintf(at->message, sizeof(at->message), "%s", ev->message ? ev->message : "");
+	snprintf(at->error_code, sizeof(at->error_code), "%s",
+	         ev->error_code ? ev->error_code : "");
+	snprintf(at->error_reason, sizeof(at->error_reason), "%s",
+	         ev->details_reason ? ev->details_reason : "");
+	snprintf(at->next_step, sizeof(at->next_step), "%s", ev->next_step ? ev->next_step : "");
 	at->end.error_details = ev->details_code ? at->details : NULL;
 	at->end.error_message = ev->message ? at->message : NULL;
+	at->end.error_code = ev->error_code ? at->error_code : NULL;
+	at->end.error_reason = ev->details_reason ? at->error_reason : NULL;
+	at->end.error_next_step = ev->next_step ? at->next_step : NULL;
+	at->end.error_retryable = ev->retryable;
+	at->end.error_no_pause = ev->no_pause;
+	at->end.error_retry_after_ms = ev->retry_after_ms;
+	close_after_refusal(at);
 	remember_rid(sn, ev->request_id);
 	if (!sn->o->json) {
 		printf("error: %s %s%s%s%s\n", ev->error_code ? ev->error_code : "?",
@@ -663,10 +892,20 @@ static void on_garbage(struct attempt *at, const struct node_event *ev,
 
 static void on_close(struct attempt *at, const struct node_event *ev)
 {
+	struct single *sn = at->sn;
 	cJSON *j;
 
 	snprintf(at->reason, sizeof(at->reason), "%s", ev->close_reason ? ev->close_reason : "");
-	at->end.end = NODE_END_CLOSED;
+	end_hold(sn, at, clock_mono_ms());
+	if (sn->n_closes < MAX_CLOSES) {
+		struct seen_close *c = &sn->closes[sn->n_closes++];
+
+		c->code = ev->close_code;
+		snprintf(c->reason, sizeof(c->reason), "%s", at->reason);
+		c->own = ev->local_close;
+		c->ms = ev->ms_since_open;
+	}
+	at->end.end = PROFILE_END_CLOSED;
 	at->end.close_code = ev->close_code;
 	at->end.close_reason = at->reason;
 	at->end.local_close = ev->local_close;
@@ -734,6 +973,49 @@ static enum attempt_stop handle_event(struct attempt *at, const struct node_even
 	return ATT_GOING_ON;
 }
 
+/* When the profile's client gives up waiting for hello-ok on this attempt (clock_mono_ms), or 0
+ * when it does not, or already did. */
+static uint64_t hello_deadline(const struct attempt *at)
+{
+	int ms = at->sn->cfg.profile->hello_timeout_ms;
+
+	if (!ms || at->closing || !at->s.t_connect ||
+	    (at->s.state != NODE_S_CONNECT_SENT && at->s.state != NODE_S_PENDING))
+		return 0;
+	return at->s.t_connect + (uint64_t)ms;
+}
+
+/* The profile's own connect timeout: the client closes its socket (and reconnects per its
+ * policy once the close is through). */
+static void give_up_connect(struct attempt *at, uint64_t now)
+{
+	const struct profile *p = at->sn->cfg.profile;
+	cJSON *j;
+
+	at->closing = true;
+	at->end.own_timeout = true;
+	if (at->sn->o->json && (j = jev("timeout"))) {
+		cJSON_AddNumberToObject(j, "ms", (double)(now - at->s.t_connect));
+		cJSON_AddBoolToObject(j, "pending", at->t_pending != 0);
+		emit_json(j);
+	} else if (!at->sn->o->json) {
+		printf("no hello-ok within %d ms: the client closes its connect\n",
+		       p->hello_timeout_ms);
+		fflush(stdout);
+	}
+	client_close(at->s.conn, p->timeout_close_code, p->timeout_close_reason);
+}
+
+/* How long to wait for the next item: at most until the client's own connect timeout. */
+static int poll_ms(const struct attempt *at)
+{
+	uint64_t d = hello_deadline(at), now = clock_mono_ms();
+
+	if (!d)
+		return 200;
+	return d <= now ? 0 : d - now < 200 ? (int)(d - now) : 200;
+}
+
 /* Whether the attempt must stop before the next item: a signal, the deadline, or no challenge
  * in time (at->end then says so). */
 static enum attempt_stop check_attempt(struct attempt *at, uint64_t deadline,
@@ -746,11 +1028,13 @@ static enum attempt_stop check_attempt(struct attempt *at, uint64_t deadline,
 		return ATT_STOPPED;
 	if (now >= deadline && at->s.state != NODE_S_READY)
 		return ATT_TIMEOUT;
+	if (hello_deadline(at) && now >= hello_deadline(at))
+		give_up_connect(at, now);
 	if (at->s.state != NODE_S_OPENING || now < challenge_deadline)
 		return ATT_GOING_ON;
 	open = client_is_open(at->s.conn);
 	report_no_challenge(at, now, open);
-	at->end.end = NODE_END_NO_CHALLENGE;
+	at->end.end = PROFILE_END_NO_CHALLENGE;
 	at->end.socket_open = open;
 	at->end.reached_gateway = at->sn->ever_established;
 	return ATT_ENDED;
@@ -781,7 +1065,7 @@ static enum attempt_stop one_attempt(struct single *sn, struct client_ctx *ctx, 
 		struct client_item it;
 		struct node_event ev;
 
-		if (client_next(at->s.conn, 200, &it) == 0)
+		if (client_next(at->s.conn, poll_ms(at), &it) == 0)
 			continue;
 		node_session_handle(&at->s, &it, &ev);
 		report_frame(sn, &ev);
@@ -791,6 +1075,7 @@ static enum attempt_stop one_attempt(struct single *sn, struct client_ctx *ctx, 
 		if (stop != ATT_GOING_ON)
 			break;
 	}
+	end_hold(sn, at, clock_mono_ms()); /* a run that ends while held */
 	node_session_end(&at->s);
 	return stop;
 }
@@ -805,7 +1090,7 @@ static void forget_device_token(struct single *sn)
 		printf("device token refused; retrying with the shared token\n");
 }
 
-static void report_reconnect(const struct single *sn, int wait_ms)
+static void report_reconnect(const struct single *sn, int wait_ms, const char *why)
 {
 	if (sn->o->json) {
 		cJSON *j = jev("reconnect");
@@ -813,10 +1098,11 @@ static void report_reconnect(const struct single *sn, int wait_ms)
 		if (j) {
 			cJSON_AddNumberToObject(j, "inMs", wait_ms);
 			cJSON_AddNumberToObject(j, "attempt", sn->attempts + 1);
+			cJSON_AddStringToObject(j, "why", why);
 			emit_json(j);
 		}
 	} else {
-		printf("reconnecting in %d ms (attempt %d)\n", wait_ms, sn->attempts + 1);
+		printf("reconnecting in %d ms (attempt %d): %s\n", wait_ms, sn->attempts + 1, why);
 		fflush(stdout);
 	}
 }
@@ -836,6 +1122,7 @@ static int end_of_run(struct single *sn, enum attempt_stop stop)
 {
 	switch (stop) {
 	case ATT_ONCE_DONE:
+		print_summary(sn, "paired");
 		return EXIT_PAIRED;
 	case ATT_STOPPED:
 		print_summary(sn, sn->paired_once ? "stopped (was paired)" : "stopped");
@@ -855,37 +1142,48 @@ static int end_of_run(struct single *sn, enum attempt_stop stop)
 /* Attempts until paired (--once), refused, timed out or stopped. Returns the exit status. */
 static int pair(struct single *sn, struct client_ctx *ctx)
 {
-	struct node_retry_state st = {
-	        .backoff_ms = NODE_BACKOFF_MIN_MS,
-	        .deadline_ms = clock_mono_ms() + (uint64_t)sn->o->timeout_ms,
-	};
+	const struct profile *p = sn->cfg.profile;
+	struct profile_state st = profile_state_init(clock_mono_ms() + (uint64_t)sn->o->timeout_ms);
 
 	for (;;) {
 		struct attempt at;
 		enum attempt_stop stop = one_attempt(sn, ctx, st.deadline_ms, &at);
-		struct node_retry r;
+		struct profile_retry r;
 
 		if (stop != ATT_ENDED)
 			return end_of_run(sn, stop);
-		r = node_retry_decide(&at.end, &st, clock_mono_ms());
+		/* the jitter draw: uniform in [0, 1) */
+		r = profile_decide(p, &at.end, &st, clock_mono_ms(),
+		                   randombytes_random() / 4294967296.0);
+		if (r.forget_device_token && at.use_dev)
+			forget_device_token(sn);
 		switch (r.kind) {
-		case NODE_GIVE_UP_UNREACHABLE:
-			if (at.end.end == NODE_END_CLOSED)
+		case PROFILE_GIVE_UP_UNREACHABLE:
+			if (at.end.end == PROFILE_END_CLOSED)
 				fprintf(stderr, "%s: %s\n", sn->o->url, at.reason);
 			return end_of_run(sn, ATT_UNREACHABLE);
-		case NODE_GIVE_UP_REFUSED:
+		case PROFILE_GIVE_UP_REFUSED:
 			print_summary(sn, "refused");
 			return EXIT_REFUSED;
-		case NODE_GIVE_UP_TIMEOUT:
+		case PROFILE_GIVE_UP_TIMEOUT:
 			return end_of_run(sn, ATT_TIMEOUT);
-		case NODE_RETRY_SHARED_TOKEN:
-			forget_device_token(sn);
-			break;
+		case PROFILE_EXIT:
+			snprintf(sn->client_end, sizeof(sn->client_end),
+			         "exits with status %d (%s)", r.exit_status, r.why);
+			print_summary(sn, sn->paired_once ? "client exited (was paired)"
+			                                  : "client exited");
+			return sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
+		case PROFILE_PAUSE:
+			snprintf(sn->client_end, sizeof(sn->client_end), "stops reconnecting (%s)",
+			         r.why);
+			print_summary(sn, "client paused");
+			return sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
 		default:
 			break;
 		}
 		st = r.next;
-		report_reconnect(sn, r.wait_ms);
+		sn->reconnects++;
+		report_reconnect(sn, r.wait_ms, r.why);
 		if (!wait_unless_stopped(ctx, r.wait_ms)) {
 			print_summary(sn, "stopped");
 			return sn->paired_once ? EXIT_PAIRED : EXIT_REFUSED;
@@ -956,6 +1254,7 @@ static int run_single(const struct opts *o)
 	if (!sn)
 		return EXIT_USAGE;
 	sn->o = o;
+	sn->approve_to_connected_ms = -1;
 	rc = load_identity(sn);
 	if (rc)
 		goto out;

@@ -1,5 +1,5 @@
-/* node.c: the Android-like node: its connect and invoke answers, device tokens, session state,
- * and the reconnect policy. */
+/* node.c: the fake node: its connect (as its client profile sends it) and invoke answers, device
+ * tokens, session state. */
 #include "node.h"
 
 #include <errno.h>
@@ -10,13 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "errors.h"
 #include "frame.h"
 #include "json.h"
 
-/* RFC 6455's 1006: the connection ended without a close frame; the client library reports a
- * connection that could not be opened so, with local_close set. */
-#define CLOSE_NO_FRAME 1006
 /* RFC 6455's 1011: this side cannot go on (it ran out of memory building its connect) */
 #define CLOSE_INTERNAL_ERROR 1011
 
@@ -152,15 +148,31 @@ int node_session_open(struct node_session *s, struct client_ctx *ctx, const stru
 
 static void send_connect(struct node_session *s, const char *nonce)
 {
+	const struct profile *p = s->cfg->profile;
 	struct connect_spec spec;
 	char *req;
 
 	connect_spec_android(&spec);
+	if (p) {
+		spec.role = p->role;
+		spec.client_id = p->client_id;
+		spec.client_mode = p->client_mode;
+		spec.platform = p->platform;
+		spec.device_family = p->device_family;
+		spec.version = p->version;
+		spec.scopes = p->scopes;
+		spec.n_scopes = p->n_scopes;
+		spec.min_protocol = p->min_protocol;
+		spec.max_protocol = p->max_protocol;
+	}
+	if (p && p->policy != PROFILE_POLICY_ANDROID)
+		spec.model_identifier = NULL; /* only the app sends one */
 	if (s->cfg->display_name)
 		spec.display_name = s->cfg->display_name;
 	spec.commands = s->cfg->commands;
 	spec.n_commands = s->cfg->n_commands;
-	spec.sig = s->cfg->sig == CONNECT_SIG_V3 ? CONNECT_SIG_V3 : CONNECT_SIG_V2;
+	spec.sig = s->cfg->sig == CONNECT_SIG_V3 || (p && p->sig == 3) ? CONNECT_SIG_V3
+	                                                               : CONNECT_SIG_V2;
 	spec.token = s->auth_token;
 	spec.identity = s->id;
 	snprintf(s->connect_id, sizeof(s->connect_id), "connect-%u", ++s->next_req);
@@ -172,6 +184,7 @@ static void send_connect(struct node_session *s, const char *nonce)
 	client_send_text(s->conn, req);
 	free(req);
 	s->state = NODE_S_CONNECT_SENT;
+	s->t_connect = clock_mono_ms();
 }
 
 /* The params of node.invoke.result: canned answers of a phone that is fine and shows
@@ -297,6 +310,21 @@ void node_session_handle(struct node_session *s, const struct client_item *it,
 			ev->message = json_get_string(err, "message");
 			ev->details_code = json_get_string(details, "code");
 			ev->request_id = json_get_string(details, "requestId");
+			ev->details_reason = json_get_string(details, "reason");
+			ev->next_step = json_get_string(details, "recommendedNextStep");
+			ev->no_pause = cJSON_IsFalse(
+			        cJSON_GetObjectItemCaseSensitive(details, "pauseReconnect"));
+			ev->retryable =
+			        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(err, "retryable"));
+			ev->retry_after_ms = -1;
+			{
+				const cJSON *ra =
+				        cJSON_GetObjectItemCaseSensitive(err, "retryAfterMs");
+
+				if (cJSON_IsNumber(ra) && ra->valuedouble >= 0 &&
+				    ra->valuedouble < 86400000)
+					ev->retry_after_ms = (int)ra->valuedouble;
+			}
 		}
 	}
 }
@@ -316,108 +344,4 @@ void node_session_end(struct node_session *s)
 	client_conn_destroy(s->conn);
 	s->conn = NULL;
 	s->state = NODE_S_CLOSED;
-}
-
-/* The shared- and device-token refusals of the table and of OpenClaw all start with the word
- * before the ':' of the table's reason ("unauthorized"). */
-static bool says_unauthorized(const char *s)
-{
-	const char *reason = cp_err_info(CP_ERR_AUTH_TOKEN_MISMATCH)->close_reason;
-
-	return s && !strncmp(s, reason, strcspn(reason, ":"));
-}
-
-bool node_error_is_auth(const char *details_code, const char *message, int close_code,
-                        const char *close_reason)
-{
-	/* DEVICE_TOKEN_*: OpenClaw's device-token refusals, which the table does not have */
-	if (details_code &&
-	    (!strcmp(details_code, cp_err_info(CP_ERR_AUTH_TOKEN_MISMATCH)->details_code) ||
-	     !strcmp(details_code, cp_err_info(CP_ERR_AUTH_TOKEN_MISSING)->details_code) ||
-	     !strncmp(details_code, "DEVICE_TOKEN", 12)))
-		return true;
-	if (says_unauthorized(message))
-		return true;
-	return close_code == cp_err_info(CP_ERR_AUTH_TOKEN_MISMATCH)->close_code &&
-	       says_unauthorized(close_reason);
-}
-
-/* ---- reconnect policy ---- */
-
-static bool closed_with(int code, enum cp_err err)
-{
-	return code == cp_err_info(err)->close_code;
-}
-
-static enum node_retry_kind after_no_challenge(const struct node_attempt *a)
-{
-	if (a->socket_open)
-		return NODE_GIVE_UP_REFUSED; /* something answers, but it is not a gateway */
-	return a->reached_gateway ? NODE_RETRY_BACKOFF : NODE_GIVE_UP_UNREACHABLE;
-}
-
-static enum node_retry_kind after_close(const struct node_attempt *a)
-{
-	const struct cp_err_info *required = cp_err_info(CP_ERR_PAIRING_REQUIRED);
-	const char *reason = a->close_reason ? a->close_reason : "";
-	const char *details = a->error_details ? a->error_details : "";
-	int code = a->close_code;
-	bool auth_error =
-	        a->error && node_error_is_auth(a->error_details, a->error_message, 0, NULL);
-	/* an error res other than OpenClaw's "pairing required", which only means "wait" */
-	bool final_error = a->error && strcmp(details, required->details_code) != 0;
-
-	if (!a->reached_gateway && !a->hello && code == CLOSE_NO_FRAME && a->local_close)
-		return NODE_GIVE_UP_UNREACHABLE;
-	if (a->garbage)
-		return NODE_GIVE_UP_REFUSED;
-	if (a->used_device_token && !a->hello &&
-	    (auth_error || node_error_is_auth(NULL, NULL, code, reason)))
-		return NODE_RETRY_SHARED_TOKEN; /* the gateway forgot or revoked the device token */
-	if (closed_with(code, CP_ERR_PAIRING_REJECTED) ||
-	    closed_with(code, CP_ERR_PAIRING_SUPERSEDED) ||
-	    closed_with(code, CP_ERR_DEVICE_REMOVED))
-		return NODE_GIVE_UP_REFUSED;
-	if ((final_error && !a->pending && code != required->close_code) || auth_error)
-		return NODE_GIVE_UP_REFUSED;
-	if (final_error && *details && !strstr(reason, required->close_reason))
-		return NODE_GIVE_UP_REFUSED;
-	if (a->hello)
-		return NODE_RETRY_BACKOFF;
-	if (code == required->close_code || closed_with(code, CP_ERR_PAIRING_EXPIRED) || a->pending)
-		return NODE_RETRY_COMPAT;
-	return NODE_RETRY_BACKOFF;
-}
-
-struct node_retry node_retry_decide(const struct node_attempt *a, const struct node_retry_state *st,
-                                    uint64_t now_ms)
-{
-	struct node_retry r = {.next = *st};
-
-	r.kind = a->end == NODE_END_NO_CHALLENGE ? after_no_challenge(a) : after_close(a);
-	r.next.paired = st->paired || a->hello;
-	switch (r.kind) {
-	case NODE_RETRY_SHARED_TOKEN:
-		break;
-	case NODE_RETRY_COMPAT:
-		r.wait_ms = NODE_COMPAT_RETRY_MS;
-		r.next.backoff_ms = NODE_BACKOFF_MIN_MS;
-		break;
-	case NODE_RETRY_BACKOFF:
-		r.wait_ms = st->backoff_ms;
-		r.next.backoff_ms = st->backoff_ms * 2 > NODE_BACKOFF_MAX_MS ? NODE_BACKOFF_MAX_MS
-		                                                             : st->backoff_ms * 2;
-		break;
-	default:
-		return r;
-	}
-	/* once paired, the node reconnects until stopped: the pairing deadline is over */
-	if ((!r.next.paired || r.kind == NODE_RETRY_SHARED_TOKEN) &&
-	    now_ms + (uint64_t)r.wait_ms >= st->deadline_ms) {
-		r.kind = NODE_GIVE_UP_TIMEOUT;
-		return r;
-	}
-	if (r.next.paired)
-		r.next.deadline_ms = UINT64_MAX;
-	return r;
 }

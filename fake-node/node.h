@@ -1,5 +1,6 @@
-/* node.h: the Android-like node: the device-token file, the per-connection session (challenge,
- * connect, pending, hello-ok, ticks, invoke answers) and the reconnect policy. */
+/* node.h: the fake node: the device-token file and the per-connection session (challenge,
+ * connect as its client profile sends it, pending, hello-ok, ticks, invoke answers); the
+ * reconnect policy is profile/'s. */
 #ifndef CLAWPAIR_NODE_H
 #define CLAWPAIR_NODE_H
 
@@ -13,6 +14,7 @@
 #include "clock.h"
 #include "connect_build.h"
 #include "identity.h"
+#include "profile.h"
 
 /* Device tokens per gateway URL, in a small JSON file next to the identity (mode 0600):
  * {"version":1,"deviceId":"...","tokens":{"ws://HOST:PORT":"TOKEN"}}.
@@ -33,6 +35,7 @@ struct node_config {
 	size_t n_commands;
 	enum connect_sig sig;
 	int connect_timeout_ms;
+	const struct profile *profile; /* the client it behaves like; NULL: android */
 };
 
 enum node_state {
@@ -66,6 +69,9 @@ struct node_event {
 	const char *request_id; /* PENDING; ERROR when details carry one */
 	const char *device_token; /* HELLO */
 	const char *error_code, *details_code, *message; /* ERROR */
+	const char *details_reason, *next_step; /* ERROR: details.reason, recommendedNextStep */
+	bool retryable, no_pause; /* ERROR: error.retryable, details.pauseReconnect false */
+	int retry_after_ms; /* ERROR: error.retryAfterMs, -1 when absent */
 	const char *command; /* INVOKE */
 	uint64_t ms_since_open;
 };
@@ -79,7 +85,7 @@ struct node_session {
 	unsigned next_req;
 	const char *auth_token; /* what this attempt sends: the device token or the shared one */
 	bool with_device_token;
-	uint64_t t_open, t_hello;
+	uint64_t t_open, t_connect, t_hello; /* clock_mono_ms: opened, connect sent, hello-ok */
 	char fingerprint[IDENTITY_FINGERPRINT_LEN + 1];
 };
 
@@ -93,64 +99,5 @@ void node_session_handle(struct node_session *s, const struct client_item *it,
 void node_event_finish(struct node_event *ev);
 /* Closes (1000) and frees the connection. */
 void node_session_end(struct node_session *s);
-
-/* True for an error that means "the device token was not accepted": fall back to the shared
- * token. */
-bool node_error_is_auth(const char *details_code, const char *message, int close_code,
-                        const char *close_reason);
-
-/* ---- reconnect policy ---- */
-
-#define NODE_COMPAT_RETRY_MS 6000 /* the Android app's pairing-screen reconnect cadence */
-#define NODE_BACKOFF_MIN_MS 1000
-#define NODE_BACKOFF_MAX_MS 30000
-
-enum node_end {
-	NODE_END_CLOSED = 0, /* the connection closed */
-	NODE_END_NO_CHALLENGE, /* no connect.challenge within the connect timeout */
-};
-
-/* What one attempt saw, as far as the policy cares. */
-struct node_attempt {
-	enum node_end end;
-	int close_code; /* CLOSED */
-	const char *close_reason; /* CLOSED; NULL: "" */
-	bool local_close; /* CLOSED: this side ended it (close_code says why) */
-	bool socket_open; /* NO_CHALLENGE: the WebSocket was up, yet no challenge came */
-	bool reached_gateway; /* this or an earlier attempt got connect.challenge */
-	bool hello; /* this attempt got hello-ok */
-	bool used_device_token;
-	bool pending; /* connect.pending came */
-	bool error; /* an error res to connect came (the last one below) */
-	const char *error_details; /* its details.code, NULL when it had none */
-	const char *error_message;
-	bool garbage; /* the gateway sent a message that is not a JSON frame */
-};
-
-enum node_retry_kind {
-	NODE_RETRY_SHARED_TOKEN, /* at once, with the shared token: the device token was refused */
-	NODE_RETRY_COMPAT, /* after NODE_COMPAT_RETRY_MS: closed while waiting for approval */
-	NODE_RETRY_BACKOFF, /* after the backoff, which then doubles up to NODE_BACKOFF_MAX_MS */
-	NODE_GIVE_UP_REFUSED, /* the gateway said no for good, or is not a gateway */
-	NODE_GIVE_UP_UNREACHABLE, /* nothing answered at the URL */
-	NODE_GIVE_UP_TIMEOUT, /* waiting would pass the pairing deadline */
-};
-
-struct node_retry_state {
-	int backoff_ms; /* the next backoff wait; starts at NODE_BACKOFF_MIN_MS */
-	bool paired; /* hello-ok came on some attempt: reconnect until stopped, no deadline */
-	uint64_t deadline_ms; /* give up pairing at this clock_mono_ms time */
-};
-
-struct node_retry {
-	enum node_retry_kind kind;
-	int wait_ms; /* the RETRY kinds: wait this long before the next attempt */
-	struct node_retry_state next; /* the state for the attempt after */
-};
-
-/* The reconnect policy: what to do after attempt a ended at now_ms, given the state st. A pure
- * function of its arguments. */
-struct node_retry node_retry_decide(const struct node_attempt *a, const struct node_retry_state *st,
-                                    uint64_t now_ms);
 
 #endif

@@ -120,18 +120,21 @@ static cJSON *read_event(struct spawned *s, const char *name, int timeout_ms)
 	return NULL;
 }
 
-/* An operator approves requestId through the scenario engine. */
-static void approve(const char *url, const char *rid, bool expect_ok)
+/* An operator resolves requestId (device.pair.approve or .reject) through the scenario engine. */
+static void resolve(const char *url, const char *rid, const char *method, bool expect_ok)
 {
-	char err[256], var[160];
+	char err[256], var[160], text[1024];
 	const char *vars[] = {var, NULL};
-	struct scenario *s = scenario_parse(
-	        "{\"id\":\"approve\",\"actors\":{\"op\":{\"role\":\"operator\","
-	        "\"scopes\":[\"operator.pairing\"]}},\"steps\":["
-	        "{\"actor\":\"op\",\"do\":\"connect\",\"expect\":\"hello-ok\"},"
-	        "{\"actor\":\"op\",\"do\":\"call\",\"method\":\"device.pair.approve\","
-	        "\"params\":{\"requestId\":\"${rid}\"},\"expect\":{\"ok\":true}}]}",
-	        err, sizeof(err));
+	struct scenario *s;
+
+	snprintf(text, sizeof(text),
+	         "{\"id\":\"approve\",\"actors\":{\"op\":{\"role\":\"operator\","
+	         "\"scopes\":[\"operator.pairing\"]}},\"steps\":["
+	         "{\"actor\":\"op\",\"do\":\"connect\",\"expect\":\"hello-ok\"},"
+	         "{\"actor\":\"op\",\"do\":\"call\",\"method\":\"%s\","
+	         "\"params\":{\"requestId\":\"${rid}\"},\"expect\":{\"ok\":true}}]}",
+	         method);
+	s = scenario_parse(text, err, sizeof(err));
 	struct scenario_env env = {.url = url,
 	                           .token = TOKEN,
 	                           .vars = vars,
@@ -145,6 +148,11 @@ static void approve(const char *url, const char *rid, bool expect_ok)
 		fail_msg("approve %s: %s", rid, r.message ? r.message : "passed");
 	scenario_result_finish(&r);
 	scenario_destroy(s);
+}
+
+static void approve(const char *url, const char *rid, bool expect_ok)
+{
+	resolve(url, rid, "device.pair.approve", expect_ok);
 }
 
 static void test_pairs_after_approve(void **state)
@@ -194,7 +202,7 @@ static void test_once_local_json_lines(void **state)
 	const char *args[] = {"--url",     e->gw.url, "--token", TOKEN, "--identity",
 	                      e->identity, "--json",  "--once",  NULL};
 	char *out = NULL, *save = NULL, *line;
-	const char *want[] = {"identity", "connect.challenge", "hello-ok"};
+	const char *want[] = {"identity", "connect.challenge", "hello-ok", "summary"};
 	size_t n = 0;
 
 	assert_int_equal(run_cli(args, tmo(10000), &out, NULL), 0);
@@ -203,12 +211,12 @@ static void test_once_local_json_lines(void **state)
 
 		if (!j)
 			fail_msg("not JSON: %s", line);
-		assert_true(n < 3);
+		assert_true(n < 4);
 		assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "event")), want[n]);
 		n++;
 		cJSON_Delete(j);
 	}
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	free(out);
 
 	/* human output mentions the pairing */
@@ -218,6 +226,130 @@ static void test_once_local_json_lines(void **state)
 
 		assert_int_equal(run_cli(a2, tmo(10000), &out, NULL), 0);
 		assert_non_null(strstr(out, "paired: hello-ok"));
+		free(out);
+	}
+}
+
+/* The 2026.9.6 node host's cycle (its 15 s connect timeout shortened to 1 s): it closes its held
+ * connect itself with 4000, reconnects after 1 s to the same request, and an approval on the
+ * second connect ends the run with what it experienced. */
+static void test_profile_node_host_9_6(void **state)
+{
+	struct env *e = *state;
+	char appr[128];
+	const char *args[] = {"--url",
+	                      e->gw.url,
+	                      "--token",
+	                      TOKEN,
+	                      "--identity",
+	                      e->identity,
+	                      "--xff",
+	                      "10.77.0.11",
+	                      "--json",
+	                      "--once",
+	                      "--profile",
+	                      "node-host-2026.9.6",
+	                      "--hello-timeout",
+	                      under_valgrind() ? "5" : "1",
+	                      "--approved-at-file",
+	                      appr,
+	                      "--timeout",
+	                      "60",
+	                      NULL};
+	struct spawned node;
+	char rid[80];
+	cJSON *j, *closes;
+	FILE *f;
+
+	snprintf(appr, sizeof(appr), "%s/approved-at", e->tmp);
+	assert_int_equal(start_cli(args, &node), 0);
+	j = read_event(&node, "connect.pending", tmo(5000));
+	assert_non_null(j);
+	snprintf(rid, sizeof(rid), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "requestId")));
+	cJSON_Delete(j);
+	j = read_event(&node, "close", tmo(5000));
+	assert_non_null(j);
+	assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "code")), 4000);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "reason")),
+	                    "connect timeout");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "local")));
+	cJSON_Delete(j);
+	j = read_event(&node, "reconnect", tmo(2000));
+	assert_non_null(j);
+	assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "inMs")), 1000);
+	cJSON_Delete(j);
+	/* the reconnect finds the same request */
+	j = read_event(&node, "connect.pending", tmo(5000));
+	assert_non_null(j);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "requestId")), rid);
+	cJSON_Delete(j);
+	f = fopen(appr, "w");
+	assert_non_null(f);
+	fprintf(f, "%lld\n", (long long)time(NULL) * 1000);
+	fclose(f);
+	approve(e->gw.url, rid, true);
+	j = read_event(&node, "summary", tmo(5000));
+	assert_non_null(j);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "outcome")), "paired");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "profile")),
+	                    "node-host-2026.9.6");
+	assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "reconnects")), 1);
+	assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "pendingRounds")), 2);
+	closes = cJSON_GetObjectItem(j, "closes");
+	assert_int_equal(cJSON_GetArraySize(closes), 1);
+	assert_string_equal(
+	        cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(closes, 0), "by")),
+	        "client");
+	/* whole seconds in the file: within [-1000, 5000] ms of the hello-ok */
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, "approveToConnectedMs")));
+	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "approveToConnectedMs")) > -1000);
+	assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "heldMs")) >= 1000);
+	cJSON_Delete(j);
+	assert_int_equal(spawn_wait(&node, tmo(5000)), 0);
+}
+
+/* The 2026.1.30 node host ends on a close: rejected (4403), it exits, which the run reports. */
+static void test_profile_node_host_1_30(void **state)
+{
+	struct env *e = *state;
+	const char *args[] = {
+	        "--url", e->gw.url,    "--token", TOKEN,       "--identity",          e->identity,
+	        "--xff", "10.77.0.12", "--json",  "--profile", "node-host-2026.1.30", "--timeout",
+	        "60",    NULL};
+	struct spawned node;
+	char rid[80];
+	cJSON *j;
+	char *out = NULL;
+
+	assert_int_equal(start_cli(args, &node), 0);
+	j = read_event(&node, "connect.pending", tmo(5000));
+	assert_non_null(j);
+	snprintf(rid, sizeof(rid), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "requestId")));
+	cJSON_Delete(j);
+	resolve(e->gw.url, rid, "device.pair.reject", true);
+	j = read_event(&node, "summary", tmo(5000));
+	assert_non_null(j);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "outcome")),
+	                    "client exited");
+	assert_non_null(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(j, "clientEnd")),
+	                       "exits with status 0"));
+	assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "reconnects")), 0);
+	cJSON_Delete(j);
+	assert_int_equal(spawn_wait(&node, tmo(5000)), 1);
+
+	/* --profile list names every profile; an unknown one is a usage error */
+	{
+		const char *list[] = {"--profile", "list", NULL};
+		const char *bad[] = {"--url",     e->gw.url, "--token", TOKEN,
+		                     "--profile", "nope",    NULL};
+
+		assert_int_equal(run_cli(list, tmo(5000), &out, NULL), 0);
+		assert_non_null(strstr(out, "android"));
+		assert_non_null(strstr(out, "node-host-2026.1.30"));
+		assert_non_null(strstr(out, "node-host-2026.9.6"));
+		assert_non_null(strstr(out, "openclaw-node-0.14"));
+		free(out);
+		assert_int_equal(run_cli(bad, tmo(5000), &out, NULL), 2);
 		free(out);
 	}
 }
@@ -468,6 +600,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_pairs_after_approve, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_once_local_json_lines, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_timeout_while_pending, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_profile_node_host_9_6, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_profile_node_host_1_30, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_usage_and_unreachable, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_count_summary, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_scenario_files, setup, teardown),
