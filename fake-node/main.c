@@ -1,5 +1,5 @@
 /* main.c: clawpair-fake-node: a node that pairs with a gateway as a real client does (its
- * profile: the Android app by default), a swarm of them, or a scenario player. */
+ * profile: by default the reference client of spec §10), a swarm of them, or a scenario player. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -72,7 +72,8 @@ static void on_signal(int sig)
 static void usage(FILE *f)
 {
 	fputs("Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
-	      "A node that pairs as a real client does (--profile; the Android app by default).\n"
+	      "A node that pairs as a real client does (--profile; by default the\n"
+	      "reference client of spec/pairing.md section 10).\n"
 	      "\n"
 	      "  --url URL            gateway WebSocket URL (ws:// or wss://)\n"
 	      "  --token T            shared gateway token (also $" CLI_TOKEN_ENV ", which\n"
@@ -89,8 +90,8 @@ static void usage(FILE *f)
 	      "                       trusts this host as a proxy); with --count, 'auto' gives\n"
 	      "                       each node its own 10.77.x.y\n"
 	      "  --netns NAME         open the connection from network namespace NAME (root)\n"
-	      "  --profile NAME       behave like this client: android (default),\n"
-	      "                       node-host-2026.1.30, node-host-2026.9.6,\n"
+	      "  --profile NAME       behave like this client: reference (default),\n"
+	      "                       android, node-host-2026.1.30, node-host-2026.9.6,\n"
 	      "                       openclaw-node-0.14; 'list' describes them\n"
 	      "  --hello-timeout S    replace the profile's connect timeout (0: none), to play\n"
 	      "                       its cycle faster; reported with the profile's name\n"
@@ -374,7 +375,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		print_profiles();
 		return 0;
 	}
-	o->profile_buf = o->profile ? *o->profile : *profile_get(PROFILE_ANDROID);
+	o->profile_buf = o->profile ? *o->profile : *profile_get(PROFILE_REFERENCE);
 	if (o->hello_timeout_ms >= 0) {
 		o->profile_buf.hello_timeout_ms = o->hello_timeout_ms;
 		if (!o->profile_buf.timeout_close_code) {

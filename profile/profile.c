@@ -12,6 +12,8 @@
 #define CLOSE_NO_FRAME 1006
 /* RFC 6455's 1008 (policy violation): what OpenClaw clients close with after a refused connect */
 #define CLOSE_POLICY 1008
+/* RFC 6455's 1012 (service restart) */
+#define CLOSE_SERVICE_RESTART 1012
 /* RFC 6455's 1013 (try again later): the 2026.9.6 client's close before a startup retry */
 #define CLOSE_TRY_AGAIN 1013
 /* The 2026.9.6 client's own close when its connect timer fires (an application code) */
@@ -20,11 +22,36 @@
 static const char *const operator_rw[] = {"operator.read", "operator.write"};
 
 static const struct profile profiles[PROFILE_COUNT] = {
+        [PROFILE_REFERENCE] =
+                {
+                        .name = "reference",
+                        .summary = "a node that does what spec/pairing.md section 10 asks: "
+                                   "the Android app's connect, re-pairs after 4408, waits out "
+                                   "1001 and 1012, jittered backoff (the default)",
+                        .policy = PROFILE_POLICY_ANDROID,
+                        .role = "node",
+                        .client_id = "openclaw-android",
+                        .client_mode = "node",
+                        .platform = "android",
+                        .device_family = "Android",
+                        .version = "2026.1.30",
+                        .min_protocol = 3,
+                        .max_protocol = 4,
+                        .sig = 2,
+                        .backoff_initial_ms = 1000,
+                        .backoff_factor = 2.0,
+                        .backoff_max_ms = 30000,
+                        .backoff_jitter = 0.5,
+                        .pairing_retry_ms = 6000,
+                        .repair_after_expiry = true,
+                        .retry_after_shutdown = true,
+                        .basis = "spec/pairing.md section 10 (CLIENT-1..15) on the android "
+                                 "profile",
+                },
         [PROFILE_ANDROID] =
                 {
                         .name = "android",
-                        .summary = "the OpenClaw Android app on its pairing screen (the "
-                                   "default)",
+                        .summary = "the OpenClaw Android app on its pairing screen",
                         .policy = PROFILE_POLICY_ANDROID,
                         .role = "node",
                         .client_id = "openclaw-android",
@@ -228,8 +255,10 @@ static bool not_a_gateway(const struct profile_attempt *a, enum profile_retry_ki
 
 /* ---- android ---- */
 
-static enum profile_retry_kind android_after_close(const struct profile_attempt *a)
+static enum profile_retry_kind android_after_close(const struct profile *p,
+                                                   const struct profile_attempt *a)
 {
+	const struct cp_err_info *expired = cp_err_info(CP_ERR_PAIRING_EXPIRED);
 	const struct cp_err_info *required = cp_err_info(CP_ERR_PAIRING_REQUIRED);
 	const char *reason = a->close_reason ? a->close_reason : "";
 	const char *details = a->error_details ? a->error_details : "";
@@ -248,6 +277,13 @@ static enum profile_retry_kind android_after_close(const struct profile_attempt 
 	    closed_with(code, CP_ERR_PAIRING_SUPERSEDED) ||
 	    closed_with(code, CP_ERR_DEVICE_REMOVED))
 		return PROFILE_GIVE_UP_REFUSED;
+	if (p->repair_after_expiry && (closed_with(code, CP_ERR_PAIRING_EXPIRED) ||
+	                               strcmp(details, expired->details_code) == 0))
+		return PROFILE_RETRY_PAIRING; /* the request expired: ask again */
+	if (p->retry_after_shutdown &&
+	    (closed_with(code, CP_ERR_SHUTDOWN) || code == CLOSE_SERVICE_RESTART ||
+	     str_is(a->error_code, cp_err_info(CP_ERR_SHUTDOWN)->wire_code)))
+		return PROFILE_RETRY_BACKOFF; /* the gateway went away: it comes back */
 	if ((final_error && !a->pending && code != required->close_code) || auth_error)
 		return PROFILE_GIVE_UP_REFUSED;
 	if (final_error && *details && !strstr(reason, required->close_reason))
@@ -358,7 +394,7 @@ static void gateway_client(const struct profile *p, const struct profile_attempt
 static void android(const struct profile *p, const struct profile_attempt *a,
                     const struct profile_state *st, double r, struct profile_retry *out)
 {
-	out->kind = android_after_close(a);
+	out->kind = android_after_close(p, a);
 	switch (out->kind) {
 	case PROFILE_RETRY_SHARED_TOKEN:
 		out->forget_device_token = true;

@@ -10,7 +10,8 @@
 
 /* How a profile answers the end of an attempt (the families of profile_decide). */
 enum profile_policy {
-	PROFILE_POLICY_ANDROID = 0, /* pairing cadence after a pairing close, else backoff */
+	PROFILE_POLICY_ANDROID = 0, /* pairing cadence after a pairing close, else backoff (also the
+	                               reference client of spec §10) */
 	PROFILE_POLICY_GATEWAY_CLIENT, /* OpenClaw 2026.9.x GatewayClient: backoff, startup retry,
 	                                  pause or exit on terminal refusals */
 	PROFILE_POLICY_EXIT_ON_CLOSE, /* the process ends on any close (2026.1.30 node host) */
@@ -42,6 +43,9 @@ struct profile {
 	double backoff_jitter;
 	bool hello_resets_backoff;
 	int pairing_retry_ms; /* ANDROID: the cadence after a close for pairing */
+	/* ANDROID: an expired request (4408) is asked for again at the pairing cadence, and a
+	 * gateway going away (1001, 1012) is waited out with the backoff, instead of giving up */
+	bool repair_after_expiry, retry_after_shutdown;
 	int max_reconnects; /* CAPPED_BACKOFF: reconnects without hello-ok before it stops */
 	int exit_status; /* EXIT_ON_CLOSE: the status the process ends with */
 	/* GATEWAY_CLIENT: a retryable UNAVAILABLE with details.reason startup-sidecars is retried
@@ -54,7 +58,8 @@ struct profile {
 };
 
 enum profile_id {
-	PROFILE_ANDROID = 0,
+	PROFILE_REFERENCE = 0,
+	PROFILE_ANDROID,
 	PROFILE_NODE_HOST_2026_1_30,
 	PROFILE_NODE_HOST_2026_9_6,
 	PROFILE_OPENCLAW_NODE_0_14,

@@ -1113,12 +1113,19 @@ CLIENT_BREAKS = (
 )
 
 
+# The fake node's profiles other than the default, with the --hold-ms and options their
+# expectations files (conformance/expectations/client-PROFILE.txt) were written with.
+CLIENT_PROFILES = [('android', '1000', ''), ('node-host-2026.1.30', '1000', ''),
+                   ('node-host-2026.9.6', '3000', ' --hello-timeout 2'), ('openclaw-node-0.14', '1000', '')]
+
+
 def mode_client():
-    """clawpair-conformance client, the runner playing the gateway: the stock fake node passes
-    every client case but the two its expectations file lists (XFAIL, exit 0), with JSON (report
-    schema), JUnit and HTML reports free of the token; badnode.py passes those two; and each case
-    FAILs (NON-STRICT for a SHOULD) against badnode.py breaking its requirement. The runs go four
-    at a time (they mostly wait); about 30 s."""
+    """clawpair-conformance client, the runner playing the gateway: the stock fake node (profile
+    'reference') passes every client case, with JSON (report schema), JUnit and HTML reports free
+    of the token; each other profile of the fake node fails exactly the cases its expectations
+    file lists (XFAIL, exit 0: the measured behaviour of the client it models); badnode.py passes
+    the 4408 and jitter cases; and each case FAILs (NON-STRICT for a SHOULD) against badnode.py
+    breaking its requirement. The runs go four at a time (they mostly wait); about 40 s."""
     import concurrent.futures
     import xml.etree.ElementTree as ET
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -1168,6 +1175,15 @@ def mode_client():
                                '--html', '%s/fake-node/r.html' % d, '--exec',
                                fake + ' --url {url} --token-file {token_file} --identity {state_dir}/id.json'],
                               'fake-node')}
+        for prof, hold, extra in CLIENT_PROFILES:
+            pexp = os.path.join(SOURCE, 'conformance', 'expectations', 'client-%s.txt' % prof)
+            ids = [l.split('\t')[0] for l in open(pexp, encoding='utf-8') if l.strip() and not l.startswith('#')]
+            args = ['--hold-ms', hold, '--expectations', pexp]
+            for i in ids:
+                args += ['--cases', i]
+            jobs['profile ' + prof] = (args + ['--exec', '%s --profile %s%s --url {url} --token-file {token_file} '
+                                               '--identity {state_dir}/id.json' % (fake, prof, extra)],
+                                       'profile-' + prof)
         if have_crypto:
             jobs['badnode'] = (['--cases', 'recon/CLIENT-8/reconnect-after-4408', '--cases', 'CLIENT-10',
                                 '--exec', bad], 'badnode')
@@ -1181,9 +1197,14 @@ def mode_client():
         got = {c['id']: c['verdict'] for c in rep['cases']}
         xfail = sorted(k for k, v in got.items() if v == 'XFAIL')
         others = sorted(k for k, v in got.items() if v not in ('PASS', 'XFAIL'))
-        if rc != 0 or len(got) != len(listed) or others or \
-                xfail != ['recon/CLIENT-10/jitter', 'recon/CLIENT-8/reconnect-after-4408']:
+        if rc != 0 or len(got) != len(listed) or others or xfail:
             fail('stock fake node: exit %d, XFAIL %s, other %s\n%s%s' % (rc, xfail, others, so[-2000:], se[-500:]))
+        for prof, _hold, _extra in CLIENT_PROFILES:
+            prc, pso, pse, prep, _ = res['profile ' + prof]
+            pv = sorted(set(c['verdict'] for c in (prep or {}).get('cases', [])))
+            if prc != 0 or pv != ['XFAIL']:
+                fail('profile %s: exit %d, verdicts %s (want every listed case XFAIL)\n%s%s'
+                     % (prof, prc, pv, pso[-1500:], pse[-300:]))
         schema = json.load(open(os.path.join(SOURCE, 'conformance', 'schema', 'report.schema.json'), encoding='utf-8'))
         e = schema_lite.errors(schema, rep)
         if e:

@@ -509,6 +509,9 @@ static void test_close_matrix(void **state)
 	                        CP_ERR_PAIRING_EXPIRED, CP_ERR_PAIRING_SUPERSEDED};
 	/* rows: profiles; columns: 1001, 1008, 4403, 4408, 4409 */
 	static const enum profile_retry_kind want[PROFILE_COUNT][5] = {
+	        [PROFILE_REFERENCE] = {PROFILE_RETRY_BACKOFF, PROFILE_RETRY_PAIRING,
+	                               PROFILE_GIVE_UP_REFUSED, PROFILE_RETRY_PAIRING,
+	                               PROFILE_GIVE_UP_REFUSED},
 	        [PROFILE_ANDROID] = {PROFILE_GIVE_UP_REFUSED, PROFILE_RETRY_PAIRING,
 	                             PROFILE_GIVE_UP_REFUSED, PROFILE_GIVE_UP_REFUSED,
 	                             PROFILE_GIVE_UP_REFUSED},
