@@ -1,4 +1,5 @@
 /* main.c: clawpair-gateway's command line, signals and startup/shutdown order. */
+#include <arpa/inet.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -258,11 +259,16 @@ static int parse_ms_option(const struct cli *c, const char *name, const char *s,
 static int add_listen(const struct cli *c, struct args *a, const char *s)
 {
 	struct gateway_listen *l = &a->listen[a->n_listen];
+	unsigned char addr[sizeof(struct in6_addr)];
 
 	if (a->n_listen == MAX_LISTEN)
 		return cli_usage_error(c, "too many --listen addresses (at most %d)", MAX_LISTEN);
 	if (!cli_parse_host_port(s, l->host, sizeof(l->host), &l->port))
 		return cli_usage_error(c, "bad --listen '%s': expected ADDR:PORT", s);
+	/* an address, not a name: the listener binds exactly it */
+	if (inet_pton(strchr(l->host, ':') ? AF_INET6 : AF_INET, l->host, addr) != 1)
+		return cli_usage_error(c, "bad --listen '%s': ADDR must be an IPv4 or IPv6 address",
+		                       s);
 	a->n_listen++;
 	return 0;
 }
