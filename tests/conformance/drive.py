@@ -860,22 +860,29 @@ def mode_gone():
         print('ok: --jobs %s: the gateway went away during %s; %d cases NOT-RUN, exit 2' % (jobs, during, n))
 
 
-def mode_install():
-    """meson install into a DESTDIR, the tree moved elsewhere: the runner lists the installed
-    cases (not the source tree's), with no environment variable to help it."""
+def install_moved(top):
+    """meson install of the build tree into a DESTDIR under top, then moved to top/moved, where
+    no path compiled into the binaries points. Returns that path (tests/install uses it too)."""
     meson = shutil.which('meson')
     if not meson:
         print('SKIP: no meson')
         sys.exit(77)
+    dest = os.path.join(top, 'dest')
+    p = subprocess.run([meson, 'install', '-C', BUILD, '--destdir', dest, '--no-rebuild', '--quiet'],
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        fail('meson install: %s %s' % (p.stdout[-500:], p.stderr[-500:]))
+    moved = os.path.join(top, 'moved')
+    os.rename(dest, moved)
+    return moved
+
+
+def mode_install():
+    """meson install into a DESTDIR, the tree moved elsewhere: the runner lists the installed
+    cases (not the source tree's), with no environment variable to help it."""
     top = tempfile.mkdtemp(prefix='cp-install-')
     try:
-        dest = os.path.join(top, 'dest')
-        p = subprocess.run([meson, 'install', '-C', BUILD, '--destdir', dest, '--no-rebuild', '--quiet'],
-                           capture_output=True, text=True, timeout=300)
-        if p.returncode != 0:
-            fail('meson install: %s %s' % (p.stdout[-500:], p.stderr[-500:]))
-        moved = os.path.join(top, 'moved')
-        os.rename(dest, moved)
+        moved = install_moved(top)
         runners = glob.glob(os.path.join(moved, '**', 'bin', 'clawpair-conformance'), recursive=True)
         cases = glob.glob(os.path.join(moved, '**', 'share', 'clawpair', 'conformance', 'cases'), recursive=True)
         if len(runners) != 1 or len(cases) != 1:
