@@ -5,7 +5,7 @@ tool compiles in, and its manual page in roff, so that the two cannot say differ
 Usage: mangen.py SOURCE [--header OUT.h] [--man OUT.1] [--help-text OUT.txt]
                  [-D NAME=VALUE]... [--version V]
 
-The source format (doc/README.md has an example):
+The source format (clawpair-ctl.txt is a short example):
   # ...                a comment line ('#' then a blank or the end of the line)
   name: / summary: / usage:    header fields up to the first blank line; usage may repeat
   == Title             a section: "Title:" in --help, .SH TITLE in the manual
@@ -173,10 +173,9 @@ def help_text(header, sections):
 
 
 def c_string(text):
-    lines = text.split('\n')
-    out = []
-    for i, l in enumerate(lines[:-1]):
-        out.append('\t"%s\\n"' % l.replace('\\', '\\\\').replace('"', '\\"'))
+    """text (ending with a newline) as a C string literal, one source line per line."""
+    out = ['\t"%s\\n"' % l.replace('\\', '\\\\').replace('"', '\\"').replace('??', '?\\?')
+           for l in text.split('\n')[:-1]]  # ?\? keeps C11's trigraphs out
     return ' \\\n'.join(out)
 
 
