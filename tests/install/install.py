@@ -57,6 +57,10 @@ def clean_env():
 
 
 def covered(cmd):
+    """cmd with the source and build trees hidden (root only: a mount namespace); as it is
+    otherwise."""
+    if os.geteuid() != 0 or not shutil.which('unshare'):
+        return cmd
     hidden = [SOURCE] + ([BUILD] if not BUILD.startswith(SOURCE + '/') else [])
     return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', COVER, 'cover'] + \
         hidden + ['--'] + cmd
