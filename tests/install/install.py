@@ -74,13 +74,15 @@ def check_files(t, root):
         want += [os.path.join(share, 'conformance', 'expectations', 'openclaw-2026.1.30.json'),
                  os.path.join(share, 'conformance', 'requirements.tsv'),
                  os.path.join(share, 'conformance', 'ci', 'run-suite.sh'),
+                 os.path.join(share, 'conformance', 'schema', 'report.schema.json'),
                  os.path.join(share, 'fake-node', 'netns.sh')]
     if doc:
-        want += [os.path.join(doc, 'spec', 'pairing.md'), os.path.join(doc, 'spec', 'requirements.tsv')]
+        want += [os.path.join(doc, 'spec', 'pairing.md'), os.path.join(doc, 'spec', 'requirements.tsv'),
+                 os.path.join(doc, 'conformance', 'README.md'), os.path.join(doc, 'LICENSE')]
     missing = [w for w in want if not os.path.isfile(w)]
     t.ok(share and doc and not missing and os.access(os.path.join(share, 'fake-node', 'netns.sh'), os.X_OK)
          and filecmp(os.path.join(doc, 'spec', 'pairing.md'), os.path.join(SOURCE, 'spec', 'pairing.md')),
-         'spec/, the expectations, netns.sh and the CI script installed', 'share %s doc %s missing %s'
+         'spec/, LICENSE, the expectations, the schemas, netns.sh and the CI script installed', 'share %s doc %s missing %s'
          % (share, doc, missing))
 
 
