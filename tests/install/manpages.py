@@ -2,7 +2,8 @@
 """manpages.py: each tool's manual page says what its --help says: the words of the help, less
 its usage line, summary and headings, appear in the rendered page in the same order, and groff
 renders the page without a warning. Both come from doc/<tool>.txt (doc/mangen.py); this catches
-a tool whose help no longer comes from there, and a page roff cannot render.
+a tool whose help no longer comes from there, and a page roff cannot render. In the build tree,
+also: the help names every long option of the tool's getopt table, and lists no other.
 
 Usage: manpages.py [BIN_DIR MAN1_DIR] (default: the build tree under CLAWPAIR_BUILD_ROOT; TAP on
 stdout). install.py calls check() on an installed tree."""
@@ -17,6 +18,10 @@ from tap import Tap, skip_all  # noqa: E402
 
 TOOLS = [('clawpair-gateway', 'server'), ('clawpair-ctl', 'ctl'),
          ('clawpair-fake-node', 'fake-node'), ('clawpair-conformance', 'conformance')]
+SOURCES = {'clawpair-gateway': 'server/main.c', 'clawpair-ctl': 'ctl/ctl.c',
+           'clawpair-fake-node': 'fake-node/main.c', 'clawpair-conformance': 'conformance/main.c'}
+# what cli/ adds to every tool's own options
+CLI_OPTIONS = {'help', 'version', 'token', 'token-file', 'tls-fingerprint'}
 
 
 def help_words(text):
@@ -62,6 +67,20 @@ def check(t, exe_of, page_of):
                           % ' '.join(words[max(0, (miss or 0) - 5):(miss or 0) + 5])))
 
 
+def check_options(t, exe_of, source_root):
+    """One TAP line per tool: its help and its getopt table name the same long options."""
+    for tool, _ in TOOLS:
+        with open(os.path.join(source_root, SOURCES[tool]), encoding='utf-8') as f:
+            table = set(re.findall(r'\{"([a-z0-9-]+)",\s*(?:no|required|optional)_argument', f.read()))
+        h = subprocess.run([exe_of(tool), '--help'], capture_output=True, text=True, timeout=20).stdout
+        named = set(re.findall(r'(?<![\w-])--([a-z0-9][a-z0-9-]*)', h))
+        listed = set(re.findall(r'^ {2,}(?:-\w, )?--([a-z0-9-]+)', h, re.M))
+        missing, unknown = sorted(table - named), sorted(listed - table - CLI_OPTIONS)
+        t.ok(table and not missing and not unknown,
+             '%s: --help names its %d options, and no other' % (tool, len(table)),
+             'not in --help: %s; not in %s: %s' % (missing, SOURCES[tool], unknown))
+
+
 def main():
     if not shutil.which('groff'):
         skip_all('no groff to render the manual pages')
@@ -74,8 +93,11 @@ def main():
         where = dict(TOOLS)
         exe_of = lambda tool: os.path.join(build, where[tool], tool)  # noqa: E731
         page_of = lambda tool: os.path.join(build, where[tool], tool + '.1')  # noqa: E731
-    t = Tap(len(TOOLS))
+    source = os.environ.get('CLAWPAIR_SOURCE_ROOT')
+    t = Tap(len(TOOLS) * (2 if source else 1))
     check(t, exe_of, page_of)
+    if source:
+        check_options(t, exe_of, source)
     t.done()
 
 
