@@ -18,16 +18,21 @@ from tap import Tap  # noqa: E402
 
 BUILD = os.environ.get('CLAWPAIR_BUILD_ROOT', 'build')
 GATEWAY = os.path.join(BUILD, 'server', 'clawpair-gateway')
+# the valgrind setup: the gateway under memcheck, its errors (leaks on the failed starts too) exit 99
+VALGRIND = ['valgrind', '--error-exitcode=99', '--leak-check=full', '--errors-for-leak-kinds=definite',
+            '-q'] if os.environ.get('CLAWPAIR_VALGRIND') == '1' else []
+SLOW = 10 if VALGRIND else 1
 
 
 def gateway(state, *listen, timeout=10):
     """Runs the gateway until it exits (or timeout): (exit status, stdout, stderr); None when it
     was still running."""
-    args = [GATEWAY, '--token', 'start-test-token', '--state-dir', state, '--log-level', 'warn']
+    args = VALGRIND + [GATEWAY, '--token', 'start-test-token', '--state-dir', state, '--log-level',
+                       'warn']
     for a in listen:
         args += ['--listen', a]
     try:
-        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(args, capture_output=True, text=True, timeout=timeout * SLOW)
         return p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
         return None, (e.stdout or b'').decode(), (e.stderr or b'').decode()
@@ -80,7 +85,7 @@ def main():
         listen = ['127.0.0.1:0', '127.0.0.1:0']
         if has_address('::1'):
             listen.append('[::1]:0')
-        p = subprocess.Popen([GATEWAY, '--token', 'start-test-token', '--state-dir', state,
+        p = subprocess.Popen(VALGRIND + [GATEWAY, '--token', 'start-test-token', '--state-dir', state,
                               '--log-level', 'warn'] + sum((['--listen', a] for a in listen), []),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -94,7 +99,7 @@ def main():
                 if not m:
                     continue
                 host = m.group(1).strip('[]')
-                with socket.create_connection((host, int(m.group(2))), timeout=5) as c:
+                with socket.create_connection((host, int(m.group(2))), timeout=5 * SLOW) as c:
                     c.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
                     if c.recv(12).startswith(b'HTTP/1.1'):
                         reached += 1
@@ -103,7 +108,7 @@ def main():
         finally:
             p.send_signal(signal.SIGTERM)
             try:
-                rc = p.wait(10)
+                rc = p.wait(10 * SLOW)
             except subprocess.TimeoutExpired:
                 p.kill()
                 rc = p.wait()
