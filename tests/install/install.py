@@ -21,6 +21,7 @@ import glob
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -153,7 +154,7 @@ class Netns:
                  ['ip', '-n', self.name, 'addr', 'add', self.ns_ip + '/30', 'dev', self.ns_if],
                  ['ip', '-n', self.name, 'link', 'set', self.ns_if, 'up'],
                  ['ip', '-n', self.name, 'link', 'set', 'lo', 'up']]
-        for i, s in enumerate(steps):
+        for s in steps:
             p = subprocess.run(s, capture_output=True, text=True)
             if p.returncode != 0:
                 return '%s: %s' % (' '.join(s), p.stderr.strip())
@@ -171,8 +172,10 @@ def start_gateway(ns, gw_exe, state, log, host, proxy):
     cmd = drive.gateway_cmd(0, state, ['--trusted-proxy', proxy], host=host)
     p = subprocess.Popen(['ip', 'netns', 'exec', ns.name] + covered(cmd), stdout=subprocess.PIPE,
                          stderr=open(log, 'ab'), text=True, cwd=os.path.dirname(state), env=clean_env())
-    deadline = time.time() + 15
+    deadline = time.time() + 15 * (10 if drive.VALGRIND else 1)
     while time.time() < deadline:
+        if not select.select([p.stdout], [], [], max(0, deadline - time.time()))[0]:
+            break
         line = p.stdout.readline()
         if not line:
             break
