@@ -57,10 +57,21 @@ def clean_env():
             'HOME': os.environ.get('HOME', '/root'), 'LC_ALL': 'C'}
 
 
-def covered(cmd):
-    """cmd with the source and build trees hidden (root only: a mount namespace); as it is
-    otherwise."""
+def can_cover():
+    """Whether this process may make a mount namespace (root with CAP_SYS_ADMIN)."""
     if os.geteuid() != 0 or not shutil.which('unshare'):
+        return False
+    return subprocess.run(['unshare', '--mount', '--propagation', 'private', 'true'],
+                          capture_output=True).returncode == 0
+
+
+COVER_OK = can_cover()
+
+
+def covered(cmd):
+    """cmd with the source and build trees hidden (a mount namespace); as it is when this process
+    cannot make one."""
+    if not COVER_OK:
         return cmd
     hidden = [SOURCE] + ([BUILD] if not BUILD.startswith(SOURCE + '/') else [])
     return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', COVER, 'cover'] + \
@@ -132,6 +143,8 @@ def can_namespace():
     for tool in ('ip', 'unshare'):
         if not shutil.which(tool):
             return 'no %s' % tool
+    if not COVER_OK:
+        return 'no mount namespace (unshare --mount refused) to hide the source tree in'
     return None
 
 
