@@ -21,6 +21,7 @@
 #include "report_util.h"
 #include "runner.h"
 #include "schedule.h"
+#include "clawpair-conformance-help.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "0"
@@ -55,88 +56,10 @@ struct args {
 	long max_pending;
 };
 
+/* The --help text, made from doc/clawpair-conformance.txt with its manual page. */
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
-	        "       " PROG " client [--exec CMD] [options]   (grades a client: client --help)\n"
-	        "Checks a pairing gateway against the clawpair spec, case by case.\n"
-	        "\n"
-	        "  --url URL              the gateway (required unless --list)\n"
-	        "  --token T              the gateway's shared token (or env " CLI_TOKEN_ENV
-	        ", which\n"
-	        "                         unlike --token other users do not see in ps)\n"
-	        "  --token-file F         read the token from the first line of F\n"
-	        "  --tls-fingerprint sha256:HEX\n"
-	        "                         wss:// only: accept the gateway's TLS certificate by\n"
-	        "                         this SHA-256 fingerprint instead of the system CAs\n"
-	        "                         (also env " CLI_TLS_FINGERPRINT_ENV
-	        "); every actor pins it\n"
-	        "  --remote-via MODE      how remote (non-local) clients are made:\n"
-	        "                           xff:10.77.0.2  X-Forwarded-For from 127.0.0.1, one\n"
-	        "                                          address per actor from the given one up\n"
-	        "                                          (the gateway must trust 127.0.0.1 as a\n"
-	        "                                          proxy; default)\n"
-	        "                           netns:URL[@NS] connect from network namespace NS (default\n"
-	        "                                          cplan) to the gateway at URL\n"
-	        "                           none           no remote clients: such cases SKIP\n"
-	        "  --cases PATTERN        run only matching cases (repeatable): a group (hold), a\n"
-	        "                         requirement (HOLD-1), an id or id prefix\n"
-	        "                         (hold/HOLD-1/...), or a glob (robust/*/not-*)\n"
-	        "  --section S            run only the cases of the requirements of spec section S\n"
-	        "                         and its subsections (8.3; repeatable; with --cases: either)\n"
-	        "  --exclude PATTERN      skip matching cases (repeatable)\n"
-	        "  --list                 print case ids and titles, run nothing; with --json FILE\n"
-	        "                         also write the list there\n"
-	        "  --jobs N               play N cases at a time (default: 4 per core, at most 16;\n"
-	        "                         they mostly wait on the gateway); a case marked\n"
-	        "                         exclusive runs alone; 1 plays them one by one, in order\n"
-	        "  --fail-fast            start no case after the first failure (the rest NOT-RUN)\n"
-	        "  --case-timeout S       stop a case still running after S seconds (x the timeout\n"
-	        "                         scale; default 300): ERROR\n"
-	        "  --strict               SHOULD-level failures (NON-STRICT) fail the run\n"
-	        "  --json FILE            JSON report\n"
-	        "  --junit FILE           JUnit XML report\n"
-	        "  --html FILE            self-contained HTML report\n"
-	        "  --expectations FILE    known failures of this implementation (JSON or TSV, each\n"
-	        "                         with a reason): reported as XFAIL, not failing the run;\n"
-	        "                         a listed case that passes fails the run (the file is\n"
-	        "                         stale), an entry that matches no case exits 2\n"
-	        "  --write-expectations FILE\n"
-	        "                         write this run's failures as an expectations file\n"
-	        "  --timeout-scale X      multiply every timeout by X (slow gateways, valgrind)\n"
-	        "  --restart-cmd CMD      shell command that restarts the gateway (same address and\n"
-	        "                         state); persistence cases SKIP without it\n"
-	        "  --pending-ttl-ms N     the gateway's pending TTL; expiry cases SKIP without it\n"
-	        "  --max-pending N        the gateway's total pending cap, when it was started small\n"
-	        "  --tick-interval-ms N   the gateway's tick interval; tick cases run when N <= 10000\n"
-	        "  --slow                 also run tick cases against a 30 s tick interval\n"
-	        "  --cases-dir DIR        case files (default: env CLAWPAIR_CASES_DIR, else the\n"
-	        "                         installed ones, " CLAWPAIR_CASES_INSTALLED "\n"
-	        "                         from the binary's directory, else the source tree's\n"
-	        "                         %s)\n"
-	        "  --all-frames           keep the frames of passing cases in the reports\n"
-	        "  --show-secrets         keep the shared token and the device tokens in the\n"
-	        "                         reports and on the console (local debugging only; by\n"
-	        "                         default every token reads \"<redacted>\")\n"
-	        "  -v, --verbose          print the frames of failing cases\n"
-	        "  -q, --quiet            print only what fails the run, and the summary (a known\n"
-	        "                         failure, XFAIL, is always one line)\n"
-	        "  -h, --help             show this help\n"
-	        "  -V, --version          show the version\n"
-	        "\n"
-	        "Verdicts: PASS, FAIL (a MUST failed), NON-STRICT (a SHOULD failed), INFO (a MAY\n"
-	        "failed), XFAIL (failed as the expectations file says), SKIP, ERROR (the case\n"
-	        "itself is broken, or --case-timeout stopped it: no verdict on the gateway),\n"
-	        "NOT-RUN (the run stopped before it). conformance/README.md has the details.\n"
-	        "Exit status (the same in every clawpair tool):\n"
-	        "  0  no FAIL (with --strict no NON-STRICT either), no stale known failure\n"
-	        "  1  a refusal or a failed check: a FAIL (or NON-STRICT under --strict), a known\n"
-	        "     failure that passed, or the gateway refused the token\n"
-	        "  2  bad usage, an unusable gateway (unreachable, no connect.challenge, a refused\n"
-	        "     TLS certificate, gone during the run: the cases from then on NOT-RUN), an\n"
-	        "     unwritable report path, or an ERROR (a broken case)\n",
-	        CLAWPAIR_CASES_DIR);
+	fputs(CLAWPAIR_HELP, f);
 }
 
 enum {

@@ -15,6 +15,7 @@
 #include "identity.h"
 #include "json.h"
 #include "session.h"
+#include "clawpair-ctl-help.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "dev"
@@ -40,40 +41,10 @@ struct ctl {
 	struct client_session *session;
 };
 
+/* The --help text, made from doc/clawpair-ctl.txt with its manual page. */
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: " PROG " [OPTION]... COMMAND [ARG]...\n"
-	        "Approve devices and nodes waiting to pair with a clawpair/OpenClaw gateway.\n"
-	        "\n"
-	        "Commands:\n"
-	        "  pending                     list pending pairing requests\n"
-	        "  approve REQUESTID           approve a request (optionally pinned to the key:\n"
-	        "        [--public-key K | --fingerprint F]   compare F with the device's screen)\n"
-	        "  reject REQUESTID            reject a request\n"
-	        "  devices                     list paired devices\n"
-	        "  remove DEVICEID             remove a paired device\n"
-	        "  revoke DEVICEID ROLE        revoke a device's token for ROLE\n"
-	        "\n"
-	        "Options:\n"
-	        "  --url URL          gateway WebSocket URL (default " DEFAULT_URL ")\n"
-	        "  --token T          gateway token (default: $" CLI_TOKEN_ENV ", which\n"
-	        "                     unlike --token other users do not see in ps)\n"
-	        "  --token-file F     read the token from the first line of F\n"
-	        "  --tls-fingerprint sha256:HEX\n"
-	        "                     wss:// only: accept the gateway's TLS certificate by this\n"
-	        "                     SHA-256 fingerprint (what clawpair-gateway prints) instead of\n"
-	        "                     the system CAs (default: $" CLI_TLS_FINGERPRINT_ENV ")\n"
-	        "  --timeout S        seconds to wait for the gateway (default 10)\n"
-	        "  --json             print the gateway's JSON payload as is\n"
-	        "  --scopes LIST      operator scopes to ask for, comma-separated\n"
-	        "                     (default " DEFAULT_SCOPES "; OpenClaw 2026.9.x\n"
-	        "                     needs operator.admin to approve a node)\n"
-	        "  -h, --help         show this help\n"
-	        "  -V, --version      show the version\n"
-	        "\n"
-	        "Exit status: 0 done, 1 the gateway refused (its error code is printed),\n"
-	        "2 bad usage, gateway unreachable or its TLS certificate refused.\n");
+	fputs(CLAWPAIR_HELP, f);
 }
 
 /* --- talking to the gateway --- */

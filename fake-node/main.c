@@ -22,6 +22,7 @@
 #include "node.h"
 #include "profile.h"
 #include "scenario.h"
+#include "clawpair-fake-node-help.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "dev"
@@ -69,59 +70,10 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
+/* The --help text, made from doc/clawpair-fake-node.txt with its manual page. */
 static void usage(FILE *f)
 {
-	fputs("Usage: " PROG " --url ws[s]://HOST:PORT --token T [options]\n"
-	      "A node that pairs as a real client does (--profile; by default the\n"
-	      "reference client of spec/pairing.md section 10).\n"
-	      "\n"
-	      "  --url URL            gateway WebSocket URL (ws:// or wss://)\n"
-	      "  --token T            shared gateway token (also $" CLI_TOKEN_ENV ", which\n"
-	      "                       unlike --token other users do not see in ps)\n"
-	      "  --token-file F       read the token from the first line of F\n"
-	      "  --tls-fingerprint sha256:HEX\n"
-	      "                       wss:// only: accept the gateway's TLS certificate by this\n"
-	      "                       SHA-256 fingerprint instead of the system CAs (also\n"
-	      "                       $" CLI_TLS_FINGERPRINT_ENV "); a mismatch exits 2\n"
-	      "  --identity FILE      identity file (default $XDG_STATE_HOME/clawpair/fake-node/\n"
-	      "                       identity.json); created mode 0600; device tokens are kept\n"
-	      "                       next to it in *.tokens.json\n"
-	      "  --xff ADDR           send X-Forwarded-For: ADDR (look remote to a gateway that\n"
-	      "                       trusts this host as a proxy); with --count, 'auto' gives\n"
-	      "                       each node its own 10.77.x.y\n"
-	      "  --netns NAME         open the connection from network namespace NAME (root)\n"
-	      "  --profile NAME       behave like this client: reference (default),\n"
-	      "                       android, node-host-2026.1.30, node-host-2026.9.6,\n"
-	      "                       openclaw-node-0.14; 'list' describes them\n"
-	      "  --hello-timeout S    replace the profile's connect timeout (0: none), to play\n"
-	      "                       its cycle faster; reported with the profile's name\n"
-	      "  --approved-at-file F read the approval's time (Unix ms) from F at hello-ok and\n"
-	      "                       report approve -> connected\n"
-	      "  --sig v2|v3          signature payload version (default v2; the profile's)\n"
-	      "  --display-name S     client.displayName\n"
-	      "  --commands a,b       declared commands\n"
-	      "  --once               exit 0 right after hello-ok\n"
-	      "  --timeout S          give up pairing after S seconds (default 300)\n"
-	      "  --connect-timeout S  WebSocket + challenge timeout (default 5)\n"
-	      "  --json               one JSON object per line\n"
-	      "  --count N            N nodes with fresh identities; prints a summary\n"
-	      "  --concurrency N      with --count: at most N handshakes in flight (default 48,\n"
-	      "                       below the gateway's unauthenticated-sockets-per-address cap)\n"
-	      "  --script FILE        play a scenario file instead (see SCENARIOS.md)\n"
-	      "    --remote xff|none|netns  how scenario actors marked remote connect (xff)\n"
-	      "    --remote-url URL   the gateway URL as seen from the namespace (netns)\n"
-	      "    --restart-cmd CMD  shell command for restart steps (else they skip)\n"
-	      "    --timeout-scale X  multiply scenario timeouts\n"
-	      "    --var NAME=VALUE   preset ${NAME} (repeatable)\n"
-	      "  -v, --verbose        show every frame\n"
-	      "  -h, --help           this help\n"
-	      "  -V, --version        show the version\n"
-	      "\n"
-	      "Exit (the same in every clawpair tool): 0 paired (or scenario passed), 1 a\n"
-	      "refusal (a wrong token included), rejected, timed out or a step failed, 2 bad\n"
-	      "usage, unreachable gateway, its TLS certificate refused, or scenario\n"
-	      "skipped/errored.\n",
-	      f);
+	fputs(CLAWPAIR_HELP, f);
 }
 
 enum {

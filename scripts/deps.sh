@@ -3,7 +3,7 @@
 # Sourced by scripts/check and scripts/demo. Uses apt-get as root, or through sudo.
 CLAWPAIR_PKGS=(build-essential pkg-config meson ninja-build libwebsockets-dev libcjson-dev
   libsodium-dev libcmocka-dev valgrind clang-format iproute2 python3
-  libev-dev libwebsockets-evlib-ev)
+  libev-dev libwebsockets-evlib-ev groff-base strace)
 clawpair_install_deps() {
   local missing=() p
   for p in "${CLAWPAIR_PKGS[@]}" "$@"; do

@@ -1152,7 +1152,42 @@ static int create_context(struct gateway *gw)
 	return gw->ctx ? 0 : -1;
 }
 
-/* One vhost per listen address (gw->listen), all on the one protocol. */
+/* Binds l's address and port once on a socket of its own, as the listener will be bound: lws
+ * does not say why it cannot listen, and for an address this machine does not have it waits for
+ * the address to come up instead of failing. Returns 0, or the errno of socket() or bind(). */
+static int bind_probe(const struct gateway_listen *l)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	bool v6 = strchr(l->host, ':') != NULL;
+	int fd, one = 1, zero = 0, rc = 0;
+
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)l->port);
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_port = htons((uint16_t)l->port);
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, l->host,
+	              v6 ? (void *)&sin6.sin6_addr : (void *)&sin.sin_addr) != 1)
+		return EINVAL;
+	fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	/* as lws sets them: a port in TIME_WAIT is free, and "::" also takes IPv4 */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (v6 && strcmp(l->host, "::") == 0)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (v6 ? bind(fd, (struct sockaddr *)&sin6, sizeof(sin6))
+	       : bind(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		rc = errno;
+	close(fd);
+	return rc;
+}
+
+/* One vhost per listen address (gw->listen), all on the one protocol. An address that cannot be
+ * bound fails the start with the reason ("cannot listen on 1.2.3.4:18789: Cannot assign
+ * requested address"). */
 static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 {
 	struct lws_context_creation_info info;
@@ -1161,6 +1196,7 @@ static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 		const struct gateway_listen *l = &gw->listen[i];
 		bool v6 = strchr(l->host, ':') != NULL;
 		bool any = strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0;
+		int why;
 
 		memset(&info, 0, sizeof(info));
 		snprintf(gw->vhost_names[i], sizeof(gw->vhost_names[i]), "listen%zu", i);
@@ -1184,10 +1220,13 @@ static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 			info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 		else if (strcmp(l->host, "::") == 0)
 			info.options |= LWS_SERVER_OPTION_IPV6_V6ONLY_MODIFY;
-		gw->vhosts[i] = lws_create_vhost(gw->ctx, &info);
-		if (!gw->vhosts[i]) {
-			snprintf(err, errsz, "cannot listen on %s%s%s:%d", v6 ? "[" : "", l->host,
-			         v6 ? "]" : "", l->port);
+		info.options |= LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+		why = bind_probe(l);
+		gw->vhosts[i] = why ? NULL : lws_create_vhost(gw->ctx, &info);
+		if (!gw->vhosts[i] || lws_get_vhost_listen_port(gw->vhosts[i]) <= 0) {
+			snprintf(err, errsz, "cannot listen on %s%s%s:%d%s%s", v6 ? "[" : "",
+			         l->host, v6 ? "]" : "", l->port, why ? ": " : "",
+			         why ? strerror(why) : "");
 			return -1;
 		}
 		gw->n_vhosts++;

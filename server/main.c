@@ -1,4 +1,5 @@
 /* main.c: clawpair-gateway's command line, signals and startup/shutdown order. */
+#include <arpa/inet.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include "lws_gateway.h"
 #include "store.h"
 #include "tls.h"
+#include "clawpair-gateway-help.h"
 
 #ifndef CLAWPAIR_VERSION
 #define CLAWPAIR_VERSION "dev"
@@ -39,59 +41,10 @@ static void on_signal(int sig)
 		gateway_wake(g_gw);
 }
 
+/* The --help text, made from doc/clawpair-gateway.txt with its manual page. */
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: " PROG " [OPTION]...\n"
-	        "Reference OpenClaw-compatible gateway with held-open node pairing.\n"
-	        "\n"
-	        "  --listen ADDR:PORT        listen address, repeatable (default " DEFAULT_LISTEN
-	        ");\n"
-	        "                            port 0 picks a free port; IPv6 as [ADDR]:PORT\n"
-	        "  --token T                 shared gateway token (required: --token, --token-file\n"
-	        "                            or $" CLI_TOKEN_ENV
-	        "; other users see --token in ps)\n"
-	        "  --token-file F            read the token from the first line of F\n"
-	        "  --tls-cert FILE           serve wss:// with this PEM certificate (chain) ...\n"
-	        "  --tls-key FILE            ... and this PEM private key\n"
-	        "  --tls-self-signed         serve wss:// with a self-signed certificate made once and\n"
-	        "                            kept in the state dir (tls/cert.pem, tls/key.pem)\n"
-	        "  --state-dir DIR           pairing store (default $XDG_STATE_HOME/clawpair or\n"
-	        "                            ~/.local/state/clawpair)\n"
-	        "  --pending-ttl SECONDS     lifetime of a pending pairing request (default 300)\n"
-	        "  --handshake-timeout MS    close sockets with no connect after MS (default 10000)\n"
-	        "  --tick-interval MS        tick event interval (default 30000)\n"
-	        "  --trusted-proxy ADDR      believe X-Forwarded-For/X-Real-IP from ADDR (an IP address),\n"
-	        "                            repeatable\n"
-	        "  --no-local-auto-approve   local devices need an operator's approval too\n"
-	        "  --max-pending N           held-open connects in total (default 10240)\n"
-	        "  --max-pending-per-ip N    held-open connects per client address (default 32)\n"
-	        "  --max-preauth-per-ip N    sockets not yet past connect per client address, local\n"
-	        "                            ones not counted; over it the oldest is closed\n"
-	        "                            (default 32)\n"
-	        "  --max-connections N       TCP connections in total, the last 32 for loopback\n"
-	        "                            peers only (default 65536, at most the descriptor\n"
-	        "                            limit less 64)\n"
-	        "  --max-upgrading N         connections not yet upgraded to a WebSocket, whatever\n"
-	        "                            their address; over it the oldest idle one is closed\n"
-	        "                            (default 1024)\n"
-	        "  --max-upgrading-per-ip N  the same per peer address (default 32; trusted\n"
-	        "                            proxies are not counted)\n"
-	        "  --max-partial-unauth B    bytes of partial messages of connections before\n"
-	        "                            hello-ok, gateway-wide (default 16777216)\n"
-	        "  --max-partial-auth B      bytes of partial messages of authenticated connections,\n"
-	        "                            gateway-wide (default 67108864)\n"
-	        "  --message-timeout MS      close a connection whose message has not ended MS after\n"
-	        "                            it began (default 30000)\n"
-	        "  --log-level LEVEL         error, warn, info (default) or debug\n"
-	        "  --compat-6836             behave like OpenClaw 2026.1.30 (for tests only)\n"
-	        "  -h, --help                show this help\n"
-	        "  -V, --version             show the version\n"
-	        "\n"
-	        "Prints 'listening on ws://ADDR:PORT' (wss:// with TLS, after 'tls fingerprint\n"
-	        "sha256:HEX', the certificate's fingerprint for clients to pin) on stdout per\n"
-	        "address once ready.\n"
-	        "SIGTERM or SIGINT stops it gracefully (exit status 0).\n");
+	fputs(CLAWPAIR_HELP, f);
 }
 
 static bool parse_level(const char *s, enum core_log_level *out)
@@ -306,11 +259,16 @@ static int parse_ms_option(const struct cli *c, const char *name, const char *s,
 static int add_listen(const struct cli *c, struct args *a, const char *s)
 {
 	struct gateway_listen *l = &a->listen[a->n_listen];
+	unsigned char addr[sizeof(struct in6_addr)];
 
 	if (a->n_listen == MAX_LISTEN)
 		return cli_usage_error(c, "too many --listen addresses (at most %d)", MAX_LISTEN);
 	if (!cli_parse_host_port(s, l->host, sizeof(l->host), &l->port))
 		return cli_usage_error(c, "bad --listen '%s': expected ADDR:PORT", s);
+	/* an address, not a name: the listener binds exactly it */
+	if (inet_pton(strchr(l->host, ':') ? AF_INET6 : AF_INET, l->host, addr) != 1)
+		return cli_usage_error(c, "bad --listen '%s': ADDR must be an IPv4 or IPv6 address",
+		                       s);
 	a->n_listen++;
 	return 0;
 }
