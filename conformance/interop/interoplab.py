@@ -27,6 +27,11 @@ class LabError(Exception):
     """A setup step failed; the message says which and why."""
 
 
+def interrupt(signum, frame):
+    """SIGTERM handler: unwinds like ^C, so the namespace, gateway and clients are cleaned up."""
+    raise KeyboardInterrupt
+
+
 def now():
     return time.time()
 
@@ -549,7 +554,7 @@ class Proc:
             except ProcessLookupError:
                 break
             try:
-                self.p.wait(8)
+                self.p.wait(5)
                 time.sleep(0.2)
             except subprocess.TimeoutExpired:
                 pass

@@ -6,7 +6,8 @@ Usage: run-cli.py [--lab DIR] [--results DIR] [--gateway PATH] [--ctl PATH]
 
 A network namespace (veth pair) holds a real 2026.9.6 node host (`openclaw node run`), a LAN
 node; clawpair-ctl approves it and it connects. The CLI runs on the gateway's machine (loopback,
-a local operator, the shared token in OPENCLAW_GATEWAY_TOKEN, fresh HOME and state) with --url.
+a local operator; fresh HOME and state, whose openclaw.json names the gateway as
+gateway.remote.url with the shared token).
 Checks: each command exits 0; `nodes list` and `nodes status` show the node with its display name,
 its caps (not '?') and a last-connect time, `--json` gives the node's id, caps and
 lastConnectedAtMs/connectedAtMs; `devices list --json` lists the device; `nodes remove --node ID`
@@ -20,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,7 @@ LABEL = 'cli-interop-node'
 class Checks:
     def __init__(self, tap, results):
         self.tap, self.results, self.failed, self.lines = tap, results, 0, []
-        self.seen = set()
+        self.since = 0.0
 
     def __call__(self, ok, what, cmd=None, out=None):
         line = f"{'PASS' if ok else 'FAIL'} {what}"
@@ -47,15 +49,17 @@ class Checks:
                 print(f'  command: {" ".join(cmd)}\n  output:\n' + indent(out or ''))
                 print('  gateway answers on the wire:\n' + indent(self.answers()))
 
+    def mark(self):
+        """Forgets the frames so far: answers() shows what came after."""
+        self.since = time.time()
+
     def answers(self):
-        """The res frames the gateway sent to the CLI's connections since the last call."""
+        """The res and close frames the gateway sent on loopback since mark()."""
         out = []
         for r in self.tap.all_conns():
             for t, who, f in r.get('frames', []):
-                if (r['syn'], t) in self.seen:
-                    continue
-                self.seen.add((r['syn'], t))
-                if who == 'gateway' and (f.startswith('close') or '"type":"res"' in f):
+                if t >= self.since and who == 'gateway' and (
+                        f.startswith('close') or '"type":"res"' in f):
                     out.append(f[:1500])
         return '\n'.join(out)
 
@@ -85,6 +89,7 @@ def main():
     results = os.path.abspath(a.results)
     work = tempfile.mkdtemp(prefix='clawpair-cli.')
     gw = tap = lotap = proc = None
+    signal.signal(signal.SIGTERM, lab.interrupt)
     try:
         ns.create()
         gw = lab.Gateway(gw_bin, work, [ns.host_ip, '127.0.0.1']).start()
@@ -100,6 +105,9 @@ def main():
     except lab.LabError as e:
         print(f'run-cli: {e}', file=sys.stderr)
         rc = 2
+    except KeyboardInterrupt:
+        print('run-cli: interrupted; cleaning up', file=sys.stderr)
+        rc = 1
     finally:
         if proc:
             proc.stop()
@@ -141,22 +149,30 @@ def run_checks(a, node, gw, tap, lotap, ctl_bin, dev, work, results):
     env = {'PATH': os.path.dirname(node.node(a.lab)) + ':/usr/bin:/bin',
            'HOME': os.path.join(home, 'home'), 'TMPDIR': os.path.join(home, 'tmp'),
            'OPENCLAW_STATE_DIR': os.path.join(home, 'state'),
-           'OPENCLAW_GATEWAY_TOKEN': gw.token, 'OPENCLAW_NO_AUTO_UPDATE': '1',
+           'OPENCLAW_CONFIG_PATH': os.path.join(home, 'state', 'openclaw.json'),
+           'OPENCLAW_NO_AUTO_UPDATE': '1',
            'OPENCLAW_DISABLE_BONJOUR': '1', 'NO_COLOR': '1', 'COLUMNS': '200'}
     for k in ('home', 'tmp', 'state'):
         os.makedirs(os.path.join(home, k), exist_ok=True)
     url = gw.url('127.0.0.1')
+    # the gateway and its token in the CLI's own config (mode 0600), not on its command line:
+    # with --url the CLI wants --token too
+    fd = os.open(env['OPENCLAW_CONFIG_PATH'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, json.dumps({'gateway': {'mode': 'remote', 'remote': {
+        'url': url, 'token': gw.token}}}).encode())
+    os.close(fd)
     check = Checks(lotap, results)
     log = open(os.path.join(results, 'cli.txt'), 'w')
 
     def cli(*args):
-        cmd = [node.node(a.lab), os.path.join(a.lab, node.check), *args, '--url', url]
+        cmd = [node.node(a.lab), os.path.join(a.lab, node.check), *args]
+        check.mark()
         t0 = time.time()
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
         out = r.stdout + r.stderr
-        log.write(f'$ openclaw {" ".join(args)} --url {url}   (exit {r.returncode}, '
+        log.write(f'$ openclaw {" ".join(args)}   (exit {r.returncode}, '
                   f'{time.time() - t0:.1f} s)\n{out}\n')
-        return r.returncode, out, ['openclaw', *args, '--url', url]
+        return r.returncode, out, ['openclaw', *args]
 
     def js(out):
         try:
@@ -204,9 +220,11 @@ def run_checks(a, node, gw, tap, lotap, ctl_bin, dev, work, results):
     rc, out, cmd = cli('nodes', 'remove', '--node', dev, '--json')
     check(rc == 0, f'nodes remove --node ID exits 0 ({rc})', cmd, out)
     time.sleep(1.0)
+    check.mark()
     crc, cout = lab.ctl(ctl_bin, url, gw.token_file, '--json', 'devices')
-    check(crc == 0 and dev not in cout, 'after nodes remove, clawpair-ctl devices does not list '
-          'the device', ['clawpair-ctl', 'devices'], cout)
+    paired = [p.get('deviceId') for p in (js(cout) or {}).get('paired') or []]
+    check(crc == 0 and dev not in paired, 'after nodes remove, clawpair-ctl devices does not '
+          'list the device as paired', ['clawpair-ctl', '--json', 'devices'], cout)
     ends = [c for r in tap.device_conns(dev) if r['hello'] for c in r['closes']
             if c['by'] == 'gateway']
     check(bool(conns_before) and bool(ends), 'after nodes remove, the gateway closed the node\'s '

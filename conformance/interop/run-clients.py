@@ -3,7 +3,7 @@
 approval to hello-ok against the reference gateway, with each client a LAN node in a network
 namespace of its own making (veth pair; never loopback, never the machine's LAN address).
 
-Usage: run-clients.py [--client NAME]... [--offsets A:B:STEP | --offsets X,Y,...]
+Usage: run-clients.py [--client NAME]... [--offsets A:B:STEP,X,cK+S,...]
                       [--parallel N] [--results DIR] [--lab DIR] [--gateway PATH] [--ctl PATH]
                       [--deadline S] [--list]
 
@@ -18,9 +18,10 @@ namespace against ws://HOST_END_OF_VETH:PORT with the gateway's token; when its 
 held open (the gateway's log), clawpair-ctl approves it (from loopback, a local operator) OFFSET
 seconds later (or, for an offset cK+S, S seconds after the gateway logged the end of the
 device's K-th connection: c1+0.5 lands in the pause after the first one); the trial ends 2 s
-after the gateway logs the node's hello-ok. Offsets default to
-0:45:3 (16 trials) for node-2026.9.6, which gives up a held connect after 15 s and backs off 1, 2,
-4, 8 s, so the approvals land at every point of its cycle; 0:22:2 (12 trials) for the others.
+after the gateway logs the node's hello-ok. Offsets default, for node-2026.9.6 (which gives up a
+held connect after 15 s and backs off 1, 2, 4, 8 s), to 0:45:3 plus three points in each of the
+pauses after its first three connections (25 trials), so the approvals land at every point of its
+cycle; for the others to 0:22:2 (12 trials).
 
 Figures, all from the gateway's own log clock (ms): approve -> hello-ok per trial, where the
 client was in its cycle at approval (a connection held for how long, or a pause since the last
@@ -35,6 +36,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -45,19 +47,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import interoplab as lab  # noqa: E402
 
 SETTLE_S = 2.0
-HELD_TIMEOUT_S = 120.0
+# 2026.9.6 node host: every 3 s over its first three connections, and in each of the pauses
+# after them (1, 2 and 4 s long), where only its own reconnect can deliver the approval
+DEFAULT_OFFSETS = {'node-2026.9.6': '0:45:3,c1+0.2,c1+0.5,c1+0.8,c2+0.3,c2+1,c2+1.7,c3+0.5,'
+                                    'c3+2,c3+3.5'}
+HELD_TIMEOUT_S = 300.0  # a node host starts in tens of seconds on a loaded machine
 HELLO_TIMEOUT_S = 90.0
 
 
 def parse_offsets(s):
-    """A:B:STEP, or a comma list of seconds and cK+S (S seconds after the K-th close)."""
-    if ':' in s:
-        a, b, step = (float(x) for x in s.split(':'))
-        n = int(math.floor((b - a) / step + 1e-9)) + 1
-        return [round(a + i * step, 3) for i in range(n)]
+    """A comma list of A:B:STEP ranges, seconds, and cK+S (S seconds after the K-th close)."""
     out = []
     for x in s.split(','):
-        if x.startswith('c'):
+        if ':' in x:
+            a, b, step = (float(v) for v in x.split(':'))
+            if step <= 0:
+                raise ValueError(x)
+            n = int(math.floor((b - a) / step + 1e-9)) + 1
+            out += [round(a + i * step, 3) for i in range(n)]
+        elif x.startswith('c'):
             k, sec = x[1:].split('+')
             if int(k) < 1:
                 raise ValueError(x)
@@ -132,7 +140,7 @@ def main():
     for name in names:
         c = lab.CLIENTS[name]
         try:
-            offs = parse_offsets(a.offsets or ('0:45:3' if name == 'node-2026.9.6' else '0:22:2'))
+            offs = parse_offsets(a.offsets or DEFAULT_OFFSETS.get(name, '0:22:2'))
         except ValueError:
             ap.error(f'bad --offsets {a.offsets}')
         trials += [Trial(c, i, o) for i, o in enumerate(offs)]
@@ -153,6 +161,7 @@ def main():
     results = os.path.abspath(a.results)
     work = tempfile.mkdtemp(prefix='clawpair-clients.')
     gw = tap = None
+    signal.signal(signal.SIGTERM, lab.interrupt)
     try:
         ns.create()
         gw = lab.Gateway(gw_bin, work, [ns.host_ip, '127.0.0.1']).start()
@@ -164,6 +173,9 @@ def main():
     except lab.LabError as e:
         print(f'run-clients: {e}', file=sys.stderr)
         rc = 2
+    except KeyboardInterrupt:
+        print('run-clients: interrupted; cleaning up', file=sys.stderr)
+        rc = 1
     finally:
         for t in trials:
             if t.proc:
@@ -218,18 +230,26 @@ def run(a, trials, ns, gw, tap, ctl_bin, work):
             t.t_start, t.state, last_start = now, 'starting', now
             active.append(t)
         for t in list(active):
+            if t.state == 'stopping':
+                if not t.stopper.is_alive():
+                    finish(t, gw, tap)
+                    active.remove(t)
+                    print(f'run-clients: {t.label} offset {offset_text(t.offset)} s: '
+                          + (f"{t.result['approve_to_hello_ms']} ms" if 'approve_to_hello_ms'
+                             in t.result else t.result.get('error', '?')), file=sys.stderr)
+                continue
             step(t, gw, tap, ctl_bin, now)
             if t.state == 'done':
-                t.t_stop = time.time()
-                t.proc.stop()
-                finish(t, gw, tap)
-                active.remove(t)
-                print(f'run-clients: {t.label} offset {offset_text(t.offset)} s: '
-                      + (f"{t.result['approve_to_hello_ms']} ms" if 'approve_to_hello_ms'
-                         in t.result else t.result.get('error', '?')), file=sys.stderr)
+                # stopped aside: a client can take seconds to end, the other trials go on
+                t.t_stop, t.state = time.time(), 'stopping'
+                t.stopper = threading.Thread(target=t.proc.stop, daemon=True)
+                t.stopper.start()
         time.sleep(0.05)
     for t in active + queue:
-        if t.state != 'done':
+        if t.state == 'stopping':
+            t.stopper.join()
+            finish(t, gw, tap)
+        elif t.state != 'done':
             t.fail('run deadline reached')
             if t.proc:
                 t.t_stop = time.time()
@@ -256,6 +276,7 @@ def step(t, gw, tap, ctl_bin, now):
         t.fail('the close to approve after did not come')
     if at is not None and now >= at:
         t.approve_cmd = now
+        t.result['approve_late_ms'] = round((now - at) * 1000)
         t.state = 'approving'
         threading.Thread(target=approve, args=(t, ctl_bin, gw, d['request']),
                          daemon=True).start()
@@ -284,6 +305,11 @@ def finish(t, gw, tap):
     r['connections'] = len(gw.device_conns(t.device))
     r['reconnects'] = max(0, r['connections'] - 1)
     r['closes'] = lab.format_closes(conns, t.t_stop)
+    # how long each connection lasted and each pause between two, by the gateway's log: the
+    # client's connect timeout and backoff as seen from the gateway
+    span = [(o, c) for o, c in gw.device_conns(t.device) if t.t_stop is None or o < t.t_stop]
+    r['held_s'] = [round(c - o, 2) for o, c in span[:-1] if c is not None]
+    r['pauses_s'] = [round(b[0] - a[1], 2) for a, b in zip(span, span[1:]) if a[1] is not None]
     if d['approved'] is not None:
         r['approved_at'] = d['approved']
         r['at_approval'] = where_in_cycle(gw, t.device, d['approved'])
@@ -316,6 +342,18 @@ def report(trials, results):
         n = sum(1 for t in trials if t.client.name == name)
         lines.append(f'{name:<17} {n:>6}  {len(v):>8}  {pct(v, 50)!s:>7}  {pct(v, 99)!s:>7}  '
                      f'{(max(v) if v else None)!s:>7}')
+    lines.append('')
+    lines.append('client            connection lifetime (s)  pauses before reconnect n (s, min-max)')
+    for name in dict.fromkeys(t.client.name for t in trials):
+        rs = [t.result for t in trials if t.client.name == name]
+        held = [h for r in rs for h in r.get('held_s', [])]
+        pauses = {}
+        for r in rs:
+            for i, p in enumerate(r.get('pauses_s', [])):
+                pauses.setdefault(i + 1, []).append(p)
+        ps = ', '.join(f'{i}: {min(v):g}-{max(v):g}' for i, v in sorted(pauses.items()))
+        lines.append(f"{name:<17} {(f'{min(held):g}-{max(held):g}' if held else '-'):<24} "
+                     f"{ps or '-'}")
     text = '\n'.join(lines) + '\n'
     print(text, end='')
     with open(os.path.join(results, 'summary.txt'), 'w') as f:
