@@ -399,9 +399,12 @@ class WireTap(threading.Thread):
             d.feed(seq, payload, bool(flags & 0x02))
             for op, data in d.messages():
                 if self.keep and op in (1, 8):
+                    text = data.decode('utf-8', 'replace')
+                    if op == 8:
+                        code = struct.unpack('!H', data[:2])[0] if len(data) >= 2 else 1005
+                        text = f'close {code} {text[2:]}'
                     rec.setdefault('frames', []).append(
-                        (t, 'client' if to_gw else 'gateway', data.decode('utf-8', 'replace')
-                         if op == 1 else f'close {data[:2].hex()} {data[2:].decode(errors="replace")}'))
+                        (t, 'client' if to_gw else 'gateway', text))
                 self._message(rec, to_gw, op, data, t)
             if flags & 0x04:
                 rec['rst'] = True

@@ -3,6 +3,7 @@
 node: `openclaw nodes list`, `nodes status`, `devices list` and `nodes remove`, text and --json.
 
 Usage: run-cli.py [--lab DIR] [--results DIR] [--gateway PATH] [--ctl PATH]
+                  [--gateway-arg ARG]...
 
 A network namespace (veth pair) holds a real 2026.9.6 node host (`openclaw node run`), a LAN
 node; clawpair-ctl approves it and it connects. The CLI runs on the gateway's machine (loopback,
@@ -11,11 +12,13 @@ gateway.remote.url with the shared token).
 Checks: each command exits 0; `nodes list` and `nodes status` show the node with its display name,
 its caps (not '?') and a last-connect time, `--json` gives the node's id, caps and
 lastConnectedAtMs/connectedAtMs; `devices list --json` lists the device; `nodes remove --node ID`
-exits 0, the device is gone from `clawpair-ctl devices` and the gateway ends the node's session.
+exits 0, the device is no longer paired in `clawpair-ctl devices` (the node host, still running,
+asks to pair again) and the gateway ends the node's session.
 A failed check prints the command, its output and the gateway's answers on the wire (a passive
 tap on loopback). Needs root and the lab of /work/shared/tools/openclaw-gateway.sh (--lab, default
-$OPENCLAW_LAB or /tmp/openclaw-lab). Takes about a minute. Exit status 0 when every check passed,
-1 when one failed, 2 on a setup error.
+$OPENCLAW_LAB or /tmp/openclaw-lab). --gateway-arg passes an option to clawpair-gateway
+(--gateway-arg=--compat-6836: the checks of the node lists fail). Takes about a minute. Exit
+status 0 when every check passed, 1 when one failed, 2 on a setup error.
 """
 import argparse
 import json
@@ -69,12 +72,15 @@ def indent(s):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0], usage=__doc__.split(
-        '\n\n')[1].replace('Usage: ', ''), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parts = __doc__.split('\n\n')
+    ap = argparse.ArgumentParser(usage=parts[1].replace('Usage: ', ''),
+                                 description='\n\n'.join([parts[0]] + parts[2:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--lab', default=lab.LAB)
     ap.add_argument('--results', default='cli-results')
     ap.add_argument('--gateway')
     ap.add_argument('--ctl')
+    ap.add_argument('--gateway-arg', action='append', default=[], metavar='ARG')
     a = ap.parse_args()
     node = lab.CLIENTS['node-2026.9.6']
     try:
@@ -92,7 +98,7 @@ def main():
     signal.signal(signal.SIGTERM, lab.interrupt)
     try:
         ns.create()
-        gw = lab.Gateway(gw_bin, work, [ns.host_ip, '127.0.0.1']).start()
+        gw = lab.Gateway(gw_bin, work, [ns.host_ip, '127.0.0.1'], extra=a.gateway_arg).start()
         tap = lab.WireTap(ns.host_if, gw.port)
         lotap = lab.WireTap('lo', gw.port, keep=True)
         tap.start()
@@ -124,24 +130,30 @@ def main():
 
 
 def pair(gw, tap, ctl_bin, proc):
-    """Waits for the node's held request, approves it, waits for its hello-ok; its device id."""
-    t_end = time.time() + 120
-    dev = None
+    """Approves the node's request as clawpair-ctl lists it (held open or not: a gateway may have
+    closed it), then waits for its hello-ok on the wire; returns its device id."""
+    t_end = time.time() + 180
+    approved = set()
     while time.time() < t_end:
-        gw.poll()
-        dev = dev or tap.display_names().get(LABEL)
-        d = gw.devices.get(dev) if dev else None
-        if d and d['hello']:
+        dev = tap.display_names().get(LABEL)
+        if dev and any(r['hello'] for r in tap.device_conns(dev)):
             return dev
-        if d and d['held'] and d['approved'] is None:
-            rc, out = lab.ctl(ctl_bin, gw.url('127.0.0.1'), gw.token_file, 'approve',
-                              d['request'])
-            if rc != 0:
-                raise lab.LabError(f'clawpair-ctl approve: {out}')
+        rc, out = lab.ctl(ctl_bin, gw.url('127.0.0.1'), gw.token_file, '--json', 'pending')
+        try:
+            pend = (json.loads(out).get('pending') or []) if rc == 0 else []
+        except ValueError:
+            pend = []
+        for p in pend:
+            if p.get('displayName') == LABEL and p.get('requestId') not in approved:
+                rc, out = lab.ctl(ctl_bin, gw.url('127.0.0.1'), gw.token_file, 'approve',
+                                  p['requestId'])
+                if rc != 0:
+                    raise lab.LabError(f'clawpair-ctl approve: {out}')
+                approved.add(p['requestId'])
         if proc.poll() is not None:
             raise lab.LabError(f'the node host exited ({proc.p.returncode}): see node.log')
-        time.sleep(0.1)
-    raise lab.LabError('the node host did not pair within 120 s (see gateway.log, node.log)')
+        time.sleep(0.5)
+    raise lab.LabError('the node host did not pair within 180 s (see gateway.log, node.log)')
 
 
 def run_checks(a, node, gw, tap, lotap, ctl_bin, dev, work, results):

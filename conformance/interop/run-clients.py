@@ -5,7 +5,7 @@ namespace of its own making (veth pair; never loopback, never the machine's LAN 
 
 Usage: run-clients.py [--client NAME]... [--offsets A:B:STEP,X,cK+S,...]
                       [--parallel N] [--results DIR] [--lab DIR] [--gateway PATH] [--ctl PATH]
-                      [--deadline S] [--list]
+                      [--deadline S] [--list] [--summary DIR]
 
 Clients (NAME): node-2026.9.6 (`openclaw node run` of 2026.9.6), node-2026.1.30 (the same of
 2026.1.30), openclaw-node (the npm client openclaw-node 0.14.0, run by openclaw-node-run.mjs as
@@ -28,7 +28,8 @@ client was in its cycle at approval (a connection held for how long, or a pause 
 close), connections it made (reconnects = connections - 1) and the close frames a passive tap on
 the veth saw (c:CODE by the client, g:CODE by the gateway; rst = reset, fin-no-close = TCP closed
 without a close frame), then p50/p99/max per client (nearest rank). Writes DIR/trials.json,
-DIR/summary.txt, the gateway's log and each trial's client output. Needs root. Exit status 0
+DIR/summary.txt, the gateway's log and each trial's client output (--summary DIR prints the
+summary of an earlier run's trials.json again). Needs root. Exit status 0
 when every trial reached hello-ok, 1 otherwise, 2 on a setup error.
 """
 import argparse
@@ -102,7 +103,7 @@ class Trial:
         self.device = None
         self.t_start = self.held0 = self.approve_cmd = self.t_stop = None
         self.approve_rc = self.approve_out = None
-        self.result = {}
+        self.result = {'client': client.name, 'trial': index, 'offset': offset_text(offset)}
 
     def fail(self, why):
         self.result['error'] = why
@@ -121,8 +122,10 @@ def where_in_cycle(gw, dev, t):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0], usage=__doc__.split(
-        '\n\n')[1].replace('Usage: ', ''), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parts = __doc__.split('\n\n')
+    ap = argparse.ArgumentParser(usage=parts[1].replace('Usage: ', ''),
+                                 description='\n\n'.join([parts[0]] + parts[2:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--client', action='append', choices=sorted(lab.CLIENTS))
     ap.add_argument('--offsets')
     ap.add_argument('--parallel', type=int, default=4)
@@ -132,7 +135,12 @@ def main():
     ap.add_argument('--ctl')
     ap.add_argument('--deadline', type=float, default=900, help='whole run, seconds')
     ap.add_argument('--list', action='store_true')
+    ap.add_argument('--summary', metavar='DIR', help='print the summary of DIR/trials.json again')
     a = ap.parse_args()
+    if a.summary:
+        with open(os.path.join(a.summary, 'trials.json')) as f:
+            report(json.load(f), a.summary)
+        return 0
     if a.parallel < 1 or a.parallel > 6:
         ap.error('--parallel is 1..6 (each client is a node process)')
     names = a.client or ['node-2026.9.6', 'node-2026.1.30', 'openclaw-node']
@@ -191,7 +199,7 @@ def main():
                 shutil.copy(t.proc.log_path, os.path.join(results, t.label + '.log'))
         shutil.rmtree(work, ignore_errors=True)
     if rc != 2:
-        report(trials, results)
+        report([t.result for t in trials], results)
     return rc
 
 
@@ -322,33 +330,37 @@ def finish(t, gw, tap):
             r['approve_to_hello_wire_ms'] = round((min(wire) - d['approved']) * 1000)
 
 
-def report(trials, results):
+def report(rs, results):
+    """Prints and writes the per-trial table and the per-client summary of result dicts RS."""
     lines = ['client            trial  offset  at approval   approve->hello-ok  conns  closes '
              '(c: client, g: gateway)']
-    by = {}
-    for t in trials:
-        r = t.result
+    for r in rs:
         ms = r.get('approve_to_hello_ms')
-        if ms is not None:
-            by.setdefault(t.client.name, []).append(ms)
-        lines.append(f"{t.client.name:<17} {t.index:>5} {offset_text(t.offset):>7}  "
+        lines.append(f"{r['client']:<17} {r['trial']:>5} {r['offset']:>7}  "
                      f"{r.get('at_approval', '-'):<13} "
                      f"{(str(ms) + ' ms') if ms is not None else r.get('error', '-'):>17}  "
                      f"{r.get('connections', '-'):>5}  {', '.join(r.get('closes', [])) or '-'}")
-    lines.append('')
-    lines.append('client            trials  hello-ok   p50 ms   p99 ms   max ms')
-    for name in dict.fromkeys(t.client.name for t in trials):
-        v = by.get(name, [])
-        n = sum(1 for t in trials if t.client.name == name)
-        lines.append(f'{name:<17} {n:>6}  {len(v):>8}  {pct(v, 50)!s:>7}  {pct(v, 99)!s:>7}  '
-                     f'{(max(v) if v else None)!s:>7}')
-    lines.append('')
-    lines.append('client            connection lifetime (s)  pauses before reconnect n (s, min-max)')
-    for name in dict.fromkeys(t.client.name for t in trials):
-        rs = [t.result for t in trials if t.client.name == name]
-        held = [h for r in rs for h in r.get('held_s', [])]
+    names = list(dict.fromkeys(r['client'] for r in rs))
+    lines += ['', 'approve -> hello-ok, ms   trials  hello-ok    p50    p99    max']
+    for name in names:
+        mine = [r for r in rs if r['client'] == name]
+        for what, sel in (('all', mine),
+                          ('  on a held connection',
+                           [r for r in mine if r.get('at_approval', '').startswith('held')]),
+                          ('  in a pause', [r for r in mine
+                                            if r.get('at_approval', '').startswith('pause')])):
+            if what != 'all' and not sel:
+                continue
+            v = [r['approve_to_hello_ms'] for r in sel if 'approve_to_hello_ms' in r]
+            lines.append(f"{name if what == 'all' else what:<24} {len(sel):>7}  {len(v):>8}  "
+                         f"{pct(v, 50)!s:>5}  {pct(v, 99)!s:>5}  {(max(v) if v else None)!s:>5}")
+    lines += ['', 'client            connection lifetime (s)  pause before reconnect n (s, '
+              'min-max)']
+    for name in names:
+        mine = [r for r in rs if r['client'] == name]
+        held = [h for r in mine for h in r.get('held_s', [])]
         pauses = {}
-        for r in rs:
+        for r in mine:
             for i, p in enumerate(r.get('pauses_s', [])):
                 pauses.setdefault(i + 1, []).append(p)
         ps = ', '.join(f'{i}: {min(v):g}-{max(v):g}' for i, v in sorted(pauses.items()))
@@ -359,7 +371,7 @@ def report(trials, results):
     with open(os.path.join(results, 'summary.txt'), 'w') as f:
         f.write(text)
     with open(os.path.join(results, 'trials.json'), 'w') as f:
-        json.dump([t.result for t in trials], f, indent=1)
+        json.dump(rs, f, indent=1)
 
 
 if __name__ == '__main__':
