@@ -402,7 +402,7 @@ class WireTap(threading.Thread):
                     text = data.decode('utf-8', 'replace')
                     if op == 8:
                         code = struct.unpack('!H', data[:2])[0] if len(data) >= 2 else 1005
-                        text = f'close {code} {text[2:]}'
+                        text = f"close {code} {data[2:].decode('utf-8', 'replace')}"
                     rec.setdefault('frames', []).append(
                         (t, 'client' if to_gw else 'gateway', text))
                 self._message(rec, to_gw, op, data, t)
