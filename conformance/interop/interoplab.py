@@ -515,10 +515,12 @@ class Client:
                         'OCN_IDENTITY': os.path.join(state, 'device-identity.json'),
                         'OCN_MODULE': os.path.join(lab, self.check)})
             return [self.node(lab), os.path.join(HERE, 'openclaw-node-run.mjs')], env
-        # jiti's compile cache of the release's plugins, shared by the trials of a run (without
-        # it each fresh 2026.1.30 node host transpiles them all again: minutes on a busy machine)
-        env.update({'JITI_FS_CACHE': os.path.join(os.path.dirname(state), f'jiti-{self.name}'),
-                    'OPENCLAW_STATE_DIR': os.path.join(state, 'state'),
+        # TMPDIR holds jiti's and node's compile caches: one per client for all the trials of a
+        # run (with a fresh one each 2026.1.30 node host transpiles its plugins again, minutes
+        # on a busy machine); the state dir, so the identity, stays the trial's own
+        env['TMPDIR'] = os.path.join(os.path.dirname(state), f'tmp-{self.name}')
+        os.makedirs(env['TMPDIR'], exist_ok=True)
+        env.update({'OPENCLAW_STATE_DIR': os.path.join(state, 'state'),
                     'OPENCLAW_GATEWAY_TOKEN': token, 'OPENCLAW_NO_RESPAWN': '1',
                     'OPENCLAW_NO_AUTO_UPDATE': '1', 'OPENCLAW_DISABLE_BONJOUR': '1'})
         return [self.node(lab), os.path.join(lab, self.check), 'node', 'run', '--host', host,

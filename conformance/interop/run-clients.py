@@ -230,8 +230,8 @@ def run(a, trials, ns, gw, tap, ctl_bin, work):
     while (queue or active) and time.time() < t_end:
         gw.poll()
         now = time.time()
-        # the first trial of a client runs alone until it is held open: it fills the shared
-        # compile cache that the others then read
+        # the first trial of a client runs alone until it is held open: it fills the compile
+        # caches that the others then read (interoplab.Client.argv_env)
         warming = any(x.state == 'starting' and x.index == 0 for x in active)
         if queue and len(active) < a.parallel and now - last_start >= 2.0 and not warming:
             t = queue.pop(0)
