@@ -222,9 +222,12 @@ def run_checks(a, node, gw, tap, lotap, ctl_bin, dev, work, results):
         check(rc == 0 and row is not None, f'nodes {sub} exits 0 ({rc}) and shows the node',
               cmd, out)
         if row is not None:
-            check(' ? ' not in f' {row} ' and 'unknown' not in row,
-                  f'nodes {sub}: the row has caps and a last-connect time: {row.strip()}',
-                  cmd, out)
+            # the last column: Last Connect in `nodes list`, Caps in `nodes status`
+            cells = [c.strip() for c in row.split('│')[1:-1]]
+            last = cells[-1] if cells else ''
+            check(last not in ('', '?', 'unknown'), f"nodes {sub}: the row's "
+                  f"{'Last Connect' if sub == 'list' else 'Caps'} column is {last!r}: "
+                  f'{row.strip()}', cmd, out)
     rc, out, cmd = cli('devices', 'list', '--json')
     check(rc == 0 and dev in out, f'devices list --json exits 0 ({rc}) and lists the device',
           cmd, out)
