@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -543,9 +544,10 @@ class Proc:
     def __init__(self, ns, argv, env, log):
         self.log_path = log
         self.out = open(log, 'w')
-        self.p = subprocess.Popen(['ip', 'netns', 'exec', ns.name, 'env', '-i',
-                                   *[f'{k}={v}' for k, v in env.items()], *argv],
-                                  stdin=subprocess.DEVNULL, stdout=self.out,
+        # ENV alone, passed as the environment (ip netns exec keeps it), so the token is in no
+        # command line that ps shows
+        self.p = subprocess.Popen([shutil.which('ip') or '/sbin/ip', 'netns', 'exec', ns.name,
+                                   *argv], env=env, stdin=subprocess.DEVNULL, stdout=self.out,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         self.exit_t = None
 
