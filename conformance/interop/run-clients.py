@@ -5,6 +5,7 @@ namespace of its own making (veth pair; never loopback, never the machine's LAN 
 
 Usage: run-clients.py [--client NAME]... [--offsets A:B:STEP,X,cK+S,...]
                       [--parallel N] [--results DIR] [--lab DIR] [--gateway PATH] [--ctl PATH]
+                      [--decision approve|reject|none] [--gateway-arg ARG]...
                       [--deadline S] [--list] [--summary DIR]
 
 Clients (NAME): node-2026.9.6 (`openclaw node run` of 2026.9.6), node-2026.1.30 (the same of
@@ -29,7 +30,13 @@ close), connections it made (reconnects = connections - 1) and the close frames 
 the veth saw (c:CODE by the client, g:CODE by the gateway; rst = reset, fin-no-close = TCP closed
 without a close frame), then p50/p99/max per client (nearest rank). Writes DIR/trials.json,
 DIR/summary.txt, the gateway's log and each trial's client output (--summary DIR prints the
-summary of an earlier run's trials.json again). Needs root. Exit status 0
+summary of an earlier run's trials.json again).
+
+--decision reject rejects instead of approving, --decision none decides nothing; either way the
+client is then watched for 45 s or until it exits, and its line says whether it exited (status,
+seconds after the decision) or how many connections it opened after it, with the closes seen.
+--gateway-arg passes an option to clawpair-gateway (--gateway-arg=--pending-ttl=5 with
+--decision none: what the client does when its request expires). Needs root. Exit status 0
 when every trial reached hello-ok, 1 otherwise, 2 on a setup error.
 """
 import argparse
@@ -54,6 +61,7 @@ DEFAULT_OFFSETS = {'node-2026.9.6': '0:45:3,c1+0.2,c1+0.5,c1+0.8,c2+0.3,c2+1,c2+
                                     'c3+2,c3+3.5'}
 HELD_TIMEOUT_S = 300.0  # a node host starts in tens of seconds on a loaded machine
 HELLO_TIMEOUT_S = 90.0
+OBSERVE_S = 45.0  # --decision reject or none: how long what the client does is watched
 
 
 def parse_offsets(s):
@@ -134,6 +142,8 @@ def main():
     ap.add_argument('--gateway')
     ap.add_argument('--ctl')
     ap.add_argument('--deadline', type=float, default=900, help='whole run, seconds')
+    ap.add_argument('--decision', choices=('approve', 'reject', 'none'), default='approve')
+    ap.add_argument('--gateway-arg', action='append', default=[], metavar='ARG')
     ap.add_argument('--list', action='store_true')
     ap.add_argument('--summary', metavar='DIR', help='print the summary of DIR/trials.json again')
     a = ap.parse_args()
@@ -172,7 +182,7 @@ def main():
     signal.signal(signal.SIGTERM, lab.interrupt)
     try:
         ns.create()
-        gw = lab.Gateway(gw_bin, work, [ns.host_ip, '127.0.0.1']).start()
+        gw = lab.Gateway(gw_bin, work, [ns.host_ip, '127.0.0.1'], extra=a.gateway_arg).start()
         tap = lab.WireTap(ns.host_if, gw.port)
         tap.start()
         print(f'run-clients: gateway {gw.url(ns.host_ip)} (clients in netns {ns.name} at '
@@ -217,9 +227,12 @@ def identify(t, tap):
     return tap.display_names().get(t.label)
 
 
-def approve(t, ctl_bin, gw, request):
+def approve(t, ctl_bin, gw, request, decision):
+    if decision == 'none':
+        t.approve_rc, t.approve_out = 0, ''
+        return
     t.approve_rc, t.approve_out = lab.ctl(ctl_bin, gw.url('127.0.0.1'), gw.token_file,
-                                          'approve', request)
+                                          decision, request)
 
 
 def run(a, trials, ns, gw, tap, ctl_bin, work):
@@ -245,11 +258,13 @@ def run(a, trials, ns, gw, tap, ctl_bin, work):
                 if not t.stopper.is_alive():
                     finish(t, gw, tap)
                     active.remove(t)
+                    r = t.result
                     print(f'run-clients: {t.label} offset {offset_text(t.offset)} s: '
-                          + (f"{t.result['approve_to_hello_ms']} ms" if 'approve_to_hello_ms'
-                             in t.result else t.result.get('error', '?')), file=sys.stderr)
+                          + (f"{r['approve_to_hello_ms']} ms" if 'approve_to_hello_ms' in r
+                             else r.get('error') or 'watched, %s connection(s) after the '
+                             'decision' % r.get('connections_after_decision')), file=sys.stderr)
                 continue
-            step(t, gw, tap, ctl_bin, now)
+            step(t, gw, tap, ctl_bin, now, a.decision)
             if t.state == 'done':
                 # stopped aside: a client can take seconds to end, the other trials go on
                 t.t_stop, t.state = time.time(), 'stopping'
@@ -266,10 +281,12 @@ def run(a, trials, ns, gw, tap, ctl_bin, work):
                 t.t_stop = time.time()
                 t.proc.stop()
                 finish(t, gw, tap)
-    return 0 if all('approve_to_hello_ms' in t.result for t in trials) else 1
+    ok = [('approve_to_hello_ms' in t.result) if a.decision == 'approve' else
+          ('error' not in t.result) for t in trials]
+    return 0 if all(ok) else 1
 
 
-def step(t, gw, tap, ctl_bin, now):
+def step(t, gw, tap, ctl_bin, now, decision):
     rc = t.proc.poll()
     if t.device is None:
         t.device = identify(t, tap)
@@ -289,8 +306,17 @@ def step(t, gw, tap, ctl_bin, now):
         t.approve_cmd = now
         t.result['approve_late_ms'] = round((now - at) * 1000)
         t.state = 'approving'
-        threading.Thread(target=approve, args=(t, ctl_bin, gw, d['request']),
+        threading.Thread(target=approve, args=(t, ctl_bin, gw, d['request'], decision),
                          daemon=True).start()
+        if decision != 'approve':
+            t.state = 'observing'
+    if t.state == 'observing':
+        # what the client does after a rejection (or, with none, after whatever the gateway
+        # does: --gateway-arg=--pending-ttl=5 expires the request): watched, not judged
+        if t.approve_rc not in (None, 0):
+            t.fail(f'clawpair-ctl {decision}: {t.approve_out}')
+        elif rc is not None or now - t.approve_cmd >= OBSERVE_S:
+            t.state = 'done'
     if t.state == 'approving':
         if d['hello'] is not None:
             t.state = 'settle'
@@ -308,7 +334,7 @@ def finish(t, gw, tap):
     gw.poll()
     r = t.result
     r.update({'client': t.client.name, 'trial': t.index, 'offset': offset_text(t.offset),
-              'device': t.device, 'exit_status': t.proc.p.returncode if t.proc else None})
+              'device': t.device})
     d = gw.devices.get(t.device) if t.device else None
     if not d:
         return
@@ -325,6 +351,14 @@ def finish(t, gw, tap):
         r['approved_at'] = d['approved']
         r['at_approval'] = where_in_cycle(gw, t.device, d['approved'])
         r['held_to_approve_s'] = round(d['approved'] - t.held0, 3)
+    if t.approve_cmd is not None and not r.get('approved_at'):
+        r['decided_at'] = t.approve_cmd
+        r['at_decision'] = where_in_cycle(gw, t.device, t.approve_cmd)
+        after = [o for o, _ in gw.device_conns(t.device) if o > t.approve_cmd]
+        r['connections_after_decision'] = len(after)
+        if t.proc.exit_t is not None and (t.t_stop is None or t.proc.exit_t <= t.t_stop):
+            r['exited_after_s'] = round(t.proc.exit_t - t.approve_cmd, 1)
+            r['exit_status'] = t.proc.p.returncode  # its own exit, not the stop
     if d['approved'] is not None and d['hello'] is not None:
         r['approve_to_hello_ms'] = round((d['hello'] - d['approved']) * 1000)
         r['hello_on_held_socket'] = r['at_approval'].startswith('held')
@@ -339,6 +373,14 @@ def report(rs, results):
              '(c: client, g: gateway)']
     for r in rs:
         ms = r.get('approve_to_hello_ms')
+        if 'decided_at' in r:  # --decision reject or none: what the client did after it
+            ms = ('exit %s after %s s' % (r.get('exit_status'), r['exited_after_s'])
+                  if 'exited_after_s' in r else
+                  '%d new conns' % r.get('connections_after_decision', 0))
+            lines.append(f"{r['client']:<17} {r['trial']:>5} {r['offset']:>7}  "
+                         f"{r.get('at_decision', '-'):<13} {ms:>17}  "
+                         f"{r.get('connections', '-'):>5}  {', '.join(r.get('closes', [])) or '-'}")
+            continue
         lines.append(f"{r['client']:<17} {r['trial']:>5} {r['offset']:>7}  "
                      f"{r.get('at_approval', '-'):<13} "
                      f"{(str(ms) + ' ms') if ms is not None else r.get('error', '-'):>17}  "
@@ -346,7 +388,9 @@ def report(rs, results):
     names = list(dict.fromkeys(r['client'] for r in rs))
     lines += ['', 'approve -> hello-ok, ms   trials  hello-ok    p50    p99    max']
     for name in names:
-        mine = [r for r in rs if r['client'] == name]
+        mine = [r for r in rs if r['client'] == name and 'decided_at' not in r]
+        if not mine:
+            continue
         for what, sel in (('all', mine),
                           ('  on a held connection',
                            [r for r in mine if r.get('at_approval', '').startswith('held')]),
