@@ -369,14 +369,17 @@ def finish(t, gw, tap):
 
 def report(rs, results):
     """Prints and writes the per-trial table and the per-client summary of result dicts RS."""
-    lines = ['client            trial  offset  at approval   approve->hello-ok  conns  closes '
-             '(c: client, g: gateway)']
+    watched = any('decided_at' in r for r in rs)
+    lines = ['client            trial  offset  ' + ('at decision   then the client did'
+                                                    if watched else
+                                                    'at approval   approve->hello-ok')
+             + '  conns  closes (c: client, g: gateway)']
     for r in rs:
         ms = r.get('approve_to_hello_ms')
         if 'decided_at' in r:  # --decision reject or none: what the client did after it
             ms = ('exit %s after %s s' % (r.get('exit_status'), r['exited_after_s'])
                   if 'exited_after_s' in r else
-                  '%d new conns' % r.get('connections_after_decision', 0))
+                  'reconnected %d x' % r.get('connections_after_decision', 0))
             lines.append(f"{r['client']:<17} {r['trial']:>5} {r['offset']:>7}  "
                          f"{r.get('at_decision', '-'):<13} {ms:>17}  "
                          f"{r.get('connections', '-'):>5}  {', '.join(r.get('closes', [])) or '-'}")
@@ -386,7 +389,8 @@ def report(rs, results):
                      f"{(str(ms) + ' ms') if ms is not None else r.get('error', '-'):>17}  "
                      f"{r.get('connections', '-'):>5}  {', '.join(r.get('closes', [])) or '-'}")
     names = list(dict.fromkeys(r['client'] for r in rs))
-    lines += ['', 'approve -> hello-ok, ms   trials  hello-ok    p50    p99    max']
+    if not all('decided_at' in r for r in rs):
+        lines += ['', 'approve -> hello-ok, ms   trials  hello-ok    p50    p99    max']
     for name in names:
         mine = [r for r in rs if r['client'] == name and 'decided_at' not in r]
         if not mine:
