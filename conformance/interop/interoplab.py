@@ -127,12 +127,12 @@ class Gateway:
         self.token_file = os.path.join(workdir, 'token')
         self.log_path = os.path.join(workdir, 'gateway.log')
         os.makedirs(self.state, exist_ok=True)
+        self.token = os.urandom(16).hex()
         fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(fd, (os.urandom(16).hex() + '\n').encode())
+        os.write(fd, (self.token + '\n').encode())
         os.close(fd)
-        self.token = open(self.token_file).read().strip()
         self.listen_ips, self.port, self.extra = listen_ips, port, list(extra)
-        self.proc = None
+        self.proc = self.log = None
         self.urls = {}
         self._pos = 0
         self._partial = ''
@@ -174,6 +174,8 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.log:
+            self.log.close()
 
     def poll(self):
         """Reads what the log gained since the last call into conns and devices."""
