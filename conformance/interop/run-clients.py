@@ -111,6 +111,7 @@ class Trial:
         self.device = None
         self.t_start = self.held0 = self.approve_cmd = self.t_stop = None
         self.approve_rc = self.approve_out = None
+        self.decision = 'approve'
         self.result = {'client': client.name, 'trial': index, 'offset': offset_text(offset)}
 
     def fail(self, why):
@@ -305,7 +306,7 @@ def step(t, gw, tap, ctl_bin, now, decision):
     if at is not None and now >= at:
         t.approve_cmd = now
         t.result['approve_late_ms'] = round((now - at) * 1000)
-        t.state = 'approving'
+        t.state, t.decision = 'approving', decision
         threading.Thread(target=approve, args=(t, ctl_bin, gw, d['request'], decision),
                          daemon=True).start()
         if decision != 'approve':
@@ -351,7 +352,7 @@ def finish(t, gw, tap):
         r['approved_at'] = d['approved']
         r['at_approval'] = where_in_cycle(gw, t.device, d['approved'])
         r['held_to_approve_s'] = round(d['approved'] - t.held0, 3)
-    if t.approve_cmd is not None and not r.get('approved_at'):
+    if t.approve_cmd is not None and t.decision != 'approve':
         r['decided_at'] = t.approve_cmd
         r['at_decision'] = where_in_cycle(gw, t.device, t.approve_cmd)
         after = [o for o, _ in gw.device_conns(t.device) if o > t.approve_cmd]
