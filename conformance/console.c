@@ -108,6 +108,9 @@ void conf_console_summary(const struct conf_console *k, const struct conf_run *r
 	else if (run->counts[CONF_ERROR])
 		printf("\nVerdict: ERROR: %zu broken cases: no verdict on the gateway for them\n",
 		       run->counts[CONF_ERROR]);
+	else if (run->counts[CONF_NOT_RUN] && !status)
+		printf("\nVerdict: INCOMPLETE: %zu cases not run (the run was stopped)\n",
+		       run->counts[CONF_NOT_RUN]);
 	else
 		printf("\nVerdict: %s\n", status                         ? "FAILED"
 		                          : run->counts[CONF_NON_STRICT] ? "PASSED (NON-STRICT)"
