@@ -341,29 +341,6 @@ struct fakegw_conn *fakegw_open(struct fakegw *gw, void *conn_user, int64_t now_
 
 /* ---- connect ---- */
 
-static bool verify_signature(const struct connect_params *cp, const uint8_t pk[IDENTITY_PK_BYTES],
-                             int *version)
-{
-	static const enum authpayload_version order[] = {AUTHPAYLOAD_V3, AUTHPAYLOAD_V2};
-	struct authpayload_params ap;
-
-	*version = 0;
-	if (!cp->device_signature)
-		return false;
-	connect_authpayload_params(cp, &ap);
-	for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-		char *payload = authpayload_build(order[i], &ap);
-		bool ok = payload && identity_verify(pk, payload, cp->device_signature);
-
-		free(payload);
-		if (ok) {
-			*version = (int)order[i];
-			return true;
-		}
-	}
-	return false;
-}
-
 static char *xstrdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -409,7 +386,7 @@ static void check_device(struct fakegw_conn *c, const struct connect_params *cp)
 	identity_normalize_public_key(cp->device_public_key, o->public_key, sizeof o->public_key);
 	identity_device_id(pk, id);
 	o->id_ok = cp->device_id && !strcmp(cp->device_id, id);
-	verify_signature(cp, pk, &o->sig_version);
+	o->sig_version = connect_verify_signature(cp, pk);
 }
 
 static cJSON *str_array(const char *const *v, size_t n)

@@ -1,9 +1,11 @@
 /* connect.c: validation of connect params against OpenClaw's closed key set. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "connect.h"
+#include "identity.h"
 #include "json.h"
 
 enum kind {
@@ -437,4 +439,23 @@ void connect_authpayload_params(const struct connect_params *p, struct authpaylo
 	out->nonce = p->device_nonce;
 	out->platform = p->client_platform;
 	out->device_family = p->client_device_family;
+}
+
+int connect_verify_signature(const struct connect_params *p, const uint8_t pk[32])
+{
+	static const enum authpayload_version order[] = {AUTHPAYLOAD_V3, AUTHPAYLOAD_V2};
+	struct authpayload_params ap;
+
+	if (!p->device_signature)
+		return 0;
+	connect_authpayload_params(p, &ap);
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		char *payload = authpayload_build(order[i], &ap);
+		bool ok = payload && identity_verify(pk, payload, p->device_signature);
+
+		free(payload);
+		if (ok)
+			return (int)order[i];
+	}
+	return 0;
 }

@@ -66,4 +66,9 @@ const char *connect_signing_token(const struct connect_params *p);
 /* Fills the payload parameters from parsed connect params (pointers borrowed from p). */
 void connect_authpayload_params(const struct connect_params *p, struct authpayload_params *out);
 
+/* Checks device.signature against the v3, then the v2 payload rebuilt from p, with the raw
+ * Ed25519 public key pk (32 bytes). Returns the version that verified (3 or 2), or 0 (no
+ * signature, or neither verifies). v1, without the nonce, is never accepted. */
+int connect_verify_signature(const struct connect_params *p, const uint8_t pk[32]);
+
 #endif

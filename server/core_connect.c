@@ -117,27 +117,6 @@ static void trim_copy(const char *in, char *out, size_t outsz)
 	snprintf(out, outsz, "%.*s", (int)(end - in), in);
 }
 
-/* The payload is rebuilt by the protocol library, which also picks its <token> field. */
-static bool verify_signature(const struct connect_params *cp, const uint8_t pk[IDENTITY_PK_BYTES])
-{
-	static const enum authpayload_version order[] = {AUTHPAYLOAD_V3, AUTHPAYLOAD_V2};
-	struct authpayload_params ap;
-
-	if (!cp->device_signature)
-		return false;
-	connect_authpayload_params(cp, &ap);
-	/* v1 (no nonce) is not accepted: every device connect answers the challenge. */
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		char *payload = authpayload_build(order[i], &ap);
-		bool ok = payload && identity_verify(pk, payload, cp->device_signature);
-
-		free(payload);
-		if (ok)
-			return true;
-	}
-	return false;
-}
-
 /* Device checks in OpenClaw's order. Fills conn's device fields. */
 static enum cp_err check_device(struct core_conn *conn, const struct connect_params *cp,
                                 uint64_t now_ms)
@@ -159,7 +138,7 @@ static enum cp_err check_device(struct core_conn *conn, const struct connect_par
 		return CP_ERR_NONCE_REQUIRED;
 	if (strcmp(nonce, conn->nonce) != 0)
 		return CP_ERR_NONCE_MISMATCH;
-	if (!verify_signature(cp, pk))
+	if (!connect_verify_signature(cp, pk))
 		return CP_ERR_SIGNATURE_INVALID;
 	if (identity_normalize_public_key(cp->device_public_key, conn->public_key,
 	                                  sizeof(conn->public_key)) < 0)
