@@ -27,6 +27,7 @@
 #include "core.h"
 #include "errors.h"
 #include "locality.h"
+#include "store.h"
 
 #define RX_CHUNK 4096
 #define HTTP_BODY "clawpair-gateway\n"
@@ -159,6 +160,19 @@ static void wake_cb(lws_sorted_usec_list_t *sul)
 	(void)sul;
 }
 
+/* Group commit: the store changes of one turn of the loop reach the disk together, then the
+ * replies that waited for them go out (core_flush). A failed flush stops the gateway. */
+static int flush_turn(struct gateway *gw)
+{
+	if (!core_flush_due(gw->core))
+		return 0;
+	if (core_flush(gw->core) < 0) {
+		gateway_log(gw, CORE_LOG_ERROR, "the pairing store could not be made durable");
+		return -1;
+	}
+	return 0;
+}
+
 /* One turn of the event loop: waits for at least one event or timer, at most wait_ms when it is
  * not negative, and handles what came. */
 static int loop_once(struct gateway *gw, int wait_ms)
@@ -172,13 +186,15 @@ static int loop_once(struct gateway *gw, int wait_ms)
 			ev_timer_start(gw->loop, &gw->ev_wake);
 		}
 		ev_run(gw->loop, EVRUN_ONCE);
-		return 0;
+		return flush_turn(gw);
 	}
 #endif
 	if (wait_ms >= 0)
 		lws_sul_schedule(gw->ctx, 0, &gw->wake, wake_cb,
 		                 (lws_usec_t)wait_ms * LWS_US_PER_MS);
-	return lws_service(gw->ctx, 0) < 0 ? -1 : 0;
+	if (lws_service(gw->ctx, 0) < 0)
+		return -1;
+	return flush_turn(gw);
 }
 
 static const char *level_name(enum core_log_level level)
@@ -1296,6 +1312,7 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		snprintf(err, errsz, "cannot create the pairing core");
 		goto fail;
 	}
+	store_set_batching(opts->store, true);
 	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
 	                  lws_log_emit);
 	if (create_context(gw) < 0) {
@@ -1385,6 +1402,8 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	gw->stopping = true;
 	timer_cancel(gw);
 	core_shutdown(gw->core, clock_wall_ms());
+	if (flush_turn(gw) < 0)
+		rc = -1;
 	/* A session ends (LWS_CALLBACK_CLOSED) once its close handshake is done: every queued
 	 * frame and the close frame written, the peer's close frame read. Monotonic: a wall
 	 * clock step must not cut the flush short. */
