@@ -36,6 +36,10 @@
 #define LIMIT_LOG_EVERY_MS 10000
 /* How many of the oldest upgrading connections a new one may look at for an idle one. */
 #define EVICT_LOOK 8
+/* A WebSocket silent this long gets a PING; one still silent IDLE_HANGUP_MS after its last
+ * message is dropped (what lws's own idle check did, see no_idle_check). */
+#define IDLE_PING_MS 300000
+#define IDLE_HANGUP_MS 310000
 
 struct out_frame {
 	struct out_frame *next;
@@ -105,6 +109,10 @@ struct session {
 	bool rx_listed;
 	struct session *rx_prev, *rx_next; /* sessions reassembling, oldest first */
 	bool http_root; /* plain HTTP: the request was for "/" */
+	/* idle check: sessions by the time of their last message, oldest first */
+	uint64_t last_rx_ms;
+	bool idle_listed, pinged, ping_due;
+	struct session *idle_prev, *idle_next;
 };
 
 struct gateway {
@@ -138,6 +146,8 @@ struct gateway {
 	size_t rx_budget[2], rx_used[2];
 	uint64_t message_timeout_ms;
 	struct session *rx_head, *rx_tail;
+	struct session *idle_head,
+	        *idle_tail; /* established sessions, least recently heard first */
 	unsigned upgrade_timeout_s;
 #ifdef CLAWPAIR_WITH_LIBEV
 	/* lws's own loop is poll(), which walks every socket on every wake-up; at 10,000 held
@@ -153,6 +163,14 @@ struct gateway {
 	ev_timer ev_pump;
 #endif
 };
+
+/* lws's default idle check (PING after 300 s without a message, hangup at 310 s) keeps a timer
+ * per connection in a list sorted by deadline and moves it to the tail on every message
+ * received: linear in the open connections, so every handshake and every held node costs more
+ * the more are connected. The vhosts do without it; idle_check does the same job in O(1) per
+ * message. */
+static const lws_retry_bo_t no_idle_check = {.secs_since_valid_ping = 0,
+                                             .secs_since_valid_hangup = 0};
 
 /* Only bounds a wait of loop_once. */
 static void wake_cb(lws_sorted_usec_list_t *sul)
@@ -309,14 +327,18 @@ static void timer_set(struct gateway *gw, uint64_t at_ms)
 }
 
 static uint64_t rx_expire(struct gateway *gw, uint64_t now);
+static uint64_t idle_expire(struct gateway *gw, uint64_t now);
 
 static void timer_fire(struct gateway *gw)
 {
 	uint64_t now = (uint64_t)clock_wall_ms();
 	uint64_t next = core_run_timers(gw->core, now), rx = rx_expire(gw, now);
+	uint64_t idle = idle_expire(gw, now);
 
 	gw->timer_at = UINT64_MAX;
-	timer_set(gw, rx < next ? rx : next);
+	if (rx < next)
+		next = rx;
+	timer_set(gw, idle < next ? idle : next);
 }
 
 static void timer_cb(lws_sorted_usec_list_t *sul)
@@ -801,6 +823,73 @@ static uint64_t rx_expire(struct gateway *gw, uint64_t now)
 	return gw->rx_head ? gw->rx_head->rx_since_ms + gw->message_timeout_ms : UINT64_MAX;
 }
 
+/* --- idle check --- */
+
+/* The list is in order of last_rx_ms because a session moves to its tail whenever it is heard:
+ * O(1) per message, whatever the number of sessions. */
+static void idle_unlist(struct gateway *gw, struct session *s)
+{
+	if (!s->idle_listed)
+		return;
+	if (s->idle_prev)
+		s->idle_prev->idle_next = s->idle_next;
+	else
+		gw->idle_head = s->idle_next;
+	if (s->idle_next)
+		s->idle_next->idle_prev = s->idle_prev;
+	else
+		gw->idle_tail = s->idle_prev;
+	s->idle_prev = s->idle_next = NULL;
+	s->idle_listed = false;
+}
+
+static void idle_touch(struct gateway *gw, struct session *s)
+{
+	bool first = !gw->idle_head;
+
+	idle_unlist(gw, s);
+	s->last_rx_ms = (uint64_t)clock_wall_ms();
+	s->pinged = false;
+	s->idle_prev = gw->idle_tail;
+	if (gw->idle_tail)
+		gw->idle_tail->idle_next = s;
+	else
+		gw->idle_head = s;
+	gw->idle_tail = s;
+	s->idle_listed = true;
+	if (first)
+		timer_kick(gw);
+}
+
+/* Pings the sessions silent for IDLE_PING_MS, drops those silent for IDLE_HANGUP_MS. Returns
+ * the next deadline (UINT64_MAX: none). */
+static uint64_t idle_expire(struct gateway *gw, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (struct session *s = gw->idle_head, *n; s; s = n) {
+		n = s->idle_next;
+		if (now < s->last_rx_ms + IDLE_PING_MS) {
+			if (s->last_rx_ms + IDLE_PING_MS < next)
+				next = s->last_rx_ms + IDLE_PING_MS;
+			break; /* the rest were heard later */
+		}
+		if (now >= s->last_rx_ms + IDLE_HANGUP_MS) {
+			idle_unlist(gw, s);
+			if (s->wsi)
+				lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+			continue;
+		}
+		if (!s->pinged && s->wsi) {
+			s->pinged = s->ping_due = true;
+			lws_callback_on_writable(s->wsi);
+		}
+		if (s->last_rx_ms + IDLE_HANGUP_MS < next)
+			next = s->last_rx_ms + IDLE_HANGUP_MS;
+	}
+	return next;
+}
+
 static void on_receive(struct session *s, const void *in, size_t len)
 {
 	struct gateway *gw = s->gw;
@@ -981,6 +1070,7 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 	/* From here on LWS_CALLBACK_CLOSED hands the conn back to the core. */
 	s->established = true;
 	gw->sessions++;
+	idle_touch(gw, s);
 	timer_kick(gw);
 	return 0;
 }
@@ -1020,6 +1110,18 @@ static int on_writeable(struct session *s)
 {
 	struct out_frame *f = s->head;
 
+	if (s->ping_due && !s->closing) {
+		/* lws hands an empty PONG to nobody: the payload makes the answer count */
+		unsigned char ping[LWS_PRE + 4] = {0};
+
+		s->ping_due = false;
+		memcpy(ping + LWS_PRE, "idle", 4);
+		if (lws_write(s->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 4)
+			return -1;
+		if (s->head)
+			lws_callback_on_writable(s->wsi);
+		return 0;
+	}
 	if (!f) {
 		if (s->closing && !s->close_handed) {
 			s->close_handed = true;
@@ -1093,7 +1195,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_RECEIVE:
 		if (!s || !s->conn)
 			return -1;
+		idle_touch(gw, s);
 		on_receive(s, in, len);
+		return 0;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (s && s->established)
+			idle_touch(gw, s);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (!s || !s->established)
@@ -1108,6 +1215,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		gw->sessions--;
 		queue_free(s);
 		rx_release(s);
+		idle_unlist(gw, s);
 		if (s->conn) {
 			core_conn_closed(gw->core, s->conn, clock_wall_ms());
 			s->conn = NULL;
@@ -1185,6 +1293,7 @@ static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 		info.iface = any ? NULL : l->host;
 		info.protocols = protocols;
 		info.user = gw;
+		info.retry_and_idle_policy = &no_idle_check;
 		if (gw->tls_cert_path) {
 			info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 			info.ssl_cert_filepath = gw->tls_cert_path;
