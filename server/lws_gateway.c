@@ -131,6 +131,7 @@ struct gateway {
 	lws_sorted_usec_list_t wake;
 	unsigned sessions; /* established WebSockets */
 	bool stopping;
+	bool store_failed; /* a group commit failed: the loop stops */
 	/* [LIMIT-4], [LIMIT-6]: connections from the accept on */
 	unsigned max_connections, loopback_reserve, max_upgrading_per_ip;
 	struct locality_addr *trusted;
@@ -182,13 +183,11 @@ static void wake_cb(lws_sorted_usec_list_t *sul)
  * replies that waited for them go out (core_flush). A failed flush stops the gateway. */
 static int flush_turn(struct gateway *gw)
 {
-	if (!core_flush_due(gw->core))
-		return 0;
-	if (core_flush(gw->core) < 0) {
+	if (core_flush_due(gw->core) && core_flush(gw->core) < 0) {
 		gateway_log(gw, CORE_LOG_ERROR, "the pairing store could not be made durable");
-		return -1;
+		gw->store_failed = true;
 	}
-	return 0;
+	return gw->store_failed ? -1 : 0;
 }
 
 /* One turn of the event loop: waits for at least one event or timer, at most wait_ms when it is
@@ -341,9 +340,16 @@ static void timer_fire(struct gateway *gw)
 	timer_set(gw, idle < next ? idle : next);
 }
 
+static int flush_turn(struct gateway *gw);
+
+/* lws's poll() loop runs its timers just before it waits: what they queued must be released
+ * now, or it would wait for the next event. */
 static void timer_cb(lws_sorted_usec_list_t *sul)
 {
-	timer_fire(lws_container_of(sul, struct gateway, timer));
+	struct gateway *gw = lws_container_of(sul, struct gateway, timer);
+
+	timer_fire(gw);
+	flush_turn(gw);
 }
 
 /* Any call into the core may create a deadline (a handshake timer, a pending TTL) that is sooner
