@@ -3,7 +3,8 @@
  *   verify     Ed25519 verify-only ceiling (crypto_sign_verify_detached loop, one core)
  *   pair       pairs N deterministic devices (operator approval, or a gateway's auto-approve)
  *   handshake  already-paired devices connecting until hello-ok, K in flight on one loop
- *   hold       N nodes held pending: gateway RSS/fds/idle CPU, then approve-to-hello latency */
+ *   hold       N nodes held pending: gateway RSS/fds/idle CPU, then approve-to-hello latency
+ *   storm      N paired nodes connected, the gateway restarted, the time until all are back */
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -30,6 +31,8 @@ struct opts {
 	int sig;
 	int pid;
 	bool approve;
+	const char *ready_file;
+	unsigned backoff_ms;
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -493,6 +496,135 @@ cleanup:
 	return rc;
 }
 
+/* A reconnect storm: count paired devices connect (parallel in flight) until every one has
+ * hello-ok; then o->ready_file is created and the caller restarts the gateway. Every node whose
+ * socket closes reconnects after the Android app's backoff (o->backoff_ms, doubled after each
+ * failed attempt up to STORM_BACKOFF_MAX_MS, as clawpair-fake-node's reconnect policy does),
+ * until all have hello-ok again or o->seconds have passed. */
+#define STORM_BACKOFF_MAX_MS 30000
+
+struct storm_node {
+	struct loadgen_node n;
+	uint64_t retry_at_us; /* 0: not waiting */
+	unsigned backoff_ms;
+	bool again; /* hello-ok since the restart */
+	unsigned attempts; /* since the restart */
+};
+
+static int cmd_storm(const struct opts *o)
+{
+	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64, .epoll = true};
+	struct client_ctx *ctx = client_ctx_create(&co);
+	struct storm_node *v = calloc(o->count, sizeof(*v));
+	struct loadgen_node_opts no = node_opts(o);
+	size_t started = 0, up = 0, inflight = 0, again = 0, attempts = 0, failed_attempts = 0;
+	unsigned max_attempts = 0;
+	uint64_t t0, t_first_close = 0, t_first_again = 0, t_all = 0, limit;
+	FILE *ready;
+	int rc = 1;
+
+	if (!ctx || !v || !o->ready_file)
+		goto cleanup;
+	limit = (uint64_t)(o->seconds * 1e6);
+	t0 = clock_mono_us();
+	/* 1. everybody up */
+	while (up < o->count && clock_mono_us() - t0 < limit) {
+		client_service(ctx, 2);
+		inflight = 0;
+		up = 0;
+		for (size_t i = 0; i < started; i++) {
+			struct loadgen_node *n = &v[i].n;
+			if (loadgen_node_busy(n))
+				loadgen_node_step(n, &no);
+			if (n->state == LOADGEN_HELLO)
+				up++;
+			else if (loadgen_node_busy(n))
+				inflight++;
+			else if (n->state == LOADGEN_FAILED) {
+				fprintf(stderr, "clawpair-bench: storm: node %zu: close %d %s\n", i,
+				        n->close_code, n->error_code);
+				goto cleanup;
+			}
+		}
+		while (started < o->count && inflight < o->parallel) {
+			loadgen_node_init(&v[started].n, o->seed_base + (uint32_t)started);
+			loadgen_node_start(ctx, &v[started].n, &no);
+			v[started].backoff_ms = o->backoff_ms;
+			started++;
+			inflight++;
+		}
+	}
+	if (up < o->count) {
+		fprintf(stderr, "clawpair-bench: storm: only %zu of %zu connected\n", up, o->count);
+		goto cleanup;
+	}
+	ready = fopen(o->ready_file, "w");
+	if (!ready)
+		goto cleanup;
+	fclose(ready);
+	/* 2. the restart, and everybody back */
+	t0 = clock_mono_us();
+	while (again < o->count && clock_mono_us() - t0 < limit) {
+		uint64_t now;
+		client_service(ctx, 1);
+		now = clock_mono_us();
+		for (size_t i = 0; i < o->count; i++) {
+			struct storm_node *s = &v[i];
+			struct loadgen_node *n = &s->n;
+			if (s->again)
+				continue;
+			if (s->retry_at_us) {
+				if (now < s->retry_at_us)
+					continue;
+				s->retry_at_us = 0;
+				s->attempts++;
+				attempts++;
+				loadgen_node_start(ctx, n, &no);
+				continue;
+			}
+			loadgen_node_step(n, &no);
+			if (n->state == LOADGEN_HELLO && s->attempts) {
+				s->again = true;
+				again++;
+				if (!t_first_again)
+					t_first_again = now;
+				if (s->attempts > max_attempts)
+					max_attempts = s->attempts;
+				loadgen_node_close(
+				        n); /* it has shown it is back; keeps the client light */
+			} else if (n->state == LOADGEN_CLOSED || n->state == LOADGEN_FAILED) {
+				if (!t_first_close)
+					t_first_close = now;
+				if (s->attempts) {
+					failed_attempts++;
+					s->backoff_ms = s->backoff_ms * 2 > STORM_BACKOFF_MAX_MS
+					                        ? STORM_BACKOFF_MAX_MS
+					                        : s->backoff_ms * 2;
+				}
+				client_conn_destroy(n->conn);
+				n->conn = NULL;
+				n->state = LOADGEN_IDLE;
+				s->retry_at_us = now + (uint64_t)s->backoff_ms * 1000;
+			}
+		}
+	}
+	t_all = again == o->count ? clock_mono_us() : 0;
+	printf("{\"nodes\":%zu,\"back\":%zu,\"storm_s\":%.3f,\"first_back_to_all_s\":%.3f,"
+	       "\"attempts\":%zu,\"failed_attempts\":%zu,\"max_attempts\":%u,"
+	       "\"backoff_ms\":%u}\n",
+	       o->count, again, t_all && t_first_close ? (double)(t_all - t_first_close) / 1e6 : -1,
+	       t_all && t_first_again ? (double)(t_all - t_first_again) / 1e6 : -1, attempts,
+	       failed_attempts, max_attempts, o->backoff_ms);
+	rc = again == o->count ? 0 : 1;
+cleanup:
+	if (v)
+		for (size_t i = 0; i < o->count; i++)
+			client_conn_destroy(v[i].n.conn);
+	client_ctx_destroy(ctx);
+	free(v);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -502,6 +634,8 @@ static void usage(FILE *f)
 	        "[--seconds S] [--pid P]\n"
 	        "       clawpair-bench hold --url U --token T --count N --pid P "
 	        "[--idle-seconds S] [--samples M]\n"
+	        "       clawpair-bench storm --url U --token T --count N --ready-file F "
+	        "[--backoff-ms MS] [--seconds S]\n"
 	        "common: --sig 2|3 (default 3), --client-id ID, --client-mode M, --seed-base B\n");
 }
 
@@ -529,6 +663,8 @@ static const struct opt_def opt_defs[] = {
         {"client-id", OPT_STR, offsetof(struct opts, client_id)},
         {"client-mode", OPT_STR, offsetof(struct opts, client_mode)},
         {"batch", OPT_SIZE, offsetof(struct opts, batch)},
+        {"ready-file", OPT_STR, offsetof(struct opts, ready_file)},
+        {"backoff-ms", OPT_UINT, offsetof(struct opts, backoff_ms)},
 };
 #define N_OPT_DEFS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 #define OPT_HELP ((int)N_OPT_DEFS)
@@ -595,7 +731,8 @@ int main(int argc, char **argv)
 	                 .idle_seconds = 10,
 	                 .samples = 1000,
 	                 .seed_base = 0x100000,
-	                 .sig = 3};
+	                 .sig = 3,
+	                 .backoff_ms = 1000};
 	if (argc < 2) {
 		usage(stderr);
 		return 64;
@@ -620,6 +757,8 @@ int main(int argc, char **argv)
 		return cmd_handshake(&o);
 	if (strcmp(cmd, "hold") == 0 && o.pid > 0)
 		return cmd_hold(&o);
+	if (strcmp(cmd, "storm") == 0 && o.ready_file)
+		return cmd_storm(&o);
 	usage(stderr);
 	return 64;
 }
