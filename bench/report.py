@@ -107,8 +107,14 @@ def main():
          ("max", 5.0, large, f"<= 5 ms at {big}"))
     line("reconnect storm: all back (hello-ok), s", field("storm", "ref", "storm_s"), ".2f",
          ("max", 3.0, large, f"<= 3 s at {big}"))
-    line("reconnect storm: first to last back, s", field("storm", "ref", "first_back_to_all_s"), ".2f")
+    line("storm: gateway stop (every socket closed), s", field("storm", "ref", "restart_stop_s"),
+         ".2f")
+    line("storm: gateway start (listening again), s", field("storm", "ref", "restart_start_s"),
+         ".2f")
+    line("storm: listening to all back, s", field("storm", "ref", "from_listening_s"), ".2f")
     line("reconnect storm, OpenClaw " + ocv + ", s", field("storm", "openclaw", "storm_s"), ".2f")
+    line("storm, OpenClaw: listening to all back, s", field("storm", "openclaw", "from_listening_s"),
+         ".2f")
 
     out_lines = []
     p = out_lines.append

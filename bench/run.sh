@@ -211,22 +211,43 @@ storm() { # target n seed url sig restart_fn
 		kill -0 "$bpid" 2>/dev/null || break
 		sleep 0.1
 	done
+	local t_stop=0 t_up=0
 	if [[ -f "$ready" ]]; then
+		t_stop="$(date +%s%3N)"
 		"$restart_fn"
+		t_up="$(date +%s%3N)"
 	else
 		log "storm: the $n nodes did not all connect"
 	fi
 	wait "$bpid" || true
-	record storm "$target" "$n" "$(cat "$out" 2>/dev/null || echo '{"error":"storm failed"}')"
+	# The restart's own times: stop (every socket closed) and start (listening again).
+	record storm "$target" "$n" "$(python3 - "$out" "$t_stop" "$t_up" "$restart_stopped" <<'PY'
+import json, sys
+path, t_stop, t_up, t_stopped = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+try:
+    d = json.load(open(path))
+except (OSError, ValueError):
+    d = {"error": "storm failed"}
+if t_stop and t_up:
+    d["restart_stop_s"] = (t_stopped - t_stop) / 1000.0
+    d["restart_start_s"] = (t_up - t_stopped) / 1000.0
+    if d.get("all_back_wall_ms", -1) > 0:
+        d["from_listening_s"] = (d["all_back_wall_ms"] - t_up) / 1000.0
+print(json.dumps(d))
+PY
+)"
 }
+restart_stopped=0
 restart_ref() {
 	local port="${gw_url##*:}" d="$ref_dir"
 	stop_ref
+	restart_stopped="$(date +%s%3N)"
 	start_ref "$d" "$port" || log "reference gateway did not restart"
 }
 restart_openclaw() {
 	local port="$oc_port" d="$oc_state"
 	stop_openclaw
+	restart_stopped="$(date +%s%3N)"
 	start_openclaw "$d" "$port" || log "OpenClaw did not restart"
 }
 

@@ -38,6 +38,10 @@
 #define EVICT_LOOK 8
 /* A WebSocket silent this long gets a PING; one still silent IDLE_HANGUP_MS after its last
  * message is dropped (what lws's own idle check did, see no_idle_check). */
+/* Close frames handed to lws and not yet answered, at most: lws waits for each answer with a
+ * timer in its sorted list (linear per insertion), so closing 10,000 sockets at once (a
+ * shutdown) would cost 10,000^2 / 2 list steps; in waves it costs 10,000 * CLOSE_PACE. */
+#define CLOSE_PACE 256
 #define IDLE_PING_MS 300000
 #define IDLE_HANGUP_MS 310000
 
@@ -95,6 +99,8 @@ struct session {
 	bool established;
 	bool closing; /* a close is decided: no more frames are queued */
 	bool close_handed; /* lws has the close frame: it sends it, then waits for the peer's */
+	bool close_waiting; /* in the gateway's close queue (close_pace) */
+	struct session *cq_prev, *cq_next;
 	int close_code;
 	char close_reason[124];
 	struct out_frame *head, *tail;
@@ -147,8 +153,10 @@ struct gateway {
 	size_t rx_budget[2], rx_used[2];
 	uint64_t message_timeout_ms;
 	struct session *rx_head, *rx_tail;
-	struct session *idle_head,
-	        *idle_tail; /* established sessions, least recently heard first */
+	/* established sessions, least recently heard first */
+	struct session *idle_head, *idle_tail;
+	unsigned closes_out; /* close frames handed to lws whose peer has not answered yet */
+	struct session *cq_head, *cq_tail; /* sessions waiting to hand their close frame */
 	unsigned upgrade_timeout_s;
 #ifdef CLAWPAIR_WITH_LIBEV
 	/* lws's own loop is poll(), which walks every socket on every wake-up; at 10,000 held
@@ -1112,6 +1120,51 @@ static int http_body(struct lws *wsi, bool root)
 
 /* --- the protocol callback --- */
 
+static void close_unqueue(struct gateway *gw, struct session *s)
+{
+	if (!s->close_waiting)
+		return;
+	if (s->cq_prev)
+		s->cq_prev->cq_next = s->cq_next;
+	else
+		gw->cq_head = s->cq_next;
+	if (s->cq_next)
+		s->cq_next->cq_prev = s->cq_prev;
+	else
+		gw->cq_tail = s->cq_prev;
+	s->cq_prev = s->cq_next = NULL;
+	s->close_waiting = false;
+}
+
+/* May s hand its close frame to lws now? If not, it waits in line, and close_done wakes it. */
+static bool close_pace(struct gateway *gw, struct session *s)
+{
+	if (gw->closes_out < CLOSE_PACE) {
+		close_unqueue(gw, s);
+		gw->closes_out++;
+		return true;
+	}
+	if (!s->close_waiting) {
+		s->cq_prev = gw->cq_tail;
+		s->cq_next = NULL;
+		*(gw->cq_tail ? &gw->cq_tail->cq_next : &gw->cq_head) = s;
+		gw->cq_tail = s;
+		s->close_waiting = true;
+	}
+	return false;
+}
+
+/* s is gone: its place in the close queue, or its close in flight, goes to the next in line. */
+static void close_done(struct gateway *gw, struct session *s)
+{
+	close_unqueue(gw, s);
+	if (!s->close_handed)
+		return;
+	gw->closes_out--;
+	if (gw->cq_head && gw->cq_head->wsi)
+		lws_callback_on_writable(gw->cq_head->wsi);
+}
+
 static int on_writeable(struct session *s)
 {
 	struct out_frame *f = s->head;
@@ -1130,6 +1183,8 @@ static int on_writeable(struct session *s)
 	}
 	if (!f) {
 		if (s->closing && !s->close_handed) {
+			if (!close_pace(s->gw, s))
+				return 0;
 			s->close_handed = true;
 			lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
 			                 (unsigned char *)s->close_reason, strlen(s->close_reason));
@@ -1222,6 +1277,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		queue_free(s);
 		rx_release(s);
 		idle_unlist(gw, s);
+		close_done(gw, s);
 		if (s->conn) {
 			core_conn_closed(gw->core, s->conn, clock_wall_ms());
 			s->conn = NULL;
