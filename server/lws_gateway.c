@@ -38,9 +38,10 @@
 #define EVICT_LOOK 8
 /* A WebSocket silent this long gets a PING; one still silent IDLE_HANGUP_MS after its last
  * message is dropped (what lws's own idle check did, see no_idle_check). */
-/* Close frames handed to lws and not yet answered, at most: lws waits for each answer with a
+/* Close frames handed to lws per turn of the loop, at most: lws waits for each answer with a
  * timer in its sorted list (linear per insertion), so closing 10,000 sockets at once (a
- * shutdown) would cost 10,000^2 / 2 list steps; in waves it costs 10,000 * CLOSE_PACE. */
+ * shutdown) would cost 10,000^2 / 2 list steps; in waves the list holds about the closes of the
+ * last turns. Per turn, not per answer: a peer that never answers cannot hold up the others. */
 #define CLOSE_PACE 256
 #define IDLE_PING_MS 300000
 #define IDLE_HANGUP_MS 310000
@@ -155,7 +156,7 @@ struct gateway {
 	struct session *rx_head, *rx_tail;
 	/* established sessions, least recently heard first */
 	struct session *idle_head, *idle_tail;
-	unsigned closes_out; /* close frames handed to lws whose peer has not answered yet */
+	unsigned closes_turn; /* close frames handed to lws in this turn of the loop */
 	struct session *cq_head, *cq_tail; /* sessions waiting to hand their close frame */
 	unsigned upgrade_timeout_s;
 #ifdef CLAWPAIR_WITH_LIBEV
@@ -189,6 +190,8 @@ static void wake_cb(lws_sorted_usec_list_t *sul)
 
 /* Group commit: the store changes of one turn of the loop reach the disk together, then the
  * replies that waited for them go out (core_flush). A failed flush stops the gateway. */
+static void close_turn(struct gateway *gw);
+
 static int flush_turn(struct gateway *gw)
 {
 	if (core_flush_due(gw->core) && core_flush(gw->core) < 0) {
@@ -211,6 +214,7 @@ static int loop_once(struct gateway *gw, int wait_ms)
 			ev_timer_start(gw->loop, &gw->ev_wake);
 		}
 		ev_run(gw->loop, EVRUN_ONCE);
+		close_turn(gw);
 		return flush_turn(gw);
 	}
 #endif
@@ -219,6 +223,7 @@ static int loop_once(struct gateway *gw, int wait_ms)
 		                 (lws_usec_t)wait_ms * LWS_US_PER_MS);
 	if (lws_service(gw->ctx, 0) < 0)
 		return -1;
+	close_turn(gw);
 	return flush_turn(gw);
 }
 
@@ -1136,12 +1141,12 @@ static void close_unqueue(struct gateway *gw, struct session *s)
 	s->close_waiting = false;
 }
 
-/* May s hand its close frame to lws now? If not, it waits in line, and close_done wakes it. */
+/* May s hand its close frame to lws now? If not, it waits in line, and close_turn wakes it. */
 static bool close_pace(struct gateway *gw, struct session *s)
 {
-	if (gw->closes_out < CLOSE_PACE) {
+	if (gw->closes_turn < CLOSE_PACE) {
 		close_unqueue(gw, s);
-		gw->closes_out++;
+		gw->closes_turn++;
 		return true;
 	}
 	if (!s->close_waiting) {
@@ -1154,15 +1159,15 @@ static bool close_pace(struct gateway *gw, struct session *s)
 	return false;
 }
 
-/* s is gone: its place in the close queue, or its close in flight, goes to the next in line. */
-static void close_done(struct gateway *gw, struct session *s)
+/* A new turn of the loop: the next CLOSE_PACE sessions in line may hand their close. */
+static void close_turn(struct gateway *gw)
 {
-	close_unqueue(gw, s);
-	if (!s->close_handed)
-		return;
-	gw->closes_out--;
-	if (gw->cq_head && gw->cq_head->wsi)
-		lws_callback_on_writable(gw->cq_head->wsi);
+	unsigned k = 0;
+
+	gw->closes_turn = 0;
+	for (struct session *s = gw->cq_head; s && k < CLOSE_PACE; s = s->cq_next, k++)
+		if (s->wsi)
+			lws_callback_on_writable(s->wsi);
 }
 
 static int on_writeable(struct session *s)
@@ -1277,7 +1282,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		queue_free(s);
 		rx_release(s);
 		idle_unlist(gw, s);
-		close_done(gw, s);
+		close_unqueue(gw, s);
 		if (s->conn) {
 			core_conn_closed(gw->core, s->conn, clock_wall_ms());
 			s->conn = NULL;
