@@ -85,6 +85,7 @@ struct store {
 	size_t n_ops, n_puts;
 	int one_fd; /* the temp file of the batch's only put, kept open for its fdatasync; or -1 */
 	bool lazy_dir[STORE__TABLES]; /* unlinked without a directory sync so far */
+	bool flush_failed; /* a flush of a full batch failed since the last store_flush */
 	struct store_flush_stats stats;
 };
 
@@ -1241,12 +1242,24 @@ static int flush_now(struct store *s)
 	}
 	s->n_ops = 0;
 	s->n_puts = 0;
+	if (rc < 0)
+		s->flush_failed = true;
 	return rc;
 }
 
 int store_flush(struct store *s)
 {
-	return s ? flush_now(s) : 0;
+	int rc;
+
+	if (!s)
+		return 0;
+	rc = flush_now(s);
+	/* A full batch that failed to flush on its own is this caller's failure too: its replies
+	 * wait for this call. */
+	if (s->flush_failed)
+		rc = -1;
+	s->flush_failed = false;
+	return rc;
 }
 
 void store_flush_stats(const struct store *s, struct store_flush_stats *out)

@@ -108,8 +108,9 @@ int store_approve(struct store *store, cJSON *paired_rec, const char *request_id
  * flushes; store_close flushes too. */
 void store_set_batching(struct store *store, bool on);
 size_t store_unflushed(const struct store *store); /* changes waiting for store_flush */
-/* Returns 0, or -1 (store_last_error says why): the batch is over either way, and the changes
- * from the failed step on are not on disk although memory has them. */
+/* Returns 0, or -1 (store_last_error says why), also when a full batch failed to flush by
+ * itself since the last call: the batch is over either way, and the changes from the failed step
+ * on are not on disk although memory has them. */
 int store_flush(struct store *store);
 
 struct store_flush_stats {
