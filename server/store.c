@@ -68,6 +68,8 @@ struct batch_op {
 	enum store_table t;
 	bool remove;
 	bool lazy; /* a removal that store_open repairs if lost: needs no sync of its own */
+	bool done; /* a removal already unlinked: the flush only syncs its directory */
+	bool dropped; /* a put that a later removal of its key cancelled (temp file gone) */
 	char tmp[STORE_KEY_MAX + 16];
 	char name[STORE_KEY_MAX + 8];
 };
@@ -417,18 +419,42 @@ static int stage_record(struct store *s, enum store_table ti, const char *key, c
 	return 0;
 }
 
+/* Batch mode: a removal unlinks the file at once, so that a directory that refuses it fails this
+ * call and memory keeps the record; store_flush syncs the directory. A put of the same key still
+ * waiting in the batch is dropped first (its rename would bring the record back). A lazy removal
+ * (store_approve's request) waits for the flush instead: it must not reach the disk before the
+ * paired record, and a failure to do it is repaired at the next open. */
 static int stage_unlink(struct store *s, enum store_table ti, const char *key, bool lazy)
 {
+	struct table *t = &s->t[ti];
 	struct batch_op *op;
+	char name[STORE_KEY_MAX + 8];
 
+	snprintf(name, sizeof(name), "%s.json", key);
 	if (s->n_ops == BATCH_MAX && flush_now(s) < 0)
 		return -1;
+	if (!lazy) {
+		if (unlinkat(t->fd, name, 0) < 0 && errno != ENOENT) {
+			set_err(s->err, sizeof(s->err), "remove %s/%s: %s", t->path, name,
+			        strerror(errno));
+			return -1;
+		}
+		for (size_t i = 0; i < s->n_ops; i++) {
+			struct batch_op *p = &s->ops[i];
+
+			if (p->t == ti && !p->remove && !p->dropped && strcmp(p->name, name) == 0) {
+				unlinkat(t->fd, p->tmp, 0);
+				p->dropped = true;
+			}
+		}
+	}
 	op = &s->ops[s->n_ops++];
 	memset(op, 0, sizeof(*op));
 	op->t = ti;
 	op->remove = true;
 	op->lazy = lazy;
-	snprintf(op->name, sizeof(op->name), "%s.json", key);
+	op->done = !lazy;
+	snprintf(op->name, sizeof(op->name), "%s", name);
 	return 0;
 }
 
@@ -1213,13 +1239,16 @@ static int flush_now(struct store *s)
 				continue;
 			touched = true;
 			if (rc < 0) { /* nothing more is renamed after a failure */
-				if (!op->remove)
+				if (!op->remove && !op->dropped)
 					unlinkat(t->fd, op->tmp, 0);
 				continue;
 			}
+			if (op->dropped)
+				continue;
 			if (op->remove) {
-				if (unlinkat(t->fd, op->name, 0) < 0 && errno != ENOENT)
-					rc = flush_fail(s, "remove", t->path);
+				/* A lazy unlink that fails leaves a stale request: store_open drops it. */
+				if (!op->done)
+					unlinkat(t->fd, op->name, 0);
 				sync = sync || !op->lazy;
 			} else {
 				if (renameat(t->fd, op->tmp, t->fd, op->name) < 0) {

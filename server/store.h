@@ -96,12 +96,13 @@ int store_remove(struct store *store, enum store_table t, const char *key);
 int store_approve(struct store *store, cJSON *paired_rec, const char *request_id);
 
 /* Group commit. With batching on, store_put, store_remove and store_approve change memory at
- * once and write a put's bytes to its temp file (so a full disk still fails the call), but the
- * rest of the atomic write waits for store_flush: one data sync for every temp file of the batch
- * (fdatasync when there is one, else syncfs of the state directory's file system), the renames
- * and unlinks in the order they were made, then one fsync per directory, the paired table's
- * before the pending table changes (PERSIST-3). The pending request that store_approve removes
- * is unlinked without a directory sync of its own (a lost unlink is the stale request that
+ * once, write a put's bytes to its temp file and unlink a removed record's file (so a full disk
+ * or a directory that refuses writes still fails the call), and leave the rest to store_flush:
+ * one data sync for every temp file of the batch (fdatasync when there is one, else syncfs of
+ * the state directory's file system), the renames in the order they were made, then one fsync
+ * per directory, the paired table's before the pending table changes (PERSIST-3). The pending
+ * request that store_approve removes is unlinked by the flush, after the paired record is
+ * durable, without a directory sync of its own (a lost unlink is the stale request that
  * store_open deletes); the next sync of that directory covers it. Until store_flush returns 0,
  * nothing written since the last flush may be acknowledged to anyone; store_unflushed tells
  * whether there is such a change. A batch of 1024 changes flushes itself. Turning batching off
