@@ -3,7 +3,8 @@
  *   verify     Ed25519 verify-only ceiling (crypto_sign_verify_detached loop, one core)
  *   pair       pairs N deterministic devices (operator approval, or a gateway's auto-approve)
  *   handshake  already-paired devices connecting until hello-ok, K in flight on one loop
- *   hold       N nodes held pending: gateway RSS/fds/idle CPU, then approve-to-hello latency */
+ *   hold       N nodes held pending: gateway RSS/fds/idle CPU, then approve-to-hello latency
+ *   storm      N paired nodes connected, the gateway restarted, the time until all are back */
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -30,6 +31,9 @@ struct opts {
 	int sig;
 	int pid;
 	bool approve;
+	const char *ready_file;
+	unsigned backoff_ms;
+	size_t dials;
 };
 
 static int cmp_u64(const void *a, const void *b)
@@ -222,6 +226,8 @@ static int cmd_handshake(const struct opts *o)
 		goto cleanup;
 	size_t next = 0, ok = 0, failed = 0;
 	char first_err[128] = "";
+	struct loadgen_proc gw0 = {0}, gw1 = {0};
+	bool have_gw = o->pid > 0 && loadgen_proc_read(o->pid, &gw0) == 0;
 	uint64_t t0 = clock_mono_us(), limit = (uint64_t)(o->seconds * 1e6);
 	for (unsigned k = 0; k < o->parallel; k++) {
 		loadgen_node_init(&slots[k], o->seed_base + (uint32_t)(next++ % o->count));
@@ -232,8 +238,11 @@ static int cmd_handshake(const struct opts *o)
 	while (running) {
 		client_service(ctx, 1);
 		bool expired = clock_mono_us() - t0 >= limit;
-		if (expired && !t_end)
+		if (expired && !t_end) {
 			t_end = clock_mono_us();
+			if (have_gw)
+				have_gw = loadgen_proc_read(o->pid, &gw1) == 0;
+		}
 		running = false;
 		for (unsigned k = 0; k < o->parallel; k++) {
 			struct loadgen_node *n = &slots[k];
@@ -276,9 +285,16 @@ static int cmd_handshake(const struct opts *o)
 	double secs = (double)(t_end - t0) / 1e6;
 	size_t n_all = n_lat;
 	double p50 = pct_ms(lat, n_all, 0.50), p99 = pct_ms(lat, n_all, 0.99);
+	/* The gateway's own CPU (utime + stime) per handshake over the timed window: what the
+	 * client's signing on the same cores does not distort. */
+	double gw_cpu_us = have_gw && ok ? (double)(gw1.cpu_ticks - gw0.cpu_ticks) * 1e6 /
+	                                           (double)sysconf(_SC_CLK_TCK) / (double)ok
+	                                 : -1;
 	printf("{\"handshakes\":%zu,\"failed\":%zu,\"seconds\":%.3f,\"per_s\":%.1f,\"parallel\":%u,"
-	       "\"devices\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"first_error\":\"%s\"}\n",
-	       ok, failed, secs, (double)ok / secs, o->parallel, o->count, p50, p99, first_err);
+	       "\"devices\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"gateway_cpu_us\":%.2f,"
+	       "\"first_error\":\"%s\"}\n",
+	       ok, failed, secs, (double)ok / secs, o->parallel, o->count, p50, p99, gw_cpu_us,
+	       first_err);
 	rc = ok > 0 ? 0 : 1;
 cleanup:
 	if (slots)
@@ -316,35 +332,47 @@ struct hold {
 };
 
 /* Connects o->count nodes, o->parallel handshakes in flight, until every one is held pending
- * or has failed, or o->seconds have passed. */
+ * or has failed, or o->seconds have passed. Only the handshakes in flight are looked at on each
+ * turn, so the client's cost per turn does not grow with the nodes already held. */
 static void hold_ramp(struct hold *h)
 {
 	const struct opts *o = h->o;
+	size_t *busy = calloc(o->parallel, sizeof(*busy)), n_busy = 0;
 	uint64_t t0 = clock_mono_us();
+	if (!busy)
+		return;
 	while (h->pending + h->failed < o->count) {
-		size_t inflight = 0;
-		h->pending = h->failed = 0;
 		client_service(h->ctx, 2);
-		for (size_t i = 0; i < h->started; i++) {
-			struct loadgen_node *n = &h->nodes[i];
-			if (loadgen_node_busy(n))
-				loadgen_node_step(n, &h->no);
+		for (size_t k = 0; k < n_busy;) {
+			struct loadgen_node *n = &h->nodes[busy[k]];
+			loadgen_node_step(n, &h->no);
+			if (loadgen_node_busy(n)) {
+				k++;
+				continue;
+			}
 			if (n->state == LOADGEN_PENDING)
 				h->pending++;
-			else if (loadgen_node_busy(n))
-				inflight++;
 			else
 				h->failed++;
+			busy[k] = busy[--n_busy];
 		}
-		while (h->started < o->count && inflight < o->parallel) {
+		while (h->started < o->count && n_busy < o->parallel) {
 			loadgen_node_init(&h->nodes[h->started],
 			                  o->seed_base + (uint32_t)h->started);
 			loadgen_node_start(h->ctx, &h->nodes[h->started], &h->no);
-			h->started++;
-			inflight++;
+			busy[n_busy++] = h->started++;
 		}
 		if (clock_mono_us() - t0 > (uint64_t)(o->seconds * 1e6))
 			break;
+	}
+	free(busy);
+	/* A held node that the gateway closed since counts as failed. */
+	h->pending = h->failed = 0;
+	for (size_t i = 0; i < h->started; i++) {
+		if (h->nodes[i].state == LOADGEN_PENDING)
+			h->pending++;
+		else if (!loadgen_node_busy(&h->nodes[i]))
+			h->failed++;
 	}
 	for (size_t i = 0; h->failed && i < h->started; i++)
 		if (h->nodes[i].state == LOADGEN_FAILED) {
@@ -469,15 +497,165 @@ cleanup:
 	return rc;
 }
 
+/* A reconnect storm: count paired devices connect (parallel in flight) until every one has
+ * hello-ok; then o->ready_file is created and the caller restarts the gateway. Every node whose
+ * socket closes reconnects after the Android app's backoff (o->backoff_ms, doubled after each
+ * failed attempt up to STORM_BACKOFF_MAX_MS, as clawpair-fake-node's reconnect policy does),
+ * until all have hello-ok again or o->seconds have passed. At most o->dials reconnects are under
+ * way at a time: the rest wait for a slot, past their backoff. One client process with 10,000
+ * handshakes under way would measure itself (lws re-inserts each into its sorted timer list at
+ * every step of the handshake, linear in the connections), not the gateway. */
+#define STORM_BACKOFF_MAX_MS 30000
+#define STORM_SCAN_US 5000
+
+struct storm_node {
+	struct loadgen_node n;
+	uint64_t retry_at_us; /* 0: not waiting */
+	unsigned backoff_ms;
+	bool again; /* hello-ok since the restart */
+	unsigned attempts; /* since the restart */
+};
+
+static int cmd_storm(const struct opts *o)
+{
+	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64, .epoll = true};
+	struct client_ctx *ctx = client_ctx_create(&co);
+	struct storm_node *v = calloc(o->count, sizeof(*v));
+	struct loadgen_node_opts no = node_opts(o);
+	size_t started = 0, up = 0, inflight = 0, again = 0, attempts = 0, failed_attempts = 0;
+	size_t dialing = 0; /* reconnects under way */
+	size_t *busy = NULL;
+	unsigned max_attempts = 0;
+	uint64_t t0, t_first_close = 0, t_first_again = 0, t_all = 0, limit;
+	FILE *ready;
+	int rc = 1;
+
+	if (!ctx || !v || !o->ready_file)
+		goto cleanup;
+	limit = (uint64_t)(o->seconds * 1e6);
+	t0 = clock_mono_us();
+	/* 1. everybody up; only the handshakes under way are looked at */
+	busy = calloc(o->parallel, sizeof(*busy));
+	if (!busy)
+		goto cleanup;
+	while (up < o->count && clock_mono_us() - t0 < limit) {
+		client_service(ctx, 2);
+		for (size_t k = 0; k < inflight;) {
+			struct loadgen_node *n = &v[busy[k]].n;
+			loadgen_node_step(n, &no);
+			if (loadgen_node_busy(n)) {
+				k++;
+				continue;
+			}
+			if (n->state != LOADGEN_HELLO) {
+				fprintf(stderr, "clawpair-bench: storm: node %zu: close %d %s\n",
+				        busy[k], n->close_code, n->error_code);
+				goto cleanup;
+			}
+			up++;
+			busy[k] = busy[--inflight];
+		}
+		while (started < o->count && inflight < o->parallel) {
+			loadgen_node_init(&v[started].n, o->seed_base + (uint32_t)started);
+			loadgen_node_start(ctx, &v[started].n, &no);
+			v[started].backoff_ms = o->backoff_ms;
+			busy[inflight++] = started++;
+		}
+	}
+	if (up < o->count) {
+		fprintf(stderr, "clawpair-bench: storm: only %zu of %zu connected\n", up, o->count);
+		goto cleanup;
+	}
+	ready = fopen(o->ready_file, "w");
+	if (!ready)
+		goto cleanup;
+	fclose(ready);
+	/* 2. the restart, and everybody back. A pass over 10,000 nodes costs about a millisecond of
+	 * the CPU the gateway needs too: one every STORM_SCAN_US, which is also the resolution of
+	 * the figures. */
+	t0 = clock_mono_us();
+	uint64_t last_scan = 0;
+	while (again < o->count && clock_mono_us() - t0 < limit) {
+		uint64_t now;
+		client_service(ctx, 1);
+		now = clock_mono_us();
+		if (now - last_scan < STORM_SCAN_US)
+			continue;
+		last_scan = now;
+		for (size_t i = 0; i < o->count; i++) {
+			struct storm_node *s = &v[i];
+			struct loadgen_node *n = &s->n;
+			if (s->again)
+				continue;
+			if (s->retry_at_us) {
+				if (now < s->retry_at_us || dialing >= o->dials)
+					continue;
+				s->retry_at_us = 0;
+				s->attempts++;
+				attempts++;
+				dialing++;
+				loadgen_node_start(ctx, n, &no);
+				continue;
+			}
+			bool was_dialing = s->attempts && loadgen_node_busy(n);
+			loadgen_node_step(n, &no);
+			if (was_dialing && !loadgen_node_busy(n))
+				dialing--;
+			if (n->state == LOADGEN_HELLO && s->attempts) {
+				s->again = true;
+				again++;
+				if (!t_first_again)
+					t_first_again = now;
+				if (s->attempts > max_attempts)
+					max_attempts = s->attempts;
+				loadgen_node_close(
+				        n); /* it has shown it is back; keeps the client light */
+			} else if (n->state == LOADGEN_CLOSED || n->state == LOADGEN_FAILED) {
+				if (!t_first_close)
+					t_first_close = now;
+				if (s->attempts) {
+					failed_attempts++;
+					s->backoff_ms = s->backoff_ms * 2 > STORM_BACKOFF_MAX_MS
+					                        ? STORM_BACKOFF_MAX_MS
+					                        : s->backoff_ms * 2;
+				}
+				client_conn_destroy(n->conn);
+				n->conn = NULL;
+				n->state = LOADGEN_IDLE;
+				s->retry_at_us = now + (uint64_t)s->backoff_ms * 1000;
+			}
+		}
+	}
+	t_all = again == o->count ? clock_mono_us() : 0;
+	int64_t t_all_wall = again == o->count ? clock_wall_ms() : -1;
+	printf("{\"nodes\":%zu,\"back\":%zu,\"storm_s\":%.3f,\"first_back_to_all_s\":%.3f,"
+	       "\"attempts\":%zu,\"failed_attempts\":%zu,\"max_attempts\":%u,"
+	       "\"backoff_ms\":%u,\"dials\":%zu,\"all_back_wall_ms\":%" PRId64 "}\n",
+	       o->count, again, t_all && t_first_close ? (double)(t_all - t_first_close) / 1e6 : -1,
+	       t_all && t_first_again ? (double)(t_all - t_first_again) / 1e6 : -1, attempts,
+	       failed_attempts, max_attempts, o->backoff_ms, o->dials, t_all_wall);
+	rc = again == o->count ? 0 : 1;
+cleanup:
+	if (v)
+		for (size_t i = 0; i < o->count; i++)
+			client_conn_destroy(v[i].n.conn);
+	client_ctx_destroy(ctx);
+	free(v);
+	free(busy);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: clawpair-bench verify [--seconds S]\n"
 	        "       clawpair-bench pair --url U --token T --count N [--approve] [--batch B]\n"
 	        "       clawpair-bench handshake --url U --token T --count N [--parallel K] "
-	        "[--seconds S]\n"
+	        "[--seconds S] [--pid P]\n"
 	        "       clawpair-bench hold --url U --token T --count N --pid P "
 	        "[--idle-seconds S] [--samples M]\n"
+	        "       clawpair-bench storm --url U --token T --count N --ready-file F "
+	        "[--backoff-ms MS] [--dials D] [--seconds S]\n"
 	        "common: --sig 2|3 (default 3), --client-id ID, --client-mode M, --seed-base B\n");
 }
 
@@ -505,6 +683,9 @@ static const struct opt_def opt_defs[] = {
         {"client-id", OPT_STR, offsetof(struct opts, client_id)},
         {"client-mode", OPT_STR, offsetof(struct opts, client_mode)},
         {"batch", OPT_SIZE, offsetof(struct opts, batch)},
+        {"ready-file", OPT_STR, offsetof(struct opts, ready_file)},
+        {"backoff-ms", OPT_UINT, offsetof(struct opts, backoff_ms)},
+        {"dials", OPT_SIZE, offsetof(struct opts, dials)},
 };
 #define N_OPT_DEFS (sizeof(opt_defs) / sizeof(opt_defs[0]))
 #define OPT_HELP ((int)N_OPT_DEFS)
@@ -571,7 +752,9 @@ int main(int argc, char **argv)
 	                 .idle_seconds = 10,
 	                 .samples = 1000,
 	                 .seed_base = 0x100000,
-	                 .sig = 3};
+	                 .sig = 3,
+	                 .backoff_ms = 1000,
+	                 .dials = 512};
 	if (argc < 2) {
 		usage(stderr);
 		return 64;
@@ -596,6 +779,8 @@ int main(int argc, char **argv)
 		return cmd_handshake(&o);
 	if (strcmp(cmd, "hold") == 0 && o.pid > 0)
 		return cmd_hold(&o);
+	if (strcmp(cmd, "storm") == 0 && o.ready_file)
+		return cmd_storm(&o);
 	usage(stderr);
 	return 64;
 }

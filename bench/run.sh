@@ -11,6 +11,7 @@ usage: bench/run.sh [options]
                              v<VERSION>/.node naming the node binary); without it OpenClaw is skipped
   --openclaw-version V       default 2026.1.30
   --openclaw-sizes "100 1000"  sizes measured against OpenClaw (its store rewrites grow with N)
+  --openclaw-storm-sizes "1000"  of those, the sizes that get a reconnect storm ("" for none)
   --parallel K               handshakes in flight on the client loop (default 32)
   --seconds S                duration of each handshake run (default 10)
   --idle-seconds S           idle CPU window with everybody held (default 10)
@@ -27,6 +28,8 @@ sizes="100 1000 10000"
 oc_lab=""
 oc_version="2026.1.30"
 oc_sizes="100 1000"
+oc_storm_sizes="1000"
+storm_seconds=300
 parallel=32
 seconds=10
 idle=10
@@ -38,12 +41,13 @@ while [[ $# -gt 0 ]]; do
 	--openclaw-lab) oc_lab="$2"; shift ;;
 	--openclaw-version) oc_version="$2"; shift ;;
 	--openclaw-sizes) oc_sizes="$2"; shift ;;
+	--openclaw-storm-sizes) oc_storm_sizes="$2"; shift ;;
 	--parallel) parallel="$2"; shift ;;
 	--seconds) seconds="$2"; shift ;;
 	--idle-seconds) idle="$2"; shift ;;
 	--samples) samples="$2"; shift ;;
 	--skip-build) skip_build=1 ;;
-	--quick) sizes="100 1000"; oc_sizes="100 1000"; seconds=3; idle=3 ;;
+	--quick) sizes="100 1000"; oc_sizes="100 1000"; oc_storm_sizes="100"; seconds=3; idle=3 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 64 ;;
 	esac
@@ -99,12 +103,16 @@ PY
 
 # --- the reference gateway -----------------------------------------------------------------
 gw_url=""
-start_ref() { # state dir
-	local d="$1" i
+# Every load comes from 127.0.0.1, so the per-address caps are raised for the run (a real storm
+# comes from as many addresses as nodes).
+start_ref() { # state dir [port]
+	local d="$1" port="${2:-0}" i
 	mkdir -p "$d"
-	"$gateway" --listen 127.0.0.1:0 --state-dir "$d/state" --token "$token" \
+	: >"$d/stdout"
+	"$gateway" --listen "127.0.0.1:$port" --state-dir "$d/state" --token "$token" \
 		--no-local-auto-approve --max-pending 20000 --max-pending-per-ip 20000 \
-		--pending-ttl 3600 --log-level warn >"$d/stdout" 2>"$d/stderr" &
+		--max-upgrading 20000 --max-upgrading-per-ip 20000 \
+		--pending-ttl 3600 --log-level warn >"$d/stdout" 2>>"$d/stderr" &
 	gw_pid=$!
 	for ((i = 0; i < 200; i++)); do
 		gw_url="$(sed -n 's/.*listening on \(ws:\/\/127\.0\.0\.1:[0-9]*\).*/\1/p' "$d/stdout" | head -1)"
@@ -139,9 +147,9 @@ openclaw_available() {
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
-start_openclaw() { # state dir
+start_openclaw() { # state dir [port]
 	local d="$1" i
-	oc_port="$(free_port)"
+	oc_port="${2:-$(free_port)}"
 	mkdir -p "$d/home" "$d/state" "$d/tmp"
 	# Token auth on loopback, nothing optional started; the config schema is closed, so only
 	# keys 2026.1.30 knows.
@@ -188,6 +196,61 @@ stop_openclaw() {
 	oc_pid=""
 }
 
+# The reconnect storm: clawpair-bench connects n paired devices, says so through a file, and
+# keeps them reconnecting while restart_fn stops the gateway and starts it again on its port.
+storm() { # target n seed url sig restart_fn
+	local target="$1" n="$2" sd="$3" url="$4" sig="$5" restart_fn="$6" ready out bpid i
+	ready="$work/storm-ready-$target-$n"
+	out="$work/storm-$target-$n.json"
+	rm -f "$ready"
+	"$bench" storm --url "$url" --token "$token" --count "$n" --seed-base "$sd" --sig "$sig" \
+		--parallel "$parallel" --ready-file "$ready" --seconds "$storm_seconds" >"$out" &
+	bpid=$!
+	for ((i = 0; i < storm_seconds * 10; i++)); do
+		[[ -f "$ready" ]] && break
+		kill -0 "$bpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	local t_stop=0 t_up=0
+	if [[ -f "$ready" ]]; then
+		t_stop="$(date +%s%3N)"
+		"$restart_fn"
+		t_up="$(date +%s%3N)"
+	else
+		log "storm: the $n nodes did not all connect"
+	fi
+	wait "$bpid" || true
+	# The restart's own times: stop (every socket closed) and start (listening again).
+	record storm "$target" "$n" "$(python3 - "$out" "$t_stop" "$t_up" "$restart_stopped" <<'PY'
+import json, sys
+path, t_stop, t_up, t_stopped = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+try:
+    d = json.load(open(path))
+except (OSError, ValueError):
+    d = {"error": "storm failed"}
+if t_stop and t_up:
+    d["restart_stop_s"] = (t_stopped - t_stop) / 1000.0
+    d["restart_start_s"] = (t_up - t_stopped) / 1000.0
+    if d.get("all_back_wall_ms", -1) > 0:
+        d["from_listening_s"] = (d["all_back_wall_ms"] - t_up) / 1000.0
+print(json.dumps(d))
+PY
+)"
+}
+restart_stopped=0
+restart_ref() {
+	local port="${gw_url##*:}" d="$ref_dir"
+	stop_ref
+	restart_stopped="$(date +%s%3N)"
+	start_ref "$d" "$port" || log "reference gateway did not restart"
+}
+restart_openclaw() {
+	local port="$oc_port" d="$oc_state"
+	stop_openclaw
+	restart_stopped="$(date +%s%3N)"
+	start_openclaw "$d" "$port" || log "OpenClaw did not restart"
+}
+
 # --- measurements --------------------------------------------------------------------------
 log "Ed25519 verify ceiling"
 record verify ceiling 1 "$("$bench" verify --seconds 3)"
@@ -202,7 +265,11 @@ for n in $sizes; do
 	record pair ref "$n" "$out"
 	log "reference: handshake throughput, $n paired devices, $parallel in flight, ${seconds}s"
 	record handshake ref "$n" "$("$bench" handshake --url "$gw_url" --token "$token" \
-		--count "$n" --seed-base "$seed" --parallel "$parallel" --seconds "$seconds" || true)"
+		--count "$n" --seed-base "$seed" --parallel "$parallel" --seconds "$seconds" \
+		--pid "$gw_pid" || true)"
+	log "reference: reconnect storm, $n paired nodes connected, gateway restarted"
+	ref_dir="$work/ref-hs-$n"
+	storm ref "$n" "$seed" "$gw_url" 3 restart_ref
 	stop_ref
 
 	log "reference: $n nodes held pending (idle ${idle}s, $samples approvals timed)"
@@ -228,7 +295,12 @@ if openclaw_available; then
 		log "OpenClaw $oc_version: handshake throughput, $n paired devices"
 		record handshake openclaw "$n" "$("$bench" handshake --url "ws://127.0.0.1:$oc_port" \
 			--token "$token" --count "$n" --sig 2 --seed-base "$seed" --parallel "$parallel" \
-			--seconds "$seconds" || true)"
+			--seconds "$seconds" --pid "$oc_pid" || true)"
+		if [[ " $oc_storm_sizes " == *" $n "* ]]; then
+			log "OpenClaw $oc_version: reconnect storm, $n paired nodes, gateway restarted"
+			oc_state="$work/oc-$n"
+			storm openclaw "$n" "$seed" "ws://127.0.0.1:$oc_port" 2 restart_openclaw
+		fi
 		stop_openclaw
 	done
 fi

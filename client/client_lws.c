@@ -99,6 +99,7 @@ struct client_ctx {
 	struct client_conn *connecting; /* conn whose lws_client_connect_via_info is running */
 	lws_sorted_usec_list_t wake;
 	uint64_t next_deadline_ms; /* earliest connect deadline of a conn not yet upgraded */
+	bool no_idle_check; /* client_ctx_opts.epoll: see no_idle_check */
 #ifdef CLAWPAIR_WITH_LIBEV
 	struct ev_loop *loop; /* NULL: lws's poll() loop */
 	ev_timer ev_wake;
@@ -585,6 +586,12 @@ static const struct lws_protocols protocols[] = {
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* lws's default idle check (PING after 300 s, hangup at 310 s) keeps a timer per connection in
+ * a list sorted by deadline, moved to its tail on every message received: linear in the open
+ * connections. A context for thousands of conns (client_ctx_opts.epoll) does without it. */
+static const lws_retry_bo_t no_idle_check = {.secs_since_valid_ping = 0,
+                                             .secs_since_valid_hangup = 0};
+
 /* A client vhost of the context; options with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT give it a
  * TLS client context. Returns 0, or -1. */
 static int add_vhost(struct client_ctx *ctx, const char *name, uint64_t options,
@@ -627,6 +634,7 @@ struct client_ctx *client_ctx_create(const struct client_ctx_opts *opts)
 	if (!ctx)
 		return NULL;
 	ctx->max_frame = opts && opts->max_frame ? opts->max_frame : DEFAULT_MAX_FRAME;
+	ctx->no_idle_check = opts && opts->epoll;
 	lws_set_log_level(dbg ? atoi(dbg) : 0, NULL);
 
 	memset(&info, 0, sizeof(info));
@@ -922,6 +930,8 @@ static int start_connect(struct client_ctx *ctx, const struct client_conn_opts *
 	ci.userdata = c;
 	ci.pwsi = &c->wsi;
 	ci.vhost = c->tls ? tls_vhost(ctx, c->pinned) : ctx->vh_plain;
+	if (ctx->no_idle_check) /* a client connection takes its policy from here, not the vhost */
+		ci.retry_and_idle_policy = &no_idle_check;
 	/* a pin stands for the host name as well as for the CAs */
 	ci.ssl_connection = !c->tls     ? 0
 	                    : c->pinned ? LCCSCF_USE_SSL | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK

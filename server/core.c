@@ -23,19 +23,106 @@ void core_logf(struct core *core, enum core_log_level level, const char *fmt, ..
 	core->io.log(core->io.user, level, line);
 }
 
-static void send_frame(struct core *core, struct core_conn *conn, char *text, bool response)
+/* Frames and closes that wait for the store (PERSIST-3): while a change is not durable, nothing
+ * goes out, so no reply, event or hello-ok can speak of it early; core_flush makes the batch
+ * durable and then releases them in order. */
+struct core_deferred {
+	struct core_deferred *next;
+	struct core_conn *conn; /* NULL once the connection is gone */
+	char *text; /* NULL: a close */
+	bool response;
+	int code;
+	char reason[128];
+};
+
+static bool deferring(const struct core *core)
+{
+	return core->def_head || store_unflushed(core->store) > 0;
+}
+
+static struct core_deferred *defer(struct core *core, struct core_conn *conn)
+{
+	struct core_deferred *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->conn = conn;
+	conn->n_deferred++;
+	*(core->def_head ? &core->def_tail->next : &core->def_head) = d;
+	core->def_tail = d;
+	return d;
+}
+
+static void deliver(struct core *core, struct core_conn *conn, const char *text, bool response)
 {
 	void (*send)(void *, void *, const char *, size_t) =
 	        response && core->io.send_response ? core->io.send_response : core->io.send;
+
+	send(core->io.user, conn->user, text, strlen(text));
+}
+
+static void send_frame(struct core *core, struct core_conn *conn, char *text, bool response)
+{
+	struct core_deferred *d;
 
 	if (!text) {
 		core_logf(core, CORE_LOG_ERROR, "conn %s: out of memory building a frame",
 		          conn->id);
 		return;
 	}
-	if (!conn->closing)
-		send(core->io.user, conn->user, text, strlen(text));
-	free(text);
+	if (conn->closing) {
+		free(text);
+		return;
+	}
+	if (!deferring(core)) {
+		deliver(core, conn, text, response);
+		free(text);
+		return;
+	}
+	d = defer(core, conn);
+	if (!d) {
+		core_logf(core, CORE_LOG_ERROR, "conn %s: out of memory queueing a frame",
+		          conn->id);
+		free(text);
+		return;
+	}
+	d->text = text;
+	d->response = response;
+}
+
+int core_flush(struct core *core)
+{
+	struct core_deferred *d, *next;
+	int rc;
+
+	if (!core)
+		return 0;
+	rc = store_flush(core->store);
+	if (rc < 0)
+		core_logf(core, CORE_LOG_ERROR,
+		          "store: %s: nothing since the last flush is on disk",
+		          store_last_error(core->store));
+	d = core->def_head;
+	core->def_head = core->def_tail = NULL;
+	for (; d; d = next) {
+		next = d->next;
+		if (d->conn) {
+			d->conn->n_deferred--;
+			/* After a failed flush nothing that waited for it may be sent. */
+			if (rc == 0 && d->text)
+				deliver(core, d->conn, d->text, d->response);
+			else if (rc == 0)
+				core->io.close(core->io.user, d->conn->user, d->code, d->reason);
+		}
+		free(d->text);
+		free(d);
+	}
+	return rc;
+}
+
+bool core_flush_due(const struct core *core)
+{
+	return core && deferring(core);
 }
 
 void core_send_text(struct core *core, struct core_conn *conn, char *text)
@@ -71,6 +158,15 @@ void core_close(struct core *core, struct core_conn *conn, int code, const char 
 	frame_close_reason(reason ? reason : "", cut, sizeof(cut));
 	core_index_remove(core, conn);
 	conn->closing = true;
+	if (deferring(core)) {
+		struct core_deferred *d = defer(core, conn);
+
+		if (d) {
+			d->code = code;
+			snprintf(d->reason, sizeof(d->reason), "%s", cut);
+			return;
+		}
+	}
 	core->io.close(core->io.user, conn->user, code, cut);
 }
 
@@ -195,6 +291,13 @@ void core_destroy(struct core *core)
 {
 	if (!core)
 		return;
+	while (core->def_head) {
+		struct core_deferred *d = core->def_head;
+
+		core->def_head = d->next;
+		free(d->text);
+		free(d);
+	}
 	while (core->conns) {
 		struct core_conn *c = core->conns;
 
@@ -320,6 +423,12 @@ void core_conn_closed(struct core *core, struct core_conn *conn, uint64_t now_ms
 		return;
 	/* A held request outlives its socket: the device may come back before the TTL. */
 	core_index_remove(core, conn);
+	for (struct core_deferred *d = core->def_head; conn->n_deferred && d; d = d->next) {
+		if (d->conn == conn) {
+			d->conn = NULL;
+			conn->n_deferred--;
+		}
+	}
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else

@@ -94,6 +94,17 @@ void core_conn_closed(struct core *core, struct core_conn *conn, uint64_t now_ms
  * next deadline (UINT64_MAX when none). */
 uint64_t core_run_timers(struct core *core, uint64_t now_ms);
 
+/* Group commit. When the store batches (store_set_batching), every frame and close the core
+ * emits after a change waits, in order, until the adapter calls core_flush: it makes the batch
+ * durable (store_flush), then hands the waiting frames and closes to core_io. An adapter calls it
+ * once per turn of its loop, when core_flush_due says something waits, and before it stops.
+ * Returns 0, or -1 when the store could not be made durable: the waiting frames are dropped (an
+ * ok, hello-ok or connect.pending must not speak of a change that may not be on disk) and the
+ * gateway should stop; a restart reads what is on disk. With a write-through store nothing
+ * waits. */
+int core_flush(struct core *core);
+bool core_flush_due(const struct core *core);
+
 /* Graceful stop: every held-open connect gets GATEWAY_SHUTDOWN and close 1001, other
  * connections close 1001 too. The store stays consistent (pending records are kept). */
 void core_shutdown(struct core *core, uint64_t now_ms);

@@ -53,6 +53,7 @@ struct core_conn {
 	char public_key[IDENTITY_PK_B64_LEN + 1]; /* normalized */
 	char request_id[CORE_UUID_LEN + 1]; /* held-open request */
 	cJSON *live; /* a node's connect as node.list shows it (core_node_live), or NULL */
+	unsigned n_deferred; /* its frames and close waiting for core_flush */
 
 	/* core_index.c */
 	struct core_conn *held_next; /* bucket chain of held sockets by request_id */
@@ -63,6 +64,7 @@ struct core_conn {
 
 #define CORE_INDEX_BUCKETS 4096
 struct core_ip_count;
+struct core_deferred;
 
 struct core {
 	struct core_config cfg; /* defaults applied; strings owned */
@@ -86,6 +88,7 @@ struct core {
 	uint64_t preauth_scan_ms;
 	uint64_t expiry_scan_ms;
 	bool shutting_down;
+	struct core_deferred *def_head, *def_tail; /* waiting for core_flush, in order */
 };
 
 /* core.c */

@@ -27,6 +27,7 @@
 #include "core.h"
 #include "errors.h"
 #include "locality.h"
+#include "store.h"
 
 #define RX_CHUNK 4096
 #define HTTP_BODY "clawpair-gateway\n"
@@ -35,6 +36,15 @@
 #define LIMIT_LOG_EVERY_MS 10000
 /* How many of the oldest upgrading connections a new one may look at for an idle one. */
 #define EVICT_LOOK 8
+/* A WebSocket silent this long gets a PING; one still silent IDLE_HANGUP_MS after its last
+ * message is dropped (what lws's own idle check did, see no_idle_check). */
+/* Close frames handed to lws per turn of the loop, at most: lws waits for each answer with a
+ * timer in its sorted list (linear per insertion), so closing 10,000 sockets at once (a
+ * shutdown) would cost 10,000^2 / 2 list steps; in waves the list holds about the closes of the
+ * last turns. Per turn, not per answer: a peer that never answers cannot hold up the others. */
+#define CLOSE_PACE 256
+#define IDLE_PING_MS 300000
+#define IDLE_HANGUP_MS 310000
 
 struct out_frame {
 	struct out_frame *next;
@@ -90,6 +100,8 @@ struct session {
 	bool established;
 	bool closing; /* a close is decided: no more frames are queued */
 	bool close_handed; /* lws has the close frame: it sends it, then waits for the peer's */
+	bool close_waiting; /* in the gateway's close queue (close_pace) */
+	struct session *cq_prev, *cq_next;
 	int close_code;
 	char close_reason[124];
 	struct out_frame *head, *tail;
@@ -104,6 +116,10 @@ struct session {
 	bool rx_listed;
 	struct session *rx_prev, *rx_next; /* sessions reassembling, oldest first */
 	bool http_root; /* plain HTTP: the request was for "/" */
+	/* idle check: sessions by the time of their last message, oldest first */
+	uint64_t last_rx_ms;
+	bool idle_listed, pinged, ping_due;
+	struct session *idle_prev, *idle_next;
 };
 
 struct gateway {
@@ -122,6 +138,7 @@ struct gateway {
 	lws_sorted_usec_list_t wake;
 	unsigned sessions; /* established WebSockets */
 	bool stopping;
+	bool store_failed; /* a group commit failed: the loop stops */
 	/* [LIMIT-4], [LIMIT-6]: connections from the accept on */
 	unsigned max_connections, loopback_reserve, max_upgrading_per_ip;
 	struct locality_addr *trusted;
@@ -137,6 +154,10 @@ struct gateway {
 	size_t rx_budget[2], rx_used[2];
 	uint64_t message_timeout_ms;
 	struct session *rx_head, *rx_tail;
+	/* established sessions, least recently heard first */
+	struct session *idle_head, *idle_tail;
+	unsigned closes_turn; /* close frames handed to lws in this turn of the loop */
+	struct session *cq_head, *cq_tail; /* sessions waiting to hand their close frame */
 	unsigned upgrade_timeout_s;
 #ifdef CLAWPAIR_WITH_LIBEV
 	/* lws's own loop is poll(), which walks every socket on every wake-up; at 10,000 held
@@ -153,10 +174,31 @@ struct gateway {
 #endif
 };
 
+/* lws's default idle check (PING after 300 s without a message, hangup at 310 s) keeps a timer
+ * per connection in a list sorted by deadline and moves it to the tail on every message
+ * received: linear in the open connections, so every handshake and every held node costs more
+ * the more are connected. The vhosts do without it; idle_check does the same job in O(1) per
+ * message. */
+static const lws_retry_bo_t no_idle_check = {.secs_since_valid_ping = 0,
+                                             .secs_since_valid_hangup = 0};
+
 /* Only bounds a wait of loop_once. */
 static void wake_cb(lws_sorted_usec_list_t *sul)
 {
 	(void)sul;
+}
+
+/* Group commit: the store changes of one turn of the loop reach the disk together, then the
+ * replies that waited for them go out (core_flush). A failed flush stops the gateway. */
+static void close_turn(struct gateway *gw);
+
+static int flush_turn(struct gateway *gw)
+{
+	if (core_flush_due(gw->core) && core_flush(gw->core) < 0) {
+		gateway_log(gw, CORE_LOG_ERROR, "the pairing store could not be made durable");
+		gw->store_failed = true;
+	}
+	return gw->store_failed ? -1 : 0;
 }
 
 /* One turn of the event loop: waits for at least one event or timer, at most wait_ms when it is
@@ -172,13 +214,17 @@ static int loop_once(struct gateway *gw, int wait_ms)
 			ev_timer_start(gw->loop, &gw->ev_wake);
 		}
 		ev_run(gw->loop, EVRUN_ONCE);
-		return 0;
+		close_turn(gw);
+		return flush_turn(gw);
 	}
 #endif
 	if (wait_ms >= 0)
 		lws_sul_schedule(gw->ctx, 0, &gw->wake, wake_cb,
 		                 (lws_usec_t)wait_ms * LWS_US_PER_MS);
-	return lws_service(gw->ctx, 0) < 0 ? -1 : 0;
+	if (lws_service(gw->ctx, 0) < 0)
+		return -1;
+	close_turn(gw);
+	return flush_turn(gw);
 }
 
 static const char *level_name(enum core_log_level level)
@@ -293,19 +339,30 @@ static void timer_set(struct gateway *gw, uint64_t at_ms)
 }
 
 static uint64_t rx_expire(struct gateway *gw, uint64_t now);
+static uint64_t idle_expire(struct gateway *gw, uint64_t now);
 
 static void timer_fire(struct gateway *gw)
 {
 	uint64_t now = (uint64_t)clock_wall_ms();
 	uint64_t next = core_run_timers(gw->core, now), rx = rx_expire(gw, now);
+	uint64_t idle = idle_expire(gw, now);
 
 	gw->timer_at = UINT64_MAX;
-	timer_set(gw, rx < next ? rx : next);
+	if (rx < next)
+		next = rx;
+	timer_set(gw, idle < next ? idle : next);
 }
 
+static int flush_turn(struct gateway *gw);
+
+/* lws's poll() loop runs its timers just before it waits: what they queued must be released
+ * now, or it would wait for the next event. */
 static void timer_cb(lws_sorted_usec_list_t *sul)
 {
-	timer_fire(lws_container_of(sul, struct gateway, timer));
+	struct gateway *gw = lws_container_of(sul, struct gateway, timer);
+
+	timer_fire(gw);
+	flush_turn(gw);
 }
 
 /* Any call into the core may create a deadline (a handshake timer, a pending TTL) that is sooner
@@ -785,6 +842,73 @@ static uint64_t rx_expire(struct gateway *gw, uint64_t now)
 	return gw->rx_head ? gw->rx_head->rx_since_ms + gw->message_timeout_ms : UINT64_MAX;
 }
 
+/* --- idle check --- */
+
+/* The list is in order of last_rx_ms because a session moves to its tail whenever it is heard:
+ * O(1) per message, whatever the number of sessions. */
+static void idle_unlist(struct gateway *gw, struct session *s)
+{
+	if (!s->idle_listed)
+		return;
+	if (s->idle_prev)
+		s->idle_prev->idle_next = s->idle_next;
+	else
+		gw->idle_head = s->idle_next;
+	if (s->idle_next)
+		s->idle_next->idle_prev = s->idle_prev;
+	else
+		gw->idle_tail = s->idle_prev;
+	s->idle_prev = s->idle_next = NULL;
+	s->idle_listed = false;
+}
+
+static void idle_touch(struct gateway *gw, struct session *s)
+{
+	bool first = !gw->idle_head;
+
+	idle_unlist(gw, s);
+	s->last_rx_ms = (uint64_t)clock_wall_ms();
+	s->pinged = false;
+	s->idle_prev = gw->idle_tail;
+	if (gw->idle_tail)
+		gw->idle_tail->idle_next = s;
+	else
+		gw->idle_head = s;
+	gw->idle_tail = s;
+	s->idle_listed = true;
+	if (first)
+		timer_kick(gw);
+}
+
+/* Pings the sessions silent for IDLE_PING_MS, drops those silent for IDLE_HANGUP_MS. Returns
+ * the next deadline (UINT64_MAX: none). */
+static uint64_t idle_expire(struct gateway *gw, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (struct session *s = gw->idle_head, *n; s; s = n) {
+		n = s->idle_next;
+		if (now < s->last_rx_ms + IDLE_PING_MS) {
+			if (s->last_rx_ms + IDLE_PING_MS < next)
+				next = s->last_rx_ms + IDLE_PING_MS;
+			break; /* the rest were heard later */
+		}
+		if (now >= s->last_rx_ms + IDLE_HANGUP_MS) {
+			idle_unlist(gw, s);
+			if (s->wsi)
+				lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+			continue;
+		}
+		if (!s->pinged && s->wsi) {
+			s->pinged = s->ping_due = true;
+			lws_callback_on_writable(s->wsi);
+		}
+		if (s->last_rx_ms + IDLE_HANGUP_MS < next)
+			next = s->last_rx_ms + IDLE_HANGUP_MS;
+	}
+	return next;
+}
+
 static void on_receive(struct session *s, const void *in, size_t len)
 {
 	struct gateway *gw = s->gw;
@@ -965,6 +1089,7 @@ static int on_established(struct session *s, struct gateway *gw, struct lws *wsi
 	/* From here on LWS_CALLBACK_CLOSED hands the conn back to the core. */
 	s->established = true;
 	gw->sessions++;
+	idle_touch(gw, s);
 	timer_kick(gw);
 	return 0;
 }
@@ -1000,12 +1125,71 @@ static int http_body(struct lws *wsi, bool root)
 
 /* --- the protocol callback --- */
 
+static void close_unqueue(struct gateway *gw, struct session *s)
+{
+	if (!s->close_waiting)
+		return;
+	if (s->cq_prev)
+		s->cq_prev->cq_next = s->cq_next;
+	else
+		gw->cq_head = s->cq_next;
+	if (s->cq_next)
+		s->cq_next->cq_prev = s->cq_prev;
+	else
+		gw->cq_tail = s->cq_prev;
+	s->cq_prev = s->cq_next = NULL;
+	s->close_waiting = false;
+}
+
+/* May s hand its close frame to lws now? If not, it waits in line, and close_turn wakes it. */
+static bool close_pace(struct gateway *gw, struct session *s)
+{
+	if (gw->closes_turn < CLOSE_PACE) {
+		close_unqueue(gw, s);
+		gw->closes_turn++;
+		return true;
+	}
+	if (!s->close_waiting) {
+		s->cq_prev = gw->cq_tail;
+		s->cq_next = NULL;
+		*(gw->cq_tail ? &gw->cq_tail->cq_next : &gw->cq_head) = s;
+		gw->cq_tail = s;
+		s->close_waiting = true;
+	}
+	return false;
+}
+
+/* A new turn of the loop: the next CLOSE_PACE sessions in line may hand their close. */
+static void close_turn(struct gateway *gw)
+{
+	unsigned k = 0;
+
+	gw->closes_turn = 0;
+	for (struct session *s = gw->cq_head; s && k < CLOSE_PACE; s = s->cq_next, k++)
+		if (s->wsi)
+			lws_callback_on_writable(s->wsi);
+}
+
 static int on_writeable(struct session *s)
 {
 	struct out_frame *f = s->head;
 
+	if (s->ping_due && !s->closing) {
+		/* lws hands an empty PONG to nobody: the payload makes the answer count */
+		unsigned char ping[LWS_PRE + 4] = {0};
+
+		s->ping_due = false;
+		memcpy(ping + LWS_PRE, "idle", 4);
+		if (lws_write(s->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 4)
+			return -1;
+		if (s->head)
+			lws_callback_on_writable(s->wsi);
+		return 0;
+	}
 	if (!f) {
 		if (s->closing && !s->close_handed) {
+			if (!close_pace(s->gw, s))
+				return 0;
 			s->close_handed = true;
 			lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
 			                 (unsigned char *)s->close_reason, strlen(s->close_reason));
@@ -1077,7 +1261,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_RECEIVE:
 		if (!s || !s->conn)
 			return -1;
+		idle_touch(gw, s);
 		on_receive(s, in, len);
+		return 0;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (s && s->established)
+			idle_touch(gw, s);
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (!s || !s->established)
@@ -1092,6 +1281,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		gw->sessions--;
 		queue_free(s);
 		rx_release(s);
+		idle_unlist(gw, s);
+		close_unqueue(gw, s);
 		if (s->conn) {
 			core_conn_closed(gw->core, s->conn, clock_wall_ms());
 			s->conn = NULL;
@@ -1205,6 +1396,7 @@ static int open_listeners(struct gateway *gw, size_t n, char *err, size_t errsz)
 		info.iface = any ? NULL : l->host;
 		info.protocols = protocols;
 		info.user = gw;
+		info.retry_and_idle_policy = &no_idle_check;
 		if (gw->tls_cert_path) {
 			info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 			info.ssl_cert_filepath = gw->tls_cert_path;
@@ -1335,6 +1527,7 @@ int gateway_create(const struct gateway_opts *opts, struct gateway **out, char *
 		snprintf(err, errsz, "cannot create the pairing core");
 		goto fail;
 	}
+	store_set_batching(opts->store, true);
 	lws_set_log_level(opts->log_level >= CORE_LOG_DEBUG ? LLL_ERR | LLL_WARN | LLL_NOTICE : 0,
 	                  lws_log_emit);
 	if (create_context(gw) < 0) {
@@ -1424,6 +1617,8 @@ int gateway_run(struct gateway *gw, volatile sig_atomic_t *stop, int flush_ms)
 	gw->stopping = true;
 	timer_cancel(gw);
 	core_shutdown(gw->core, clock_wall_ms());
+	if (flush_turn(gw) < 0)
+		rc = -1;
 	/* A session ends (LWS_CALLBACK_CLOSED) once its close handshake is done: every queued
 	 * frame and the close frame written, the peer's close frame read. Monotonic: a wall
 	 * clock step must not cut the flush short. */

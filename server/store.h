@@ -95,4 +95,31 @@ int store_remove(struct store *store, enum store_table t, const char *key);
  * the next open). */
 int store_approve(struct store *store, cJSON *paired_rec, const char *request_id);
 
+/* Group commit. With batching on, store_put, store_remove and store_approve change memory at
+ * once, write a put's bytes to its temp file and unlink a removed record's file (so a full disk
+ * or a directory that refuses writes still fails the call), and leave the rest to store_flush:
+ * one data sync for every temp file of the batch (fdatasync when there is one, else syncfs of
+ * the state directory's file system), the renames in the order they were made, then one fsync
+ * per directory, the paired table's before the pending table changes (PERSIST-3). The pending
+ * request that store_approve removes is unlinked by the flush, after the paired record is
+ * durable, without a directory sync of its own (a lost unlink is the stale request that
+ * store_open deletes); the next sync of that directory covers it. Until store_flush returns 0,
+ * nothing written since the last flush may be acknowledged to anyone; store_unflushed tells
+ * whether there is such a change. A batch of 1024 changes flushes itself. Turning batching off
+ * flushes; store_close flushes too. */
+void store_set_batching(struct store *store, bool on);
+size_t store_unflushed(const struct store *store); /* changes waiting for store_flush */
+/* Returns 0, or -1 (store_last_error says why), also when a full batch failed to flush by
+ * itself since the last call: the batch is over either way, and the changes from the failed step
+ * on are not on disk although memory has them. */
+int store_flush(struct store *store);
+
+struct store_flush_stats {
+	unsigned long batches; /* flushes with at least one change */
+	unsigned long records; /* changes flushed */
+	unsigned long data_syncs; /* fdatasync or syncfs calls */
+	unsigned long dir_syncs; /* directory fsyncs */
+};
+void store_flush_stats(const struct store *store, struct store_flush_stats *out);
+
 #endif

@@ -2695,6 +2695,92 @@ static void test_node_role_method_answers(void **state)
 	env_free(e);
 }
 
+static bool record_on_disk(const struct env *e, const char *table, const char *key)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s/%s.json", e->dir, table, key);
+	return access(path, F_OK) == 0;
+}
+
+/* Group commit (PERSIST-3): with a batching store, nothing the core emits after a change goes out
+ * before core_flush has put the change on disk; then everything goes, in order; frames for a
+ * socket that closed meanwhile are dropped. */
+static void test_group_commit(void **state)
+{
+	struct env *e = env_new(NULL);
+	struct store_flush_stats st;
+	struct identity id1, id2;
+	struct client *op, *n1, *n2, *bad;
+	struct copts o1, o2;
+	char rid1[64], rid2[64], params[128];
+	const cJSON *p;
+
+	(void)state;
+	op = operator(e, "operator.pairing", NULL);
+	store_set_batching(e->store, true);
+	assert_false(core_flush_due(e->core));
+	ident(&id1, 41);
+	ident(&id2, 42);
+	o1 = node_opts(&id1);
+	o2 = node_opts(&id2);
+	n1 = open_client(e, "10.0.0.5"); /* nothing waits: the challenge goes at once */
+	n2 = open_client(e, "10.0.0.6");
+	bad = open_client(e, "10.0.0.7");
+	do_connect(n1, &o1);
+	do_connect(n2, &o2);
+	send_text(bad, "{not json"); /* an error and a close, queued behind the requests */
+	assert_int_equal(store_count(e->store, STORE_PENDING), 2);
+	assert_int_equal(store_unflushed(e->store), 2);
+	assert_true(core_flush_due(e->core));
+	expect_no_frame(n1);
+	expect_no_frame(n2);
+	expect_no_frame(op);
+	assert_false(bad->closed);
+
+	assert_int_equal(core_flush(e->core), 0);
+	store_flush_stats(e->store, &st);
+	assert_int_equal(st.batches, 1);
+	assert_int_equal(st.data_syncs, 1);
+	assert_int_equal(st.dir_syncs, 1);
+	snprintf(rid1, sizeof(rid1), "%s",
+	         jstr(expect_event(n1, "connect.pending", -1), "requestId"));
+	snprintf(rid2, sizeof(rid2), "%s",
+	         jstr(expect_event(n2, "connect.pending", -1), "requestId"));
+	assert_true(record_on_disk(e, "pending", rid1));
+	assert_true(record_on_disk(e, "pending", rid2));
+	assert_string_equal(jstr(expect_event(op, "device.pair.requested", 1), "requestId"), rid1);
+	expect_event(op, "node.pair.requested", 2);
+	assert_string_equal(jstr(expect_event(op, "device.pair.requested", 3), "requestId"), rid2);
+	expect_event(op, "node.pair.requested", 4);
+	expect_closed(bad, 1008);
+	assert_false(core_flush_due(e->core));
+	reap(e);
+
+	/* The approval: no ok, resolved event or hello-ok before the paired record is on disk. */
+	snprintf(params, sizeof(params), "{\"requestId\":\"%s\"}", rid1);
+	call(op, "device.pair.approve", params);
+	/* n2 asks for something while held: its error waits too, and n2 goes away first. */
+	call(n2, "node.event", "{}");
+	expect_no_frame(op);
+	expect_no_frame(n1);
+	expect_no_frame(n2);
+	assert_false(record_on_disk(e, "paired", id1.device_id));
+	n2->closed = true;
+	reap(e);
+	assert_int_equal(core_flush(e->core), 0);
+	assert_true(record_on_disk(e, "paired", id1.device_id));
+	assert_false(record_on_disk(e, "pending", rid1));
+	p = expect_ok(op, op->last_id);
+	assert_string_equal(jstr(p, "requestId"), rid1);
+	expect_event(op, "device.pair.resolved", 5);
+	expect_event(op, "node.pair.resolved", 6);
+	expect_hello_device(n1, "node");
+	assert_int_equal(n2->n, n2->pos); /* its error was dropped with it */
+	assert_false(core_flush_due(e->core));
+	env_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2732,6 +2818,7 @@ int main(void)
 	        cmocka_unit_test(test_node_list_fields),
 	        cmocka_unit_test(test_node_pair_remove),
 	        cmocka_unit_test(test_node_role_method_answers),
+	        cmocka_unit_test(test_group_commit),
 	};
 
 	if (identity_global_init() < 0)

@@ -1,5 +1,6 @@
 /* test_store.c: the pairing store: round trips, one atomic 0600 file per record, the directory
- * lock, corrupt files, the import of the previous layout, crash repairs, and 10,000 records. */
+ * lock, corrupt files, the import of the previous layout, crash repairs, 10,000 records, and
+ * group commit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1032,11 +1033,15 @@ static void test_ten_thousand_records(void **state)
 	const cJSON *r;
 
 	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	/* Group commit, as the gateway runs it: 30,000 changes with no store_flush of ours, so a
+	 * batch flushes itself whenever it is full, and store_close flushes the rest. */
+	store_set_batching(s, true);
 	for (int i = 0; i < 10000; i++) {
 		snprintf(rid, sizeof(rid), "req-%05d", i);
 		snprintf(did, sizeof(did), "dev-%05d", i);
 		assert_int_equal(store_put(s, STORE_PENDING, pending_rec(rid, did, i)), 0);
 	}
+	assert_true(store_unflushed(s) < 1024);
 	assert_int_equal(store_count(s, STORE_PENDING), 10000);
 	for (int i = 0; i < 10000; i++) {
 		snprintf(rid, sizeof(rid), "req-%05d", i);
@@ -1089,6 +1094,111 @@ static void test_ten_thousand_records(void **state)
 	store_close(s);
 }
 
+/* Group commit: changes are in memory at once, on disk only after store_flush, with one data sync
+ * and one fsync per directory for the whole batch; an approval's request leaves without a
+ * directory sync of its own. */
+static void test_batch_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store_flush_stats st;
+	struct store *s = NULL;
+	char err[256] = "", pdir[128], adir[128];
+
+	snprintf(pdir, sizeof(pdir), "%s/pending", f->dir);
+	snprintf(adir, sizeof(adir), "%s/paired", f->dir);
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	store_set_batching(s, true);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r1", "d1", 1000)), 0);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r2", "d2", 2000)), 0);
+	assert_int_equal(
+	        store_approve(s, paired_rec("d1", "0123456789abcdef0123456789abcdef"), "r1"), 0);
+	/* Memory has the batch; the disk has only temp files. */
+	assert_int_equal(store_unflushed(s), 4);
+	assert_int_equal(store_count(s, STORE_PENDING), 1);
+	assert_non_null(store_get(s, STORE_PAIRED, "d1"));
+	assert_false(exists(pdir, "r2.json"));
+	assert_false(exists(adir, "d1.json"));
+	assert_int_equal(count_dotfiles(pdir), 2);
+	assert_int_equal(count_dotfiles(adir), 1);
+
+	assert_int_equal(store_flush(s), 0);
+	store_flush_stats(s, &st);
+	assert_int_equal(st.batches, 1);
+	assert_int_equal(st.records, 4);
+	assert_int_equal(st.data_syncs, 1); /* three puts: one syncfs */
+	assert_int_equal(st.dir_syncs, 2); /* paired/, then pending/ */
+	assert_int_equal(store_unflushed(s), 0);
+	assert_true(exists(pdir, "r2.json"));
+	assert_false(exists(pdir, "r1.json"));
+	assert_true(exists(adir, "d1.json"));
+	assert_int_equal(count_dotfiles(pdir), 0);
+	assert_int_equal(count_dotfiles(adir), 0);
+
+	/* One approval alone: one fdatasync, one fsync of paired/; the request's unlink rides on
+	 * the next sync of pending/. */
+	assert_int_equal(
+	        store_approve(s, paired_rec("d2", "fedcba9876543210fedcba9876543210"), "r2"), 0);
+	assert_int_equal(store_flush(s), 0);
+	store_flush_stats(s, &st);
+	assert_int_equal(st.data_syncs, 2);
+	assert_int_equal(st.dir_syncs, 3);
+	assert_false(exists(pdir, "r2.json"));
+	assert_true(exists(adir, "d2.json"));
+	assert_int_equal(store_flush(s), 0); /* nothing waits: not a batch */
+	store_flush_stats(s, &st);
+	assert_int_equal(st.batches, 2);
+
+	/* A removal and a put of the same key in one batch land in order; store_close flushes
+	 * what is left. */
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r3", "d3", 3000)), 0);
+	assert_int_equal(store_remove(s, STORE_PENDING, "r3"), 0);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r3", "d3", 3500)), 0);
+	assert_int_equal(store_put(s, STORE_PENDING, pending_rec("r4", "d4", 4000)), 0);
+	store_close(s);
+	s = NULL;
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 2);
+	assert_int_equal(store_count(s, STORE_PAIRED), 2);
+	assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+	                         store_get(s, STORE_PENDING, "r3"), "ts")),
+	                 3500);
+	assert_non_null(store_get(s, STORE_PENDING, "r4"));
+	store_close(s);
+}
+
+/* A crash before the flush loses the batch, and only the batch: what was flushed before is
+ * there, the temp files are swept at the next open. */
+static void test_batch_lost_before_flush(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = NULL;
+	char err[256] = "";
+	pid_t pid;
+	int status;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (store_open(f->dir, &s, err, sizeof(err)) < 0)
+			_exit(2);
+		store_set_batching(s, true);
+		store_put(s, STORE_PENDING, pending_rec("r1", "d1", 1000));
+		if (store_flush(s) < 0)
+			_exit(3);
+		store_approve(s, paired_rec("d1", "0123456789abcdef0123456789abcdef"), "r1");
+		store_put(s, STORE_PENDING, pending_rec("r2", "d2", 2000));
+		_exit(0); /* no flush, no close: as if killed */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(store_open(f->dir, &s, err, sizeof(err)), 0);
+	assert_int_equal(store_count(s, STORE_PENDING), 1);
+	assert_non_null(store_get(s, STORE_PENDING, "r1"));
+	assert_int_equal(store_count(s, STORE_PAIRED), 0);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1116,6 +1226,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_unsafe_keys_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_order_and_index, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ten_thousand_records, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_batch_commit, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_batch_lost_before_flush, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
