@@ -7,13 +7,15 @@ this script's making (veth pair; never loopback, never the machine's LAN address
 Usage: run-client-mode.py [--client NAME]... [--out DIR] [--hold-ms N] [--wait S]
                           [--expectations] [--cases PATTERN]... [--exclude PATTERN]...
                           [--deadline S] [--lab DIR] [--conformance PATH] [--cache DIR]
-                          [--loopback] [--list]
+                          [--loopback] [--profile NAME] [--list]
 
 Clients (NAME): node-2026.9.6 (`openclaw node run` of 2026.9.6), node-2026.1.30 (the same of
 2026.1.30), openclaw-node (the npm client openclaw-node 0.14.0, run by openclaw-node-run.mjs as
-role node). Default: all three, one after another (the jitter case starts six copies of the
-client at once; two clients at a time would make that twelve node processes). They come from
-the lab (--lab, default $OPENCLAW_LAB or /tmp/openclaw-lab); README.md says how to install it.
+role node); and fake-node, the tree's clawpair-fake-node (--profile, default reference), the
+row to compare them with (never by default). Default: the three real ones, one after another
+(the jitter case starts six copies of the client at once; two clients at a time would make that
+twelve node processes). They come from the lab (--lab, default $OPENCLAW_LAB or
+/tmp/openclaw-lab); README.md says how to install it.
 
 For each client the runner (the tree's build*/conformance/clawpair-conformance, or
 --conformance) listens on the host end of the veth (--listen HOST:0) and starts, per case,
@@ -62,6 +64,25 @@ KNOWN = {
     'openclaw-node': ('client-openclaw-node-0.14.0.txt', 'openclaw-node-0.14'),
 }
 ORDER = ['openclaw-node', 'node-2026.9.6', 'node-2026.1.30']
+
+
+class FakeNode:
+    """The tree's clawpair-fake-node (its default profile 'reference', or --profile) as a client,
+    in the same namespace: the row to compare the real clients with."""
+
+    name, title = 'fake-node', 'clawpair-fake-node'
+
+    def __init__(self, binary, profile):
+        self.binary, self.profile = binary, profile
+
+    def exec_command(self, lab_dir, ns_name, cache):
+        ip = shutil.which('ip') or '/sbin/ip'
+        netns = f'{ip} netns exec {ns_name} ' if ns_name else ''
+        return (f'exec {netns}{self.binary} --profile {self.profile} --url {{url}} '
+                '--token-file {token_file} --identity {state_dir}/identity.json'), {}
+
+    def token_env(self, token):
+        return {}
 
 
 def read_known(path):
@@ -121,7 +142,9 @@ def run_client(a, c, ns, token_file, token, out):
             '--hold-ms', str(a.hold_ms), '--wait', str(a.wait), '--exec', cmd,
             '--json', base + '.json', '--junit', base + '.xml', '--html', base + '.html']
     if a.expectations:
-        argv += ['--expectations', os.path.join(EXPECTATIONS, KNOWN[c.name][0])]
+        known = KNOWN[c.name][0] if c.name in KNOWN else f'client-{a.profile}.txt'
+        if c.name != 'fake-node' or a.profile != 'reference':
+            argv += ['--expectations', os.path.join(EXPECTATIONS, known)]
     else:
         argv += ['--write-expectations', base + '-known.txt']
     for p in a.cases:
@@ -168,7 +191,8 @@ def main():
     ap = argparse.ArgumentParser(usage=parts[1].replace('Usage: ', ''),
                                  description='\n\n'.join([parts[0]] + parts[2:]),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--client', action='append', choices=sorted(lab.CLIENTS))
+    ap.add_argument('--client', action='append', choices=sorted(lab.CLIENTS) + ['fake-node'])
+    ap.add_argument('--profile', default='reference', help="fake-node's --profile")
     ap.add_argument('--out', default='client-mode-results', metavar='DIR')
     ap.add_argument('--hold-ms', type=int, default=15000)
     ap.add_argument('--wait', type=int, default=300, metavar='S')
@@ -186,19 +210,28 @@ def main():
     a = ap.parse_args()
     if a.hold_ms < 100 or a.wait < 1 or a.deadline < 10:
         ap.error('--hold-ms >= 100, --wait >= 1, --deadline >= 10')
-    names = [n for n in ORDER if n in (a.client or ORDER)]
+    names = [n for n in ORDER + ['fake-node'] if n in (a.client or ORDER)]
     a.out = os.path.abspath(a.out)
     a.cache = os.path.abspath(a.cache or os.path.join(a.out, 'cache'))
+    clients = dict(lab.CLIENTS)
+    if 'fake-node' in names:
+        try:
+            clients['fake-node'] = FakeNode(lab.find_build('fake-node/clawpair-fake-node'),
+                                            a.profile)
+        except lab.LabError as e:
+            print(f'run-client-mode: {e}', file=sys.stderr)
+            return 2
     if a.list:
         for n in names:
-            cmd, env = lab.CLIENTS[n].exec_command(a.lab, None if a.loopback else 'NS',
+            cmd, env = clients[n].exec_command(a.lab, None if a.loopback else 'NS',
                                                    os.path.join(a.cache, f'tmp-{n}'))
             print(f'{n}: --exec {cmd!r}')
         return 0
     ns = None
     try:
         for n in names:
-            lab.CLIENTS[n].verify(a.lab)
+            if n != 'fake-node':
+                lab.CLIENTS[n].verify(a.lab)
         a.conformance = lab.find_build('conformance/clawpair-conformance', a.conformance)
         if not a.loopback:
             ns = lab.Netns()
@@ -219,12 +252,14 @@ def main():
         if ns:
             ns.create()
         for n in names:
-            c = lab.CLIENTS[n]
+            c = clients[n]
             r, report = run_client(a, c, ns, token_file, token, a.out)
             if report is None:
                 line = f'{n}: no report (exit status {r}; see {a.out}/{n}.txt)'
             else:
-                line = summary_line(n, report, KNOWN[n][1]) + f' (exit {r})'
+                prof = KNOWN[n][1] if n in KNOWN else (a.profile if a.profile != 'reference'
+                                                        else None)
+                line = summary_line(n, report, prof) + f' (exit {r})'
             print(line, flush=True)
             lines.append(line)
             rc = max(rc, 1 if r else 0)
