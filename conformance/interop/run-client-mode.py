@@ -31,7 +31,8 @@ transpiles its plugins again, minutes on a loaded 2-core machine, before its fir
 --hold-ms (default 15000) is the hold window of the pending cases: the real clients' own connect
 timeouts are about that long, so a shorter window would hide them. --wait (default 300 s) bounds
 each case's wait for the client's first connect request; a case's times run from that request,
-so a slow start costs no verdict. --deadline (default 1800 s) bounds each client's run.
+so a slow start costs no verdict. --deadline (default 1800 s) bounds each client's run: past it
+the runner is stopped (SIGTERM: it stops the client and writes its reports, the rest NOT-RUN).
 
 Writes, per client, DIR/NAME.json, NAME.xml (JUnit), NAME.html, NAME.txt (the runner's output)
 and NAME-known.txt (--write-expectations: the failures of this run as an expectations file), and
