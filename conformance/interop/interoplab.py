@@ -530,6 +530,35 @@ class Client:
                 '--port', str(port), '--display-name', label], env
 
 
+    def exec_command(self, lab, ns_name, cache, label='client-{client}'):
+        """The client as a `clawpair-conformance client --exec` command: (CMD, ENV). CMD has the
+        runner's placeholders ({host} {port} {url} {state_dir} {client}) and starts the client
+        in the namespace NS_NAME (none: where the runner runs) with its identity, device token
+        and HOME under {state_dir}; ENV goes into the runner's environment, which the client
+        inherits: the token (in no command line), PATH, and TMPDIR=CACHE, where jiti and node
+        keep their compile caches (kept across cases and runs: argv_env says why)."""
+        node = self.node(lab)
+        env = {'PATH': os.path.dirname(node) + ':/usr/sbin:/usr/bin:/sbin:/bin', 'TMPDIR': cache}
+        os.makedirs(cache, exist_ok=True)
+        ip = shutil.which('ip') or '/sbin/ip'
+        netns = f'{ip} netns exec {ns_name} ' if ns_name else ''
+        if self.name == 'openclaw-node':
+            env['OCN_MODULE'] = os.path.join(lab, self.check)
+            return (f'mkdir -p {{state_dir}}/home && exec {netns}env HOME={{state_dir}}/home '
+                    f'OCN_URL={{url}} OCN_IDENTITY={{state_dir}}/device-identity.json '
+                    f'{node} {os.path.join(HERE, "openclaw-node-run.mjs")}'), env
+        env.update({'OPENCLAW_NO_RESPAWN': '1', 'OPENCLAW_NO_AUTO_UPDATE': '1',
+                    'OPENCLAW_DISABLE_BONJOUR': '1'})
+        return (f'mkdir -p {{state_dir}}/home {{state_dir}}/state && exec {netns}env '
+                f'HOME={{state_dir}}/home OPENCLAW_STATE_DIR={{state_dir}}/state {node} '
+                f'{os.path.join(lab, self.check)} node run --host {{host}} --port {{port}} '
+                f'--display-name {label}'), env
+
+    def token_env(self, token):
+        """The environment variable that hands this client the gateway's shared token."""
+        return {'OCN_TOKEN' if self.name == 'openclaw-node' else 'OPENCLAW_GATEWAY_TOKEN': token}
+
+
 CLIENTS = {
     'node-2026.9.6': Client('node-2026.9.6', 'node host 2026.9.6', 24,
                             'v2026.9.6/node_modules/openclaw/openclaw.mjs'),
