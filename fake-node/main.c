@@ -1004,7 +1004,8 @@ static enum attempt_stop one_attempt(struct single *sn, struct client_ctx *ctx, 
 
 	memset(at, 0, sizeof(*at));
 	at->sn = sn;
-	at->use_dev = sn->device_token && !sn->device_token_refused;
+	at->use_dev = sn->device_token && !sn->device_token_refused &&
+	              !(o->profile_buf.shared_token_only && o->token);
 	at->end.used_device_token = at->use_dev;
 	sn->attempts++;
 	if (node_session_open(&at->s, ctx, &sn->cfg, &sn->id,

@@ -118,6 +118,7 @@ static const struct profile profiles[PROFILE_COUNT] = {
                         .backoff_max_ms = 30000,
                         .backoff_jitter = 0.0,
                         .hello_resets_backoff = true,
+                        .shared_token_only = true,
                         .startup_retry_default_ms = 500,
                         .startup_retry_min_ms = 100,
                         .startup_retry_max_ms = 2000,

@@ -42,6 +42,9 @@ struct profile {
 	int backoff_max_ms;
 	double backoff_jitter;
 	bool hello_resets_backoff;
+	/* with a shared token it connects with that alone and never sends its stored device token
+	 * (2026.9.6: the device token is only a retry after a refused shared token) */
+	bool shared_token_only;
 	int pairing_retry_ms; /* ANDROID: the cadence after a close for pairing */
 	/* ANDROID: an expired request (4408) is asked for again at the pairing cadence, and a
 	 * gateway going away (1001, 1012) is waited out with the backoff, instead of giving up */
