@@ -689,27 +689,6 @@ static void play(struct case_run *cr, const struct conf_case *c, const struct fa
 	fakegw_destroy(gw);
 }
 
-/* Known failures: XFAIL, or a stale entry when the case passes (as the gateway mode does). */
-static void apply_expectations(const struct conf_expectations *e, struct conf_result *r)
-{
-	const struct conf_expectation *x = conf_expectations_entry(e, r->c);
-
-	if (!x)
-		return;
-	if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT || r->verdict == CONF_INFO) {
-		r->verdict = CONF_XFAIL;
-		r->xfail_reason = strdup(x->reason);
-	} else if (r->verdict == CONF_PASS && !strcmp(x->pattern, r->c->id)) {
-		r->stale = true;
-		r->xfail_reason = strdup(x->reason);
-		free(r->message);
-		r->message =
-		        fmt_dup("listed as a known failure but passed (%s): remove it from the "
-		                "expectations file",
-		                x->reason);
-	}
-}
-
 static void redact_result(struct case_run *cr)
 {
 	struct conf_result *r = cr->r;
@@ -753,7 +732,7 @@ static void run_case(struct case_run *cr, const struct conf_case *c, size_t inde
 	redact_add(&cr->red, cr->a->token);
 	play(cr, c, &s, &rs, index);
 	r->duration_ms = clock_mono_ms() - t0;
-	apply_expectations(e, r);
+	conf_expectations_apply(e, r);
 	if (r->verdict == CONF_PASS && !cr->a->all_frames && !r->stale) {
 		for (size_t i = 0; i < r->n_frames; i++)
 			free(r->frames[i]);

@@ -112,6 +112,11 @@ struct conf_result {
 	size_t n_frames;
 };
 
+/* Applies e to r (r->c set, r's verdict final): a listed FAIL, NON-STRICT or INFO becomes XFAIL
+ * with its reason; a PASS of a case listed by its own id is stale (r->stale, and the message says
+ * to remove it; a pattern's cases are judged together: conf_run_stale_patterns). */
+void conf_expectations_apply(const struct conf_expectations *e, struct conf_result *r);
+
 void conf_result_finish(struct conf_result *r);
 /* r as one line of JSON (malloc'd, NULL when out of memory), with gone (why the gateway no
  * longer accepts a connection, or NULL); and back, for case c (r->c = c, *gone malloc'd or

@@ -94,3 +94,27 @@ int report_expectations_write(const struct conf_run *run, const char *path)
 	strbuf_finish(&b);
 	return rc;
 }
+
+void conf_expectations_apply(const struct conf_expectations *e, struct conf_result *r)
+{
+	const struct conf_expectation *x = conf_expectations_entry(e, r->c);
+
+	if (!x)
+		return;
+	if (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT || r->verdict == CONF_INFO) {
+		r->verdict = CONF_XFAIL;
+		r->xfail_reason = strdup(x->reason);
+	} else if (r->verdict == CONF_PASS && !strcmp(x->pattern, r->c->id)) {
+		struct strbuf b;
+
+		strbuf_init(&b);
+		strbuf_addf(&b,
+		            "listed as a known failure but passed (%s): remove it from the "
+		            "expectations file",
+		            x->reason);
+		r->stale = true;
+		r->xfail_reason = strdup(x->reason);
+		free(r->message);
+		r->message = strbuf_take(&b);
+	}
+}

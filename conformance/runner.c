@@ -487,8 +487,7 @@ static void play(const struct conf_case *c, const struct conf_options *o, struct
 
 void conf_run_case(const struct conf_case *c, const struct conf_options *o, struct conf_result *r)
 {
-	const char *unmet, *xfail;
-	const struct conf_expectation *x;
+	const char *unmet;
 
 	memset(r, 0, sizeof *r);
 	r->c = c;
@@ -505,25 +504,5 @@ void conf_run_case(const struct conf_case *c, const struct conf_options *o, stru
 		return;
 	}
 	play(c, o, r);
-	x = conf_expectations_entry(o->expectations, c);
-	xfail = x ? x->reason : NULL;
-	if (xfail &&
-	    (r->verdict == CONF_FAIL || r->verdict == CONF_NON_STRICT || r->verdict == CONF_INFO)) {
-		r->verdict = CONF_XFAIL;
-		r->xfail_reason = strdup(xfail);
-	} else if (xfail && r->verdict == CONF_PASS && !strcmp(x->pattern, c->id)) {
-		/* a known failure that now passes: the file is stale, and the run says so (a
-		 * pattern's cases are judged together at the end: conf_run_stale_patterns) */
-		struct strbuf b;
-
-		strbuf_init(&b);
-		strbuf_addf(&b,
-		            "listed as a known failure but passed (%s): remove it from the "
-		            "expectations file",
-		            xfail);
-		r->stale = true;
-		r->xfail_reason = strdup(xfail);
-		free(r->message);
-		r->message = strbuf_take(&b);
-	}
+	conf_expectations_apply(o->expectations, r);
 }
