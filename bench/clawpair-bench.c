@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "loadgen.h"
+#include "profile.h"
 
 struct opts {
 	const char *url, *token, *client_id, *client_mode;
@@ -499,50 +500,46 @@ cleanup:
 
 /* A reconnect storm: count paired devices connect (parallel in flight) until every one has
  * hello-ok; then o->ready_file is created and the caller restarts the gateway. Every node whose
- * socket closes reconnects after the Android app's backoff (o->backoff_ms, doubled after each
- * failed attempt up to STORM_BACKOFF_MAX_MS, as clawpair-fake-node's reconnect policy does),
+ * socket closes reconnects after the Android app's backoff (profile/'s android row, its first
+ * wait replaced by o->backoff_ms, growing after each failed attempt, as clawpair-fake-node does),
  * until all have hello-ok again or o->seconds have passed. At most o->dials reconnects are under
  * way at a time: the rest wait for a slot, past their backoff. One client process with 10,000
  * handshakes under way would measure itself (lws re-inserts each into its sorted timer list at
  * every step of the handshake, linear in the connections), not the gateway. */
-#define STORM_BACKOFF_MAX_MS 30000
 #define STORM_SCAN_US 5000
 
 struct storm_node {
 	struct loadgen_node n;
 	uint64_t retry_at_us; /* 0: not waiting */
-	unsigned backoff_ms;
+	int failures; /* failed reconnects: n of profile_backoff_ms */
 	bool again; /* hello-ok since the restart */
 	unsigned attempts; /* since the restart */
 };
 
-static int cmd_storm(const struct opts *o)
-{
-	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64, .epoll = true};
-	struct client_ctx *ctx = client_ctx_create(&co);
-	struct storm_node *v = calloc(o->count, sizeof(*v));
-	struct loadgen_node_opts no = node_opts(o);
-	size_t started = 0, up = 0, inflight = 0, again = 0, attempts = 0, failed_attempts = 0;
-	size_t dialing = 0; /* reconnects under way */
-	size_t *busy = NULL;
-	unsigned max_attempts = 0;
-	uint64_t t0, t_first_close = 0, t_first_again = 0, t_all = 0, limit;
-	FILE *ready;
-	int rc = 1;
+/* What a storm counts after the restart. */
+struct storm_tally {
+	size_t again, attempts, failed_attempts, dialing; /* dialing: reconnects under way */
+	unsigned max_attempts;
+	uint64_t t_first_close, t_first_again;
+};
 
-	if (!ctx || !v || !o->ready_file)
-		goto cleanup;
-	limit = (uint64_t)(o->seconds * 1e6);
-	t0 = clock_mono_us();
-	/* 1. everybody up; only the handshakes under way are looked at */
-	busy = calloc(o->parallel, sizeof(*busy));
+/* Phase 1: every node connected (hello-ok), o->parallel handshakes in flight; only those are
+ * looked at. Returns 0, or -1 (said on stderr). */
+static int storm_connect_all(struct client_ctx *ctx, const struct opts *o, struct storm_node *v,
+                             const struct loadgen_node_opts *no, uint64_t limit)
+{
+	size_t started = 0, up = 0, inflight = 0;
+	size_t *busy = calloc(o->parallel, sizeof(*busy));
+	uint64_t t0 = clock_mono_us();
+	int rc = -1;
+
 	if (!busy)
-		goto cleanup;
+		return -1;
 	while (up < o->count && clock_mono_us() - t0 < limit) {
 		client_service(ctx, 2);
 		for (size_t k = 0; k < inflight;) {
 			struct loadgen_node *n = &v[busy[k]].n;
-			loadgen_node_step(n, &no);
+			loadgen_node_step(n, no);
 			if (loadgen_node_busy(n)) {
 				k++;
 				continue;
@@ -550,22 +547,93 @@ static int cmd_storm(const struct opts *o)
 			if (n->state != LOADGEN_HELLO) {
 				fprintf(stderr, "clawpair-bench: storm: node %zu: close %d %s\n",
 				        busy[k], n->close_code, n->error_code);
-				goto cleanup;
+				goto out;
 			}
 			up++;
 			busy[k] = busy[--inflight];
 		}
 		while (started < o->count && inflight < o->parallel) {
 			loadgen_node_init(&v[started].n, o->seed_base + (uint32_t)started);
-			loadgen_node_start(ctx, &v[started].n, &no);
-			v[started].backoff_ms = o->backoff_ms;
+			loadgen_node_start(ctx, &v[started].n, no);
 			busy[inflight++] = started++;
 		}
 	}
-	if (up < o->count) {
+	if (up < o->count)
 		fprintf(stderr, "clawpair-bench: storm: only %zu of %zu connected\n", up, o->count);
-		goto cleanup;
+	else
+		rc = 0;
+out:
+	free(busy);
+	return rc;
+}
+
+/* Phase 2, one node at a time: a waiting node whose backoff ended dials (when a dial slot is
+ * free), a dialing one steps; back with hello-ok it is counted and closed, refused it waits
+ * its next backoff (bp). */
+static void storm_scan_node(struct client_ctx *ctx, const struct opts *o,
+                            const struct loadgen_node_opts *no, const struct profile *bp,
+                            struct storm_node *s, uint64_t now, struct storm_tally *t)
+{
+	struct loadgen_node *n = &s->n;
+	bool was_dialing;
+
+	if (s->again)
+		return;
+	if (s->retry_at_us) {
+		if (now < s->retry_at_us || t->dialing >= o->dials)
+			return;
+		s->retry_at_us = 0;
+		s->attempts++;
+		t->attempts++;
+		t->dialing++;
+		loadgen_node_start(ctx, n, no);
+		return;
 	}
+	was_dialing = s->attempts && loadgen_node_busy(n);
+	loadgen_node_step(n, no);
+	if (was_dialing && !loadgen_node_busy(n))
+		t->dialing--;
+	if (n->state == LOADGEN_HELLO && s->attempts) {
+		s->again = true;
+		t->again++;
+		if (!t->t_first_again)
+			t->t_first_again = now;
+		if (s->attempts > t->max_attempts)
+			t->max_attempts = s->attempts;
+		loadgen_node_close(n); /* it has shown it is back; keeps the client light */
+	} else if (n->state == LOADGEN_CLOSED || n->state == LOADGEN_FAILED) {
+		if (!t->t_first_close)
+			t->t_first_close = now;
+		if (s->attempts) {
+			t->failed_attempts++;
+			s->failures++;
+		}
+		client_conn_destroy(n->conn);
+		n->conn = NULL;
+		n->state = LOADGEN_IDLE;
+		s->retry_at_us = now + (uint64_t)profile_backoff_ms(bp, s->failures, 0) * 1000;
+	}
+}
+
+static int cmd_storm(const struct opts *o)
+{
+	struct client_ctx_opts co = {.max_conns = (unsigned)o->count + 64, .epoll = true};
+	struct client_ctx *ctx = client_ctx_create(&co);
+	struct storm_node *v = calloc(o->count, sizeof(*v));
+	struct loadgen_node_opts no = node_opts(o);
+	struct profile bp = *profile_get(PROFILE_ANDROID);
+	struct storm_tally t = {0};
+	uint64_t t0, t_all, limit, last_scan = 0;
+	int64_t t_all_wall;
+	FILE *ready;
+	int rc = 1;
+
+	bp.backoff_initial_ms = (int)o->backoff_ms;
+	if (!ctx || !v || !o->ready_file)
+		goto cleanup;
+	limit = (uint64_t)(o->seconds * 1e6);
+	if (storm_connect_all(ctx, o, v, &no, limit) < 0)
+		goto cleanup;
 	ready = fopen(o->ready_file, "w");
 	if (!ready)
 		goto cleanup;
@@ -574,74 +642,33 @@ static int cmd_storm(const struct opts *o)
 	 * the CPU the gateway needs too: one every STORM_SCAN_US, which is also the resolution of
 	 * the figures. */
 	t0 = clock_mono_us();
-	uint64_t last_scan = 0;
-	while (again < o->count && clock_mono_us() - t0 < limit) {
+	while (t.again < o->count && clock_mono_us() - t0 < limit) {
 		uint64_t now;
+
 		client_service(ctx, 1);
 		now = clock_mono_us();
 		if (now - last_scan < STORM_SCAN_US)
 			continue;
 		last_scan = now;
-		for (size_t i = 0; i < o->count; i++) {
-			struct storm_node *s = &v[i];
-			struct loadgen_node *n = &s->n;
-			if (s->again)
-				continue;
-			if (s->retry_at_us) {
-				if (now < s->retry_at_us || dialing >= o->dials)
-					continue;
-				s->retry_at_us = 0;
-				s->attempts++;
-				attempts++;
-				dialing++;
-				loadgen_node_start(ctx, n, &no);
-				continue;
-			}
-			bool was_dialing = s->attempts && loadgen_node_busy(n);
-			loadgen_node_step(n, &no);
-			if (was_dialing && !loadgen_node_busy(n))
-				dialing--;
-			if (n->state == LOADGEN_HELLO && s->attempts) {
-				s->again = true;
-				again++;
-				if (!t_first_again)
-					t_first_again = now;
-				if (s->attempts > max_attempts)
-					max_attempts = s->attempts;
-				loadgen_node_close(
-				        n); /* it has shown it is back; keeps the client light */
-			} else if (n->state == LOADGEN_CLOSED || n->state == LOADGEN_FAILED) {
-				if (!t_first_close)
-					t_first_close = now;
-				if (s->attempts) {
-					failed_attempts++;
-					s->backoff_ms = s->backoff_ms * 2 > STORM_BACKOFF_MAX_MS
-					                        ? STORM_BACKOFF_MAX_MS
-					                        : s->backoff_ms * 2;
-				}
-				client_conn_destroy(n->conn);
-				n->conn = NULL;
-				n->state = LOADGEN_IDLE;
-				s->retry_at_us = now + (uint64_t)s->backoff_ms * 1000;
-			}
-		}
+		for (size_t i = 0; i < o->count; i++)
+			storm_scan_node(ctx, o, &no, &bp, &v[i], now, &t);
 	}
-	t_all = again == o->count ? clock_mono_us() : 0;
-	int64_t t_all_wall = again == o->count ? clock_wall_ms() : -1;
+	t_all = t.again == o->count ? clock_mono_us() : 0;
+	t_all_wall = t.again == o->count ? clock_wall_ms() : -1;
 	printf("{\"nodes\":%zu,\"back\":%zu,\"storm_s\":%.3f,\"first_back_to_all_s\":%.3f,"
 	       "\"attempts\":%zu,\"failed_attempts\":%zu,\"max_attempts\":%u,"
 	       "\"backoff_ms\":%u,\"dials\":%zu,\"all_back_wall_ms\":%" PRId64 "}\n",
-	       o->count, again, t_all && t_first_close ? (double)(t_all - t_first_close) / 1e6 : -1,
-	       t_all && t_first_again ? (double)(t_all - t_first_again) / 1e6 : -1, attempts,
-	       failed_attempts, max_attempts, o->backoff_ms, o->dials, t_all_wall);
-	rc = again == o->count ? 0 : 1;
+	       o->count, t.again,
+	       t_all && t.t_first_close ? (double)(t_all - t.t_first_close) / 1e6 : -1,
+	       t_all && t.t_first_again ? (double)(t_all - t.t_first_again) / 1e6 : -1, t.attempts,
+	       t.failed_attempts, t.max_attempts, o->backoff_ms, o->dials, t_all_wall);
+	rc = t.again == o->count ? 0 : 1;
 cleanup:
 	if (v)
 		for (size_t i = 0; i < o->count; i++)
 			client_conn_destroy(v[i].n.conn);
 	client_ctx_destroy(ctx);
 	free(v);
-	free(busy);
 	return rc;
 }
 
